@@ -1,0 +1,51 @@
+// Logs in on a serial console (getty + login), tolerating kernel messages in between.
+import { randomBytes } from 'node:crypto';
+import { TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
+import type { Console } from '../protocols/console.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
+import { deadlineFrom } from '../time/deadline.ts';
+
+/**
+ * Waits for a login prompt, sends the user and password and proves that a shell answers.
+ * Throws TestFailure on "Login incorrect" and a TimeoutError naming the step that hung.
+ */
+export async function serialLogin(console: Console, machine: string, user: string, password: string, opts?: WaitOptions): Promise<void> {
+  const deadline = deadlineFrom(opts, 120_000, `serial login as ${user} on ${machine}`, 'pass { timeout } to login()');
+  const wait = { deadline, signal: opts?.signal };
+  // Kernel messages can land between "login:" and the cursor; poke with a newline until a fresh prompt shows.
+  for (;;) {
+    await console.write('\n');
+    try {
+      await console.expect(/login: *$/m, { ...wait, deadline: deadline.child(5_000, 'login prompt') });
+      break;
+    } catch (err) {
+      if (!(err instanceof TimeoutError) || deadline.expired()) {
+        throw deadline.expired() ? timeout(console, machine, 'a login prompt ("login:")', deadline) : err;
+      }
+    }
+  }
+  await console.write(`${user}\n`);
+  await console.expect(/Password: *$/m, wait).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
+  await console.write(`${password}\n`);
+  const outcome = await console.expect(/(Login incorrect)|([#$>] *$)/m, wait).catch(rethrow(console, machine, 'a shell prompt or "Login incorrect"', deadline));
+  if (outcome[1]) {
+    throw new TestFailure(`Serial login as ${user} on ${machine} failed: the guest said "Login incorrect" (wrong user or password?).`, {
+      details: { machine, user, lastLines: console.lastLines(10) },
+    });
+  }
+  // A prompt-like string is not proof: run a command whose answer differs from what the tty echoes.
+  const n = randomBytes(2).readUInt16BE(0);
+  await console.write(`echo FLOK$((${n}+1))\n`);
+  await console.expect(new RegExp(`FLOK${n + 1}\\b`), wait).catch(rethrow(console, machine, 'the shell to answer after login', deadline));
+}
+
+function timeout(console: Console, machine: string, awaited: string, deadline: import('../time/deadline.ts').Deadline): TimeoutError {
+  return new TimeoutError('test-failure', { awaited, deadline, machine, lastLines: console.lastLines(20) });
+}
+
+function rethrow(console: Console, machine: string, awaited: string, deadline: import('../time/deadline.ts').Deadline) {
+  return (err: unknown): never => {
+    if (err instanceof TimeoutError) throw timeout(console, machine, awaited, deadline);
+    throw err;
+  };
+}

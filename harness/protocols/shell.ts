@@ -1,0 +1,36 @@
+// Shell protocol: run commands on a machine and check their exit codes.
+import type { WaitOptions } from './wait-options.ts';
+
+/** What a guest command returned. `stdoutBytes` is exact; `stdout` is its UTF-8 reading. */
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+  durationMs: number;
+}
+
+/** Options of one command: its budget (enforced in the guest, exit code 124 when it expires). */
+export type ExecOptions = WaitOptions;
+
+/** Runs one command and returns its exit code and output: the one primitive a shell provider implements. */
+export interface CommandRunner {
+  readonly machineName: string;
+  execute(command: string, opts?: ExecOptions): Promise<ExecResult>;
+}
+
+/** The commands a scenario runs on any machine, VM or board. */
+export interface Shell extends CommandRunner {
+  /** Runs `command`; throws a CommandError unless it exits 0. Returns stdout. */
+  succeed(command: string, opts?: ExecOptions): Promise<string>;
+  /** Runs `command`; throws a CommandError if it exits 0. Returns stdout. */
+  fail(command: string, opts?: ExecOptions): Promise<string>;
+  /** Retries `command` until it exits 0. Returns its stdout. */
+  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string>;
+  /** Retries `command` until it exits non-zero. Returns its stdout. */
+  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string>;
+  /** Waits until `path` exists in the guest. */
+  waitForFile(path: string, opts?: ExecOptions): Promise<void>;
+  /** Waits until something in the guest listens on TCP `port`. */
+  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void>;
+}

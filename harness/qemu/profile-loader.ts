@@ -1,0 +1,53 @@
+// Finds profiles by name in machines/ (or a directory the user names) and validates them.
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { profileSchema, type MachineProfile } from './profile.ts';
+
+/** The project's machines/ directory. */
+export const BUILTIN_MACHINES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../machines');
+
+/** Directories searched for profiles: $FLEETLAB_MACHINES (colon-separated) then machines/. */
+export function machineDirs(extra: string[] = []): string[] {
+  const env = (process.env.FLEETLAB_MACHINES ?? '').split(':').filter(Boolean);
+  return [...extra, ...env, BUILTIN_MACHINES_DIR];
+}
+
+/** Names of every profile found. */
+export function listProfiles(dirs = machineDirs()): string[] {
+  const names = new Set<string>();
+  for (const d of dirs) {
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)) if (f.endsWith('.ts') && !f.endsWith('.test.ts')) names.add(f.slice(0, -3));
+  }
+  return [...names].sort();
+}
+
+/** Loads profile `name` (or a path to a profile file), validating it; ConfigurationError names the file and field. */
+export async function loadProfile(nameOrPath: string, dirs = machineDirs()): Promise<MachineProfile> {
+  const file = nameOrPath.endsWith('.ts') ? resolve(nameOrPath) : dirs.map((d) => join(d, `${nameOrPath}.ts`)).find((f) => existsSync(f));
+  if (!file || !existsSync(file)) {
+    throw new ConfigurationError(
+      `Unknown machine profile "${nameOrPath}". Known profiles: ${listProfiles(dirs).join(', ') || '(none)'}; searched ${dirs.join(', ')}. ` +
+        'Add machines/<name>.ts exporting a profile (see machines/x86_64-direct.ts), or pass a path to one.',
+      { details: { profile: nameOrPath } },
+    );
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new ConfigurationError(`Machine profile ${file} failed to load: ${(err as Error).message}`, { cause: err, details: { file } });
+  }
+  return validateProfile(mod.default, file);
+}
+
+/** Validates profile data; `source` names where it came from in the error. */
+export function validateProfile(data: unknown, source: string): MachineProfile {
+  if (data === undefined) throw new ConfigurationError(`Machine profile ${source} has no default export; export default defineProfile({...}).`, { details: { file: source } });
+  const parsed = profileSchema.safeParse(data);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(profile)'}: ${i.message}`).join('\n');
+  throw new ConfigurationError(`Machine profile ${source} is invalid:\n${problems}`, { details: { file: source, issues: parsed.error.issues } });
+}

@@ -1,0 +1,120 @@
+// Machine profiles: typed, validated data that says what QEMU machine to build. Behaviour lives in QemuMachine.
+import { z } from 'zod';
+
+const consoleSpec = z.object({
+  /** Name scenarios use: machine.console('serial0'). */
+  name: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lower-case letters, digits, - and _'),
+  /** serial: the board's UART (16550 on x86, PL011 on Arm); virtconsole: a virtio console (hvc0, hvc1, ...). */
+  device: z.enum(['serial', 'virtconsole']),
+});
+
+const firmwareSpec = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('bios') }),
+  z.object({ kind: z.literal('none') }),
+  z.object({
+    kind: z.literal('uefi'),
+    /** Read-only firmware code (pflash unit 0). */
+    code: z.string(),
+    /** Template of the EFI variable store, copied per machine (pflash unit 1). */
+    vars: z.string(),
+    /** Debian package that ships these files, for the error message when they are missing. */
+    package: z.string(),
+    /** Firmware built with secure boot/SMM needs the secure pflash and smm=on. */
+    smm: z.boolean().default(false),
+  }),
+  z.object({
+    kind: z.literal('bios-file'),
+    /** A -bios image (U-Boot for QEMU). */
+    path: z.string(),
+    package: z.string(),
+  }),
+]);
+
+const bootSpec = z.discriminatedUnion('kind', [
+  /** A testbed image fleetlab builds from Debian packages (machines/testbed/). */
+  z.object({ kind: z.literal('testbed'), image: z.string(), append: z.string().default('') }),
+  /** Direct kernel boot of files the user names. */
+  z.object({ kind: z.literal('kernel'), kernel: z.string(), initrd: z.string().optional(), append: z.string().default('') }),
+  /** Boot from the disks through the firmware. */
+  z.object({ kind: z.literal('disk') }),
+]);
+
+const shellSpec = z.discriminatedUnion('kind', [
+  /** NixOS test-instrumentation backdoor: a root shell on a virtio console. */
+  z.object({ kind: z.literal('backdoor'), console: z.string() }),
+  /** No shell channel: only consoles and power. */
+  z.object({ kind: z.literal('none') }),
+]);
+
+/** The schema every profile is validated against when loaded. */
+export const profileSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, ., - and _'),
+    description: z.string().default(''),
+    arch: z.enum(['x86_64', 'aarch64', 'arm', 'i386']),
+    qemu: z.object({
+      binary: z.string(),
+      machine: z.string(),
+      cpu: z.string().optional(),
+      memoryMiB: z.number().int().min(16).default(256),
+      smp: z.number().int().min(1).default(1),
+      /** Extra -accel properties, e.g. "thread=single". */
+      accelProps: z.string().optional(),
+      extraArgs: z.array(z.string()).default([]),
+    }),
+    accel: z.enum(['auto', 'kvm', 'tcg', 'hvf']).default('auto'),
+    firmware: firmwareSpec.default({ kind: 'bios' }),
+    boot: bootSpec,
+    consoles: z.array(consoleSpec).min(1),
+    /** Where kernel messages and the login prompt appear. */
+    serialConsole: z.string(),
+    display: z.enum(['std', 'virtio', 'none']).default('std'),
+    guest: z.object({
+      shell: shellSpec,
+      login: z.object({ user: z.string(), password: z.string() }).optional(),
+      poweroffCommand: z.string().default('poweroff'),
+      rebootCommand: z.string().default('reboot'),
+    }),
+  })
+  .superRefine((p, ctx) => {
+    const names = new Set(p.consoles.map((c) => c.name));
+    if (!names.has(p.serialConsole)) ctx.addIssue({ code: 'custom', path: ['serialConsole'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
+    if (p.guest.shell.kind === 'backdoor') {
+      const c = p.consoles.find((x) => x.name === (p.guest.shell as { console: string }).console);
+      if (!c) ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
+      else if (c.device !== 'virtconsole') ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: 'the backdoor shell runs on a virtconsole' });
+    }
+  });
+
+/** A validated machine profile. */
+export type MachineProfile = z.output<typeof profileSchema>;
+/** What a profile file may write: defaults filled in at load time. */
+export type MachineProfileInput = z.input<typeof profileSchema>;
+
+/** Declares a profile with editor completion; validation happens when it is loaded. */
+export function defineProfile(profile: MachineProfileInput): MachineProfileInput {
+  return profile;
+}
+
+type DeepPartial<T> = T extends readonly (infer U)[] ? U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
+/** A new profile from `base` with `patch` merged in (objects merge, arrays and scalars replace). */
+export function extendProfile(base: MachineProfileInput, patch: DeepPartial<MachineProfileInput> & { name: string }): MachineProfileInput {
+  return deepMerge(base, patch) as MachineProfileInput;
+}
+
+function deepMerge(a: unknown, b: unknown): unknown {
+  if (b === undefined) return a;
+  if (isPlainObject(a) && isPlainObject(b)) {
+    // A different discriminant replaces a union member whole (firmware bios -> uefi).
+    if ('kind' in b && 'kind' in a && a.kind !== b.kind) return b;
+    const out: Record<string, unknown> = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+    return out;
+  }
+  return b;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,411 @@
+// A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConsoleLog } from '../console/console-log.ts';
+import { serialLogin } from '../console/serial-login.ts';
+import { StreamConsole } from '../console/stream-console.ts';
+import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
+import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
+import type { Power, PowerState } from '../protocols/power.ts';
+import type { Screen } from '../protocols/screen.ts';
+import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
+import { BackdoorShell } from '../shell/backdoor-shell.ts';
+import { ShellOps } from '../shell/shell-ops.ts';
+import { deadlineFrom, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
+import { ensureTestbed } from '../../machines/testbed/build.ts';
+import { testbedRecipes } from '../../machines/testbed/index.ts';
+import { chooseAccel } from './accel-probe.ts';
+import { QEMU_PACKAGES, which } from './host-packages.ts';
+import { loadProfile } from './profile-loader.ts';
+import type { MachineProfile } from './profile.ts';
+import { consoleSocket, qemuArgv, qmpSocket } from './qemu-argv.ts';
+import { comboToQcodes, textToCombos } from './qemu-keys.ts';
+import { QmpClient, type QmpEvent } from './qmp.ts';
+
+/** Options of one machine instance. */
+export interface QemuMachineOptions {
+  /** Machine name: hostname of the testbed guest, log file names. Default: the profile's name. */
+  name?: string;
+  /** Where console logs go. Default: a fresh directory under the system temp dir. */
+  logDir?: string;
+  /** Overrides the profile's accelerator. */
+  accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+  /** Called with every line of the serial console (for live reporters). */
+  onConsoleLine?: (line: string) => void;
+}
+
+/** Lifecycle of the QEMU process. */
+export type MachineState = 'stopped' | 'starting' | 'running' | 'stopping';
+
+/** Facts about a started machine, for reports: profile, accelerator actually used, QEMU version. */
+export interface MachineFacts {
+  profile: string;
+  arch: string;
+  firmware: string;
+  accel: string;
+  accelReason: string;
+  qemuVersion: string;
+}
+
+/** A QEMU VM that implements the Power, Shell and Screen protocols and exposes its consoles. */
+export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
+  readonly name: string;
+  readonly profile: MachineProfile;
+  readonly logDir: string;
+  /** The serial console's log: every byte, timestamped. */
+  readonly log: ConsoleLog;
+  /** Guest boots so far: each start and each guest-initiated reset counts one. */
+  boots = 0;
+  facts: MachineFacts | undefined;
+  private _state: MachineState = 'stopped';
+  private proc: SupervisedProcess | undefined;
+  private qmp: QmpClient | undefined;
+  private runDir: string | undefined;
+  private efiVars: string | undefined;
+  private readonly consoles = new Map<string, StreamConsole>();
+  private readonly consoleLogs = new Map<string, ConsoleLog>();
+  private readonly backdoor: BackdoorShell | undefined;
+  private readonly shell: ShellOps;
+  private readonly opts: QemuMachineOptions;
+
+  constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
+    super();
+    this.profile = profile;
+    this.opts = opts;
+    this.name = opts.name ?? profile.name;
+    this.logDir = resolve(opts.logDir ?? join(tmpdir(), 'fleetlab-logs', `${this.name}-${process.pid}-${Date.now()}`));
+    this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
+    if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
+    for (const c of profile.consoles) {
+      if (profile.guest.shell.kind === 'backdoor' && c.name === profile.guest.shell.console) continue;
+      const log = c.name === profile.serialConsole ? this.log : new ConsoleLog(join(this.logDir, `${this.name}.${c.name}.log`));
+      this.consoleLogs.set(c.name, log);
+      this.consoles.set(c.name, new StreamConsole(c.name, this.name, log));
+    }
+    if (profile.guest.shell.kind === 'backdoor') {
+      this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t) });
+      this.backdoor.onSession(() => this.emit('shell-session', this.backdoor!.sessions));
+    }
+    this.shell = new ShellOps(this.backdoor ?? noShell(this.name), () => this.log.lastLines(20));
+  }
+
+  /** Loads profile `name` from machines/ and makes a machine of it. */
+  static async fromProfile(name: string, opts: QemuMachineOptions = {}): Promise<QemuMachine> {
+    return new QemuMachine(await loadProfile(name), opts);
+  }
+
+  get machineName(): string {
+    return this.name;
+  }
+
+  get state(): MachineState {
+    return this._state;
+  }
+
+  get powerState(): PowerState {
+    return this._state === 'running' || this._state === 'starting' ? 'on' : 'off';
+  }
+
+  /** The QEMU process id while running. */
+  get pid(): number | undefined {
+    return this.proc?.running ? this.proc.pid : undefined;
+  }
+
+  /** Checks the host can run this profile: QEMU binary and firmware present. Throws ConfigurationError naming what to install. */
+  checkHost(): void {
+    const bin = this.profile.qemu.binary;
+    if (!which(bin)) {
+      const pkg = QEMU_PACKAGES[bin.split('/').pop()!];
+      throw new ConfigurationError(
+        `Machine ${this.name} (profile ${this.profile.name}) needs ${bin}, which is not installed.` +
+          (pkg ? ` Install the Debian package ${pkg}: apt-get install ${pkg} (scripts/setup.sh does).` : ' Install QEMU for this architecture.'),
+        { details: { field: 'qemu.binary', value: bin, package: pkg } },
+      );
+    }
+    const fw = this.profile.firmware;
+    const files = fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [];
+    for (const f of files) {
+      if (!existsSync(f)) {
+        const pkg = (fw as { package: string }).package;
+        throw new ConfigurationError(
+          `Machine ${this.name} (profile ${this.profile.name}) needs firmware ${f}, which is missing. Install the Debian package ${pkg}: apt-get install ${pkg}.`,
+          { details: { field: 'firmware', value: f, package: pkg } },
+        );
+      }
+    }
+  }
+
+  /** Starts QEMU and the guest; resolves once the VM runs (use waitForShell() to wait for the guest). */
+  async start(opts?: WaitOptions): Promise<void> {
+    if (this._state !== 'stopped') throw new InfrastructureError(`machine ${this.name} is already ${this._state}; stop or crash it first`);
+    const deadline = deadlineFrom(opts, 600_000, `start of ${this.name}`, 'pass { timeout } to start()');
+    this.checkHost();
+    this._state = 'starting';
+    try {
+      const boot = await this.resolveBoot();
+      const { accel, why } = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
+      this.runDir = await mkdtemp(join(tmpdir(), `fleetlab-${this.name.slice(0, 20)}-`));
+      await chmod(this.runDir, 0o700);
+      if (this.profile.firmware.kind === 'uefi' && !this.efiVars) {
+        // Variables persist across this machine's reboots and restarts, fresh per machine instance.
+        this.efiVars = join(this.logDir, `${this.name}.efivars.fd`);
+        await copyFile(this.profile.firmware.vars, this.efiVars);
+      }
+      const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot });
+      this.log.note(`starting ${this.profile.qemu.binary} (${why})`);
+      const proc = spawnSupervised('qemu', this.profile.qemu.binary, argv, {
+        onLine: (stream, line) => line.trim() && this.log.note(`qemu[${proc.pid}] ${stream}: ${line}`),
+      });
+      this.proc = proc;
+      proc.exited.then(() => this.onExit(proc));
+      await this.connect(proc, deadline, opts?.signal);
+      this.facts = {
+        profile: this.profile.name,
+        arch: this.profile.arch,
+        firmware: this.profile.firmware.kind,
+        accel,
+        accelReason: why,
+        qemuVersion: this.qmp!.version,
+      };
+      await this.qmp!.execute('cont');
+      this.boots++;
+      this._state = 'running';
+      this.emit('state', this._state);
+    } catch (err) {
+      await this.kill();
+      throw err;
+    }
+  }
+
+  private async resolveBoot(): Promise<{ kernel?: string; initrd?: string; append?: string }> {
+    const boot = this.profile.boot;
+    const hostname = `fleetlab.hostname=${this.name}`;
+    if (boot.kind === 'testbed') {
+      const recipe = testbedRecipes[boot.image];
+      if (!recipe) throw new ConfigurationError(`Profile ${this.profile.name}: boot.image "${boot.image}" is no testbed recipe (have: ${Object.keys(testbedRecipes).join(', ')}).`);
+      const img = await ensureTestbed(recipe, { log: (l) => this.log.note(l) });
+      return { kernel: img.kernel, initrd: img.initrd, append: `${boot.append} ${hostname}`.trim() };
+    }
+    if (boot.kind === 'kernel') {
+      for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd]] as const) {
+        if (f && !existsSync(f)) throw new ConfigurationError(`Profile ${this.profile.name}: ${field} ${f} does not exist.`, { details: { field, value: f } });
+      }
+      return { kernel: boot.kernel, initrd: boot.initrd, append: boot.append };
+    }
+    return {};
+  }
+
+  /** Connects QMP and every console while the VM is paused, so no byte is missed. */
+  private async connect(proc: SupervisedProcess, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+    const runDir = this.runDir!;
+    const connectDeadline = deadline.child(30_000, `QEMU of ${this.name} to open its sockets`);
+    const ready = await pollUntil(() => (!proc.running || existsSync(qmpSocket(runDir)) ? true : undefined), { deadline: connectDeadline, intervalMs: 20, signal });
+    if (!proc.running) throw proc.exitError('exited right after it started');
+    if (ready.timedOut) throw new TimeoutError('infrastructure', { awaited: `QEMU to create ${qmpSocket(runDir)}`, deadline: connectDeadline, machine: this.name, lastLines: proc.stderrTail().split('\n') });
+    this.qmp = await QmpClient.connect(qmpSocket(runDir), signal);
+    this.qmp.on('event', (e: QmpEvent) => this.onQmpEvent(e));
+    for (const c of this.profile.consoles) {
+      const sock = await connectUnix(consoleSocket(runDir, c.name));
+      if (this.backdoor && this.profile.guest.shell.kind === 'backdoor' && c.name === this.profile.guest.shell.console) this.backdoor.attach(sock);
+      else this.consoles.get(c.name)!.attach(sock);
+    }
+  }
+
+  private onQmpEvent(e: QmpEvent): void {
+    if (e.event === 'RESET' && (e.data as { guest?: boolean } | undefined)?.guest) {
+      this.boots++;
+      this.log.note(`guest reset (boot ${this.boots})`);
+      this.emit('reset', this.boots);
+    } else if (e.event === 'SHUTDOWN') {
+      this.log.note(`guest shutdown (${String((e.data as { reason?: string } | undefined)?.reason ?? '')})`);
+    }
+  }
+
+  private onExit(proc: SupervisedProcess): void {
+    if (this.proc !== proc) return;
+    const exit = proc.exitStatus!;
+    const expected = this._state === 'stopping';
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`;
+    this.log.note(`qemu[${proc.pid}] exited (${how})${expected ? '' : ' unexpectedly'}`);
+    const reason = expected ? 'the machine was stopped' : `QEMU exited unexpectedly (${how})${proc.stderrTail().trim() ? `: ${proc.stderrTail().trim().split('\n').slice(-3).join(' / ')}` : ''}`;
+    for (const c of this.consoles.values()) c.detach(reason);
+    this.backdoor?.detach(reason);
+    this.qmp?.close();
+    this.qmp = undefined;
+    this.proc = undefined;
+    this._state = 'stopped';
+    if (this.runDir) void rm(this.runDir, { recursive: true, force: true });
+    this.runDir = undefined;
+    this.emit('state', this._state);
+    if (!expected) this.emit('died', reason);
+  }
+
+  /** Waits until the guest's shell channel answers. */
+  async waitForShell(opts?: WaitOptions): Promise<void> {
+    if (!this.backdoor) throw new ConfigurationError(`profile ${this.profile.name} has no shell channel (guest.shell.kind is none)`);
+    await this.backdoor.waitReady(opts);
+  }
+
+  /** A console by name (default: the serial console with kernel messages and the login). */
+  console(name = this.profile.serialConsole): StreamConsole {
+    const c = this.consoles.get(name);
+    if (!c) throw new ConfigurationError(`machine ${this.name} has no console "${name}" (have: ${[...this.consoles.keys()].join(', ')})`);
+    return c;
+  }
+
+  /** Waits for text matching `pattern` on the serial console. */
+  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
+    return this.console().expect(pattern, opts);
+  }
+
+  /** Writes text to the serial console. */
+  sendConsole(text: string): Promise<void> {
+    return this.console().write(text);
+  }
+
+  /** Logs in on the serial console (default user and password from the profile). */
+  login(user?: string, password?: string, opts?: WaitOptions): Promise<void> {
+    const u = user ?? this.profile.guest.login?.user;
+    const p = password ?? this.profile.guest.login?.password;
+    if (u === undefined || p === undefined) throw new ConfigurationError(`machine ${this.name}: no user/password given and profile ${this.profile.name} has no guest.login`);
+    return serialLogin(this.console(), this.name, u, p, opts);
+  }
+
+  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.shell.execute(command, opts);
+  }
+  succeed(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.succeed(command, opts);
+  }
+  fail(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.fail(command, opts);
+  }
+  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilSucceeds(command, opts);
+  }
+  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilFails(command, opts);
+  }
+  waitForFile(path: string, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForFile(path, opts);
+  }
+  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForOpenPort(port, opts);
+  }
+
+  /** The guest kernel's boot id: changes on every boot. */
+  async bootId(opts?: ExecOptions): Promise<string> {
+    return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();
+  }
+
+  /** Clean shutdown through the guest's poweroff command, then waits for QEMU to exit. */
+  async shutdown(opts?: WaitOptions): Promise<void> {
+    if (this._state === 'stopped') return;
+    const deadline = deadlineFrom(opts, 120_000, `clean shutdown of ${this.name}`, 'pass { timeout } to shutdown()');
+    const proc = this.proc!;
+    this._state = 'stopping';
+    if (this.backdoor?.isReady) await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline });
+    else await this.qmp?.execute('system_powerdown').catch(() => undefined);
+    const gone = await raceDeadline(proc.exited, deadline, opts?.signal);
+    if (gone.timedOut) {
+      const err = new TimeoutError('infrastructure', { awaited: `QEMU to exit after "${this.profile.guest.poweroffCommand}"`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
+      await this.kill();
+      throw err;
+    }
+  }
+
+  /** Cuts the power at once (QMP quit, then signals): the disks keep whatever was written. */
+  async crash(): Promise<void> {
+    this.log.note('crash: power cut');
+    await this.kill();
+  }
+
+  /** Reboots through the guest and waits until its shell answers again; resolves with the new boot count. */
+  async reboot(opts?: WaitOptions): Promise<number> {
+    const deadline = deadlineFrom(opts, 300_000, `reboot of ${this.name}`, 'pass { timeout } to reboot()');
+    if (!this.backdoor) throw new ConfigurationError(`machine ${this.name}: reboot() needs a shell channel`);
+    const before = this.boots;
+    const session = new Promise<void>((resolve) => {
+      const off = this.backdoor!.onSession(() => {
+        off();
+        resolve();
+      });
+    });
+    await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline });
+    const back = await raceDeadline(session, deadline, opts?.signal);
+    if (back.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to come back after reboot (a new shell session)', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
+    await this.waitForShell({ deadline, signal: opts?.signal });
+    if (this.boots === before) this.boots++; // a reset that QMP did not report as guest-initiated
+    return this.boots;
+  }
+
+  /** Writes a PNG of the screen (QMP screendump). */
+  async screenshot(path: string): Promise<void> {
+    const file = isAbsolute(path) ? path : resolve(path);
+    await this.requireQmp('screenshot').execute('screendump', { filename: file, format: 'png' });
+  }
+
+  /** Presses key combos such as "ctrl-alt-delete", "ret", "a". */
+  async sendKeys(...combos: string[]): Promise<void> {
+    const qmp = this.requireQmp('sendKeys');
+    for (const combo of combos) await qmp.execute('send-key', { keys: comboToQcodes(combo).map((k) => ({ type: 'qcode', data: k })) });
+  }
+
+  /** Types `text` as key presses. */
+  async typeText(text: string): Promise<void> {
+    const qmp = this.requireQmp('typeText');
+    for (const keys of textToCombos(text)) await qmp.execute('send-key', { keys: keys.map((k) => ({ type: 'qcode', data: k })) });
+  }
+
+  /** QMP of the running machine, for commands fleetlab does not wrap. */
+  requireQmp(what: string): QmpClient {
+    if (!this.qmp) throw new InfrastructureError(`machine ${this.name} is not running; cannot ${what}`);
+    return this.qmp;
+  }
+
+  /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
+  async stop(): Promise<void> {
+    await this.kill();
+    await Promise.all([...new Set([this.log, ...this.consoleLogs.values()])].map((l) => l.close()));
+  }
+
+  /** QMP quit, then SIGTERM, then SIGKILL; resolves when the process is gone. */
+  private async kill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) {
+      this._state = 'stopped';
+      return;
+    }
+    this._state = 'stopping';
+    this.qmp?.execute('quit').catch(() => undefined);
+    const gone = await raceDeadline(proc.exited, 2000);
+    if (gone.timedOut) await proc.stop(2000);
+    await proc.exited;
+  }
+}
+
+function connectUnix(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ path });
+    s.once('connect', () => {
+      s.off('error', reject);
+      s.on('error', () => undefined);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+function noShell(machine: string) {
+  return {
+    machineName: machine,
+    execute(): Promise<ExecResult> {
+      return Promise.reject(new ConfigurationError(`machine ${machine} has no shell channel (its profile's guest.shell.kind is none)`));
+    },
+  };
+}

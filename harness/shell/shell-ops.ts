@@ -1,0 +1,76 @@
+// succeed, fail, waitUntil* and friends, built once on any CommandRunner (VM backdoor, serial shell, SSH).
+import { CommandError, TimeoutError } from '../errors/fleetlab-error.ts';
+import type { CommandRunner, ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import { deadlineFrom, pollUntil } from '../time/deadline.ts';
+import { abbreviate } from './backdoor-shell.ts';
+import { shellQuote } from './guest-helper.ts';
+
+/** Wraps a CommandRunner into the full Shell protocol. `lastLines` feeds timeout messages. */
+export class ShellOps implements Shell {
+  private readonly runner: CommandRunner;
+  private readonly lastLines: () => string[];
+
+  constructor(runner: CommandRunner, lastLines: () => string[] = () => []) {
+    this.runner = runner;
+    this.lastLines = lastLines;
+  }
+
+  get machineName(): string {
+    return this.runner.machineName;
+  }
+
+  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.runner.execute(command, opts);
+  }
+
+  async succeed(command: string, opts?: ExecOptions): Promise<string> {
+    const r = await this.runner.execute(command, opts);
+    if (r.exitCode !== 0) throw this.commandError(command, r, 'was expected to succeed');
+    return r.stdout;
+  }
+
+  async fail(command: string, opts?: ExecOptions): Promise<string> {
+    const r = await this.runner.execute(command, opts);
+    if (r.exitCode === 0) throw this.commandError(command, r, 'was expected to fail');
+    return r.stdout;
+  }
+
+  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.retry(command, (r) => r.exitCode === 0, `\`${abbreviate(command)}\` to succeed`, opts);
+  }
+
+  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.retry(command, (r) => r.exitCode !== 0, `\`${abbreviate(command)}\` to fail`, opts);
+  }
+
+  async waitForFile(path: string, opts?: ExecOptions): Promise<void> {
+    await this.retry(`test -e ${shellQuote(path)}`, (r) => r.exitCode === 0, `file ${path} to exist`, opts);
+  }
+
+  async waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
+    // Reads the kernel's socket tables: no nc or ss needed in the guest; state 0A is LISTEN.
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const cmd = `grep -qE '^ *[0-9]+: [0-9A-F]+:${hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6`;
+    await this.retry(cmd, (r) => r.exitCode === 0, `TCP port ${port} to be listened on`, opts);
+  }
+
+  private async retry(command: string, done: (r: ExecResult) => boolean, awaited: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    const deadline = deadlineFrom(opts, 900_000, `wait for ${awaited} on ${this.machineName}`, 'pass { timeout } to the wait');
+    let last: ExecResult | undefined;
+    const res = await pollUntil(
+      async () => {
+        const r = await this.runner.execute(command, { deadline, signal: opts?.signal });
+        last = r;
+        return done(r) ? r.stdout : undefined;
+      },
+      { deadline, intervalMs: opts?.intervalMs ?? 500, signal: opts?.signal },
+    );
+    if (!res.timedOut) return res.value;
+    const lastRun = last ? `last try exited ${last.exitCode}${last.stdout || last.stderr ? `, output: ${abbreviate((last.stdout + last.stderr).trim(), 300)}` : ''}` : 'it never ran';
+    throw new TimeoutError('test-failure', { awaited: `${awaited} (${lastRun})`, deadline, machine: this.machineName, lastLines: this.lastLines() });
+  }
+
+  private commandError(command: string, r: ExecResult, expected: string): CommandError {
+    return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected });
+  }
+}

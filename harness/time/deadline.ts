@@ -1,0 +1,163 @@
+// Deadlines on one monotonic clock: public APIs take { timeout } and turn it into a Deadline at once.
+import { performance } from 'node:perf_hooks';
+
+/** Milliseconds on the monotonic clock every deadline in fleetlab uses. */
+export function now(): number {
+  return performance.now();
+}
+
+/** Global multiplier for every timeout (`--timeout-scale`): slow TCG hosts, real boards. */
+let timeoutScale = 1;
+
+/** Sets the multiplier applied to every timeout created after the call. */
+export function setTimeoutScale(scale: number): void {
+  if (!Number.isFinite(scale) || scale <= 0) throw new RangeError(`timeout scale must be a positive number, got ${scale}`);
+  timeoutScale = scale;
+}
+
+/** The multiplier applied to every timeout. */
+export function getTimeoutScale(): number {
+  return timeoutScale;
+}
+
+/** A named budget that ends at an absolute time; an inner deadline never outlives its parent. */
+export class Deadline {
+  /** Absolute end on the monotonic clock (ms). */
+  readonly at: number;
+  /** Length of this budget in ms, after scaling. */
+  readonly budgetMs: number;
+  /** What the budget is for: "shell command 'ls'", "scenario 'smoke'". */
+  readonly label: string;
+  /** How a user raises this budget: "pass { timeout } to execute()". */
+  readonly hint: string | undefined;
+  readonly parent: Deadline | undefined;
+
+  private constructor(budgetMs: number, label: string, parent?: Deadline, hint?: string) {
+    this.budgetMs = budgetMs;
+    this.at = now() + budgetMs;
+    this.label = label;
+    this.parent = parent;
+    this.hint = hint;
+  }
+
+  /** A deadline `ms` from now (scaled by the timeout scale), bounded by `parent`. */
+  static after(ms: number, label: string, opts: { parent?: Deadline; hint?: string; unscaled?: boolean } = {}): Deadline {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout for ${label} must be a non-negative number of ms, got ${ms}`);
+    return new Deadline(opts.unscaled ? ms : ms * timeoutScale, label, opts.parent, opts.hint);
+  }
+
+  /** A child budget: the earlier of `ms` from now and this deadline. */
+  child(ms: number, label: string, hint?: string): Deadline {
+    return Deadline.after(ms, label, { parent: this, hint });
+  }
+
+  /** Milliseconds left before this deadline or any ancestor expires (never negative). */
+  remaining(): number {
+    return Math.max(0, this.binding().at - now());
+  }
+
+  /** True once this deadline or an ancestor has passed. */
+  expired(): boolean {
+    return this.remaining() <= 0;
+  }
+
+  /** The deadline in the chain that expires first: the one to name in a timeout message. */
+  binding(): Deadline {
+    let best: Deadline = this;
+    for (let d = this.parent; d; d = d.parent) if (d.at < best.at) best = d;
+    return best;
+  }
+
+  /** "shell command 'x' (30 s)": the budget that binds, for messages. */
+  describe(): string {
+    const b = this.binding();
+    return `${b.label} (${formatMs(b.budgetMs)})`;
+  }
+}
+
+/** Resolves a `{ timeout }` option (ms) and optional parent into a Deadline. */
+export function deadlineFrom(
+  opts: { timeout?: number; deadline?: Deadline } | undefined,
+  defaultMs: number,
+  label: string,
+  hint?: string,
+): Deadline {
+  const ms = opts?.timeout ?? defaultMs;
+  return Deadline.after(ms, label, { parent: opts?.deadline, hint });
+}
+
+/** Formats a duration for people: 850 ms, 12.3 s, 4 min 5 s. */
+export function formatMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
+}
+
+/** Sleeps `ms`, or less if the deadline comes first; rejects when the signal aborts. */
+export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSignal } = {}): Promise<void> {
+  const wait = Math.max(0, Math.min(ms, opts.deadline ? opts.deadline.remaining() : ms));
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(opts.signal.reason);
+    const timer = setTimeout(done, wait);
+    function done() {
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }
+    function onAbort() {
+      clearTimeout(timer);
+      reject(opts.signal!.reason);
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Polls `probe` until it returns a value other than undefined or the deadline passes; never throws on timeout. */
+export async function pollUntil<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  opts: { deadline: Deadline; intervalMs?: number; signal?: AbortSignal },
+): Promise<{ timedOut: false; value: T } | { timedOut: true }> {
+  const interval = opts.intervalMs ?? 100;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    const value = await probe();
+    if (value !== undefined) return { timedOut: false, value };
+    if (opts.deadline.expired()) return { timedOut: true };
+    await sleep(interval, opts);
+  }
+}
+
+/** Waits for `promise` until `deadline` (or `ms` when given a number); clears its timer either way, so nothing keeps the process alive. */
+export function raceDeadline<T>(
+  promise: Promise<T>,
+  deadline: Deadline | number,
+  signal?: AbortSignal,
+): Promise<{ timedOut: false; value: T } | { timedOut: true }> {
+  const ms = typeof deadline === 'number' ? deadline : deadline.remaining();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      resolve({ timedOut: true });
+    }, ms);
+    const onAbort = () => {
+      cleanup();
+      reject(signal!.reason);
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        cleanup();
+        resolve({ timedOut: false, value });
+      },
+      (err) => {
+        cleanup();
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,0 +1,44 @@
+// The shape of a testbed recipe: which Debian packages and settings make a small guest fleetlab can boot.
+
+/** A user the testbed's serial login accepts. */
+export interface TestbedUser {
+  name: string;
+  password: string;
+  uid: number;
+  home: string;
+}
+
+/** What a testbed guest is built from: plain data, hashed into the image's cache key. */
+export interface TestbedRecipe {
+  /** Image name: "x86_64". */
+  name: string;
+  /** Debian architecture of the packages: amd64, arm64. */
+  debArch: string;
+  /** Kernel package; a meta package (linux-image-amd64) is resolved to the versioned one it depends on. */
+  kernelPackage: string;
+  /** busybox-static for the guest's architecture. */
+  busyboxPackage: string;
+  /** Kernel modules copied into the initramfs, with their dependencies (available to modprobe). */
+  modules: string[];
+  /** Modules loaded at boot, in order. */
+  bootModules: string[];
+  /** Extract the uncompressed ELF kernel from the bzImage: x86 boots it through PVH, skipping decompression. */
+  extractVmlinux: boolean;
+  /** Serial login users. */
+  users: TestbedUser[];
+}
+
+/** The files a built testbed consists of. */
+export interface TestbedImage {
+  recipe: string;
+  /** Cache key: hash of the recipe, its rootfs files, the builder and the package versions. */
+  key: string;
+  dir: string;
+  /** The kernel to boot directly: the PVH ELF where extracted, else the compressed image. */
+  kernel: string;
+  /** The compressed kernel image as shipped (bzImage / Image). */
+  kernelImage: string;
+  initrd: string;
+  kernelVersion: string;
+  packages: Record<string, string>;
+}

@@ -1,0 +1,14 @@
+// Recipe of the x86_64 testbed guest: Debian's amd64 kernel and busybox-static, booted directly.
+import type { TestbedRecipe } from './recipe.ts';
+
+/** x86_64 testbed: root shell on hvc0, serial login root/fleetlab, hostname from the machine's name. */
+export const x86_64Testbed: TestbedRecipe = {
+  name: 'x86_64',
+  debArch: 'amd64',
+  kernelPackage: 'linux-image-amd64',
+  busyboxPackage: 'busybox-static',
+  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'batman-adv'],
+  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk'],
+  extractVmlinux: true,
+  users: [{ name: 'root', password: 'fleetlab', uid: 0, home: '/root' }],
+};

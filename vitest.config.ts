@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration tests boot real QEMU guests under TCG: processes, not threads (QEMU is tied to its
+// parent process with PR_SET_PDEATHSIG, which a worker thread's exit would trigger), and generous timeouts.
+export default defineConfig({
+  test: {
+    include: ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+    reporters: ['default'],
+  },
+});
