@@ -10,5 +10,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     reporters: ['default'],
+    globalSetup: ['harness/testing/global-setup.ts'],
   },
 });

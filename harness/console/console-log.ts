@@ -32,10 +32,10 @@ export class ConsoleLog {
     if (this.partial) this.flushTimer = setTimeout(() => this.flushPartial(), 200).unref();
   }
 
-  /** A note from fleetlab itself, marked so it cannot be mistaken for guest output. */
+  /** A note from fleetlab itself, marked so it cannot be mistaken for guest output; kept out of lastLines(). */
   note(text: string): void {
     this.flushPartial();
-    this.line(`--- fleetlab: ${text}`);
+    this.line(`--- fleetlab: ${text}`, false);
   }
 
   /** Calls `fn` with every line logged from now on; returns an unsubscribe function. */
@@ -64,11 +64,12 @@ export class ConsoleLog {
     this.line(p.replace(/\r$/, ''));
   }
 
-  private line(line: string): void {
+  private line(line: string, fromGuest = true): void {
     const stamp = ((Date.now() - this.t0) / 1000).toFixed(3).padStart(9);
     const entry = `[${stamp}] ${line}\n`;
     this.bytes += Buffer.byteLength(entry);
     this.out.write(entry);
+    if (!fromGuest) return;
     this.recent.push(line);
     if (this.recent.length > RECENT_LINES) this.recent.shift();
     for (const fn of this.listeners) fn(line);

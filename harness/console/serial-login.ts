@@ -12,8 +12,10 @@ import { deadlineFrom } from '../time/deadline.ts';
 export async function serialLogin(console: Console, machine: string, user: string, password: string, opts?: WaitOptions): Promise<void> {
   const deadline = deadlineFrom(opts, 120_000, `serial login as ${user} on ${machine}`, 'pass { timeout } to login()');
   const wait = { deadline, signal: opts?.signal };
-  // Kernel messages can land between "login:" and the cursor; poke with a newline until a fresh prompt shows.
+  // Kernel messages can land between "login:" and the cursor, and an old prompt may still be in the
+  // buffer: forget what came before, poke with a newline and wait for a fresh prompt; retry until one shows.
   for (;;) {
+    console.mark();
     await console.write('\n');
     try {
       await console.expect(/login: *$/m, { ...wait, deadline: deadline.child(5_000, 'login prompt') });
@@ -27,7 +29,8 @@ export async function serialLogin(console: Console, machine: string, user: strin
   await console.write(`${user}\n`);
   await console.expect(/Password: *$/m, wait).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
   await console.write(`${password}\n`);
-  const outcome = await console.expect(/(Login incorrect)|([#$>] *$)/m, wait).catch(rethrow(console, machine, 'a shell prompt or "Login incorrect"', deadline));
+  // busybox ash follows its prompt with a cursor-position query (ESC[6n).
+  const outcome = await console.expect(/(Login incorrect)|([#$>] *(?:\x1b\[6n)?$)/m, wait).catch(rethrow(console, machine, 'a shell prompt or "Login incorrect"', deadline));
   if (outcome[1]) {
     throw new TestFailure(`Serial login as ${user} on ${machine} failed: the guest said "Login incorrect" (wrong user or password?).`, {
       details: { machine, user, lastLines: console.lastLines(10) },

@@ -72,6 +72,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private readonly backdoor: BackdoorShell | undefined;
   private readonly shell: ShellOps;
   private readonly opts: QemuMachineOptions;
+  /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
+  private aliveSinceBoot = false;
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
     super();
@@ -81,6 +83,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.logDir = resolve(opts.logDir ?? join(tmpdir(), 'fleetlab-logs', `${this.name}-${process.pid}-${Date.now()}`));
     this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
+    this.log.onLine(() => (this.aliveSinceBoot = true));
     for (const c of profile.consoles) {
       if (profile.guest.shell.kind === 'backdoor' && c.name === profile.guest.shell.console) continue;
       const log = c.name === profile.serialConsole ? this.log : new ConsoleLog(join(this.logDir, `${this.name}.${c.name}.log`));
@@ -89,7 +92,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     if (profile.guest.shell.kind === 'backdoor') {
       this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t) });
-      this.backdoor.onSession(() => this.emit('shell-session', this.backdoor!.sessions));
+      this.backdoor.onSession(() => {
+        this.aliveSinceBoot = true;
+        this.emit('shell-session', this.backdoor!.sessions);
+      });
     }
     this.shell = new ShellOps(this.backdoor ?? noShell(this.name), () => this.log.lastLines(20));
   }
@@ -174,6 +180,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       };
       await this.qmp!.execute('cont');
       this.boots++;
+      this.aliveSinceBoot = false;
       this._state = 'running';
       this.emit('state', this._state);
     } catch (err) {
@@ -218,6 +225,9 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
 
   private onQmpEvent(e: QmpEvent): void {
     if (e.event === 'RESET' && (e.data as { guest?: boolean } | undefined)?.guest) {
+      // One reboot can raise several resets (the kernel tries more than one method) before the guest runs again.
+      if (!this.aliveSinceBoot) return;
+      this.aliveSinceBoot = false;
       this.boots++;
       this.log.note(`guest reset (boot ${this.boots})`);
       this.emit('reset', this.boots);

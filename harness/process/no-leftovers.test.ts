@@ -1,0 +1,32 @@
+// Nothing a run starts outlives it: QEMU dies with its runner even when the runner is killed with SIGKILL.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pidAlive, processesMatching } from '../testing/processes.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+describe('process supervision', () => {
+  it('a runner killed with SIGKILL mid-boot leaves no QEMU behind', async () => {
+    const name = `orphan${process.pid}`;
+    const runner = spawn(process.execPath, [join(here, 'fixtures/boot-and-wait.ts'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The runner prints QEMU's pid once QEMU runs, then waits for the guest.
+    const qemuPid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      runner.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /qemu-pid (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      runner.on('exit', (code) => reject(new Error(`runner exited early (${code}): ${out}`)));
+    });
+    expect(pidAlive(qemuPid)).toBe(true);
+    expect(processesMatching(`fleetlab-${name}`).length).toBe(1);
+    runner.kill('SIGKILL');
+    const deadline = Date.now() + 10_000;
+    while (pidAlive(qemuPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(pidAlive(qemuPid)).toBe(false);
+    expect(processesMatching(`fleetlab-${name}`)).toEqual([]);
+  });
+});

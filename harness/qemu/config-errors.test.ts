@@ -1,0 +1,66 @@
+// Bad input gets a configuration error that names the file, field or value and what to install or change.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import { loadProfile, validateProfile } from './profile-loader.ts';
+import { extendProfile } from './profile.ts';
+import { QemuMachine } from './qemu-machine.ts';
+import base from '../../machines/x86_64-direct.ts';
+
+describe('configuration errors', () => {
+  it('an unknown profile names the profile and lists the known ones', async () => {
+    const err = await loadProfile('no-such-board').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toContain('"no-such-board"');
+    expect((err as Error).message).toContain('x86_64-direct');
+  });
+
+  it('an invalid profile file names the file and the field', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-prof-'));
+    const file = join(dir, 'broken.ts');
+    await writeFile(file, `export default { name: 'broken', arch: 'sparc', qemu: { binary: 'qemu-system-x86_64', machine: 'q35', memoryMiB: 'lots' }, boot: { kind: 'disk' }, consoles: [{ name: 'serial0', device: 'serial' }], serialConsole: 'nope', guest: { shell: { kind: 'none' } } };\n`);
+    const err = await loadProfile(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigurationError);
+    const msg = (err as Error).message;
+    expect(msg).toContain(file);
+    expect(msg).toMatch(/arch: .*x86_64/);
+    expect(msg).toContain('qemu.memoryMiB');
+  });
+
+  it('cross-field mistakes name the field: a serial console or shell console the profile does not have', () => {
+    const bad = extendProfile(base, { name: 'badref', serialConsole: 'ttyUSB9', guest: { shell: { kind: 'backdoor', console: 'serial0' } } });
+    expect(() => validateProfile(bad, 'machines/badref.ts')).toThrow(/machines\/badref\.ts[\s\S]*serialConsole: names no console[\s\S]*guest\.shell\.console: the backdoor shell runs on a virtconsole/);
+  });
+
+  it('a missing QEMU binary names the Debian package to install', async () => {
+    const p = validateProfile(extendProfile(base, { name: 'nobin', qemu: { binary: '/nonexistent/qemu-system-x86_64' } }), 'test');
+    const err = await new QemuMachine(p).start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toContain('/nonexistent/qemu-system-x86_64');
+    expect((err as Error).message).toContain('apt-get install qemu-system-x86');
+  });
+
+  it('missing firmware names the file and the Debian package', async () => {
+    const p = validateProfile(
+      extendProfile(base, { name: 'nofw', firmware: { kind: 'uefi', code: '/nonexistent/OVMF_CODE.fd', vars: '/nonexistent/OVMF_VARS.fd', package: 'ovmf' } }),
+      'test',
+    );
+    const err = await new QemuMachine(p).start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toContain('/nonexistent/OVMF_CODE.fd');
+    expect((err as Error).message).toContain('apt-get install ovmf');
+  });
+
+  it('QEMU exiting at start is an infrastructure error carrying its stderr and exit code', async () => {
+    const p = validateProfile(extendProfile(base, { name: 'badarg', qemu: { extraArgs: ['-no-such-qemu-option'] } }), 'test');
+    const m = new QemuMachine(p);
+    const err = await m.start().catch((e: unknown) => e);
+    await m.stop();
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toContain('exited right after it started (exit code 1)');
+    expect((err as Error).message).toContain('-no-such-qemu-option');
+    expect(m.state).toBe('stopped');
+  });
+});

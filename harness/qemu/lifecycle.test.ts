@@ -1,0 +1,61 @@
+// Power and lifecycle of a real QEMU machine: reboot, crash and restart, clean shutdown.
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive } from '../testing/processes.ts';
+import { QemuMachine } from './qemu-machine.ts';
+
+let m: QemuMachine;
+
+beforeAll(async () => {
+  m = await QemuMachine.fromProfile('x86_64-direct', { name: 'lifecycle', logDir: join(tmpdir(), `fleetlab-test-${process.pid}`) });
+  await m.start();
+  await m.waitForShell({ timeout: 120_000 });
+});
+
+afterAll(async () => {
+  await m?.stop();
+});
+
+describe('machine lifecycle', () => {
+  it('records the accelerator it used and why', () => {
+    expect(m.facts?.accel).toMatch(/^(kvm|tcg)$/);
+    expect(m.facts?.accelReason).toBeTruthy();
+    expect(m.facts?.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('reboot is detected by a new boot id and a higher boot count', async () => {
+    const id1 = await m.bootId();
+    const boots1 = m.boots;
+    const boots2 = await m.reboot({ timeout: 180_000 });
+    expect(boots2).toBe(boots1 + 1);
+    const id2 = await m.bootId();
+    expect(id2).toMatch(/^[0-9a-f-]{36}$/);
+    expect(id2).not.toBe(id1);
+  });
+
+  it('crash stops QEMU at once; start boots it again', async () => {
+    const pid = m.pid!;
+    const id1 = await m.bootId();
+    await m.crash();
+    expect(m.state).toBe('stopped');
+    expect(pidAlive(pid)).toBe(false);
+    await expect(m.execute('true')).rejects.toThrow(/closed|not running/);
+    await m.start();
+    await m.waitForShell({ timeout: 120_000 });
+    expect(m.pid).not.toBe(pid);
+    expect(await m.bootId()).not.toBe(id1);
+  });
+
+  it('shutdown powers off cleanly through the guest', async () => {
+    const pid = m.pid!;
+    await m.shutdown({ timeout: 60_000 });
+    expect(m.state).toBe('stopped');
+    expect(pidAlive(pid)).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    const log = await readFile(m.log.path, 'utf8');
+    expect(log).toContain('fleetlab testbed: lifecycle shutting down');
+    expect(log).toMatch(/reboot: Power down|guest shutdown \(guest-shutdown\)/);
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import base from '../../machines/x86_64-direct.ts';
+import { validateProfile } from './profile-loader.ts';
+import { extendProfile } from './profile.ts';
+import { qemuArgv } from './qemu-argv.ts';
+import { comboToQcodes, textToCombos } from './qemu-keys.ts';
+
+const launch = { name: 'm1', runDir: '/run/x', accel: 'tcg' as const, kernel: '/k', initrd: '/i', append: 'console=ttyS0' };
+
+describe('qemuArgv', () => {
+  it('starts paused with QMP and one socket chardev per console', () => {
+    const argv = qemuArgv(validateProfile(base, 'base'), launch).join(' ');
+    expect(argv).toContain('-S');
+    expect(argv).toContain('-qmp unix:/run/x/qmp.sock,server=on,wait=off');
+    expect(argv).toContain('-chardev socket,id=serial0,path=/run/x/serial0.sock,server=on,wait=off -serial chardev:serial0');
+    expect(argv).toContain('-device virtio-serial-pci,id=vser0 -device virtconsole,chardev=hvc0,bus=vser0.0');
+    expect(argv).toContain('-kernel /k -initrd /i -append console=ttyS0');
+    expect(argv).toContain('-accel tcg');
+    expect(argv).not.toContain('-cpu');
+  });
+
+  it('uses -cpu host under KVM unless the profile names a CPU', () => {
+    const p = validateProfile(base, 'base');
+    expect(qemuArgv(p, { ...launch, accel: 'kvm' })).toEqual(expect.arrayContaining(['-cpu', 'host']));
+    const named = validateProfile(extendProfile(base, { name: 'x', qemu: { cpu: 'qemu64' } }), 'x');
+    expect(qemuArgv(named, { ...launch, accel: 'kvm' })).toEqual(expect.arrayContaining(['-cpu', 'qemu64']));
+  });
+
+  it('UEFI firmware: read-only code and a per-machine variable store; SMM when the firmware needs it', () => {
+    const p = validateProfile(extendProfile(base, { name: 'u', firmware: { kind: 'uefi', code: '/c.fd', vars: '/v.fd', package: 'ovmf', smm: true } }), 'u');
+    const argv = qemuArgv(p, { ...launch, efiVars: '/mine.fd' }).join(' ');
+    expect(argv).toContain('-machine q35,smm=on');
+    expect(argv).toContain('if=pflash,format=raw,unit=0,readonly=on,file=/c.fd');
+    expect(argv).toContain('if=pflash,format=raw,unit=1,file=/mine.fd');
+    expect(argv).toContain('driver=cfi.pflash01,property=secure,value=on');
+  });
+
+  it('extendProfile merges objects and replaces a union member of another kind', () => {
+    const p = extendProfile(base, { name: 'big', qemu: { memoryMiB: 1024 } });
+    expect(p.qemu.memoryMiB).toBe(1024);
+    expect(p.qemu.binary).toBe('qemu-system-x86_64');
+    const d = extendProfile(base, { name: 'd', boot: { kind: 'disk' } });
+    expect(d.boot).toEqual({ kind: 'disk' });
+  });
+});
+
+describe('keys', () => {
+  it('maps combos and text to qcodes', () => {
+    expect(comboToQcodes('ctrl-alt-delete')).toEqual(['ctrl', 'alt', 'delete']);
+    expect(comboToQcodes('enter')).toEqual(['ret']);
+    expect(textToCombos('aB >\n')).toEqual([['a'], ['shift', 'b'], ['spc'], ['shift', 'dot'], ['ret']]);
+    expect(() => textToCombos('é')).toThrow(/cannot type/);
+  });
+});

@@ -1,0 +1,27 @@
+// Test helpers that read the real process table: no QEMU, socat or ssh may outlive a run.
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Processes whose command line contains `needle`, as [pid, cmdline]. */
+export function processesMatching(needle: string): Array<[number, string]> {
+  const found: Array<[number, string]> = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (cmd.includes(needle) && Number(d) !== process.pid) found.push([Number(d), cmd]);
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+/** True while `pid` exists (zombies excluded). */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
