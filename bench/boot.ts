@@ -1,0 +1,120 @@
+// Benchmark: time to shell through fleetlab vs raw QEMU to the same console marker, and shell commands
+// per second vs the NixOS test driver's framing. Baselines run in the same process, on the same testbed.
+//   npm run bench:boot [-- --runs N --commands N]
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureTestbed } from '../machines/testbed/build.ts';
+import { testbedRecipes } from '../machines/testbed/index.ts';
+import { loadProfile } from '../harness/qemu/profile-loader.ts';
+import { qemuArgv, consoleSocket } from '../harness/qemu/qemu-argv.ts';
+import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
+import { BACKDOOR_BANNER } from '../harness/shell/backdoor-shell.ts';
+import { pollUntil, Deadline } from '../harness/time/deadline.ts';
+import { existsSync } from 'node:fs';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, commands: { type: 'string', default: '200' }, profile: { type: 'string', default: 'x86_64-direct' } } });
+const RUNS = Number(values.runs);
+const COMMANDS = Number(values.commands);
+const profile = await loadProfile(values.profile!);
+if (profile.boot.kind !== 'testbed') throw new Error('bench/boot.ts needs a testbed profile');
+const img = await ensureTestbed(testbedRecipes[profile.boot.image]!);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Raw QEMU, same argv, not paused, no fleetlab: ms until the banner arrives on the hvc0 socket. Returns the connected socket and process. */
+async function rawBoot(): Promise<{ ms: number; sock: Socket; kill: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'fl-bench-'));
+  const argv = qemuArgv(profile, { name: 'rawbench', runDir: dir, accel: 'tcg', kernel: img.kernel, initrd: img.initrd, append: `${profile.boot.kind === 'testbed' ? profile.boot.append : ''} fleetlab.hostname=rawbench` }).filter((a) => a !== '-S');
+  const t0 = performance.now();
+  const proc = spawn(profile.qemu.binary, argv, { stdio: 'ignore' });
+  const path = consoleSocket(dir, 'hvc0');
+  await pollUntil(() => (existsSync(path) ? true : undefined), { deadline: Deadline.after(10_000, 'socket'), intervalMs: 5 });
+  const sock = createConnection({ path });
+  let buf = '';
+  await new Promise<void>((resolve) => {
+    const on = (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (buf.includes(BACKDOOR_BANNER)) {
+        sock.off('data', on);
+        resolve();
+      }
+    };
+    sock.on('data', on);
+  });
+  const ms = performance.now() - t0;
+  return {
+    ms,
+    sock,
+    kill: async () => {
+      sock.destroy();
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function fleetlabBoot(): Promise<{ ms: number; m: QemuMachine }> {
+  const m = new QemuMachine(profile, { name: 'flbench', accel: 'tcg' });
+  const t0 = performance.now();
+  await m.start();
+  await m.waitForShell();
+  return { ms: performance.now() - t0, m };
+}
+
+/** The NixOS test driver's framing: output through base64 -w 0, then a second round trip for the exit status. */
+async function nixosDriverCommands(sock: Socket, n: number): Promise<number> {
+  let buf = '';
+  sock.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  const line = async () => {
+    for (;;) {
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        const l = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        return l;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    sock.write('( set -eu; true ) | (base64 -w 0; echo)\n');
+    await line();
+    // nixpkgs asks for ${PIPESTATUS[0]}; busybox ash has no PIPESTATUS, so $? stands in: same round trip.
+    sock.write('echo $?\n');
+    await line();
+  }
+  return (n / (performance.now() - t0)) * 1000;
+}
+
+async function fleetlabCommands(m: QemuMachine, n: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await m.execute('true');
+  return (n / (performance.now() - t0)) * 1000;
+}
+
+const raw: number[] = [];
+const fl: number[] = [];
+let rawRate = 0;
+let flRate = 0;
+for (let i = 0; i < RUNS; i++) {
+  // Alternate so drift on a busy host hits both sides alike.
+  const r = await rawBoot();
+  raw.push(r.ms);
+  if (i === 0) rawRate = await nixosDriverCommands(r.sock, COMMANDS);
+  await r.kill();
+  const f = await fleetlabBoot();
+  fl.push(f.ms);
+  if (i === 0) flRate = await fleetlabCommands(f.m, COMMANDS);
+  await f.m.stop();
+}
+const rawMs = median(raw);
+const flMs = median(fl);
+console.log(`profile ${profile.name}, accel tcg, ${RUNS} runs (median), ${COMMANDS} commands`);
+console.log(`time to shell: raw QEMU to "${BACKDOOR_BANNER}" ${rawMs.toFixed(0)} ms, fleetlab start()+waitForShell() ${flMs.toFixed(0)} ms, ratio ${(flMs / rawMs).toFixed(3)} (goal <= 1.05)`);
+console.log(`commands/s: NixOS driver framing ${rawRate.toFixed(1)}, fleetlab ${flRate.toFixed(1)}, speed-up ${(flRate / rawRate).toFixed(2)}x (goal >= 5x)`);
+process.exit(0);
