@@ -6,6 +6,23 @@ import { FleetlabError } from '../errors/fleetlab-error.ts';
 import { formatDoctor, runDoctor } from '../doctor/doctor.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
+import { consoleCommand } from './console-command.ts';
+import { listCommand, runCommand, type RunArgs } from './run-command.ts';
+import { mergeJunit } from '../report/merge-junit.ts';
+import type { Argv } from 'yargs';
+
+/** Options shared by run and list: which cases. */
+function selectionOptions<T>(y: Argv<T>) {
+  return y
+    .positional('paths', { type: 'string', array: true, default: [] as string[], describe: 'Scenario files or directories (default: scenarios/)' })
+    .option('grep', { alias: 'g', type: 'string', describe: 'Only cases whose "name [machine]" or id matches this regular expression' })
+    .option('tag', { type: 'string', array: true, describe: 'Only scenarios with one of these tags (repeatable)' })
+    .option('machine', { alias: 'm', type: 'string', array: true, describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile' })
+    .option('shard', { type: 'string', describe: 'Run shard K of N (K/N), split by stable case id' })
+    .option('retries', { type: 'number', default: 0, describe: 'Retry cases that hit an infrastructure error (never test failures) up to N times' })
+    .option('reporter', { type: 'string', array: true, default: ['console', 'junit', 'json'], describe: 'Reporters: console, junit, json (several at once)' })
+    .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' });
+}
 
 /** Exit codes: 0 passed, 1 test failure, 2 configuration or usage error, 3 infrastructure error, 130 interrupted. */
 export const EXIT = { ok: 0, testFailure: 1, usage: 2, infrastructure: 3, interrupted: 130 } as const;
@@ -21,6 +38,44 @@ await yargs(hideBin(process.argv))
       const report = await runDoctor({ refresh: argv.refresh });
       console.log(argv.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
       process.exitCode = report.problems.length ? 1 : 0;
+    },
+  )
+  .command(
+    'run [paths..]',
+    'Run scenarios; write junit.xml, report.json and console logs under reports/<run-id>/',
+    (y) =>
+      selectionOptions(y)
+        .option('workers', { alias: 'j', type: 'number', describe: 'Cases run at once (default: what the host\'s cores and memory allow)' })
+        .option('output', { alias: 'o', type: 'string', describe: 'Output directory (default: reports/<run-id>/, with reports/latest pointing at it)' })
+        .option('pause-on-failure', { type: 'boolean', default: false, describe: 'Keep the machines of a failed case running and print how to attach to their consoles' })
+        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' }),
+    async (argv) => {
+      process.exitCode = await runCommand(argv as unknown as RunArgs);
+    },
+  )
+  .command(
+    'list [paths..]',
+    'List the scenario × machine cases a run would have',
+    (y) => selectionOptions(y),
+    async (argv) => {
+      process.exitCode = await listCommand(argv as unknown as RunArgs);
+    },
+  )
+  .command(
+    'console <machine>',
+    'Attach this terminal to the serial console of a machine kept running by --pause-on-failure (Ctrl-] detaches)',
+    (y) => y.positional('machine', { type: 'string', demandOption: true }).option('report', { type: 'string', default: 'reports/latest', describe: 'The run directory' }),
+    async (argv) => {
+      process.exitCode = await consoleCommand(argv.machine, argv.report);
+    },
+  )
+  .command(
+    'report merge <files..>',
+    'Merge the JUnit files of shards into one',
+    (y) => y.positional('files', { type: 'string', array: true, demandOption: true }).option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged file' }),
+    async (argv) => {
+      const r = await mergeJunit(argv.files as string[], argv.o);
+      console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
     },
   )
   .command(
@@ -42,7 +97,7 @@ await yargs(hideBin(process.argv))
   )
   .demandCommand(1, 'Name a command; see fleetlab --help.')
   .strict()
-  .fail((msg, err, y) => {
+  .fail((msg, err) => {
     if (err) throw err;
     console.error(`${msg}\n\nRun "fleetlab --help" for usage.`);
     process.exit(EXIT.usage);

@@ -1,5 +1,19 @@
 // Deadlines on one monotonic clock: public APIs take { timeout } and turn it into a Deadline at once.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
+
+/** The deadline of the step or scenario the current code runs in (set by the runner). */
+const ambient = new AsyncLocalStorage<Deadline>();
+
+/** Runs `fn` with `deadline` as the parent of every wait inside it that names no parent of its own. */
+export function withDeadline<T>(deadline: Deadline, fn: () => T): T {
+  return ambient.run(deadline, fn);
+}
+
+/** The deadline of the enclosing step or scenario, if any. */
+export function currentDeadline(): Deadline | undefined {
+  return ambient.getStore();
+}
 
 /** Milliseconds on the monotonic clock every deadline in fleetlab uses. */
 export function now(): number {
@@ -83,7 +97,7 @@ export function deadlineFrom(
   hint?: string,
 ): Deadline {
   const ms = opts?.timeout ?? defaultMs;
-  return Deadline.after(ms, label, { parent: opts?.deadline, hint });
+  return Deadline.after(ms, label, { parent: opts?.deadline ?? ambient.getStore(), hint });
 }
 
 /** Formats a duration for people: 850 ms, 12.3 s, 4 min 5 s. */

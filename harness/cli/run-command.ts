@@ -1,0 +1,148 @@
+// `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, symlinkSync, lstatSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { basename, join, resolve } from 'node:path';
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { killAllChildrenSync } from '../process/supervisor.ts';
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { ConsoleReporter } from '../report/console-reporter.ts';
+import { JsonReporter } from '../report/json-reporter.ts';
+import { JunitReporter, junitPath } from '../report/junit-reporter.ts';
+import { ReporterMux, type Reporter } from '../report/reporter.ts';
+import { planRun, type PlanOptions } from '../runner/plan.ts';
+import { defaultWorkers, runPlan } from '../runner/runner.ts';
+import { setTimeoutScale } from '../time/deadline.ts';
+
+/** The options of `fleetlab run` as yargs parsed them. */
+export interface RunArgs {
+  paths: string[];
+  grep?: string;
+  tag?: string[];
+  machine?: string[];
+  workers?: number;
+  retries: number;
+  shard?: string;
+  reporter: string[];
+  output?: string;
+  timeoutScale: number;
+  pauseOnFailure: boolean;
+  accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+}
+
+const REPORTERS = ['console', 'junit', 'json'];
+
+/** Checks the options; a configuration error names the option, its value and what is expected. */
+export function normaliseRunArgs(a: RunArgs): RunArgs {
+  const bad = (opt: string, value: unknown, expected: string) => new ConfigurationError(`--${opt} ${JSON.stringify(value)}: ${expected}.`, { details: { field: opt, value } });
+  if (a.workers !== undefined && !(Number.isInteger(a.workers) && a.workers >= 1)) throw bad('workers', a.workers, 'expected a whole number >= 1');
+  if (!(Number.isInteger(a.retries) && a.retries >= 0)) throw bad('retries', a.retries, 'expected a whole number >= 0');
+  if (!(Number.isFinite(a.timeoutScale) && a.timeoutScale > 0)) throw bad('timeout-scale', a.timeoutScale, 'expected a positive number, e.g. 2 for a slow host');
+  const reporters = a.reporter.flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
+  for (const r of reporters) if (!REPORTERS.includes(r)) throw bad('reporter', r, `expected one of ${REPORTERS.join(', ')}`);
+  if (a.accel !== undefined && !['auto', 'kvm', 'tcg', 'hvf'].includes(a.accel)) throw bad('accel', a.accel, 'expected auto, kvm, tcg or hvf');
+  return { ...a, reporter: reporters.length ? reporters : REPORTERS };
+}
+
+function planOptions(a: RunArgs): PlanOptions {
+  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard };
+}
+
+/** `fleetlab list`: the scenario × machine cases a run would have. */
+export async function listCommand(a: RunArgs): Promise<number> {
+  const cases = await planRun(planOptions(normaliseRunArgs(a)));
+  for (const c of cases) console.log(c.id);
+  console.error(`${cases.length} case${cases.length === 1 ? '' : 's'}`);
+  return 0;
+}
+
+/** `fleetlab run`: returns the exit code. */
+export async function runCommand(raw: RunArgs): Promise<number> {
+  const a = normaliseRunArgs(raw);
+  setTimeoutScale(a.timeoutScale);
+  const cases = await planRun(planOptions(a));
+  if (!cases.length) throw new ConfigurationError(`No scenario matched (paths: ${a.paths.join(' ') || 'scenarios'}${a.grep ? `, --grep ${a.grep}` : ''}${a.tag?.length ? `, --tag ${a.tag.join(',')}` : ''}${a.shard ? `, --shard ${a.shard}` : ''}).`);
+  const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(2).toString('hex')}`;
+  const outputDir = resolve(a.output ?? join('reports', runId));
+  mkdirSync(outputDir, { recursive: true });
+  if (!a.output) pointLatest(outputDir);
+
+  const junit = new JunitReporter(junitPath(outputDir));
+  const reporters: Reporter[] = [];
+  if (a.reporter.includes('console')) reporters.push(new ConsoleReporter());
+  if (a.reporter.includes('junit')) reporters.push(junit);
+  if (a.reporter.includes('json')) reporters.push(new JsonReporter(join(outputDir, 'report.json')));
+  const mux = new ReporterMux(reporters);
+
+  const controller = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) {
+      // A second signal: no more waiting.
+      killAllChildrenSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    signalled = sig;
+    process.stderr.write(`\nfleetlab: ${sig}: stopping; running cases are recorded as interrupted\n`);
+    controller.abort(`received ${sig}`);
+    if (a.reporter.includes('junit')) void junit.writeInterrupted(`received ${sig}`);
+    // Unwinding stops machines gracefully; if that hangs, kill them and leave.
+    setTimeout(() => {
+      killAllChildrenSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }, 20_000).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const workers = a.workers ?? defaultWorkers(cases);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal }, mux);
+  await mux.emit('onRunEnd', summary);
+  if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (signalled === 'SIGTERM') return 143;
+  return summary.exitCode;
+}
+
+/** reports/latest -> this run. */
+function pointLatest(outputDir: string): void {
+  const latest = join(resolve(outputDir, '..'), 'latest');
+  try {
+    if (existsSync(latest) || lstatSync(latest, { throwIfNoEntry: false })) rmSync(latest, { force: true });
+    symlinkSync(basename(outputDir), latest);
+  } catch {
+    /* a report still works without the link */
+  }
+}
+
+/** Keeps failed machines running, serves their serial consoles on sockets and waits for Ctrl-C. */
+async function pauseForAttach(kept: QemuMachine[], outputDir: string): Promise<void> {
+  const dir = join(outputDir, 'consoles');
+  mkdirSync(dir, { recursive: true });
+  const servers: Server[] = [];
+  const used = new Set<string>();
+  for (const m of kept) {
+    let name = m.name;
+    for (let i = 2; used.has(name); i++) name = `${m.name}-${i}`;
+    used.add(name);
+    const path = join(dir, `${name}.sock`);
+    const console = m.console();
+    const server = createServer((sock) => {
+      const unsubscribe = m.log.onLine((line) => sock.write(`${line}\r\n`));
+      sock.on('data', (d) => void console.write(d).catch(() => sock.end()));
+      sock.on('close', unsubscribe);
+    });
+    server.listen(path);
+    servers.push(server);
+    process.stdout.write(`paused: ${name} (${m.profile.name}) keeps running. Attach: fleetlab console ${name}   (or: socat -,raw,echo=0 UNIX-CONNECT:${path})\n`);
+  }
+  process.stdout.write('Press Ctrl-C to stop the paused machines.\n');
+  await new Promise<void>((resolveWait) => {
+    const stop = () => resolveWait();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  for (const s of servers) s.close();
+  await Promise.all(kept.map((m) => m.stop()));
+}

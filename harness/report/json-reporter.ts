@@ -1,0 +1,60 @@
+// report.json: the run's events and results, for tools and the HTML report.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { CaseResult } from '../runner/results.ts';
+import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
+
+type Event = { t: number; type: string } & Record<string, unknown>;
+
+/** Writes report.json after every case and at the end of the run. */
+export class JsonReporter implements Reporter {
+  private readonly path: string;
+  private run: RunInfo | undefined;
+  private readonly events: Event[] = [];
+  private readonly results: CaseResult[] = [];
+  private summary: Omit<RunSummary, 'results'> | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  private event(type: string, data: Record<string, unknown>): void {
+    this.events.push({ t: Date.now(), type, ...data });
+  }
+
+  onRunBegin(run: RunInfo): void {
+    this.run = run;
+    this.event('run-begin', { runId: run.runId, cases: run.cases.length, workers: run.workers });
+  }
+  onCaseBegin(c: { id: string; attempt: number }): void {
+    this.event('case-begin', c);
+  }
+  onMachineState(c: { id: string; machine: string; state: string }): void {
+    this.event('machine-state', c);
+  }
+  onStepEnd(c: { id: string; path: string[]; step: { durationMs: number; status: string } }): void {
+    this.event('step-end', { id: c.id, path: c.path, durationMs: c.step.durationMs, status: c.step.status });
+  }
+  async onCaseEnd(result: CaseResult): Promise<void> {
+    this.results.push(result);
+    this.event('case-end', { id: result.id, status: result.status, durationMs: result.durationMs });
+    await this.write();
+  }
+  async onRunEnd(summary: RunSummary): Promise<void> {
+    this.summary = { durationMs: summary.durationMs, exitCode: summary.exitCode, interrupted: summary.interrupted };
+    this.results.splice(0, this.results.length, ...summary.results);
+    this.event('run-end', this.summary);
+    await this.write();
+  }
+
+  private write(): Promise<void> {
+    this.writing = this.writing.then(async () => {
+      await mkdir(dirname(this.path), { recursive: true });
+      const tmp = `${this.path}.tmp-${process.pid}`;
+      await writeFile(tmp, JSON.stringify({ run: this.run, summary: this.summary, results: this.results, events: this.events }, null, 2) + '\n');
+      await rename(tmp, this.path);
+    });
+    return this.writing;
+  }
+}

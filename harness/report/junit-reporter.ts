@@ -1,0 +1,201 @@
+// JUnit XML for CI (Jenkins, GitLab, GitHub): valid on disk after every case, right even when the run is interrupted.
+import junitModule from 'junit-report-builder';
+import type { Builder, TestCase } from 'junit-report-builder';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { AttemptResult, CaseResult, ErrorInfo, StepResult } from '../runner/results.ts';
+import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
+
+const LOG_SLICE_BYTES = 64 * 1024;
+// The package is CommonJS whose module.exports is the builder; its types describe an ES default export.
+const junit = junitModule as unknown as Builder;
+
+/** Characters XML 1.0 forbids anywhere, even in CDATA. */
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g;
+
+/** Text made safe for XML: forbidden control characters removed, CDATA terminators split. */
+export function xmlSafe(s: string): string {
+  return s.replace(FORBIDDEN, '').replace(/\]\]>/g, ']]]]><![CDATA[>');
+}
+
+/** Writes junit.xml: one testsuite per scenario file, one testcase per scenario × machine variant. */
+export class JunitReporter implements Reporter {
+  private readonly path: string;
+  private run: RunInfo | undefined;
+  private readonly done = new Map<string, CaseResult>();
+  private readonly running = new Map<string, { attempts: AttemptResult[]; startedAt: number }>();
+  private gitCommit = '';
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  onRunBegin(run: RunInfo): void {
+    this.run = run;
+    try {
+      this.gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      this.gitCommit = 'unknown';
+    }
+  }
+
+  onCaseBegin(c: { id: string; attempt: number }): void {
+    if (!this.running.has(c.id)) this.running.set(c.id, { attempts: [], startedAt: Date.now() });
+  }
+
+  onAttemptEnd(c: { id: string; attempt: AttemptResult }): void {
+    this.running.get(c.id)?.attempts.push(c.attempt);
+  }
+
+  async onCaseEnd(result: CaseResult): Promise<void> {
+    this.running.delete(result.id);
+    this.done.set(result.id, result);
+    await this.write();
+  }
+
+  /** On interruption the cases still running become errors "interrupted" before the final write. */
+  async onRunEnd(summary: RunSummary): Promise<void> {
+    for (const r of summary.results) this.done.set(r.id, r);
+    await this.write();
+  }
+
+  /** Records the running cases as interrupted and writes the file now (signal handlers call this). */
+  async writeInterrupted(reason: string): Promise<void> {
+    for (const [id, r] of this.running) {
+      const info = this.run?.cases.find((c) => c.id === id);
+      if (!info || this.done.has(id)) continue;
+      const attempt: AttemptResult = {
+        attempt: r.attempts.length + 1,
+        status: 'interrupted',
+        startedAt: new Date(r.startedAt).toISOString(),
+        durationMs: Date.now() - r.startedAt,
+        error: { kind: 'interrupted', type: 'Interrupted', message: `interrupted: ${reason}` },
+        steps: [],
+        machines: [],
+        artifacts: [],
+        output: [],
+      };
+      this.done.set(id, { id, file: info.file, scenario: info.scenario, variant: info.variant, tags: [], status: 'interrupted', durationMs: attempt.durationMs, attempts: [...r.attempts, attempt] });
+    }
+    await this.write();
+  }
+
+  private write(): Promise<void> {
+    this.writing = this.writing
+      .then(() => this.writeNow())
+      .catch((err) => {
+        process.stderr.write(`fleetlab: could not write ${this.path}: ${err}\n`);
+      });
+    return this.writing;
+  }
+
+  private async writeNow(): Promise<void> {
+    const xml = await this.build();
+    await mkdir(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.tmp-${process.pid}`;
+    await writeFile(tmp, xml);
+    await rename(tmp, this.path);
+  }
+
+  /** The XML of every case finished so far, in plan order. */
+  async build(): Promise<string> {
+    const builder = junit.newBuilder();
+    const order = this.run?.cases.map((c) => c.id) ?? [...this.done.keys()];
+    const byFile = new Map<string, CaseResult[]>();
+    for (const id of order) {
+      const r = this.done.get(id);
+      if (!r) continue;
+      if (!byFile.has(r.file)) byFile.set(r.file, []);
+      byFile.get(r.file)!.push(r);
+    }
+    for (const [file, results] of byFile) {
+      const suite = builder.testSuite().name(file).timestamp(new Date(results[0]!.attempts[0]?.startedAt ?? Date.now()));
+      suite.time(results.reduce((s, r) => s + r.durationMs, 0) / 1000);
+      const machines = results.flatMap((r) => r.attempts.flatMap((a) => a.machines));
+      const distinct = (f: (m: (typeof machines)[number]) => string | undefined) => [...new Set(machines.map(f).filter(Boolean))].join(', ') || 'n/a';
+      suite.property('machine.profile', distinct((m) => m.profile));
+      suite.property('machine.arch', distinct((m) => m.facts?.arch));
+      suite.property('machine.firmware', distinct((m) => m.facts?.firmware));
+      suite.property('machine.accel', distinct((m) => m.facts?.accel));
+      suite.property('qemu.version', distinct((m) => m.facts?.qemuVersion));
+      suite.property('host', hostname());
+      suite.property('git.commit', this.gitCommit);
+      for (const r of results) await this.addCase(suite.testCase(), r);
+    }
+    return builder.build();
+  }
+
+  private async addCase(tc: TestCase, r: CaseResult): Promise<void> {
+    const last = r.attempts[r.attempts.length - 1]!;
+    const earlier = r.attempts.slice(0, -1);
+    tc.className(r.file.replace(/\.[cm]?[jt]s$/, '')).name(`${r.scenario} [${r.variant}]`).time(r.durationMs / 1000);
+    if (last.status === 'failed') tc.failure(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'TestFailure').stacktrace(xmlSafe(last.error?.stack ?? ''));
+    else if (last.status === 'error' || last.status === 'interrupted') tc.error(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'Error', xmlSafe(last.error?.stack ?? ''));
+    else if (last.status === 'skipped') tc.skipped();
+    tc.standardOutput(xmlSafe(await systemOut(r)));
+    const extra = earlier.filter((a) => a.error);
+    const skipReason = last.skipReason;
+    const build = tc.build.bind(tc);
+    tc.build = (parent: Parameters<TestCase["build"]>[0]) => {
+      const el = build(parent);
+      if (skipReason) {
+        const sk = (el as unknown as { children: { name?: string; attribute: (k: string, v: string) => void }[] }).children.find((c) => c.name === 'skipped');
+        sk?.attribute('message', xmlSafe(skipReason));
+      }
+      for (const a of extra) {
+        const passedLater = last.status === 'passed';
+        const isFailure = a.status === 'failed';
+        const tag = passedLater ? (isFailure ? 'flakyFailure' : 'flakyError') : isFailure ? 'rerunFailure' : 'rerunError';
+        const e = el.ele(tag, { message: xmlSafe(failureMessage(a.error)), type: a.error?.type ?? 'Error' });
+        if (a.error?.stack) e.ele('stackTrace').cdata(xmlSafe(a.error.stack));
+        e.ele('system-out').cdata(xmlSafe(`try ${a.attempt}: ${a.status}\n${stepTree(a.steps)}`));
+      }
+      return el;
+    };
+  }
+}
+
+function failureMessage(e: ErrorInfo | undefined): string {
+  if (!e) return 'failed';
+  const parts = [e.message];
+  if (e.expected !== undefined || e.actual !== undefined) parts.push(`expected: ${JSON.stringify(e.expected)}\nactual: ${JSON.stringify(e.actual)}`);
+  if (e.location) parts.push(`at ${e.location}`);
+  return parts.join('\n');
+}
+
+/** The step tree of a try, one line a step with its duration. */
+export function stepTree(steps: StepResult[], depth = 0): string {
+  return steps
+    .map((s) => {
+      const mark = s.status === 'passed' ? '✓' : s.status === 'failed' ? '✗' : '…';
+      const line = `${'  '.repeat(depth)}${mark} ${s.name} (${(s.durationMs / 1000).toFixed(2)} s)${s.error ? ` — ${s.error.message.split('\n')[0]}` : ''}`;
+      return [line, stepTree(s.steps, depth + 1)].filter(Boolean).join('\n');
+    })
+    .join('\n');
+}
+
+async function systemOut(r: CaseResult): Promise<string> {
+  const last = r.attempts[r.attempts.length - 1]!;
+  const out = [`${r.id}: ${r.status} after ${r.attempts.length} ${r.attempts.length === 1 ? 'try' : 'tries'}`, 'steps:', stepTree(last.steps) || '  (none)'];
+  if (last.output.length) out.push('', 'log:', ...last.output);
+  for (const m of last.machines) {
+    out.push('', `console of ${m.name} (${m.profile}${m.facts ? `, ${m.facts.accel}` : ''}), full log: ${m.logPath}`);
+    if (existsSync(m.logPath)) {
+      const text = await readFile(m.logPath, 'utf8');
+      out.push(text.length > LOG_SLICE_BYTES ? `[... ${text.length - LOG_SLICE_BYTES} bytes cut, see the full log ...]\n${text.slice(-LOG_SLICE_BYTES)}` : text);
+    }
+  }
+  const attachments = [...r.attempts.flatMap((a) => a.machines.map((m) => m.logPath)), ...r.attempts.flatMap((a) => a.artifacts.map((x) => x.path))];
+  out.push('', ...[...new Set(attachments)].map((p) => `[[ATTACHMENT|${p}]]`));
+  return out.join('\n');
+}
+
+/** Path of the JUnit file in an output directory. */
+export function junitPath(outputDir: string): string {
+  return join(outputDir, 'junit.xml');
+}

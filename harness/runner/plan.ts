@@ -1,0 +1,136 @@
+// Which cases a run has: scenario files loaded, scenarios × machine variants, filtered and sharded.
+import { createHash } from 'node:crypto';
+import { existsSync, statSync, readdirSync } from 'node:fs';
+import { relative, resolve, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
+import type { MachineProfile } from '../qemu/profile.ts';
+import { isScenario, type ScenarioDefinition } from './scenario.ts';
+
+/** One scenario on one set of profiles: the unit that runs, retries and reports. */
+export interface PlannedCase {
+  id: string;
+  file: string;
+  scenario: ScenarioDefinition;
+  /** "x86_64-direct", or "router=a,node=b" when roles differ. */
+  variant: string;
+  /** Role -> validated profile. */
+  profiles: Record<string, MachineProfile>;
+}
+
+/** What narrows a plan. */
+export interface PlanOptions {
+  paths: string[];
+  grep?: string;
+  tags?: string[];
+  /** Run every scenario on each of these profiles ("all": every profile in machines/). */
+  machines?: string[];
+  /** "K/N". */
+  shard?: string;
+  cwd?: string;
+}
+
+/** Expands paths (files or directories) to scenario files. */
+export function scenarioFiles(paths: string[], cwd = process.cwd()): string[] {
+  const files: string[] = [];
+  for (const p of paths.length ? paths : ['scenarios']) {
+    const abs = resolve(cwd, p);
+    if (!existsSync(abs)) throw new ConfigurationError(`Scenario path ${p} does not exist (resolved to ${abs}).`, { details: { path: p } });
+    if (statSync(abs).isDirectory()) {
+      for (const f of readdirSync(abs).sort()) if (f.endsWith('.ts') && !f.endsWith('.test.ts')) files.push(join(abs, f));
+    } else files.push(abs);
+  }
+  return files;
+}
+
+/** Imports a scenario file and returns its scenarios; a file that fails to load or exports none is a configuration error. */
+export async function loadScenarioFile(file: string, cwd = process.cwd()): Promise<ScenarioDefinition[]> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as Error;
+    throw new ConfigurationError(`Scenario file ${relative(cwd, file)} failed to load: ${e.message}`, { cause: err, details: { file } });
+  }
+  const found: ScenarioDefinition[] = [];
+  for (const v of Object.values(mod)) {
+    if (isScenario(v)) found.push(v);
+    else if (Array.isArray(v)) found.push(...v.filter(isScenario));
+  }
+  const unique = [...new Set(found)];
+  if (!unique.length) throw new ConfigurationError(`Scenario file ${relative(cwd, file)} exports no scenario: export const x = scenario({ ... }) from 'fleetlab'.`, { details: { file } });
+  const names = new Set<string>();
+  for (const s of unique) {
+    const where = `${relative(cwd, file)}: scenario ${JSON.stringify(s.name)}`;
+    if (typeof s.name !== 'string' || !s.name.trim()) throw new ConfigurationError(`${relative(cwd, file)}: a scenario has no name.`, { details: { file, field: 'name' } });
+    if (names.has(s.name)) throw new ConfigurationError(`${where} is declared twice; scenario names are unique per file.`, { details: { file, field: 'name' } });
+    names.add(s.name);
+    if (typeof s.run !== 'function') throw new ConfigurationError(`${where} has no run function.`, { details: { file, field: 'run' } });
+    if (!s.machines || typeof s.machines !== 'object' || !Object.keys(s.machines).length) throw new ConfigurationError(`${where}: machines must map at least one role to a profile, e.g. { main: 'x86_64-direct' }.`, { details: { file, field: 'machines' } });
+    if (s.timeout !== undefined && !(Number.isFinite(s.timeout) && s.timeout > 0)) throw new ConfigurationError(`${where}: timeout must be a positive number of ms, got ${JSON.stringify(s.timeout)}.`, { details: { file, field: 'timeout' } });
+  }
+  return unique;
+}
+
+/** The cases of a run, in a stable order, filtered and sharded; every profile is loaded and validated before anything boots. */
+export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
+  const cwd = opts.cwd ?? process.cwd();
+  const machineList = opts.machines?.flatMap((m) => (m === 'all' ? listProfiles() : [m]));
+  const profileCache = new Map<string, Promise<MachineProfile>>();
+  const profile = (name: string) => {
+    if (!profileCache.has(name)) profileCache.set(name, loadProfile(name));
+    return profileCache.get(name)!;
+  };
+  const grep = opts.grep ? safeRegExp(opts.grep) : undefined;
+  const cases: PlannedCase[] = [];
+  for (const file of scenarioFiles(opts.paths, cwd)) {
+    const rel = relative(cwd, file);
+    for (const s of await loadScenarioFile(file, cwd)) {
+      const variants: Record<string, string>[] = machineList?.length
+        ? machineList.map((m) => Object.fromEntries(Object.keys(s.machines).map((role) => [role, m])))
+        : [s.machines];
+      for (const roles of variants) {
+        const profiles: Record<string, MachineProfile> = {};
+        for (const [role, name] of Object.entries(roles)) {
+          try {
+            profiles[role] = await profile(name);
+          } catch (err) {
+            throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role}: ${(err as Error).message}`, { cause: err, details: { file: rel, field: `machines.${role}` } });
+          }
+        }
+        const names = [...new Set(Object.values(roles))];
+        const variant = names.length === 1 ? names[0]! : Object.entries(roles).map(([r, n]) => `${r}=${n}`).join(',');
+        cases.push({ id: `${rel}::${s.name}[${variant}]`, file: rel, scenario: s, variant, profiles });
+      }
+    }
+  }
+  let selected = cases.filter((c) => (!grep || grep.test(`${c.scenario.name} [${c.variant}]`) || grep.test(c.id)) && (!opts.tags?.length || opts.tags.some((t) => c.scenario.tags?.includes(t))));
+  if (opts.shard) {
+    const { k, n } = parseShard(opts.shard);
+    selected = selected.filter((c) => shardOf(c.id, n) === k - 1);
+  }
+  return selected;
+}
+
+/** "2/4" -> { k: 2, n: 4 }; a configuration error otherwise. */
+export function parseShard(s: string): { k: number; n: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const k = Number(m?.[1]);
+  const n = Number(m?.[2]);
+  if (!m || n < 1 || k < 1 || k > n) throw new ConfigurationError(`--shard ${JSON.stringify(s)} is not K/N with 1 <= K <= N (e.g. --shard 2/4).`, { details: { field: 'shard', value: s } });
+  return { k, n };
+}
+
+/** The shard (0-based) of a stable case id: the same id lands in the same shard on every machine. */
+export function shardOf(id: string, n: number): number {
+  return createHash('sha256').update(id).digest().readUInt32BE(0) % n;
+}
+
+function safeRegExp(s: string): RegExp {
+  try {
+    return new RegExp(s);
+  } catch (err) {
+    throw new ConfigurationError(`--grep ${JSON.stringify(s)} is not a valid regular expression: ${(err as Error).message}`, { details: { field: 'grep', value: s } });
+  }
+}

@@ -1,0 +1,66 @@
+// Results of a run, separate from the tasks that produced them, with stable ids.
+import type { ErrorKind } from '../errors/fleetlab-error.ts';
+
+/** An error as reports need it. */
+export interface ErrorInfo {
+  kind: ErrorKind | 'interrupted';
+  type: string;
+  message: string;
+  stack?: string;
+  /** file:line:column in the scenario file, where known. */
+  location?: string;
+  expected?: unknown;
+  actual?: unknown;
+}
+
+/** One step of a scenario, with its children. */
+export interface StepResult {
+  name: string;
+  startedAt: number;
+  durationMs: number;
+  status: 'passed' | 'failed' | 'running';
+  error?: ErrorInfo;
+  steps: StepResult[];
+}
+
+/** One machine of a case. */
+export interface MachineResult {
+  role: string;
+  name: string;
+  profile: string;
+  logPath: string;
+  facts?: { arch: string; firmware: string; accel: string; accelReason: string; qemuVersion: string };
+}
+
+/** Outcome of one try. */
+export type AttemptStatus = 'passed' | 'failed' | 'error' | 'skipped' | 'interrupted';
+
+/** One try of a case. */
+export interface AttemptResult {
+  attempt: number;
+  status: AttemptStatus;
+  startedAt: string;
+  durationMs: number;
+  error?: ErrorInfo;
+  skipReason?: string;
+  steps: StepResult[];
+  machines: MachineResult[];
+  artifacts: { name: string; path: string }[];
+  output: string[];
+}
+
+/** Final outcome of a case: its last try's, with 'flaky' for a pass after failed tries. */
+export type CaseStatus = AttemptStatus | 'flaky';
+
+/** One scenario × machine variant. */
+export interface CaseResult {
+  /** Stable id: "scenarios/smoke.ts::smoke[x86_64-direct]". */
+  id: string;
+  file: string;
+  scenario: string;
+  variant: string;
+  tags: string[];
+  status: CaseStatus;
+  durationMs: number;
+  attempts: AttemptResult[];
+}

@@ -1,0 +1,159 @@
+// Runs one try of one case: boots its machines in parallel, runs the body with steps and deadlines, stops everything.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { TimeoutError } from '../errors/fleetlab-error.ts';
+import { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { ReporterMux } from '../report/reporter.ts';
+import { Deadline, now, raceDeadline, withDeadline } from '../time/deadline.ts';
+import { errorInfo } from './error-info.ts';
+import type { PlannedCase } from './plan.ts';
+import type { AttemptResult, ErrorInfo, StepResult } from './results.ts';
+import type { Machine, ScenarioContext } from './scenario.ts';
+
+const DEFAULT_SCENARIO_TIMEOUT = 10 * 60_000;
+
+class SkipSignal extends Error {
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`skipped: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+/** Options of one try. */
+export interface RunCaseOptions {
+  attempt: number;
+  outputDir: string;
+  reporters: ReporterMux;
+  /** Aborted when the run is interrupted. */
+  signal: AbortSignal;
+  /** Keep failed machines running; the runner attaches consoles and stops them later. */
+  keepOnFailure?: boolean;
+  accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+}
+
+/** The try's result, and the machines left running when keepOnFailure asked for it. */
+export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ result: AttemptResult; kept: QemuMachine[] }> {
+  const started = now();
+  const startedAt = new Date().toISOString();
+  const slug = c.id.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '');
+  const logDir = resolve(opts.outputDir, 'machines', slug, `try-${opts.attempt}`);
+  await mkdir(logDir, { recursive: true });
+  const result: AttemptResult = { attempt: opts.attempt, status: 'passed', startedAt, durationMs: 0, steps: [], machines: [], artifacts: [], output: [] };
+
+  if (c.scenario.skip) {
+    result.status = 'skipped';
+    result.skipReason = typeof c.scenario.skip === 'string' ? c.scenario.skip : 'marked skip';
+    return { result, kept: [] };
+  }
+
+  const scenarioMs = c.scenario.timeout ?? DEFAULT_SCENARIO_TIMEOUT;
+  const deadline = Deadline.after(scenarioMs, `scenario "${c.scenario.name}"`, { hint: 'raise the scenario\'s timeout, or pass --timeout-scale' });
+  const caseAbort = new AbortController();
+  const onRunAbort = () => caseAbort.abort(opts.signal.reason);
+  opts.signal.addEventListener('abort', onRunAbort, { once: true });
+
+  const machines: Record<string, QemuMachine> = {};
+  const died: string[] = [];
+  for (const [role, profile] of Object.entries(c.profiles)) {
+    // The role is the machine's name and so the testbed's hostname.
+    const name = role;
+    const m = new QemuMachine(profile, { name, logDir, accel: opts.accel, onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }) });
+    m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));
+    m.on('died', (reason: string) => died.push(`${name}: ${reason}`));
+    machines[role] = m;
+    result.machines.push({ role, name, profile: profile.name, logPath: m.log.path });
+  }
+
+  // Steps: a tree, nested through async context so parallel steps nest correctly.
+  const stepStore = new AsyncLocalStorage<{ step: StepResult; path: string[]; deadline: Deadline }>();
+  const step = async <T>(name: string, fn: () => Promise<T> | T, sopts?: { timeout?: number }): Promise<T> => {
+    const parent = stepStore.getStore();
+    const s: StepResult = { name, startedAt: Date.now(), durationMs: 0, status: 'running', steps: [] };
+    (parent ? parent.step.steps : result.steps).push(s);
+    const path = [...(parent?.path ?? []), name];
+    const parentDeadline = parent?.deadline ?? deadline;
+    const stepDeadline = sopts?.timeout ? parentDeadline.child(sopts.timeout, `step "${path.join(' › ')}"`, 'pass { timeout } to step()') : parentDeadline;
+    opts.reporters.emitSync('onStepBegin', { id: c.id, path });
+    const t0 = now();
+    try {
+      const body = stepStore.run({ step: s, path, deadline: stepDeadline }, () => withDeadline(stepDeadline, () => Promise.resolve().then(fn)));
+      const r = await raceDeadline(body, stepDeadline, caseAbort.signal);
+      if (r.timedOut) throw new TimeoutError('test-failure', { awaited: `step "${path.join(' › ')}" to finish`, deadline: stepDeadline, lastLines: Object.values(machines)[0]?.log.lastLines(20) });
+      s.status = 'passed';
+      return r.value;
+    } catch (err) {
+      s.status = 'failed';
+      if (!(err instanceof SkipSignal)) s.error = errorInfo(err, c.file);
+      throw err;
+    } finally {
+      s.durationMs = now() - t0;
+      opts.reporters.emitSync('onStepEnd', { id: c.id, path, step: s });
+    }
+  };
+
+  const ctx: ScenarioContext<Record<string, string>> = {
+    machines: machines as Record<string, Machine>,
+    step,
+    skip: (reason: string) => {
+      throw new SkipSignal(reason);
+    },
+    attach: (path: string, name?: string) => result.artifacts.push({ name: name ?? path.split('/').pop()!, path: resolve(path) }),
+    log: (message: string) => result.output.push(message),
+    deadline,
+    signal: caseAbort.signal,
+    attempt: opts.attempt,
+  };
+
+  let error: unknown;
+  try {
+    await withDeadline(deadline, async () => {
+      const mode = c.scenario.start ?? 'shell';
+      if (mode !== 'manual') {
+        await step(`start ${Object.keys(machines).join(', ')}`, () =>
+          Promise.all(
+            Object.values(machines).map(async (m) => {
+              await m.start({ signal: caseAbort.signal });
+              if (mode === 'shell' && m.profile.guest.shell.kind !== 'none') await m.waitForShell({ signal: caseAbort.signal });
+            }),
+          ),
+        );
+      }
+      const body = Promise.resolve().then(() => c.scenario.run(ctx));
+      const r = await raceDeadline(body, deadline, caseAbort.signal);
+      if (r.timedOut) {
+        body.catch(() => undefined);
+        throw new TimeoutError('test-failure', { awaited: `scenario "${c.scenario.name}" to finish`, deadline, lastLines: Object.values(machines)[0]?.log.lastLines(20) });
+      }
+    });
+  } catch (err) {
+    error = err;
+  }
+
+  if (error instanceof SkipSignal) {
+    result.status = 'skipped';
+    result.skipReason = error.reason;
+  } else if (error !== undefined) {
+    const info: ErrorInfo = opts.signal.aborted ? { kind: 'interrupted', type: 'Interrupted', message: `interrupted: ${String(opts.signal.reason ?? 'run aborted')}` } : errorInfo(error, c.file);
+    // A failure because a machine died reports the death (infrastructure), not its symptom.
+    if (info.kind === 'test-failure' && died.length) {
+      info.kind = 'infrastructure';
+      info.message = `a machine died during the scenario: ${died.join('; ')}\n(then: ${info.message})`;
+    }
+    result.error = info;
+    result.status = info.kind === 'interrupted' ? 'interrupted' : info.kind === 'test-failure' ? 'failed' : 'error';
+  }
+  for (const mr of result.machines) {
+    const m = machines[mr.role]!;
+    if (m.facts) mr.facts = { arch: m.facts.arch, firmware: m.facts.firmware, accel: m.facts.accel, accelReason: m.facts.accelReason, qemuVersion: m.facts.qemuVersion };
+  }
+
+  opts.signal.removeEventListener('abort', onRunAbort);
+  caseAbort.abort('case finished');
+  const keep = opts.keepOnFailure && (result.status === 'failed' || result.status === 'error');
+  const kept = keep ? Object.values(machines).filter((m) => m.state === 'running') : [];
+  await Promise.all(Object.values(machines).filter((m) => !kept.includes(m)).map((m) => m.stop()));
+  result.durationMs = now() - started;
+  return { result, kept };
+}

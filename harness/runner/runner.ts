@@ -1,0 +1,89 @@
+// Runs the planned cases on a pool of workers, retries infrastructure errors, and tells the reporters.
+import { cpus, freemem, totalmem } from 'node:os';
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { ReporterMux, RunSummary } from '../report/reporter.ts';
+import { now } from '../time/deadline.ts';
+import type { PlannedCase } from './plan.ts';
+import type { AttemptResult, CaseResult } from './results.ts';
+import { runCase } from './run-case.ts';
+
+/** Options of a run, normalised by the CLI. */
+export interface RunOptions {
+  runId: string;
+  outputDir: string;
+  workers: number;
+  retries: number;
+  pauseOnFailure: boolean;
+  accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+  signal: AbortSignal;
+}
+
+/** Exit codes of a run. */
+export const EXIT_CODES = { passed: 0, testFailure: 1, configuration: 2, infrastructure: 3, interrupted: 130 } as const;
+
+/** Workers that fit this host: no more than its cores, and no more than its memory holds (guest RAM + ~250 MiB QEMU overhead each). */
+export function defaultWorkers(cases: PlannedCase[]): number {
+  const perCaseMiB = Math.max(512, ...cases.map((c) => Object.values(c.profiles).reduce((sum, p) => sum + p.qemu.memoryMiB + 250, 0)));
+  const memMiB = Math.min(totalmem(), freemem() * 1.2) / 2 ** 20;
+  return Math.max(1, Math.min(cpus().length, Math.floor((memMiB * 0.8) / perCaseMiB), cases.length || 1));
+}
+
+/** Runs every case; resolves with the results and the machines kept for --pause-on-failure. */
+export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters: ReporterMux): Promise<{ summary: RunSummary; kept: QemuMachine[] }> {
+  const t0 = now();
+  await reporters.emit('onRunBegin', {
+    runId: opts.runId,
+    outputDir: opts.outputDir,
+    cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant })),
+    workers: opts.workers,
+    startedAt: new Date().toISOString(),
+  });
+  const results: CaseResult[] = [];
+  const kept: QemuMachine[] = [];
+  let next = 0;
+
+  const runOne = async (c: PlannedCase): Promise<CaseResult> => {
+    const caseStart = now();
+    const attempts: AttemptResult[] = [];
+    for (let attempt = 1; ; attempt++) {
+      await reporters.emit('onCaseBegin', { id: c.id, attempt });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel });
+      attempts.push(result);
+      kept.push(...k);
+      const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;
+      await reporters.emit('onAttemptEnd', { id: c.id, attempt: result, willRetry });
+      if (!willRetry) break;
+    }
+    const last = attempts[attempts.length - 1]!;
+    const status = last.status === 'passed' && attempts.length > 1 ? 'flaky' : last.status;
+    return { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status, durationMs: now() - caseStart, attempts };
+  };
+
+  const worker = async () => {
+    while (next < cases.length) {
+      const c = cases[next++]!;
+      let r: CaseResult;
+      if (opts.signal.aborted) {
+        const skipped: AttemptResult = { attempt: 1, status: 'skipped', skipReason: 'not run: the run was interrupted', startedAt: new Date().toISOString(), durationMs: 0, steps: [], machines: [], artifacts: [], output: [] };
+        r = { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status: 'skipped', durationMs: 0, attempts: [skipped] };
+      } else r = await runOne(c);
+      results.push(r);
+      await reporters.emit('onCaseEnd', r);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, cases.length)) }, worker));
+
+  // Report in plan order, whatever order workers finished in.
+  const order = new Map(cases.map((c, i) => [c.id, i]));
+  results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const summary: RunSummary = { results, durationMs: now() - t0, exitCode: exitCodeOf(results, opts.signal.aborted), interrupted: opts.signal.aborted };
+  return { summary, kept };
+}
+
+/** 0 all passed (flaky included), 1 any test failure, 3 infrastructure errors and no failure, 130 interrupted. */
+export function exitCodeOf(results: CaseResult[], interrupted: boolean): number {
+  if (interrupted) return EXIT_CODES.interrupted;
+  if (results.some((r) => r.status === 'failed')) return EXIT_CODES.testFailure;
+  if (results.some((r) => r.status === 'error' || r.status === 'interrupted')) return EXIT_CODES.infrastructure;
+  return EXIT_CODES.passed;
+}

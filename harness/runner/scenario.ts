@@ -1,0 +1,59 @@
+// The scenario API: what a scenario file exports and what its body receives.
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { Deadline } from '../time/deadline.ts';
+
+/** A machine handle as scenarios see it: a QEMU VM today; lab boards implement the same protocols. */
+export type Machine = QemuMachine;
+
+/** How far the runner brings machines before the body runs. */
+export type StartMode = 'shell' | 'power-on' | 'manual';
+
+/** What a scenario body receives. `M` maps role names to profile names. */
+export interface ScenarioContext<M extends Record<string, string>> {
+  /** The machines by role, started (and with a shell, unless `start` says otherwise). */
+  machines: { [K in keyof M]: Machine };
+  /** Runs a named step; steps nest, are timed, and appear in the reports. */
+  step<T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: number }): Promise<T>;
+  /** Ends the scenario as skipped, with a reason. */
+  skip(reason: string): never;
+  /** Adds a file (screenshot, log) to the case's artifacts. */
+  attach(path: string, name?: string): void;
+  /** A line in the case's output. */
+  log(message: string): void;
+  /** The scenario's deadline: every wait inside the body stays within it. */
+  deadline: Deadline;
+  /** Aborted when the run is interrupted or the scenario times out. */
+  signal: AbortSignal;
+  /** Which try this is, from 1. */
+  attempt: number;
+}
+
+/** A scenario as declared in a scenario file. */
+export interface ScenarioSpec<M extends Record<string, string>> {
+  name: string;
+  /** Roles to profile names: { router: 'x86_64-direct' }. */
+  machines: M;
+  /** Budget of the whole scenario in ms (scaled by --timeout-scale). Default 10 minutes. */
+  timeout?: number;
+  tags?: string[];
+  /** Skip this scenario (true, or the reason). */
+  skip?: boolean | string;
+  /** How far machines are brought before the body runs. Default 'shell'. */
+  start?: StartMode;
+  run: (ctx: ScenarioContext<M>) => Promise<void>;
+}
+
+const SCENARIO = Symbol.for('fleetlab.scenario');
+
+/** A declared scenario, as the loader finds it among a file's exports. */
+export type ScenarioDefinition = ScenarioSpec<Record<string, string>> & { [SCENARIO]: true };
+
+/** Declares a scenario: export the result from a scenario file. */
+export function scenario<const M extends Record<string, string>>(spec: ScenarioSpec<M>): ScenarioDefinition {
+  return { ...(spec as unknown as ScenarioSpec<Record<string, string>>), [SCENARIO]: true };
+}
+
+/** True for values made by scenario(). */
+export function isScenario(v: unknown): v is ScenarioDefinition {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[SCENARIO] === true;
+}
