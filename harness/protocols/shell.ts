@@ -8,6 +8,8 @@ export interface ExecResult {
   stderr: string;
   stdoutBytes: Buffer;
   durationMs: number;
+  /** The budget that bound the command ("scenario 'x' (20 s)"): with exit code 124, the one that ran out. */
+  budget?: string;
 }
 
 /** Options of one command: its budget (enforced in the guest, exit code 124 when it expires). */

@@ -76,7 +76,7 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
 /** The cases of a run, in a stable order, filtered and sharded; every profile is loaded and validated before anything boots. */
 export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
   const cwd = opts.cwd ?? process.cwd();
-  const machineList = opts.machines?.flatMap((m) => (m === 'all' ? listProfiles() : [m]));
+  const machineList = opts.machines ? [...new Set(opts.machines.flatMap((m) => (m === 'all' ? listProfiles() : [m])))] : undefined;
   const profileCache = new Map<string, Promise<MachineProfile>>();
   const profile = (name: string) => {
     if (!profileCache.has(name)) profileCache.set(name, loadProfile(name));

@@ -172,7 +172,7 @@ export class BackdoorShell implements CommandRunner {
       const r = await Promise.race([answer, giveUp]);
       const durationMs = now() - started;
       this.opts.note(`$ ${abbreviate(command)} -> exit ${r.exitCode} in ${Math.round(durationMs)} ms`);
-      return { exitCode: r.exitCode, stdoutBytes: r.out, stdout: r.out.toString('utf8'), stderr: r.err.toString('utf8'), durationMs };
+      return { exitCode: r.exitCode, stdoutBytes: r.out, stdout: r.out.toString('utf8'), stderr: r.err.toString('utf8'), durationMs, budget: deadline.describe() };
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);

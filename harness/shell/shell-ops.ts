@@ -71,6 +71,6 @@ export class ShellOps implements Shell {
   }
 
   private commandError(command: string, r: ExecResult, expected: string): CommandError {
-    return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected });
+    return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected, budget: r.budget });
   }
 }

@@ -1,0 +1,223 @@
+// `fleetlab run` through the real CLI on fixture scenarios: JUnit parsed with an XML parser, exit codes, signals.
+import { execa } from 'execa';
+import { XMLParser } from 'fast-xml-parser';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { processesMatching } from '../testing/processes.ts';
+
+const root = join(import.meta.dirname, '../..');
+const cli = join(root, 'harness/cli/main.ts');
+const fixture = (f: string) => join(root, 'harness/runner/fixtures', f);
+const fleetlab = (args: string[], opts: { timeout?: number } = {}) =>
+  execa(process.execPath, [cli, ...args], { cwd: root, reject: false, timeout: opts.timeout ?? 300_000, env: { CI: '1', NO_COLOR: '1' } });
+const parse = (xml: string) => new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (n) => ['testsuite', 'testcase', 'property', 'flakyError', 'flakyFailure', 'rerunError', 'rerunFailure'].includes(n) }).parse(xml);
+
+type Case = Record<string, unknown> & { name: string; classname: string; time: string };
+
+describe('fleetlab run on outcome fixtures', () => {
+  let out: string;
+  let result: Awaited<ReturnType<typeof fleetlab>>;
+  let cases: Map<string, Case>;
+  let suite: Record<string, unknown>;
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'fleetlab-run-'));
+    result = await fleetlab(['run', fixture('outcomes.ts'), '--output', out, '--workers', '2', '--retries', '1']);
+    const doc = parse(await readFile(join(out, 'junit.xml'), 'utf8'));
+    suite = doc.testsuites.testsuite[0];
+    cases = new Map((suite.testcase as Case[]).map((c) => [c.name, c]));
+  }, 300_000);
+
+  it('exits 1 when any case failed', () => {
+    expect(result.exitCode, result.stdout + result.stderr).toBe(1);
+  });
+
+  it('has one suite for the file and one case per scenario × machine, with real times', () => {
+    expect(suite.name).toBe('harness/runner/fixtures/outcomes.ts');
+    expect(suite.tests).toBe('7');
+    expect([...cases.keys()].sort()).toEqual(
+      ['fails a command', 'fails an assertion', 'flaky', 'loses its machine', 'passes', 'skipped', 'times out'].map((n) => `${n} [x86_64-direct]`).sort(),
+    );
+    for (const c of cases.values()) expect(c.classname).toBe('harness/runner/fixtures/outcomes');
+    expect(Number(cases.get('passes [x86_64-direct]')!.time)).toBeGreaterThan(1);
+  });
+
+  it('counts failures, errors and skips on the suite', () => {
+    expect(suite).toMatchObject({ failures: '3', errors: '1', skipped: '1' });
+  });
+
+  it('carries machine, accelerator, QEMU version, host and commit as properties', () => {
+    const props = Object.fromEntries(((suite.properties as { property: { name: string; value: string }[] }).property).map((p) => [p.name, p.value]));
+    expect(props['machine.profile']).toBe('x86_64-direct');
+    expect(props['machine.arch']).toBe('x86_64');
+    expect(props['machine.accel']).toMatch(/^(tcg|kvm)$/);
+    expect(props['qemu.version']).toMatch(/^\d+\.\d+/);
+    expect(props.host).toBeTruthy();
+    expect(props['git.commit']).toMatch(/^[0-9a-f]{40}$|^unknown$/);
+  });
+
+  it('a passing case has no failure and its system-out holds steps, console log and attachments', () => {
+    const c = cases.get('passes [x86_64-direct]')!;
+    expect(c.failure).toBeUndefined();
+    expect(c.error).toBeUndefined();
+    const so = String(c['system-out']);
+    expect(so).toMatch(/✓ echo \(\d+\.\d+ s\)/);
+    expect(so).toContain('Linux version');
+    expect(so).toMatch(/\[\[ATTACHMENT\|\/.*vm\.log\]\]/);
+  });
+
+  it('a failed assertion is a <failure> with expected, actual and the scenario file location', () => {
+    const f = cases.get('fails an assertion [x86_64-direct]')!.failure as Record<string, string>;
+    expect(f.type).toBe('AssertionError');
+    expect(f.message).toContain('the answer');
+    expect(f.message).toContain('expected: 42');
+    expect(f.message).toContain('actual: 41');
+    expect(f.message).toMatch(/at \/.*fixtures\/outcomes\.ts:\d+:\d+/);
+  });
+
+  it('a failed command is a <failure> naming the command and its exit code', () => {
+    const f = cases.get('fails a command [x86_64-direct]')!.failure as Record<string, string>;
+    expect(f.type).toBe('CommandError');
+    expect(f.message).toContain('exit 7');
+    expect(f.message).toContain('exited with 7');
+    expect(f.message).toContain('about-to-fail');
+  });
+
+  it('a machine killed from outside is an <error> (infrastructure), retried, with the earlier try as <rerunError>', () => {
+    const c = cases.get('loses its machine [x86_64-direct]')!;
+    const e = c.error as Record<string, string>;
+    expect(e.message).toMatch(/QEMU exited unexpectedly/);
+    expect(c.failure).toBeUndefined();
+    expect((c.rerunError as unknown[]).length).toBe(1);
+  });
+
+  it('a scenario past its timeout is a <failure> naming the budget', () => {
+    const f = cases.get('times out [x86_64-direct]')!.failure as Record<string, string>;
+    // The guest-side timeout of the command inside is bound by the scenario's budget and names it.
+    expect(f.message).toMatch(/timed out/i);
+    expect(f.message).toContain('scenario "times out" (20 s)');
+  });
+
+  it('a pass on the second try is a pass carrying <flakyError>', () => {
+    const c = cases.get('flaky [x86_64-direct]')!;
+    expect(c.failure).toBeUndefined();
+    expect(c.error).toBeUndefined();
+    expect((c.flakyError as unknown[]).length).toBe(1);
+  });
+
+  it('a skipped scenario is <skipped> with its reason', () => {
+    const c = cases.get('skipped [x86_64-direct]')!;
+    expect(c.skipped).toMatchObject({ message: 'not on this fleet' });
+  });
+
+  it('writes report.json and every machine log, and leaves no QEMU running', async () => {
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    expect(report.results).toHaveLength(7);
+    expect(report.summary.exitCode).toBe(1);
+    const passed = report.results.find((r: { scenario: string }) => r.scenario === 'passes');
+    expect(await readFile(passed.attempts[0].machines[0].logPath, 'utf8')).toContain('Linux version');
+    expect(processesMatching('process=fleetlab-vm')).toEqual([]);
+  });
+});
+
+describe('fleetlab run exit codes and bad input', () => {
+  it('exits 0 when all pass, counting a pass after a retry', async () => {
+    const r = await fleetlab(['run', fixture('outcomes.ts'), '--grep', '^(passes|flaky) ', '--retries', '1', '--reporter', 'console', '--workers', '2']);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/2 passed, 0 failed, 0 errors, 0 skipped \(1 flaky\)/);
+  });
+
+  it('exits 3 on infrastructure errors without test failures', async () => {
+    const r = await fleetlab(['run', fixture('outcomes.ts'), '--grep', '^loses', '--reporter', 'console']);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+  });
+
+  it('a malformed scenario file exits 2 naming the file', async () => {
+    const r = await fleetlab(['run', fixture('malformed.ts')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('fixtures/malformed.ts failed to load');
+  });
+
+  it('an unknown machine exits 2 naming the scenario, the role and the profile', async () => {
+    const r = await fleetlab(['run', fixture('unknown-machine.ts')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/unknown-machine\.ts: scenario "lost", machine vm: Unknown machine profile "pdp-11"/);
+  });
+
+  it('a bad option exits 2 naming the option and what it expects', async () => {
+    const bad = await fleetlab(['run', fixture('matrix.ts'), '--workers', '0']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--workers 0: expected a whole number >= 1');
+    const shard = await fleetlab(['list', fixture('matrix.ts'), '--shard', '5/4']);
+    expect(shard.exitCode).toBe(2);
+    expect(shard.stderr).toContain('--shard "5/4"');
+    const unknown = await fleetlab(['run', '--no-such-flag']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toMatch(/Unknown argument/);
+  });
+});
+
+describe('shards', () => {
+  it('are disjoint and together cover the set', async () => {
+    const all = (await fleetlab(['list', fixture('matrix.ts')])).stdout.trim().split('\n');
+    expect(all).toHaveLength(12);
+    const shards = await Promise.all([1, 2, 3].map(async (k) => (await fleetlab(['list', fixture('matrix.ts'), '--shard', `${k}/3`])).stdout.trim().split('\n').filter(Boolean)));
+    const union = shards.flat();
+    expect(new Set(union).size).toBe(union.length);
+    expect(union.sort()).toEqual([...all].sort());
+    expect(shards.every((s) => s.length < all.length)).toBe(true);
+  });
+
+  it('--machine makes a matrix and --tag filters', async () => {
+    const r = await fleetlab(['list', fixture('matrix.ts'), '--tag', 'nightly', '--machine', 'x86_64-direct', '--machine', 'x86_64-direct']);
+    expect(r.stdout.trim().split('\n')).toHaveLength(4);
+    const matrix = await fleetlab(['list', fixture('matrix.ts'), '--grep', '^case 1 ', '--machine', 'all']);
+    expect(matrix.stdout.trim().split('\n')).toEqual([expect.stringContaining('case 1[x86_64-direct]')]);
+  });
+});
+
+describe('interruption', () => {
+  it('SIGTERM mid-scenario leaves a valid JUnit with the running case as an interrupted error, and no QEMU', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fleetlab-sig-'));
+    const child = execa(process.execPath, [cli, 'run', fixture('slow.ts'), '--output', out, '--workers', '1'], { cwd: root, reject: false, env: { CI: '1' } });
+    // quick runs first and finishes; then slow starts its long step.
+    let seen = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`slow never started: ${seen}`)), 120_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('▶ harness/runner/fixtures/slow.ts::slow')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => setTimeout(r, 6000));
+    child.kill('SIGTERM');
+    const r = await child;
+    expect(r.exitCode).toBe(143);
+    const doc = parse(await readFile(join(out, 'junit.xml'), 'utf8'));
+    const cs = new Map((doc.testsuites.testsuite[0].testcase as Case[]).map((c) => [c.name, c]));
+    expect(cs.get('quick [x86_64-direct]')!.error).toBeUndefined();
+    expect((cs.get('slow [x86_64-direct]')!.error as Record<string, string>).message).toMatch(/^interrupted/);
+    expect(processesMatching('process=fleetlab-vm')).toEqual([]);
+  }, 200_000);
+});
+
+describe('report merge', () => {
+  it('merges shard files into one with recomputed totals', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-merge-'));
+    const a = join(dir, 'a.xml');
+    const b = join(dir, 'b.xml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(a, '<?xml version="1.0"?><testsuites><testsuite name="x" tests="2" failures="1" errors="0" skipped="0" time="1.5"><testcase classname="x" name="a" time="1"/><testcase classname="x" name="b" time="0.5"><failure message="m"/></testcase></testsuite></testsuites>');
+    await writeFile(b, '<?xml version="1.0"?><testsuites><testsuite name="y" tests="1" failures="0" errors="1" skipped="0" time="2"><testcase classname="y" name="c" time="2"><error message="e"/></testcase></testsuite></testsuites>');
+    const r = await fleetlab(['report', 'merge', a, b, '-o', join(dir, 'all.xml')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parse(await readFile(join(dir, 'all.xml'), 'utf8'));
+    expect(doc.testsuites).toMatchObject({ tests: '3', failures: '1', errors: '1' });
+    expect(doc.testsuites.testsuite.map((s: { name: string }) => s.name)).toEqual(['x', 'y']);
+  });
+});
