@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../testing/processes.ts';
 import { QemuMachine } from './qemu-machine.ts';
+import { QmpCommandError } from './qmp.ts';
 
 let m: QemuMachine;
 
@@ -23,6 +24,15 @@ describe('machine lifecycle', () => {
     expect(m.facts?.accel).toMatch(/^(kvm|tcg)$/);
     expect(m.facts?.accelReason).toBeTruthy();
     expect(m.facts?.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('QMP answers commands and its errors carry the QMP error class', async () => {
+    const status = await m.requireQmp('query-status').execute<{ status: string }>('query-status');
+    expect(status.status).toBe('running');
+    const err = await m.requireQmp('test').execute('no-such-qmp-command').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QmpCommandError);
+    expect((err as QmpCommandError).errorClass).toBe('CommandNotFound');
+    expect((err as Error).message).toContain('no-such-qmp-command');
   });
 
   it('reboot is detected by a new boot id and a higher boot count', async () => {
