@@ -26,13 +26,13 @@ function waitFor(stream: NodeJS.ReadableStream, re: RegExp, ms: number): Promise
 describe('--pause-on-failure', () => {
   it('keeps the machine, serves its console to `fleetlab console`, and stops it on Ctrl-C', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fleetlab-pause-'));
-    const run = execa(process.execPath, [cli, 'run', join(root, 'harness/runner/fixtures/outcomes.ts'), '--grep', '^fails a command', '--pause-on-failure', '--output', out], { cwd: root, reject: false, env: { CI: '1' } });
+    const run = execa(process.execPath, [cli, 'run', join(root, 'harness/runner/fixtures/pause.ts'), '--pause-on-failure', '--output', out], { cwd: root, reject: false, env: { CI: '1' } });
     const printed = await waitFor(run.stdout!, /Press Ctrl-C/, 120_000);
-    expect(printed).toContain('paused: vm (x86_64-direct) keeps running. Attach: fleetlab console vm');
-    expect(processesMatching('process=fleetlab-vm').length).toBe(1);
+    expect(printed).toContain('paused: paused (x86_64-direct) keeps running. Attach: fleetlab console paused');
+    expect(processesMatching('process=fleetlab-paused').length).toBe(1);
 
-    const attach = execa(process.execPath, [cli, 'console', 'vm', '--report', out], { cwd: root, reject: false });
-    const attached = waitFor(attach.stdout!, /vm login:/, 30_000);
+    const attach = execa(process.execPath, [cli, 'console', 'paused', '--report', out], { cwd: root, reject: false });
+    const attached = waitFor(attach.stdout!, /paused login:/, 30_000);
     await new Promise((r) => setTimeout(r, 500));
     attach.stdin!.write('\n');
     await attached;
@@ -42,6 +42,6 @@ describe('--pause-on-failure', () => {
     run.kill('SIGINT');
     const r = await run;
     expect(r.exitCode).toBe(1);
-    expect(processesMatching('process=fleetlab-vm')).toEqual([]);
+    expect(processesMatching('process=fleetlab-paused')).toEqual([]);
   }, 200_000);
 });
