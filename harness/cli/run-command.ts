@@ -1,6 +1,6 @@
 // `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, symlinkSync, lstatSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
@@ -31,6 +31,11 @@ export interface RunArgs {
 }
 
 const REPORTERS = ['console', 'junit', 'json'];
+
+/** The exit code of a run ended by a signal: 130 for SIGINT, 143 for SIGTERM. */
+function signalExitCode(sig: NodeJS.Signals): number {
+  return sig === 'SIGINT' ? 130 : 143;
+}
 
 /** Checks the options; a configuration error names the option, its value and what is expected. */
 export function normaliseRunArgs(a: RunArgs): RunArgs {
@@ -80,7 +85,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
     if (signalled) {
       // A second signal: no more waiting.
       killAllChildrenSync();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(signalExitCode(sig));
     }
     signalled = sig;
     process.stderr.write(`\nfleetlab: ${sig}: stopping; running cases are recorded as interrupted\n`);
@@ -89,7 +94,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
     // Unwinding stops machines gracefully; if that hangs, kill them and leave.
     setTimeout(() => {
       killAllChildrenSync();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(signalExitCode(sig));
     }, 20_000).unref();
   };
   process.on('SIGINT', onSignal);
@@ -101,7 +106,8 @@ export async function runCommand(raw: RunArgs): Promise<number> {
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  if (signalled === 'SIGTERM') return 143;
+  // SIGINT's 130 comes from the summary (the run was interrupted), unless it only ended a pause.
+  if (signalled === 'SIGTERM') return signalExitCode(signalled);
   return summary.exitCode;
 }
 
@@ -109,7 +115,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
 function pointLatest(outputDir: string): void {
   const latest = join(resolve(outputDir, '..'), 'latest');
   try {
-    if (existsSync(latest) || lstatSync(latest, { throwIfNoEntry: false })) rmSync(latest, { force: true });
+    rmSync(latest, { force: true });
     symlinkSync(basename(outputDir), latest);
   } catch {
     /* a report still works without the link */

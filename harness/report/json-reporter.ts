@@ -1,22 +1,20 @@
 // report.json: the run's events and results, for tools and the HTML report.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { CaseResult } from '../runner/results.ts';
+import { AtomicFile } from './atomic-file.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
 type Event = { t: number; type: string } & Record<string, unknown>;
 
 /** Writes report.json after every case and at the end of the run. */
 export class JsonReporter implements Reporter {
-  private readonly path: string;
+  private readonly file: AtomicFile;
   private run: RunInfo | undefined;
   private readonly events: Event[] = [];
   private readonly results: CaseResult[] = [];
   private summary: Omit<RunSummary, 'results'> | undefined;
-  private writing: Promise<void> = Promise.resolve();
 
   constructor(path: string) {
-    this.path = path;
+    this.file = new AtomicFile(path);
   }
 
   private event(type: string, data: Record<string, unknown>): void {
@@ -49,12 +47,6 @@ export class JsonReporter implements Reporter {
   }
 
   private write(): Promise<void> {
-    this.writing = this.writing.then(async () => {
-      await mkdir(dirname(this.path), { recursive: true });
-      const tmp = `${this.path}.tmp-${process.pid}`;
-      await writeFile(tmp, JSON.stringify({ run: this.run, summary: this.summary, results: this.results, events: this.events }, null, 2) + '\n');
-      await rename(tmp, this.path);
-    });
-    return this.writing;
+    return this.file.write(() => JSON.stringify({ run: this.run, summary: this.summary, results: this.results, events: this.events }, null, 2) + '\n');
   }
 }

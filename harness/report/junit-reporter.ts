@@ -3,10 +3,11 @@ import junitModule from 'junit-report-builder';
 import type { Builder, TestCase } from 'junit-report-builder';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { AttemptResult, CaseResult, ErrorInfo, StepResult } from '../runner/results.ts';
+import { AtomicFile } from './atomic-file.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
 const LOG_SLICE_BYTES = 64 * 1024;
@@ -24,15 +25,14 @@ export function xmlSafe(s: string): string {
 
 /** Writes junit.xml: one testsuite per scenario file, one testcase per scenario × machine variant. */
 export class JunitReporter implements Reporter {
-  private readonly path: string;
+  private readonly file: AtomicFile;
   private run: RunInfo | undefined;
   private readonly done = new Map<string, CaseResult>();
   private readonly running = new Map<string, { attempts: AttemptResult[]; startedAt: number }>();
   private gitCommit = '';
-  private writing: Promise<void> = Promise.resolve();
 
   constructor(path: string) {
-    this.path = path;
+    this.file = new AtomicFile(path);
   }
 
   onRunBegin(run: RunInfo): void {
@@ -86,20 +86,7 @@ export class JunitReporter implements Reporter {
   }
 
   private write(): Promise<void> {
-    this.writing = this.writing
-      .then(() => this.writeNow())
-      .catch((err) => {
-        process.stderr.write(`fleetlab: could not write ${this.path}: ${err}\n`);
-      });
-    return this.writing;
-  }
-
-  private async writeNow(): Promise<void> {
-    const xml = await this.build();
-    await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    await writeFile(tmp, xml);
-    await rename(tmp, this.path);
+    return this.file.write(() => this.build());
   }
 
   /** The XML of every case finished so far, in plan order. */

@@ -66,6 +66,13 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     result.machines.push({ role, name, profile: profile.name, logPath: m.log.path });
   }
 
+  /** `work`'s value, or a test-failure TimeoutError naming `awaited` once `budget` expires (raceDeadline handles a late rejection). */
+  const within = async <T>(work: Promise<T>, budget: Deadline, awaited: string): Promise<T> => {
+    const r = await raceDeadline(work, budget, caseAbort.signal);
+    if (r.timedOut) throw new TimeoutError('test-failure', { awaited, deadline: budget, lastLines: Object.values(machines)[0]?.log.lastLines(20) });
+    return r.value;
+  };
+
   // Steps: a tree, nested through async context so parallel steps nest correctly.
   const stepStore = new AsyncLocalStorage<{ step: StepResult; path: string[]; deadline: Deadline }>();
   const step = async <T>(name: string, fn: () => Promise<T> | T, sopts?: { timeout?: number }): Promise<T> => {
@@ -79,10 +86,9 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     const t0 = now();
     try {
       const body = stepStore.run({ step: s, path, deadline: stepDeadline }, () => withDeadline(stepDeadline, () => Promise.resolve().then(fn)));
-      const r = await raceDeadline(body, stepDeadline, caseAbort.signal);
-      if (r.timedOut) throw new TimeoutError('test-failure', { awaited: `step "${path.join(' › ')}" to finish`, deadline: stepDeadline, lastLines: Object.values(machines)[0]?.log.lastLines(20) });
+      const value = await within(body, stepDeadline, `step "${path.join(' › ')}" to finish`);
       s.status = 'passed';
-      return r.value;
+      return value;
     } catch (err) {
       s.status = 'failed';
       if (!(err instanceof SkipSignal)) s.error = errorInfo(err, c.file);
@@ -120,12 +126,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
           ),
         );
       }
-      const body = Promise.resolve().then(() => c.scenario.run(ctx));
-      const r = await raceDeadline(body, deadline, caseAbort.signal);
-      if (r.timedOut) {
-        body.catch(() => undefined);
-        throw new TimeoutError('test-failure', { awaited: `scenario "${c.scenario.name}" to finish`, deadline, lastLines: Object.values(machines)[0]?.log.lastLines(20) });
-      }
+      await within(Promise.resolve().then(() => c.scenario.run(ctx)), deadline, `scenario "${c.scenario.name}" to finish`);
     });
   } catch (err) {
     error = err;
@@ -144,10 +145,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     result.error = info;
     result.status = info.kind === 'interrupted' ? 'interrupted' : info.kind === 'test-failure' ? 'failed' : 'error';
   }
-  for (const mr of result.machines) {
-    const m = machines[mr.role]!;
-    if (m.facts) mr.facts = { arch: m.facts.arch, firmware: m.facts.firmware, accel: m.facts.accel, accelReason: m.facts.accelReason, qemuVersion: m.facts.qemuVersion };
-  }
+  for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
 
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');

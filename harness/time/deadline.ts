@@ -10,11 +10,6 @@ export function withDeadline<T>(deadline: Deadline, fn: () => T): T {
   return ambient.run(deadline, fn);
 }
 
-/** The deadline of the enclosing step or scenario, if any. */
-export function currentDeadline(): Deadline | undefined {
-  return ambient.getStore();
-}
-
 /** Milliseconds on the monotonic clock every deadline in fleetlab uses. */
 export function now(): number {
   return performance.now();
