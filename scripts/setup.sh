@@ -16,12 +16,10 @@ APT_PACKAGES=(
   vde2 dropbear-bin util-linux
 )
 
+# A package dpkg has never heard of has no status at all, so ask one package at a time.
 missing=()
-while read -r pkg status; do
-  [ "$status" = installed ] || missing+=("$pkg")
-done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null || true)
 for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || { [[ " ${missing[*]:-} " == *" $pkg "* ]] || missing+=("$pkg"); }
+  dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || missing+=("$pkg")
 done
 
 # apt's package lists are needed to install and to download the testbed's kernel and busybox packages.
