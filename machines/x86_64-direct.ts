@@ -5,7 +5,7 @@ export default defineProfile({
   name: 'x86_64-direct',
   description: 'x86_64 q35, direct kernel boot of the testbed; root shell on hvc0, login on ttyS0',
   arch: 'x86_64',
-  qemu: { binary: 'qemu-system-x86_64', machine: 'q35', memoryMiB: 256, smp: 1 },
+  qemu: { binary: 'qemu-system-x86_64', machine: 'q35', memoryMiB: 256, smp: 1, diskBus: 'virtio', nicModel: 'virtio-net-pci' },
   accel: 'auto',
   firmware: { kind: 'bios' },
   boot: { kind: 'testbed', image: 'x86_64', append: 'console=ttyS0 panic=-1' },

@@ -12,9 +12,12 @@ say() { [ "$quick" = 1 ] || echo "setup: $*"; }
 APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-utils
   ovmf ovmf-ia32 qemu-efi-aarch64 u-boot-qemu
-  busybox-static socat cpio xz-utils mtools gdisk dosfstools device-tree-compiler
+  busybox-static socat cpio xz-utils device-tree-compiler
+  grub-common mtools dosfstools fdisk e2fsprogs
   vde2 dropbear-bin util-linux
 )
+# The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).
+FOREIGN_ARCHS=(arm64)
 
 # A package dpkg has never heard of has no status at all, so ask one package at a time.
 missing=()
@@ -23,16 +26,22 @@ for pkg in "${APT_PACKAGES[@]}"; do
 done
 
 # apt's package lists are needed to install and to download the testbed's kernel and busybox packages.
-lists_empty=1
-compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null && lists_empty=0
+update_lists=1
+compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null && update_lists=0
+new_archs=()
+for arch in "${FOREIGN_ARCHS[@]}"; do
+  dpkg --print-foreign-architectures | grep -qx "$arch" || new_archs+=("$arch")
+done
+[ "${#new_archs[@]}" -gt 0 ] && update_lists=1
 
-if [ "${#missing[@]}" -gt 0 ] || [ "$lists_empty" = 1 ]; then
+if [ "${#missing[@]}" -gt 0 ] || [ "$update_lists" = 1 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=(); elif sudo -n true 2>/dev/null; then SUDO=(sudo); else
     echo "setup: fleetlab needs these Debian packages: ${missing[*]:-(none; apt lists are empty)}" >&2
-    echo "setup: run as root:  apt-get update && apt-get install -y --no-install-recommends ${missing[*]:-}" >&2
+    echo "setup: run as root:  ${new_archs[*]:+dpkg --add-architecture ${new_archs[*]} && }apt-get update && apt-get install -y --no-install-recommends ${missing[*]:-}" >&2
     exit 1
   fi
   echo "setup: installing ${missing[*]:-nothing (updating apt lists)}" >&2
+  for arch in "${new_archs[@]}"; do "${SUDO[@]}" dpkg --add-architecture "$arch"; done
   "${SUDO[@]}" apt-get update -qq >&2
   if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -28,20 +28,43 @@ const firmwareSpec = z.discriminatedUnion('kind', [
     path: z.string(),
     package: z.string(),
   }),
+  /**
+   * Raspberry Pi: QEMU has no VideoCore firmware, so fleetlab plays its part at each start: it reads config.txt
+   * and cmdline.txt from the SD card's first FAT partition and loads the kernel, initramfs and device tree they name.
+   */
+  z.object({ kind: z.literal('raspi') }),
 ]);
+
+/** Boot layouts fleetlab builds testbed disks in (machines/testbed/boot-disk.ts). */
+export const bootLayouts = ['grub-bios', 'grub-efi-ia32', 'systemd-boot', 'extlinux', 'raspi-firmware'] as const;
 
 const bootSpec = z.discriminatedUnion('kind', [
   /** A testbed image fleetlab builds from Debian packages (machines/testbed/). */
   z.object({ kind: z.literal('testbed'), image: z.string(), append: z.string().default('') }),
+  /** A disk fleetlab builds from a testbed image, booted through the firmware and a real bootloader. */
+  z.object({ kind: z.literal('testbed-disk'), image: z.string(), layout: z.enum(bootLayouts), append: z.string().default('') }),
   /** Direct kernel boot of files the user names. */
-  z.object({ kind: z.literal('kernel'), kernel: z.string(), initrd: z.string().optional(), append: z.string().default('') }),
-  /** Boot from the disks through the firmware. */
-  z.object({ kind: z.literal('disk') }),
+  z.object({ kind: z.literal('kernel'), kernel: z.string(), initrd: z.string().optional(), dtb: z.string().optional(), append: z.string().default('') }),
+  /** A disk image or ISO the user names, booted through the firmware; machines write to a qcow2 overlay, never to it. */
+  z.object({
+    kind: z.literal('disk'),
+    image: z.string(),
+    /** QEMU's name of the image format; default: what qemu-img info says. */
+    format: z.string().optional(),
+    /** cdrom for installer ISOs; default: cdrom when the file name ends in .iso. */
+    media: z.enum(['disk', 'cdrom']).optional(),
+  }),
 ]);
 
 const shellSpec = z.discriminatedUnion('kind', [
   /** NixOS test-instrumentation backdoor: a root shell on a virtio console. */
   z.object({ kind: z.literal('backdoor'), console: z.string() }),
+  /**
+   * A root shell started over a serial login (machines without a virtio console: boards, the Pi, images without the
+   * NixOS test instrumentation): fleetlab logs in with guest.login, quiets kernel messages and runs the same
+   * framed shell protocol on that console.
+   */
+  z.object({ kind: z.literal('serial-login'), console: z.string() }),
   /** No shell channel: only consoles and power. */
   z.object({ kind: z.literal('none') }),
 ]);
@@ -58,6 +81,10 @@ export const profileSchema = z
       cpu: z.string().optional(),
       memoryMiB: z.number().int().min(16).default(256),
       smp: z.number().int().min(1).default(1),
+      /** How disks attach: virtio (virtio-blk-pci), ahci (SATA on q35), scsi (virtio-scsi), sd (the Pi's SD card slot). */
+      diskBus: z.enum(['virtio', 'ahci', 'scsi', 'sd']).default('virtio'),
+      /** QEMU device model of the machine's NICs (for networks; e1000, virtio-net-pci, usb-net). */
+      nicModel: z.string().default('virtio-net-pci'),
       /** Extra -accel properties, e.g. "thread=single". */
       accelProps: z.string().optional(),
       extraArgs: z.array(z.string()).default([]),
@@ -79,11 +106,14 @@ export const profileSchema = z
   .superRefine((p, ctx) => {
     const names = new Set(p.consoles.map((c) => c.name));
     if (!names.has(p.serialConsole)) ctx.addIssue({ code: 'custom', path: ['serialConsole'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
-    if (p.guest.shell.kind === 'backdoor') {
-      const c = p.consoles.find((x) => x.name === (p.guest.shell as { console: string }).console);
+    const shell = p.guest.shell;
+    if (shell.kind !== 'none') {
+      const c = p.consoles.find((x) => x.name === shell.console);
       if (!c) ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
-      else if (c.device !== 'virtconsole') ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: 'the backdoor shell runs on a virtconsole' });
+      else if (shell.kind === 'backdoor' && c.device !== 'virtconsole') ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: 'the backdoor shell runs on a virtconsole; use kind "serial-login" on a serial console' });
     }
+    if (shell.kind === 'serial-login' && !p.guest.login) ctx.addIssue({ code: 'custom', path: ['guest', 'login'], message: 'a serial-login shell needs guest.login { user, password }' });
+    if (p.firmware.kind === 'raspi' && p.qemu.diskBus !== 'sd') ctx.addIssue({ code: 'custom', path: ['qemu', 'diskBus'], message: 'raspi firmware reads an SD card: set diskBus to "sd"' });
   });
 
 /** A validated machine profile. */

@@ -10,8 +10,20 @@ export interface QemuLaunch {
   kernel?: string;
   initrd?: string;
   append?: string;
+  dtb?: string;
   /** Per-machine copy of the EFI variable store. */
   efiVars?: string;
+  /** Disks in boot order: the machine's overlays, or read-only ISOs. */
+  disks?: LaunchDisk[];
+  /** The machine's name for the guest through fw_cfg (opt/fleetlab/hostname), where the machine type has fw_cfg. */
+  fwCfgHostname?: string;
+}
+
+/** One disk or CD-ROM of a launch. */
+export interface LaunchDisk {
+  path: string;
+  format: string;
+  media: 'disk' | 'cdrom';
 }
 
 /** The QMP socket of a machine's run dir. */
@@ -60,12 +72,49 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
     }
   }
 
+  args.push(...diskArgs(profile, launch.disks ?? []));
   if (launch.kernel) {
     args.push('-kernel', launch.kernel);
     if (launch.initrd) args.push('-initrd', launch.initrd);
+    if (launch.dtb) args.push('-dtb', launch.dtb);
     if (launch.append) args.push('-append', launch.append);
   }
+  if (launch.fwCfgHostname && fw.kind !== 'raspi') args.push('-fw_cfg', `name=opt/fleetlab/hostname,string=${launch.fwCfgHostname}`);
   args.push(...q.extraArgs);
+  return args;
+}
+
+/** Drives and their devices on the profile's disk bus; CD-ROMs on the AHCI (x86) or virtio-scsi bus. */
+function diskArgs(profile: MachineProfile, disks: LaunchDisk[]): string[] {
+  const args: string[] = [];
+  const bus = profile.qemu.diskBus;
+  let scsi = false;
+  let ide = 0;
+  const scsiBus = () => {
+    if (!scsi) args.push('-device', 'virtio-scsi-pci,id=scsi0');
+    scsi = true;
+    return 'scsi0.0';
+  };
+  disks.forEach((d, k) => {
+    const id = `${d.media === 'cdrom' ? 'cd' : 'disk'}${k}`;
+    const ro = d.media === 'cdrom' ? ',media=cdrom,readonly=on' : '';
+    if (bus === 'sd') {
+      args.push('-drive', `if=sd,index=${k},format=${d.format},file=${d.path}${ro}`);
+      return;
+    }
+    args.push('-drive', `if=none,id=${id},format=${d.format},file=${d.path}${ro}`);
+    const boot = `bootindex=${k}`;
+    if (d.media === 'cdrom') {
+      if (profile.arch === 'x86_64' || profile.arch === 'i386' || bus === 'ahci') args.push('-device', `ide-cd,drive=${id},bus=ide.${ide++},${boot}`);
+      else args.push('-device', `scsi-cd,drive=${id},bus=${scsiBus()},${boot}`);
+    } else if (bus === 'virtio') {
+      args.push('-device', `virtio-blk-pci,drive=${id},${boot}`);
+    } else if (bus === 'ahci') {
+      args.push('-device', `ide-hd,drive=${id},bus=ide.${ide++},${boot}`);
+    } else {
+      args.push('-device', `scsi-hd,drive=${id},bus=${scsiBus()},${boot}`);
+    }
+  });
   return args;
 }
 

@@ -1,7 +1,7 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -17,13 +17,16 @@ import type { WaitOptions } from '../protocols/wait-options.ts';
 import { BackdoorShell } from '../shell/backdoor-shell.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
 import { deadlineFrom, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
+import { ensureBootDisk, type BootDisk } from '../../machines/testbed/boot-disk.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { chooseAccel } from './accel-probe.ts';
 import { QEMU_PACKAGES, which } from './host-packages.ts';
 import { loadProfile } from './profile-loader.ts';
 import type { MachineProfile } from './profile.ts';
-import { consoleSocket, qemuArgv, qmpSocket } from './qemu-argv.ts';
+import { createOverlay, imageInfo } from './disk-overlay.ts';
+import { consoleSocket, qemuArgv, qmpSocket, type LaunchDisk } from './qemu-argv.ts';
+import { raspiFirmwareBoot } from './raspi-firmware.ts';
 import { comboToQcodes, textToCombos } from './qemu-keys.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
 
@@ -67,6 +70,12 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private qmp: QmpClient | undefined;
   private runDir: string | undefined;
   private efiVars: string | undefined;
+  /** Per machine instance: the disks' qcow2 overlays, kept across reboots and restarts, removed by stop(). */
+  private stateDir: string | undefined;
+  private disks: LaunchDisk[] | undefined;
+  /** The testbed boot disk this machine boots, if any: its entries say which fleetlab.entry markers exist. */
+  bootDisk: BootDisk | undefined;
+  private serialShellStart: Promise<void> | undefined;
   private readonly consoles = new Map<string, StreamConsole>();
   private readonly consoleLogs = new Map<string, ConsoleLog>();
   private readonly backdoor: BackdoorShell | undefined;
@@ -86,11 +95,12 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.log.onLine(() => (this.aliveSinceBoot = true));
     for (const c of profile.consoles) {
       if (profile.guest.shell.kind === 'backdoor' && c.name === profile.guest.shell.console) continue;
+      // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers.
       const log = c.name === profile.serialConsole ? this.log : new ConsoleLog(join(this.logDir, `${this.name}.${c.name}.log`));
       this.consoleLogs.set(c.name, log);
       this.consoles.set(c.name, new StreamConsole(c.name, this.name, log));
     }
-    if (profile.guest.shell.kind === 'backdoor') {
+    if (profile.guest.shell.kind !== 'none') {
       this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t) });
       this.backdoor.onSession(() => {
         this.aliveSinceBoot = true;
@@ -153,10 +163,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.checkHost();
     this._state = 'starting';
     try {
-      const boot = await this.resolveBoot();
-      const { accel, why } = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
       this.runDir = await mkdtemp(join(tmpdir(), `fleetlab-${this.name.slice(0, 20)}-`));
       await chmod(this.runDir, 0o700);
+      const boot = await this.resolveBoot(this.runDir);
+      const { accel, why } = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
       if (this.profile.firmware.kind === 'uefi' && !this.efiVars) {
         // Variables persist across this machine's reboots and restarts, fresh per machine instance.
         this.efiVars = join(this.logDir, `${this.name}.efivars.fd`);
@@ -185,26 +195,62 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.emit('state', this._state);
     } catch (err) {
       await this.kill();
+      if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
       throw err;
     }
   }
 
-  private async resolveBoot(): Promise<{ kernel?: string; initrd?: string; append?: string }> {
+  /** What QEMU boots: kernel files, or disks (as this machine's overlays) and the firmware finds the bootloader. */
+  private async resolveBoot(runDir: string): Promise<{ kernel?: string; initrd?: string; dtb?: string; append?: string; disks?: LaunchDisk[]; fwCfgHostname?: string }> {
     const boot = this.profile.boot;
     const hostname = `fleetlab.hostname=${this.name}`;
+    const log = (l: string) => this.log.note(l);
+    const testbed = async (name: string) => {
+      const recipe = testbedRecipes[name];
+      if (!recipe) throw new ConfigurationError(`Profile ${this.profile.name}: boot.image "${name}" is no testbed recipe (have: ${Object.keys(testbedRecipes).join(', ')}).`, { details: { field: 'boot.image', value: name } });
+      return ensureTestbed(recipe, { log });
+    };
     if (boot.kind === 'testbed') {
-      const recipe = testbedRecipes[boot.image];
-      if (!recipe) throw new ConfigurationError(`Profile ${this.profile.name}: boot.image "${boot.image}" is no testbed recipe (have: ${Object.keys(testbedRecipes).join(', ')}).`);
-      const img = await ensureTestbed(recipe, { log: (l) => this.log.note(l) });
+      const img = await testbed(boot.image);
       return { kernel: img.kernel, initrd: img.initrd, append: `${boot.append} ${hostname}`.trim() };
     }
     if (boot.kind === 'kernel') {
-      for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd]] as const) {
-        if (f && !existsSync(f)) throw new ConfigurationError(`Profile ${this.profile.name}: ${field} ${f} does not exist.`, { details: { field, value: f } });
+      for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd], ['boot.dtb', boot.dtb]] as const) {
+        if (f && !existsSync(f)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): ${field} ${f} does not exist.`, { details: { field, value: f } });
       }
-      return { kernel: boot.kernel, initrd: boot.initrd, append: boot.append };
+      return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append };
     }
-    return {};
+    let source: LaunchDisk;
+    if (boot.kind === 'testbed-disk') {
+      this.bootDisk = await ensureBootDisk(await testbed(boot.image), boot.layout, boot.append, { log });
+      source = { path: this.bootDisk.path, format: 'raw', media: 'disk' };
+    } else {
+      const path = resolve(boot.image);
+      if (!existsSync(path)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${boot.image} does not exist.`, { details: { field: 'boot.image', value: boot.image } });
+      const media = boot.media ?? (/\.iso$/i.test(path) ? 'cdrom' : 'disk');
+      source = { path, format: boot.format ?? (await imageInfo(path, 'boot.image')).format, media };
+    }
+    const disks = (this.disks ??= [await this.overlayOf(source)]);
+    if (this.profile.firmware.kind === 'raspi') {
+      const fw = await raspiFirmwareBoot(disks[0]!.path, disks[0]!.format, runDir);
+      log(`raspi firmware: kernel ${fw.config.kernel ?? 'kernel8.img'}, initramfs ${fw.config.initramfs ?? '-'}, device tree ${fw.dtb ? fw.dtb.split('/').pop() : '-'}`);
+      return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
+    }
+    return { disks, fwCfgHostname: this.name };
+  }
+
+  /** A disk as this machine sees it: a qcow2 overlay of the image (ISOs attach read-only as they are). */
+  private async overlayOf(source: LaunchDisk): Promise<LaunchDisk> {
+    if (source.media === 'cdrom') {
+      if (this.profile.qemu.diskBus === 'sd') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) has only an SD card slot; it cannot boot the ISO ${source.path}.`, { details: { field: 'boot.image', value: source.path } });
+      return source;
+    }
+    this.stateDir ??= await mkdtemp(join(tmpdir(), `fleetlab-state-${this.name.slice(0, 20)}-`));
+    await mkdir(this.stateDir, { recursive: true });
+    const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
+    await createOverlay(source.path, source.format, overlay, { powerOfTwo: this.profile.qemu.diskBus === 'sd' });
+    this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format}); the image itself is not written`);
+    return { path: overlay, format: 'qcow2', media: 'disk' };
   }
 
   /** Connects QMP and every console while the VM is paused, so no byte is missed. */
@@ -216,11 +262,17 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (ready.timedOut) throw new TimeoutError('infrastructure', { awaited: `QEMU to create ${qmpSocket(runDir)}`, deadline: connectDeadline, machine: this.name, lastLines: proc.stderrTail().split('\n') });
     this.qmp = await QmpClient.connect(qmpSocket(runDir), signal);
     this.qmp.on('event', (e: QmpEvent) => this.onQmpEvent(e));
+    const shell = this.profile.guest.shell;
     for (const c of this.profile.consoles) {
       const sock = await connectUnix(consoleSocket(runDir, c.name));
-      if (this.backdoor && this.profile.guest.shell.kind === 'backdoor' && c.name === this.profile.guest.shell.console) this.backdoor.attach(sock);
-      else this.consoles.get(c.name)!.attach(sock);
+      if (this.backdoor && shell.kind === 'backdoor' && c.name === shell.console) {
+        this.backdoor.attach(sock);
+        continue;
+      }
+      this.consoles.get(c.name)!.attach(sock);
+      if (this.backdoor && shell.kind === 'serial-login' && c.name === shell.console) this.backdoor.attach(sock);
     }
+    this.serialShellStart = undefined;
   }
 
   private onQmpEvent(e: QmpEvent): void {
@@ -258,7 +310,25 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   /** Waits until the guest's shell channel answers. */
   async waitForShell(opts?: WaitOptions): Promise<void> {
     if (!this.backdoor) throw new ConfigurationError(`profile ${this.profile.name} has no shell channel (guest.shell.kind is none)`);
+    if (this.profile.guest.shell.kind === 'serial-login' && !this.backdoor.isReady) await this.startSerialShell(opts);
     await this.backdoor.waitReady(opts);
+  }
+
+  /**
+   * Logs in on the shell's serial console and turns the login shell into the framed shell channel, once per boot:
+   * kernel messages are quieted (they would land inside answers), the tty goes raw, and a shell reads the tty as
+   * its script, greeting like NixOS's backdoor.
+   */
+  private startSerialShell(opts?: WaitOptions): Promise<void> {
+    const shell = this.profile.guest.shell as { console: string };
+    this.serialShellStart ??= (async () => {
+      const deadline = deadlineFrom(opts, 300_000, `serial-login shell of ${this.name}`, 'pass { timeout } to waitForShell()');
+      await this.login(undefined, undefined, { deadline, signal: opts?.signal });
+      // The banner is split in the command so the tty's echo of it cannot pass for the greeting.
+      await this.console(shell.console).write(`exec sh -c 'dmesg -n 1 2>/dev/null; stty raw -echo; printf "Spawning backdoor %s\\n" "root shell..."; PS1= exec /bin/sh "$(tty)"'\n`);
+    })();
+    this.serialShellStart.catch(() => (this.serialShellStart = undefined));
+    return this.serialShellStart;
   }
 
   /** A console by name (default: the serial console with kernel messages and the login). */
@@ -319,9 +389,17 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const deadline = deadlineFrom(opts, 120_000, `clean shutdown of ${this.name}`, 'pass { timeout } to shutdown()');
     const proc = this.proc!;
     this._state = 'stopping';
+    this.console().mark();
     if (this.backdoor?.isReady) await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline });
     else await this.qmp?.execute('system_powerdown').catch(() => undefined);
-    const gone = await raceDeadline(proc.exited, deadline, opts?.signal);
+    // Some machines halt without QEMU exiting (the Pi model has no power-off): the kernel's last words stand in.
+    const halted = this.console().expect(/reboot: (Power down|System halted)/, { deadline }).then(
+      async () => {
+        if ((await raceDeadline(proc.exited, 2000)).timedOut) await this.kill();
+      },
+      () => undefined,
+    );
+    const gone = await raceDeadline(Promise.race([proc.exited, halted.then(() => proc.exited)]), deadline, opts?.signal);
     if (gone.timedOut) {
       const err = new TimeoutError('infrastructure', { awaited: `QEMU to exit after "${this.profile.guest.poweroffCommand}"`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
       await this.kill();
@@ -347,6 +425,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       });
     });
     await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline });
+    if (this.profile.guest.shell.kind === 'serial-login') {
+      this.serialShellStart = undefined;
+      await this.startSerialShell({ deadline, signal: opts?.signal });
+    }
     const back = await raceDeadline(session, deadline, opts?.signal);
     if (back.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to come back after reboot (a new shell session)', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
     await this.waitForShell({ deadline, signal: opts?.signal });
@@ -381,6 +463,9 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
   async stop(): Promise<void> {
     await this.kill();
+    if (this.stateDir) await rm(this.stateDir, { recursive: true, force: true });
+    this.stateDir = undefined;
+    this.disks = undefined;
     await Promise.all([...new Set([this.log, ...this.consoleLogs.values()])].map((l) => l.close()));
   }
 

@@ -2,24 +2,17 @@
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
-import { Deadline, pollUntil } from '../../harness/time/deadline.ts';
+import { withLock } from '../../harness/cache/file-lock.ts';
+import { aptShow, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOTFS = join(here, 'rootfs');
-
-/** A Debian package pinned to the version apt offers now. */
-interface DebPackage {
-  name: string;
-  version: string;
-  arch: string;
-  depends: string;
-}
 
 type Log = (line: string) => void;
 
@@ -71,9 +64,7 @@ async function localInputs(recipe: TestbedRecipe): Promise<string> {
 
 async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild?: boolean }): Promise<TestbedImage> {
   const log = opts.log ?? (() => undefined);
-  const kernelMeta = await aptShow(recipe.kernelPackage, recipe.debArch);
-  const kernelName = kernelMeta.depends.match(/\b(linux-image-[0-9][^\s,(]*)/)?.[1] ?? kernelMeta.name;
-  const kernelPkg = kernelName === kernelMeta.name ? kernelMeta : await aptShow(kernelName, recipe.debArch);
+  const kernelPkg = await resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/);
   const busyboxPkg = await aptShow(recipe.busyboxPackage, recipe.debArch);
   const key = await recipeKey(recipe, [kernelPkg, busyboxPkg]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
@@ -134,8 +125,19 @@ async function build(
   await mkdir(join(root, 'bin'), { recursive: true });
   await cp(join(bx, 'bin/busybox'), join(root, 'bin/busybox'));
   await chmod(join(root, 'bin/busybox'), 0o755);
-  await copyModules(recipe, kx, kernelVersion, root);
-  await writeFile(join(root, 'etc/fleetlab/modules'), recipe.bootModules.join('\n') + '\n');
+  const builtin = await copyModules(recipe, kx, kernelVersion, root);
+  // Modules built into this kernel need no loading (the list is shared by architectures whose configs differ).
+  const bootModules = recipe.bootModules.filter((m) => !builtin.has(m.replace(/-/g, '_')));
+  await writeFile(join(root, 'etc/fleetlab/modules'), bootModules.join('\n') + '\n');
+  const deviceTrees: Record<string, string> = {};
+  for (const dt of recipe.deviceTrees ?? []) {
+    const src = join(kx, 'usr/lib', `linux-image-${kernelVersion}`, dt.file);
+    if (!existsSync(src)) throw new ConfigurationError(`testbed recipe ${recipe.name}: device tree ${dt.file} is not in ${basename(kernelDeb)}. Fix deviceTrees in machines/testbed/${recipe.name}.ts.`);
+    const name = basename(dt.file);
+    await cp(src, join(out, name));
+    for (const node of dt.removeNodes ?? []) await execa('fdtput', ['-r', join(out, name), node]);
+    deviceTrees[name] = join(finalDir, name);
+  }
   await writeUsers(recipe, key, root);
   await packInitramfs(root, join(out, 'initrd.img'));
 
@@ -147,6 +149,7 @@ async function build(
     kernelImage: join(finalDir, 'kernel.img'),
     initrd: join(finalDir, 'initrd.img'),
     kernelVersion,
+    deviceTrees,
     packages: { [pkgs.kernel.name]: pkgs.kernel.version, [pkgs.busybox.name]: pkgs.busybox.version },
   };
   await writeFile(join(out, 'manifest.json'), JSON.stringify(image, null, 2) + '\n');
@@ -166,16 +169,21 @@ async function extractVmlinux(bzImage: string): Promise<Buffer | undefined> {
   return undefined;
 }
 
-/** Copies the recipe's modules and their dependencies, with a modules.dep for busybox modprobe. */
-async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root: string): Promise<void> {
+/**
+ * Copies the recipe's modules and their dependencies, with a modules.dep for busybox modprobe.
+ * Returns the recipe's modules that this kernel has built in (normalised names), which need no copy.
+ */
+async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root: string): Promise<Set<string>> {
   await execa('busybox', ['depmod', '-b', kx, kver]);
   const modDir = join(kx, 'lib/modules', kver);
+  const norm = (s: string) => s.replace(/-/g, '_');
+  const builtinText = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
+  const builtin = new Set(builtinText.split('\n').filter(Boolean).map((p) => norm(basename(p).replace(/\.ko$/, ''))));
   const deps = new Map<string, string[]>();
   for (const line of (await readFile(join(modDir, 'modules.dep'), 'utf8')).split('\n')) {
     const [mod, rest] = line.split(':');
     if (mod) deps.set(mod.trim(), (rest ?? '').trim().split(/\s+/).filter(Boolean));
   }
-  const norm = (s: string) => s.replace(/-/g, '_');
   const byName = new Map([...deps.keys()].map((p) => [norm(basename(p).replace(/\.ko(\.\w+)?$/, '')), p]));
   const wanted = new Set<string>();
   const visit = (path: string) => {
@@ -184,6 +192,7 @@ async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root
     for (const d of deps.get(path) ?? []) visit(d);
   };
   for (const m of recipe.modules) {
+    if (builtin.has(norm(m))) continue;
     const path = byName.get(norm(m));
     if (!path) throw new ConfigurationError(`testbed recipe ${recipe.name}: module "${m}" is not in kernel ${kver} (not built as a module?). Remove it from machines/testbed/${recipe.name}.ts.`);
     visit(path);
@@ -195,6 +204,7 @@ async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root
   }
   const depLines = [...wanted].sort().map((p) => `${p}: ${(deps.get(p) ?? []).join(' ')}`.trimEnd());
   await writeFile(join(dest, 'modules.dep'), depLines.join('\n') + '\n');
+  return new Set(recipe.modules.map(norm).filter((m) => builtin.has(m)));
 }
 
 /** Writes passwd, shadow and group with SHA-512 crypt hashes (busybox mkpasswd), salted from the key. */
@@ -229,33 +239,6 @@ async function packInitramfs(root: string, out: string): Promise<void> {
   await execa('cpio', ['--quiet', '-o', '-H', 'newc', '-R', '0:0', '--reproducible', '-O', out], { cwd: root, input: files.join('\n') + '\n' });
 }
 
-/** apt's candidate for `name` on `arch`, with its version and dependencies. */
-async function aptShow(name: string, arch: string): Promise<DebPackage> {
-  const res = await execa('apt-cache', ['show', '--no-all-versions', `${name}:${arch}`], { reject: false });
-  if (res.exitCode !== 0 || !/^Package:/m.test(res.stdout)) {
-    throw new ConfigurationError(
-      `apt knows no package ${name}:${arch}, needed for a testbed image. Run "apt-get update"` +
-        (arch === 'amd64' ? '' : ` after "dpkg --add-architecture ${arch}"`) +
-        ` (scripts/setup.sh does both), then try again.\n  apt-cache said: ${(res.stderr || res.stdout).trim().split('\n').slice(-2).join(' ')}`,
-    );
-  }
-  const field = (f: string) => res.stdout.match(new RegExp(`^${f}: (.*)$`, 'm'))?.[1] ?? '';
-  return { name: field('Package'), version: field('Version'), arch, depends: field('Depends') };
-}
-
-/** Downloads a package's .deb into the cache (once per version) and returns its path. */
-async function downloadDeb(pkg: DebPackage): Promise<string> {
-  const dir = cacheDir('debs');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `${pkg.name}_${pkg.version.replace(/:/g, '%3a')}_${pkg.arch}.deb`);
-  if (existsSync(file)) return file;
-  const res = await execa('apt-get', ['download', `${pkg.name}:${pkg.arch}=${pkg.version}`], { cwd: dir, reject: false });
-  if (res.exitCode !== 0 || !existsSync(file)) {
-    throw new InfrastructureError(`apt-get download ${pkg.name}:${pkg.arch}=${pkg.version} failed:\n${res.stderr.trim()}`);
-  }
-  return file;
-}
-
 /** Hash of the recipe, its rootfs files, this builder and the package versions. */
 async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<string> {
   const h = createHash('sha256');
@@ -271,41 +254,4 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   await walk(ROOTFS);
   for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
   return h.digest('hex').slice(0, 16);
-}
-
-/** Runs `fn` holding an exclusive lock file, so parallel workers build an image once. */
-async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  await mkdir(dirname(path), { recursive: true });
-  const deadline = Deadline.after(15 * 60_000, `lock ${path}`, { unscaled: true });
-  const got = await pollUntil(
-    async () => {
-      try {
-        const fh = await open(path, 'wx');
-        await fh.writeFile(String(process.pid));
-        await fh.close();
-        return true;
-      } catch {
-        // A lock whose owner died is stale.
-        const owner = Number(await readFile(path, 'utf8').catch(() => ''));
-        if (owner && !pidAlive(owner)) await rm(path, { force: true });
-        return undefined;
-      }
-    },
-    { deadline, intervalMs: 500 },
-  );
-  if (got.timedOut) throw new InfrastructureError(`waited ${deadline.describe()} for another process to finish building; remove ${path} if no build runs.`);
-  try {
-    return await fn();
-  } finally {
-    await rm(path, { force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

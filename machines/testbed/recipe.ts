@@ -26,6 +26,11 @@ export interface TestbedRecipe {
   extractVmlinux: boolean;
   /** Serial login users. */
   users: TestbedUser[];
+  /**
+   * Device trees copied from the kernel package (path under usr/lib/linux-image-<version>/), with nodes removed
+   * where QEMU's model lacks the device (the Pi's Bluetooth UART child hides ttyAMA0).
+   */
+  deviceTrees?: Array<{ file: string; removeNodes?: string[] }>;
 }
 
 /** The files a built testbed consists of. */
@@ -40,5 +45,7 @@ export interface TestbedImage {
   kernelImage: string;
   initrd: string;
   kernelVersion: string;
+  /** Device trees by file name (bcm2837-rpi-3-b.dtb), patched as the recipe says. */
+  deviceTrees: Record<string, string>;
   packages: Record<string, string>;
 }
