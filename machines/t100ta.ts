@@ -11,6 +11,6 @@ export default extendProfile(direct, {
   name: 't100ta',
   description: 'x86_64 q35 with 32-bit OVMF (ia32, SMM), GRUB i386-efi as BOOTIA32.EFI, 64-bit kernel in mixed mode',
   qemu: { memoryMiB: 512 },
-  firmware: { kind: 'uefi', code: '/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd', vars: '/usr/share/OVMF/OVMF32_VARS_4M.fd', package: 'ovmf-ia32', smm: true },
+  firmware: { kind: 'uefi', code: '/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd', vars: '/usr/share/OVMF/OVMF32_VARS_4M.fd', package: 'ovmf-ia32', smm: true, bits: 32 },
   boot: { kind: 'testbed-disk', image: 'x86_64', layout: 'grub-efi-ia32', append: 'console=ttyS0 panic=-1' },
 });

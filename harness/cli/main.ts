@@ -48,7 +48,12 @@ await yargs(hideBin(process.argv))
         .option('workers', { alias: 'j', type: 'number', describe: 'Cases run at once (default: what the host\'s cores and memory allow)' })
         .option('output', { alias: 'o', type: 'string', describe: 'Output directory (default: reports/<run-id>/, with reports/latest pointing at it)' })
         .option('pause-on-failure', { type: 'boolean', default: false, describe: 'Keep the machines of a failed case running and print how to attach to their consoles' })
-        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' }),
+        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' })
+        .option('image', { type: 'string', describe: 'Boot this disk image or ISO on every machine instead of its profile\'s boot (written through a qcow2 overlay, never itself)' })
+        .option('kernel', { type: 'string', describe: 'Boot this kernel directly on every machine (with --image as its disk, if given)' })
+        .option('initrd', { type: 'string', describe: 'Initrd for --kernel' })
+        .option('dtb', { type: 'string', describe: 'Device tree for --kernel (Arm)' })
+        .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' }),
     async (argv) => {
       process.exitCode = await runCommand(argv as unknown as RunArgs);
     },

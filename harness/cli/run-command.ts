@@ -1,6 +1,6 @@
 // `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
@@ -28,6 +28,11 @@ export interface RunArgs {
   timeoutScale: number;
   pauseOnFailure: boolean;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+  image?: string;
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  append?: string;
 }
 
 const REPORTERS = ['console', 'junit', 'json'];
@@ -46,11 +51,15 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
   const reporters = a.reporter.flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
   for (const r of reporters) if (!REPORTERS.includes(r)) throw bad('reporter', r, `expected one of ${REPORTERS.join(', ')}`);
   if (a.accel !== undefined && !['auto', 'kvm', 'tcg', 'hvf'].includes(a.accel)) throw bad('accel', a.accel, 'expected auto, kvm, tcg or hvf');
+  for (const opt of ['image', 'kernel', 'initrd', 'dtb'] as const) {
+    const v = a[opt];
+    if (v !== undefined && !existsSync(resolve(v))) throw bad(opt, v, 'no such file');
+  }
   return { ...a, reporter: reporters.length ? reporters : REPORTERS };
 }
 
 function planOptions(a: RunArgs): PlanOptions {
-  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard };
+  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard, boot: { image: a.image, kernel: a.kernel, initrd: a.initrd, dtb: a.dtb, append: a.append } };
 }
 
 /** `fleetlab list`: the scenario × machine cases a run would have. */

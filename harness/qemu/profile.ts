@@ -21,6 +21,8 @@ const firmwareSpec = z.discriminatedUnion('kind', [
     package: z.string(),
     /** Firmware built with secure boot/SMM needs the secure pflash and smm=on. */
     smm: z.boolean().default(false),
+    /** Word size of the firmware: 32 for ia32 UEFI on a 64-bit CPU (the guest's /sys/firmware/efi/fw_platform_size). */
+    bits: z.union([z.literal(32), z.literal(64)]).default(64),
   }),
   z.object({
     kind: z.literal('bios-file'),
@@ -44,7 +46,15 @@ const bootSpec = z.discriminatedUnion('kind', [
   /** A disk fleetlab builds from a testbed image, booted through the firmware and a real bootloader. */
   z.object({ kind: z.literal('testbed-disk'), image: z.string(), layout: z.enum(bootLayouts), append: z.string().default('') }),
   /** Direct kernel boot of files the user names. */
-  z.object({ kind: z.literal('kernel'), kernel: z.string(), initrd: z.string().optional(), dtb: z.string().optional(), append: z.string().default('') }),
+  z.object({
+    kind: z.literal('kernel'),
+    kernel: z.string(),
+    initrd: z.string().optional(),
+    dtb: z.string().optional(),
+    append: z.string().default(''),
+    /** A disk image attached while the kernel boots directly (as NixOS's build-vm does); written through an overlay. */
+    image: z.string().optional(),
+  }),
   /** A disk image or ISO the user names, booted through the firmware; machines write to a qcow2 overlay, never to it. */
   z.object({
     kind: z.literal('disk'),

@@ -218,17 +218,16 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd], ['boot.dtb', boot.dtb]] as const) {
         if (f && !existsSync(f)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): ${field} ${f} does not exist.`, { details: { field, value: f } });
       }
-      return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append };
+      if (boot.image && !existsSync(boot.image)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${boot.image} does not exist.`, { details: { field: 'boot.image', value: boot.image } });
+      const disks = boot.image ? (this.disks ??= [await this.overlayOf(await this.userImage(boot.image))]) : undefined;
+      return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append, disks };
     }
     let source: LaunchDisk;
     if (boot.kind === 'testbed-disk') {
       this.bootDisk = await ensureBootDisk(await testbed(boot.image), boot.layout, boot.append, { log });
       source = { path: this.bootDisk.path, format: 'raw', media: 'disk' };
     } else {
-      const path = resolve(boot.image);
-      if (!existsSync(path)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${boot.image} does not exist.`, { details: { field: 'boot.image', value: boot.image } });
-      const media = boot.media ?? (/\.iso$/i.test(path) ? 'cdrom' : 'disk');
-      source = { path, format: boot.format ?? (await imageInfo(path, 'boot.image')).format, media };
+      source = await this.userImage(boot.image, boot.format, boot.media);
     }
     const disks = (this.disks ??= [await this.overlayOf(source)]);
     if (this.profile.firmware.kind === 'raspi') {
@@ -237,6 +236,13 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
     }
     return { disks, fwCfgHostname: this.name };
+  }
+
+  /** A disk or ISO the user names, checked and with its format found. */
+  private async userImage(image: string, format?: string, media?: 'disk' | 'cdrom'): Promise<LaunchDisk> {
+    const path = resolve(image);
+    if (!existsSync(path)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${image} does not exist.`, { details: { field: 'boot.image', value: image } });
+    return { path, format: format ?? (await imageInfo(path, 'boot.image')).format, media: media ?? (/\.iso$/i.test(path) ? 'cdrom' : 'disk') };
   }
 
   /** A disk as this machine sees it: a qcow2 overlay of the image (ISOs attach read-only as they are). */

@@ -1,12 +1,13 @@
 // Which cases a run has: scenario files loaded, scenarios × machine variants, filtered and sharded.
 import { createHash } from 'node:crypto';
 import { existsSync, statSync, readdirSync } from 'node:fs';
-import { relative, resolve, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
+import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/boot-override.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
-import { isScenario, type ScenarioDefinition } from './scenario.ts';
+import { isScenario, type MachineRequest, type ScenarioDefinition } from './scenario.ts';
 
 /** One scenario on one set of profiles: the unit that runs, retries and reports. */
 export interface PlannedCase {
@@ -28,6 +29,8 @@ export interface PlanOptions {
   machines?: string[];
   /** "K/N". */
   shard?: string;
+  /** Boot this instead of each profile's own boot (--image, --kernel, ...); paths relative to cwd. */
+  boot?: BootOverride;
   cwd?: string;
 }
 
@@ -87,14 +90,25 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
   for (const file of scenarioFiles(opts.paths, cwd)) {
     const rel = relative(cwd, file);
     for (const s of await loadScenarioFile(file, cwd)) {
-      const variants: Record<string, string>[] = machineList?.length
-        ? machineList.map((m) => Object.fromEntries(Object.keys(s.machines).map((role) => [role, m])))
-        : [s.machines];
-      for (const roles of variants) {
+      const requested: Record<string, MachineRequest> = {};
+      for (const [role, r] of Object.entries(s.machines)) {
+        if (typeof r !== 'string' && typeof r?.profile !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name or { profile: 'name', image?, kernel?, initrd?, dtb?, append? }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
+        requested[role] = typeof r === 'string' ? { profile: r } : r;
+      }
+      const variants: Record<string, MachineRequest>[] = machineList?.length
+        ? machineList.map((m) => Object.fromEntries(Object.entries(requested).map(([role, r]) => [role, { ...r, profile: m }])))
+        : [requested];
+      for (const requests of variants) {
         const profiles: Record<string, MachineProfile> = {};
-        for (const [role, name] of Object.entries(roles)) {
+        const roles: Record<string, string> = {};
+        for (const [role, req] of Object.entries(requests)) {
+          const { profile: name, ...own } = req;
+          roles[role] = name;
           try {
-            profiles[role] = await profile(name);
+            let p = await profile(name);
+            p = applyBootOverride(p, own, dirname(file), `${rel}, machine ${role}`);
+            if (hasBootOverride(opts.boot)) p = applyBootOverride(p, opts.boot, cwd, 'the run\'s --image/--kernel options');
+            profiles[role] = p;
           } catch (err) {
             throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role}: ${(err as Error).message}`, { cause: err, details: { file: rel, field: `machines.${role}` } });
           }

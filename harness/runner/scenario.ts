@@ -1,15 +1,19 @@
 // The scenario API: what a scenario file exports and what its body receives.
+import type { BootOverride } from '../qemu/boot-override.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { Deadline } from '../time/deadline.ts';
 
 /** A machine handle as scenarios see it: a QEMU VM today; lab boards implement the same protocols. */
 export type Machine = QemuMachine;
 
+/** A role's machine: a profile, optionally booting the user's image instead (paths relative to the scenario file). */
+export type MachineRequest = { profile: string } & BootOverride;
+
 /** How far the runner brings machines before the body runs. */
 export type StartMode = 'shell' | 'power-on' | 'manual';
 
 /** What a scenario body receives. `M` maps role names to profile names. */
-export interface ScenarioContext<M extends Record<string, string>> {
+export interface ScenarioContext<M extends Record<string, string | MachineRequest>> {
   /** The machines by role, started (and with a shell, unless `start` says otherwise). */
   machines: { [K in keyof M]: Machine };
   /** Runs a named step; steps nest, are timed, and appear in the reports. */
@@ -29,9 +33,9 @@ export interface ScenarioContext<M extends Record<string, string>> {
 }
 
 /** A scenario as declared in a scenario file. */
-export interface ScenarioSpec<M extends Record<string, string>> {
+export interface ScenarioSpec<M extends Record<string, string | MachineRequest>> {
   name: string;
-  /** Roles to profile names: { router: 'x86_64-direct' }. */
+  /** Roles to profile names, { router: 'x86_64-direct' }, or to { profile, image | kernel, initrd, append }. */
   machines: M;
   /** Budget of the whole scenario in ms (scaled by --timeout-scale). Default 10 minutes. */
   timeout?: number;
@@ -46,11 +50,11 @@ export interface ScenarioSpec<M extends Record<string, string>> {
 const SCENARIO = Symbol.for('fleetlab.scenario');
 
 /** A declared scenario, as the loader finds it among a file's exports. */
-export type ScenarioDefinition = ScenarioSpec<Record<string, string>> & { [SCENARIO]: true };
+export type ScenarioDefinition = ScenarioSpec<Record<string, string | MachineRequest>> & { [SCENARIO]: true };
 
 /** Declares a scenario: export the result from a scenario file. */
-export function scenario<const M extends Record<string, string>>(spec: ScenarioSpec<M>): ScenarioDefinition {
-  return { ...(spec as unknown as ScenarioSpec<Record<string, string>>), [SCENARIO]: true };
+export function scenario<const M extends Record<string, string | MachineRequest>>(spec: ScenarioSpec<M>): ScenarioDefinition {
+  return { ...(spec as unknown as ScenarioSpec<Record<string, string | MachineRequest>>), [SCENARIO]: true };
 }
 
 /** True for values made by scenario(). */
