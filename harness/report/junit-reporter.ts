@@ -124,6 +124,16 @@ export class JunitReporter implements Reporter {
     if (last.status === 'failed') tc.failure(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'TestFailure').stacktrace(xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'error' || last.status === 'interrupted') tc.error(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'Error', xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'skipped') tc.skipped();
+    // Per case too: a matrix run puts cases of different profiles (and accelerators) in one suite.
+    for (const m of last.machines) {
+      const prefix = last.machines.length > 1 ? `machine.${m.role}.` : 'machine.';
+      tc.property(`${prefix}profile`, m.profile);
+      if (m.facts) {
+        tc.property(`${prefix}arch`, m.facts.arch);
+        tc.property(`${prefix}firmware`, m.facts.firmware);
+        tc.property(`${prefix}accel`, m.facts.accel);
+      }
+    }
     tc.standardOutput(xmlSafe(await systemOut(r)));
     const extra = earlier.filter((a) => a.error);
     const skipReason = last.skipReason;
