@@ -53,6 +53,31 @@ describe('configuration errors', () => {
     expect((err as Error).message).toContain('apt-get install ovmf');
   });
 
+  it.each([
+    ['x86_64-uefi', 'ovmf'],
+    ['t100ta', 'ovmf-ia32'],
+    ['aarch64-uefi', 'qemu-efi-aarch64'],
+    ['aarch64-uboot', 'u-boot-qemu'],
+  ])('profile %s without its firmware names the Debian package %s', async (name, pkg) => {
+    const p = await loadProfile(name);
+    const fw = p.firmware;
+    const moved = fw.kind === 'uefi' ? { ...fw, code: `/nonexistent${fw.code}` } : fw.kind === 'bios-file' ? { ...fw, path: `/nonexistent${fw.path}` } : fw;
+    const m = new QemuMachine({ ...p, firmware: moved });
+    const err = await m.start().catch((e: unknown) => e);
+    await m.stop();
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toContain(`/nonexistent/usr/`);
+    expect((err as Error).message).toContain(`apt-get install ${pkg}`);
+    // Here the firmware is installed: the profile as shipped passes the same check.
+    expect(() => new QemuMachine(p).checkHost()).not.toThrow();
+  });
+
+  it('a raspi profile must use the SD card bus, and a serial-login shell needs a login', async () => {
+    const pi = await loadProfile('raspi3b');
+    expect(() => validateProfile({ ...pi, qemu: { ...pi.qemu, diskBus: 'virtio' } }, 'machines/mypi.ts')).toThrow(/machines\/mypi\.ts[\s\S]*qemu\.diskBus: raspi firmware reads an SD card/);
+    expect(() => validateProfile({ ...pi, guest: { ...pi.guest, login: undefined } }, 'machines/mypi.ts')).toThrow(/guest\.login: a serial-login shell needs guest\.login/);
+  });
+
   it('QEMU exiting at start is an infrastructure error carrying its stderr and exit code', async () => {
     const p = validateProfile(extendProfile(base, { name: 'badarg', qemu: { extraArgs: ['-no-such-qemu-option'] } }), 'test');
     const m = new QemuMachine(p);

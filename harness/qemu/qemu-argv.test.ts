@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import base from '../../machines/x86_64-direct.ts';
-import { validateProfile } from './profile-loader.ts';
+import { loadProfile, validateProfile } from './profile-loader.ts';
 import { extendProfile } from './profile.ts';
 import { qemuArgv } from './qemu-argv.ts';
 import { comboToQcodes, textToCombos } from './qemu-keys.ts';
@@ -35,12 +35,40 @@ describe('qemuArgv', () => {
     expect(argv).toContain('driver=cfi.pflash01,property=secure,value=on');
   });
 
+  it('disks: overlays on the profile bus in boot order, ISOs as read-only CD-ROMs; fw_cfg carries the name', () => {
+    const disks = [
+      { path: '/s/disk0.qcow2', format: 'qcow2', media: 'disk' as const },
+      { path: '/u/installer.iso', format: 'raw', media: 'cdrom' as const },
+    ];
+    const virtio = qemuArgv(validateProfile(base, 'base'), { ...launch, disks, fwCfgHostname: 'm1' }).join(' ');
+    expect(virtio).toContain('-drive if=none,id=disk0,format=qcow2,file=/s/disk0.qcow2 -device virtio-blk-pci,drive=disk0,bootindex=0');
+    expect(virtio).toContain('-drive if=none,id=cd1,format=raw,file=/u/installer.iso,media=cdrom,readonly=on -device ide-cd,drive=cd1,bus=ide.0,bootindex=1');
+    expect(virtio).toContain('-fw_cfg name=opt/fleetlab/hostname,string=m1');
+    const sata = qemuArgv(validateProfile(extendProfile(base, { name: 's', qemu: { diskBus: 'ahci' } }), 's'), { ...launch, disks: disks.slice(0, 1) }).join(' ');
+    expect(sata).toContain('-device ide-hd,drive=disk0,bus=ide.0,bootindex=0');
+    const arm = validateProfile(extendProfile(base, { name: 'a', arch: 'aarch64', qemu: { binary: 'qemu-system-aarch64', machine: 'virt', diskBus: 'scsi' } }), 'a');
+    const scsi = qemuArgv(arm, { ...launch, disks }).join(' ');
+    expect(scsi).toContain('-drive if=none,id=disk0,format=qcow2,file=/s/disk0.qcow2 -device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0');
+    expect(scsi).toContain('-device scsi-cd,drive=cd1,bus=scsi0.0,bootindex=1');
+    expect(scsi.match(/virtio-scsi-pci/g)).toHaveLength(1);
+  });
+
+  it('the Pi: SD card slot, device tree, no fw_cfg', async () => {
+    const pi = await loadProfile('raspi3b');
+    const argv = qemuArgv(pi, { ...launch, dtb: '/d.dtb', disks: [{ path: '/s/sd.qcow2', format: 'qcow2', media: 'disk' }], fwCfgHostname: 'm1' }).join(' ');
+    expect(argv).toContain('-machine raspi3b -accel tcg,thread=single');
+    expect(argv).toContain('-drive if=sd,index=0,format=qcow2,file=/s/sd.qcow2');
+    expect(argv).toContain('-dtb /d.dtb');
+    expect(argv).not.toContain('-fw_cfg');
+    expect(argv).not.toContain('-vga');
+  });
+
   it('extendProfile merges objects and replaces a union member of another kind', () => {
     const p = extendProfile(base, { name: 'big', qemu: { memoryMiB: 1024 } });
     expect(p.qemu.memoryMiB).toBe(1024);
     expect(p.qemu.binary).toBe('qemu-system-x86_64');
-    const d = extendProfile(base, { name: 'd', boot: { kind: 'disk' } });
-    expect(d.boot).toEqual({ kind: 'disk' });
+    const d = extendProfile(base, { name: 'd', boot: { kind: 'disk', image: '/i.img' } });
+    expect(d.boot).toEqual({ kind: 'disk', image: '/i.img' });
   });
 });
 
