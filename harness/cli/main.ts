@@ -4,7 +4,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { FleetlabError } from '../errors/fleetlab-error.ts';
 import { formatDoctor, runDoctor } from '../doctor/doctor.ts';
+import { ensureBootDisk } from '../../machines/testbed/boot-disk.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
+import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
 import { listCommand, runCommand, type RunArgs } from './run-command.ts';
@@ -85,7 +87,7 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'images build [names..]',
-    'Build the testbed guest images from Debian packages (cached by a hash of their recipe and inputs)',
+    'Build the testbed guest images from Debian packages and the boot disks of the profiles that use them (cached by a hash of their inputs)',
     (y) =>
       y
         .positional('names', { type: 'string', array: true, describe: `Testbeds to build (default: all: ${Object.keys(testbedRecipes).join(', ')})` })
@@ -97,6 +99,12 @@ await yargs(hideBin(process.argv))
         if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
         const img = await ensureTestbed(recipe, { rebuild: argv.rebuild, log: (l) => console.error(l) });
         console.log(`${n}: ${img.dir}`);
+        for (const name of listProfiles()) {
+          const boot = (await loadProfile(name)).boot;
+          if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
+          const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
+          console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
+        }
       }
     },
   )
