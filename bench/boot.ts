@@ -1,6 +1,8 @@
 // Benchmark: time to shell through fleetlab vs raw QEMU to the same console marker, and shell commands
 // per second vs the NixOS test driver's framing. Baselines run in the same process, on the same testbed.
-//   npm run bench:boot [-- --runs N --commands N]
+// With --profiles, also the time to shell of every machine profile (real firmware and bootloaders), as a ratio to
+// the direct-boot profile measured in the same process.
+//   npm run bench:boot [-- --runs N --commands N --profiles all|name,name --profile-runs N]
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
@@ -9,14 +11,23 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureTestbed } from '../machines/testbed/build.ts';
 import { testbedRecipes } from '../machines/testbed/index.ts';
-import { loadProfile } from '../harness/qemu/profile-loader.ts';
+import { listProfiles, loadProfile } from '../harness/qemu/profile-loader.ts';
+import { ensureBootDisk } from '../machines/testbed/boot-disk.ts';
 import { qemuArgv, consoleSocket } from '../harness/qemu/qemu-argv.ts';
 import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
 import { BACKDOOR_BANNER } from '../harness/shell/backdoor-shell.ts';
 import { pollUntil, Deadline } from '../harness/time/deadline.ts';
 import { existsSync } from 'node:fs';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, commands: { type: 'string', default: '200' }, profile: { type: 'string', default: 'x86_64-direct' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    commands: { type: 'string', default: '200' },
+    profile: { type: 'string', default: 'x86_64-direct' },
+    profiles: { type: 'string' },
+    'profile-runs': { type: 'string', default: '1' },
+  },
+});
 const RUNS = Number(values.runs);
 const COMMANDS = Number(values.commands);
 const profile = await loadProfile(values.profile!);
@@ -57,8 +68,8 @@ async function rawBoot(): Promise<{ ms: number; sock: Socket; kill: () => Promis
   };
 }
 
-async function fleetlabBoot(): Promise<{ ms: number; m: QemuMachine }> {
-  const m = new QemuMachine(profile, { name: 'flbench', accel: 'tcg' });
+async function fleetlabBoot(p = profile): Promise<{ ms: number; m: QemuMachine }> {
+  const m = new QemuMachine(p, { name: 'flbench', accel: 'tcg' });
   const t0 = performance.now();
   await m.start();
   await m.waitForShell();
@@ -117,4 +128,23 @@ const flMs = median(fl);
 console.log(`profile ${profile.name}, accel tcg, ${RUNS} runs (median), ${COMMANDS} commands`);
 console.log(`time to shell: raw QEMU to "${BACKDOOR_BANNER}" ${rawMs.toFixed(0)} ms, fleetlab start()+waitForShell() ${flMs.toFixed(0)} ms, ratio ${(flMs / rawMs).toFixed(3)} (goal <= 1.05)`);
 console.log(`commands/s: NixOS driver framing ${rawRate.toFixed(1)}, fleetlab ${flRate.toFixed(1)}, speed-up ${(flRate / rawRate).toFixed(2)}x (goal >= 5x)`);
+
+if (values.profiles) {
+  const names = values.profiles === 'all' ? listProfiles() : values.profiles.split(',');
+  const runs = Number(values['profile-runs']);
+  console.log(`\ntime to shell per profile (TCG, median of ${runs}), ratio to ${profile.name} (${flMs.toFixed(0)} ms above):`);
+  for (const name of names) {
+    const p = await loadProfile(name);
+    // The first start builds the boot disk if the cache has none: not part of the measurement.
+    if (p.boot.kind === 'testbed-disk') await ensureBootDisk(await ensureTestbed(testbedRecipes[p.boot.image]!), p.boot.layout, p.boot.append);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const f = await fleetlabBoot(p);
+      times.push(f.ms);
+      await f.m.stop();
+    }
+    const ms = median(times);
+    console.log(`  ${name.padEnd(16)} ${p.firmware.kind.padEnd(9)} ${p.boot.kind === 'testbed-disk' ? p.boot.layout.padEnd(15) : p.boot.kind.padEnd(15)} ${(ms / 1000).toFixed(1).padStart(5)} s  ${(ms / flMs).toFixed(2)}x`);
+  }
+}
 process.exit(0);
