@@ -5,6 +5,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { listProfiles } from '../qemu/profile-loader.ts';
 import { processesMatching } from '../testing/processes.ts';
 
 const root = join(import.meta.dirname, '../..');
@@ -174,7 +175,8 @@ describe('shards', () => {
     const r = await fleetlab(['list', fixture('matrix.ts'), '--tag', 'nightly', '--machine', 'x86_64-direct', '--machine', 'x86_64-direct']);
     expect(r.stdout.trim().split('\n')).toHaveLength(4);
     const matrix = await fleetlab(['list', fixture('matrix.ts'), '--grep', '^case 1 ', '--machine', 'all']);
-    expect(matrix.stdout.trim().split('\n')).toEqual([expect.stringContaining('case 1[x86_64-direct]')]);
+    expect(matrix.stdout.trim().split('\n')).toEqual(listProfiles().map((p) => `harness/runner/fixtures/matrix.ts::case 1[${p}]`));
+    expect(listProfiles()).toEqual(expect.arrayContaining(['x86_64-direct', 'x86_64-bios', 'x86_64-uefi', 't100ta', 'aarch64-uefi', 'aarch64-uboot', 'raspi3b']));
   });
 });
 
