@@ -13,7 +13,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-utils
   ovmf ovmf-ia32 qemu-efi-aarch64 u-boot-qemu
   busybox-static socat cpio xz-utils device-tree-compiler
-  grub-common mtools dosfstools fdisk e2fsprogs
+  grub-common mtools dosfstools fdisk e2fsprogs xorriso
   vde2 dropbear-bin util-linux
 )
 # The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).

@@ -2,12 +2,13 @@
 // --kernel/--initrd/--append boot the user's kernel; both on a profile's hardware, through the real CLI.
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBootDisk } from '../../machines/testbed/boot-disk.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
+import { resolvePackage, unpackDeb } from '../../machines/testbed/debian-packages.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 
 const root = join(import.meta.dirname, '../..');
@@ -24,6 +25,7 @@ describe('bring your own image', () => {
   let diskRun: Awaited<ReturnType<typeof fleetlab>>;
   let kernelRun: Awaited<ReturnType<typeof fleetlab>>;
   let requestRun: Awaited<ReturnType<typeof fleetlab>>;
+  let isoRun: Awaited<ReturnType<typeof fleetlab>>;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetlab-byo-'));
@@ -33,9 +35,23 @@ describe('bring your own image', () => {
     image = join(dir, 'my-nixos.qcow2');
     await execa('qemu-img', ['convert', '-O', 'qcow2', disk.path, image]);
     imageHash = await sha256(image);
-    [diskRun, kernelRun] = await Promise.all([
+    // An installer-like ISO: grub-mkrescue (BIOS El Torito) with the testbed kernel and a marker entry.
+    const grub = join(dir, 'grub');
+    await unpackDeb(await resolvePackage('grub-pc-bin', 'amd64'), grub);
+    const stage = join(dir, 'iso');
+    await mkdir(join(stage, 'boot/grub'), { recursive: true });
+    await copyFile(testbed.kernelImage, join(stage, 'boot/vmlinuz'));
+    await copyFile(testbed.initrd, join(stage, 'boot/initrd'));
+    await writeFile(
+      join(stage, 'boot/grub/grub.cfg'),
+      'serial --unit=0 --speed=115200\nterminal_output serial console\nset timeout=0\nmenuentry "installer" {\n  linux /boot/vmlinuz console=ttyS0 panic=-1 fleetlab.entry=iso\n  initrd /boot/initrd\n}\n',
+    );
+    const iso = join(dir, 'installer.iso');
+    await execa('grub-mkrescue', ['-d', join(grub, 'usr/lib/grub/i386-pc'), '-o', iso, stage]);
+    [diskRun, kernelRun, isoRun] = await Promise.all([
       fleetlab(['run', fixture, '--grep', '^own image \\[', '--image', image, '--output', join(dir, 'disk')]),
       fleetlab(['run', fixture, '--grep', '^own image \\[', '--kernel', testbed.kernel, '--initrd', testbed.initrd, '--append', 'console=ttyS0 panic=-1 byo.marker=42', '--output', join(dir, 'kernel')]),
+      fleetlab(['run', fixture, '--grep', '^own image \\[', '--image', iso, '--output', join(dir, 'iso')]),
     ]);
     requestRun = await fleetlab(['run', fixture, '--tag', 'request', '--output', join(dir, 'request')], { FLEETLAB_TEST_IMAGE: image });
   }, 600_000);
@@ -57,6 +73,12 @@ describe('bring your own image', () => {
     expect(kernelRun.exitCode, String(kernelRun.stdout) + String(kernelRun.stderr)).toBe(0);
     const steps = (await report('kernel')).results[0]!.attempts[0]!.steps.map((s) => `${s.status} ${s.name}`);
     expect(steps).toContain('passed booted the given kernel with the given command line');
+  });
+
+  it('an .iso boots from a read-only CD-ROM', async () => {
+    expect(isoRun.exitCode, String(isoRun.stdout) + String(isoRun.stderr)).toBe(0);
+    const steps = (await report('iso')).results[0]!.attempts[0]!.steps.map((s) => `${s.status} ${s.name}`);
+    expect(steps).toContain('passed booted the ISO from the CD-ROM through its GRUB');
   });
 
   it('a scenario can name the image in its machine request', async () => {
