@@ -1,7 +1,7 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { serialLogin } from '../console/serial-login.ts';
 import { StreamConsole } from '../console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
+import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
@@ -163,8 +164,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.checkHost();
     this._state = 'starting';
     try {
-      this.runDir = await mkdtemp(join(tmpdir(), `fleetlab-${this.name.slice(0, 20)}-`));
-      await chmod(this.runDir, 0o700);
+      this.runDir = await makeTempDir(`fleetlab-${this.name.slice(0, 20)}-`);
       const boot = await this.resolveBoot(this.runDir);
       const { accel, why } = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
       if (this.profile.firmware.kind === 'uefi' && !this.efiVars) {
@@ -195,7 +195,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.emit('state', this._state);
     } catch (err) {
       await this.kill();
-      if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
+      if (this.runDir) await removeTempDir(this.runDir);
       throw err;
     }
   }
@@ -251,8 +251,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       if (this.profile.qemu.diskBus === 'sd') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) has only an SD card slot; it cannot boot the ISO ${source.path}.`, { details: { field: 'boot.image', value: source.path } });
       return source;
     }
-    this.stateDir ??= await mkdtemp(join(tmpdir(), `fleetlab-state-${this.name.slice(0, 20)}-`));
-    await mkdir(this.stateDir, { recursive: true });
+    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
     const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
     await createOverlay(source.path, source.format, overlay, { powerOfTwo: this.profile.qemu.diskBus === 'sd' });
     this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format}); the image itself is not written`);
@@ -307,7 +306,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.qmp = undefined;
     this.proc = undefined;
     this._state = 'stopped';
-    if (this.runDir) void rm(this.runDir, { recursive: true, force: true });
+    if (this.runDir) void removeTempDir(this.runDir);
     this.runDir = undefined;
     this.emit('state', this._state);
     if (!expected) this.emit('died', reason);
@@ -469,7 +468,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
   async stop(): Promise<void> {
     await this.kill();
-    if (this.stateDir) await rm(this.stateDir, { recursive: true, force: true });
+    if (this.stateDir) await removeTempDir(this.stateDir);
     this.stateDir = undefined;
     this.disks = undefined;
     await Promise.all([...new Set([this.log, ...this.consoleLogs.values()])].map((l) => l.close()));
