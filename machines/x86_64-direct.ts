@@ -1,4 +1,6 @@
 // x86_64 testbed by direct kernel boot on q35: the fast default for tests (no firmware menu, PVH entry).
+// CPU: none named, so QEMU's default model (qemu64) under TCG and the host's CPU (-cpu host) under KVM; set qemu.cpu
+// to pin a model everywhere. NIC model and disk bus are what the network and install work attach.
 import { defineProfile } from '../harness/qemu/profile.ts';
 
 export default defineProfile({
