@@ -2,6 +2,7 @@
 import { open, readFile, rm, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InfrastructureError } from '../errors/fleetlab-error.ts';
+import { pidAlive } from '../process/pid-alive.ts';
 import { Deadline, pollUntil } from '../time/deadline.ts';
 
 /** Runs `fn` holding an exclusive lock file, so parallel workers build an image once. */
@@ -29,14 +30,5 @@ export async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T
     return await fn();
   } finally {
     await rm(path, { force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

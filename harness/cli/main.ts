@@ -94,13 +94,13 @@ await yargs(hideBin(process.argv))
         .option('rebuild', { type: 'boolean', default: false, describe: 'Build even if the cache has the image' }),
     async (argv) => {
       const names = argv.names?.length ? argv.names : Object.keys(testbedRecipes);
+      const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
       for (const n of names) {
         const recipe = testbedRecipes[n];
         if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
         const img = await ensureTestbed(recipe, { rebuild: argv.rebuild, log: (l) => console.error(l) });
         console.log(`${n}: ${img.dir}`);
-        for (const name of listProfiles()) {
-          const boot = (await loadProfile(name)).boot;
+        for (const { name, boot } of profiles) {
           if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
           const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
           console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);

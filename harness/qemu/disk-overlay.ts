@@ -1,6 +1,5 @@
 // The user's or the testbed's disk images, booted through a per-machine qcow2 overlay so the original is never written.
-import { execa } from 'execa';
-import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import { runTool } from './host-packages.ts';
 
 /** What qemu-img says of an image. */
 export interface ImageInfo {
@@ -10,9 +9,13 @@ export interface ImageInfo {
 
 /** Format and size of `path` (qemu-img info); a file QEMU cannot read is a configuration error naming it. */
 export async function imageInfo(path: string, field = 'image'): Promise<ImageInfo> {
-  const res = await execa('qemu-img', ['info', '--output=json', path], { reject: false, timeout: 30_000 });
-  if (res.exitCode !== 0) throw new ConfigurationError(`${field} ${path} is not an image QEMU can read: ${res.stderr.trim()}`, { details: { field, value: path } });
-  const info = JSON.parse(res.stdout) as { format: string; 'virtual-size': number };
+  const out = await runTool('qemu-img', ['info', '--output=json', path], {
+    timeout: 30_000,
+    failure: `${field} ${path} is not an image QEMU can read`,
+    failAs: 'configuration',
+    details: { field, value: path },
+  });
+  const info = JSON.parse(out) as { format: string; 'virtual-size': number };
   return { format: info.format, virtualSize: info['virtual-size'] };
 }
 
@@ -28,13 +31,11 @@ export async function createOverlay(base: string, format: string, dest: string, 
     while (size < virtualSize) size *= 2;
     if (size !== virtualSize) args.push(String(size));
   }
-  const res = await execa('qemu-img', args, { reject: false, timeout: 30_000 });
-  if (res.exitCode !== 0) throw new InfrastructureError(`qemu-img ${args.join(' ')} failed: ${res.stderr.trim()}`);
+  await runTool('qemu-img', args, { timeout: 30_000 });
 }
 
 /** Copies `count` 512-byte sectors from `skip` of an image (any format QEMU reads) into a raw file. */
 export async function readSectors(image: string, format: string, skip: number, count: number, out: string): Promise<void> {
   const args = ['dd', '-f', format, '-O', 'raw', 'bs=512', `skip=${skip}`, `count=${count}`, `if=${image}`, `of=${out}`];
-  const res = await execa('qemu-img', args, { reject: false, timeout: 60_000 });
-  if (res.exitCode !== 0) throw new InfrastructureError(`qemu-img ${args.join(' ')} failed: ${res.stderr.trim()}`);
+  await runTool('qemu-img', args, { timeout: 60_000 });
 }

@@ -218,7 +218,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd], ['boot.dtb', boot.dtb]] as const) {
         if (f && !existsSync(f)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): ${field} ${f} does not exist.`, { details: { field, value: f } });
       }
-      if (boot.image && !existsSync(boot.image)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${boot.image} does not exist.`, { details: { field: 'boot.image', value: boot.image } });
       const disks = boot.image ? (this.disks ??= [await this.overlayOf(await this.userImage(boot.image))]) : undefined;
       return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append, disks };
     }
@@ -398,13 +397,13 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (this.backdoor?.isReady) await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline });
     else await this.qmp?.execute('system_powerdown').catch(() => undefined);
     // Some machines halt without QEMU exiting (the Pi model has no power-off): the kernel's last words stand in.
-    const halted = this.console().expect(/reboot: (Power down|System halted)/, { deadline }).then(
+    void this.console().expect(/reboot: (Power down|System halted)/, { deadline }).then(
       async () => {
         if ((await raceDeadline(proc.exited, 2000)).timedOut) await this.kill();
       },
       () => undefined,
     );
-    const gone = await raceDeadline(Promise.race([proc.exited, halted.then(() => proc.exited)]), deadline, opts?.signal);
+    const gone = await raceDeadline(proc.exited, deadline, opts?.signal);
     if (gone.timedOut) {
       const err = new TimeoutError('infrastructure', { awaited: `QEMU to exit after "${this.profile.guest.poweroffCommand}"`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
       await this.kill();

@@ -1,10 +1,10 @@
 // Plays the Raspberry Pi's VideoCore firmware for QEMU, which has none: reads config.txt and cmdline.txt from the
 // SD card's first FAT partition and hands QEMU the kernel, initramfs and device tree they name.
-import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { readSectors } from './disk-overlay.ts';
+import { runTool } from './host-packages.ts';
 
 /** What the firmware would boot. */
 export interface RaspiBoot {
@@ -74,9 +74,6 @@ async function extract(fat: string, name: string, workDir: string): Promise<stri
   return dest;
 }
 
-async function mtools(tool: string, args: string[]): Promise<string> {
-  const res = await execa(tool, args, { reject: false, timeout: 60_000, env: { MTOOLS_SKIP_CHECK: '1' } });
-  if ((res as { code?: string }).code === 'ENOENT') throw new ConfigurationError(`reading a Raspberry Pi SD card needs ${tool}: apt-get install mtools (scripts/setup.sh does).`);
-  if (res.exitCode !== 0) throw new ConfigurationError(`${tool} ${args.join(' ')} failed: ${res.stderr.trim()}`);
-  return res.stdout;
+function mtools(tool: string, args: string[]): Promise<string> {
+  return runTool(tool, args, { timeout: 60_000, env: { MTOOLS_SKIP_CHECK: '1' }, purpose: 'reading a Raspberry Pi SD card', failAs: 'configuration' });
 }

@@ -16,12 +16,4 @@ export function processesMatching(needle: string): Array<[number, string]> {
   return found;
 }
 
-/** True while `pid` exists (zombies excluded). */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { pidAlive } from '../process/pid-alive.ts';

@@ -3,76 +3,71 @@
 // Built without loop mounts or root: partition images (mkfs.fat + mtools, mke2fs -d) copied into a disk
 // partitioned with sfdisk; cached under a key of everything that goes into them.
 import { createHash } from 'node:crypto';
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
-import { withLock } from '../../harness/cache/file-lock.ts';
+import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
-import { resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
+import { runTool } from '../../harness/qemu/host-packages.ts';
+import { bootLayouts } from '../../harness/qemu/profile.ts';
+import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
+import { testbedRecipes } from './index.ts';
 import type { TestbedImage } from './recipe.ts';
 
-/** How the disk boots: which bootloader, and so which NixOS boot layout. */
-export type BootLayout = 'grub-bios' | 'grub-efi-ia32' | 'systemd-boot' | 'extlinux' | 'raspi-firmware';
-
-/** The boot layouts and what each lays out. */
-export const BOOT_LAYOUTS: Record<BootLayout, string> = {
-  'grub-bios': 'MBR, GRUB i386-pc in the MBR gap, FAT /boot with grub/grub.cfg ("NixOS - Default") and kernels/',
-  'grub-efi-ia32': 'GPT, ESP with GRUB i386-efi as removable EFI/BOOT/BOOTIA32.EFI, grub/grub.cfg and kernels/',
-  'systemd-boot': 'GPT, ESP with systemd-boot as EFI/BOOT/BOOT{X64,AA64}.EFI, loader/entries/nixos-generation-1.conf, EFI/nixos/',
-  extlinux: 'MBR, FAT FIRMWARE partition and a bootable ext4 NIXOS_SD root with /boot/extlinux/extlinux.conf (LABEL nixos-default), as NixOS sd-images',
-  'raspi-firmware': 'MBR SD card, FAT FIRMWARE partition with config.txt, cmdline.txt, kernel8.img, initrd and device tree; ext4 NIXOS_SD root',
-};
+/** How the disk boots: which bootloader, and so which NixOS boot layout (the profile schema lists them). */
+export type BootLayout = (typeof bootLayouts)[number];
 
 /** A built boot disk: a raw image never written by machines (they boot a qcow2 overlay of it). */
 export interface BootDisk {
   path: string;
   layout: BootLayout;
   key: string;
-  /** Boot entries on the disk: id (carried on the kernel command line as fleetlab.entry=<id>) and menu title. */
-  entries: Array<{ id: string; title: string }>;
+  /** Boot entries on the disk, the default first. */
+  entries: BootEntry[];
+}
+
+/** A boot entry: its id, carried on the kernel command line as fleetlab.entry=<id>, and its menu title. */
+export interface BootEntry {
+  id: string;
+  title: string;
 }
 
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */
 const FAT_UUID = `${FAT_SERIAL.slice(0, 4)}-${FAT_SERIAL.slice(4)}`.toUpperCase();
 const MiB = 1024 * 1024;
+/** Who needs a host tool, for its "not installed" message. */
+const BUILDING = 'building a boot disk';
 
 /** Builds (or finds in the cache) the boot disk of `layout` for a testbed image; `append` goes on every entry's command line. */
 export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void } = {}): Promise<BootDisk> {
-  if (!(layout in BOOT_LAYOUTS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${Object.keys(BOOT_LAYOUTS).join(', ')}`);
-  const arch = image.kernelImage.includes('arm64') || image.recipe === 'aarch64' ? 'arm64' : 'amd64';
-  const pkgs = await bootloaderPackages(layout, arch);
-  const h = createHash('sha256');
-  h.update(`${image.key}\0${layout}\0${append}\0`);
-  for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
-  h.update(await readFile(fileURLToPath(import.meta.url)));
-  const key = h.digest('hex').slice(0, 16);
-  const dir = cacheDir('images', `disk-${image.recipe}-${layout}-${key}`);
-  const manifest = join(dir, 'manifest.json');
-  if (existsSync(manifest)) return JSON.parse(await readFile(manifest, 'utf8')) as BootDisk;
-  return withLock(`${dir}.lock`, async () => {
-    if (existsSync(manifest)) return JSON.parse(await readFile(manifest, 'utf8')) as BootDisk;
-    opts.log?.(`building ${layout} boot disk for testbed ${image.recipe} into ${dir}`);
-    const work = await mkdtemp(`${dir}.build-`);
-    try {
-      const bl = join(work, 'bootloader');
-      for (const p of pkgs) await unpackDeb(p, bl);
-      const out = join(work, 'out');
-      await mkdir(out);
-      const entries = await LAYOUT_BUILDERS[layout]({ image, append, work, bootloader: bl, disk: join(out, 'disk.img'), arch });
-      const disk: BootDisk = { path: join(dir, 'disk.img'), layout, key, entries };
-      await writeFile(join(out, 'manifest.json'), JSON.stringify(disk, null, 2) + '\n');
-      await rm(dir, { recursive: true, force: true });
-      await rename(out, dir);
-      opts.log?.(`boot disk ready: ${disk.path}`);
-      return disk;
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
-  });
+  if (!(layout in LAYOUT_BUILDERS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${bootLayouts.join(', ')}`);
+  const arch = testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64';
+  const builder = await readFile(fileURLToPath(import.meta.url));
+  const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
+  // The index spares resolving the bootloader packages through apt on every machine start.
+  return viaIndex(
+    cacheDir('images', `disk-${image.recipe}-${layout}.index.json`),
+    `${local}|${await aptListsStamp()}`,
+    (disk) => existsSync(disk.path),
+    async () => {
+      const pkgs = await bootloaderPackages(layout, arch);
+      const h = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`);
+      for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
+      const key = h.update(builder).digest('hex').slice(0, 16);
+      const dir = cacheDir('images', `disk-${image.recipe}-${layout}-${key}`);
+      return buildOnce(dir, false, async (out, work) => {
+        opts.log?.(`building ${layout} boot disk for testbed ${image.recipe} into ${dir}`);
+        const bl = join(work, 'bootloader');
+        for (const p of pkgs) await unpackDeb(p, bl);
+        const entries = await LAYOUT_BUILDERS[layout]({ image, append, work, bootloader: bl, disk: join(out, 'disk.img'), arch });
+        opts.log?.(`boot disk ready: ${join(dir, 'disk.img')}`);
+        return { path: join(dir, 'disk.img'), layout, key, entries };
+      });
+    },
+  );
 }
 
 async function bootloaderPackages(layout: BootLayout, arch: 'amd64' | 'arm64'): Promise<DebPackage[]> {
@@ -99,9 +94,8 @@ interface LayoutInput {
   arch: 'amd64' | 'arm64';
 }
 
-type Entry = { id: string; title: string };
-
-const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> = {
+const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[]>> = {
+  /** MBR, GRUB i386-pc in the MBR gap, FAT /boot with grub/grub.cfg ("NixOS - Default") and kernels/. */
   'grub-bios': async (i) => {
     const grubDir = join(i.bootloader, 'usr/lib/grub/i386-pc');
     const { files, entries } = grubFiles(i, 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n');
@@ -109,7 +103,8 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> 
     await fatImage(boot, 64, 'NIXOS_BOOT', files);
     const core = join(i.work, 'core.img');
     await grubImage(grubDir, 'i386-pc', core, i.work, ['biosdisk', 'part_msdos', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile', 'echo', 'test', 'serial', 'terminal']);
-    if ((await stat(core)).size > 2047 * 512) throw new InfrastructureError(`GRUB core.img is ${(await stat(core)).size} bytes: too big for the 1 MiB gap before the first partition`);
+    const coreSize = (await stat(core)).size;
+    if (coreSize > 2047 * 512) throw new InfrastructureError(`GRUB core.img is ${coreSize} bytes: too big for the 1 MiB gap before the first partition`);
     await assembleDisk(i.disk, 'dos', [{ file: boot, type: 'c', bootable: true }]);
     // boot.img goes into the MBR's code area (440 bytes, keeping the partition table); it loads core.img from
     // sector 1, whose first sector (diskboot) loads the rest: what grub-install does, without a block device.
@@ -119,6 +114,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> 
     return entries;
   },
 
+  /** GPT, ESP with GRUB i386-efi as removable EFI/BOOT/BOOTIA32.EFI, grub/grub.cfg and kernels/. */
   'grub-efi-ia32': async (i) => {
     const grubDir = join(i.bootloader, 'usr/lib/grub/i386-efi');
     const { files, entries } = grubFiles(i, '');
@@ -131,6 +127,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> 
     return entries;
   },
 
+  /** GPT, ESP with systemd-boot as EFI/BOOT/BOOT{X64,AA64}.EFI, loader/entries/nixos-generation-1.conf, EFI/nixos/. */
   'systemd-boot': async (i) => {
     const efiArch = i.arch === 'arm64' ? 'aa64' : 'x64';
     const sdboot = join(i.bootloader, `usr/lib/systemd/boot/efi/systemd-boot${efiArch}.efi`);
@@ -163,6 +160,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> 
     return [entry];
   },
 
+  /** MBR, FAT FIRMWARE and a bootable ext4 NIXOS_SD root with /boot/extlinux/extlinux.conf (LABEL nixos-default): NixOS's sd-image layout. */
   extlinux: async (i) => {
     const n = nixNames(i.image);
     const kernelName = `${n.hash}-linux-${i.image.kernelVersion}-Image`;
@@ -202,6 +200,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<Entry[]>> 
     return entries;
   },
 
+  /** MBR SD card, FAT FIRMWARE with config.txt, cmdline.txt, kernel8.img, initrd and device tree; ext4 NIXOS_SD root. */
   'raspi-firmware': async (i) => {
     const dtb = Object.entries(i.image.deviceTrees).find(([name]) => name.startsWith('bcm2837-rpi-3-b'));
     if (!dtb) throw new ConfigurationError(`testbed ${i.image.recipe} has no bcm2837-rpi-3-b.dtb; the raspi-firmware layout needs one (deviceTrees in its recipe).`);
@@ -233,13 +232,13 @@ function nixNames(image: TestbedImage) {
 }
 
 /** GRUB's files on the boot partition, NixOS style: grub/grub.cfg with "NixOS - Default" and a submenu of configurations. */
-function grubFiles(i: LayoutInput, terminal: string): { files: FatFile[]; entries: Entry[] } {
+function grubFiles(i: LayoutInput, terminal: string): { files: FatFile[]; entries: BootEntry[] } {
   const n = nixNames(i.image);
   const kernel = `kernels/${n.hash}-linux-${i.image.kernelVersion}-bzImage`;
   const initrd = `kernels/${n.hash}-initrd-linux-${i.image.kernelVersion}-initrd`;
   const def = { id: 'nixos-default', title: 'NixOS - Default' };
   const gen = { id: 'nixos-generation-1', title: `NixOS - Configuration 1 (${n.date} - ${n.label})` };
-  const body = (e: Entry) => `  linux ($drive1)/${kernel} ${oneLine(`init=${n.system}/init ${i.append} fleetlab.entry=${e.id}`)}\n  initrd ($drive1)/${initrd}\n`;
+  const body = (e: BootEntry) => `  linux ($drive1)/${kernel} ${oneLine(`init=${n.system}/init ${i.append} fleetlab.entry=${e.id}`)}\n  initrd ($drive1)/${initrd}\n`;
   const cfg = [
     '# Automatically generated.  DO NOT EDIT THIS FILE!',
     terminal,
@@ -273,34 +272,34 @@ function oneLine(s: string): string {
 async function grubImage(grubDir: string, format: string, out: string, work: string, modules: string[]): Promise<void> {
   const early = join(work, `early-${format}.cfg`);
   await writeFile(early, `search --no-floppy --fs-uuid --set=root ${FAT_UUID}\nset prefix=($root)/grub\nconfigfile $prefix/grub.cfg\n`);
-  await run('grub-mkimage', ['-d', grubDir, '-O', format, '-o', out, '-p', '/grub', '-c', early, ...modules], 'grub-common');
+  await runTool('grub-mkimage', ['-d', grubDir, '-O', format, '-o', out, '-p', '/grub', '-c', early, ...modules], { purpose: BUILDING });
 }
 
 type FatFile = [dest: string, src: string | Buffer];
 
 /** A FAT32 image of `sizeMiB` holding `files` (mkfs.fat + mtools: no mount needed). */
 async function fatImage(path: string, sizeMiB: number, label: string, files: FatFile[]): Promise<void> {
-  await run('mkfs.fat', ['-F', '32', '-n', label, '-i', FAT_SERIAL, '-C', path, String(sizeMiB * 1024)], 'dosfstools');
+  await runTool('mkfs.fat', ['-F', '32', '-n', label, '-i', FAT_SERIAL, '-C', path, String(sizeMiB * 1024)], { purpose: BUILDING });
   const dirs = new Set<string>();
   for (const [dest] of files) {
     const parts = dest.split('/').slice(0, -1);
     for (let k = 1; k <= parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
   }
-  for (const d of [...dirs].sort()) await run('mmd', ['-i', path, `::${d}`], 'mtools');
+  for (const d of [...dirs].sort()) await runTool('mmd', ['-i', path, `::${d}`], { purpose: BUILDING });
   for (const [dest, src] of files) {
     let from = src as string;
     if (Buffer.isBuffer(src)) {
       from = `${path}.tmp`;
       await writeFile(from, src);
     }
-    await run('mcopy', ['-i', path, from, `::${dest}`], 'mtools');
+    await runTool('mcopy', ['-i', path, from, `::${dest}`], { purpose: BUILDING });
   }
   await rm(`${path}.tmp`, { force: true });
 }
 
 /** An ext4 image of `sizeMiB` populated from `dir` (mke2fs -d). */
 async function ext4Image(path: string, sizeMiB: number, label: string, dir: string): Promise<void> {
-  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-d', dir, '-E', 'root_owner=0:0', path, `${sizeMiB}M`], 'e2fsprogs');
+  await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-d', dir, '-E', 'root_owner=0:0', path, `${sizeMiB}M`], { purpose: BUILDING });
 }
 
 /** The bits of a NixOS root that tools look for: /etc/NIXOS and a system profile link. */
@@ -327,10 +326,10 @@ async function assembleDisk(disk: string, label: 'dos' | 'gpt', parts: Array<{ f
     lines.push([`start=${start}`, `size=${sectors}`, `type=${p.type}`, p.bootable ? 'bootable' : '', p.name ? `name="${p.name}"` : ''].filter(Boolean).join(', '));
     start += sectors;
   });
-  await run('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', disk], 'fdisk', lines.join('\n') + '\n');
+  await runTool('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', disk], { purpose: BUILDING, input: lines.join('\n') + '\n' });
   let at = MiB;
   for (const [k, p] of parts.entries()) {
-    await run('dd', [`if=${p.file}`, `of=${disk}`, 'bs=1M', `seek=${at / MiB}`, 'conv=notrunc,sparse', 'status=none'], 'coreutils');
+    await runTool('dd', [`if=${p.file}`, `of=${disk}`, 'bs=1M', `seek=${at / MiB}`, 'conv=notrunc,sparse', 'status=none'], { purpose: BUILDING });
     at += Math.ceil(sizes[k]! / MiB) * MiB;
   }
 }
@@ -342,13 +341,4 @@ async function writeAt(file: string, position: number, data: Buffer): Promise<vo
   } finally {
     await fh.close();
   }
-}
-
-/** Runs a host tool; a missing tool is a configuration error naming its Debian package. */
-async function run(tool: string, args: string[], pkg: string, input?: string): Promise<void> {
-  const res = await execa(tool, args, { reject: false, input, env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  if ((res as { code?: string }).code === 'ENOENT' || res.exitCode === 127) {
-    throw new ConfigurationError(`building a boot disk needs ${tool}, which is not installed. Install the Debian package ${pkg}: apt-get install ${pkg} (scripts/setup.sh does).`);
-  }
-  if (res.exitCode !== 0) throw new InfrastructureError(`${tool} ${args.join(' ')} failed (exit ${res.exitCode}):\n${(res.stderr || res.stdout).trim()}`);
 }

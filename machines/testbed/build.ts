@@ -2,13 +2,14 @@
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
-import { withLock } from '../../harness/cache/file-lock.ts';
-import { aptShow, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
+import { runTool } from '../../harness/qemu/host-packages.ts';
+import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
+import { aptListsStamp, aptShow, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,48 +19,16 @@ type Log = (line: string) => void;
 
 /** Returns the built image for `recipe`, building it first if the cache has none for its current inputs. */
 export async function ensureTestbed(recipe: TestbedRecipe, opts: { log?: Log; rebuild?: boolean } = {}): Promise<TestbedImage> {
-  const memoKey = JSON.stringify(recipe);
-  if (!opts.rebuild) {
-    const known = built.get(memoKey) ?? (await fromIndex(recipe));
-    if (known && existsSync(join(known.dir, 'manifest.json'))) {
-      built.set(memoKey, known);
-      return known;
-    }
-  }
-  const image = await resolveAndBuild(recipe, opts);
-  built.set(memoKey, image);
-  await writeIndex(recipe, image);
-  return image;
-}
-
-/** Images this process has resolved, by recipe. */
-const built = new Map<string, TestbedImage>();
-
-/**
- * The image last built for `recipe`, if the recipe, its rootfs, the builder and apt's package lists are
- * unchanged since: spares the apt-cache calls (~1 s) on every machine start.
- */
-async function fromIndex(recipe: TestbedRecipe): Promise<TestbedImage | undefined> {
-  try {
-    const idx = JSON.parse(await readFile(indexPath(recipe), 'utf8')) as { inputs: string; image: TestbedImage };
-    return idx.inputs === (await localInputs(recipe)) ? idx.image : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeIndex(recipe: TestbedRecipe, image: TestbedImage): Promise<void> {
-  await writeFile(indexPath(recipe), JSON.stringify({ inputs: await localInputs(recipe), image }, null, 2) + '\n');
-}
-
-function indexPath(recipe: TestbedRecipe): string {
-  return cacheDir('images', `testbed-${recipe.name}.index.json`);
-}
-
-/** Hash of what can change without a new package version being resolved: recipe, rootfs, builder, apt lists' age. */
-async function localInputs(recipe: TestbedRecipe): Promise<string> {
-  const lists = await stat('/var/lib/apt/lists').then((s) => String(s.mtimeMs)).catch(() => 'none');
-  return `${await recipeKey(recipe, [])}|${lists}`;
+  // The index spares the apt-cache calls on every machine start while the recipe, its rootfs, this builder and
+  // apt's package lists are unchanged.
+  const inputs = `${await recipeKey(recipe, [])}|${await aptListsStamp()}`;
+  return viaIndex(
+    cacheDir('images', `testbed-${recipe.name}.index.json`),
+    inputs,
+    (image) => existsSync(join(image.dir, 'manifest.json')),
+    () => resolveAndBuild(recipe, opts),
+    opts.rebuild,
+  );
 }
 
 async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild?: boolean }): Promise<TestbedImage> {
@@ -68,23 +37,12 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
   const busyboxPkg = await aptShow(recipe.busyboxPackage, recipe.debArch);
   const key = await recipeKey(recipe, [kernelPkg, busyboxPkg]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
-  const manifestPath = join(dir, 'manifest.json');
-  if (!opts.rebuild && existsSync(manifestPath)) return JSON.parse(await readFile(manifestPath, 'utf8')) as TestbedImage;
-
-  return withLock(`${dir}.lock`, async () => {
-    if (!opts.rebuild && existsSync(manifestPath)) return JSON.parse(await readFile(manifestPath, 'utf8')) as TestbedImage;
+  return buildOnce(dir, !!opts.rebuild, async (out, work) => {
     log(`building testbed ${recipe.name} (${kernelPkg.name} ${kernelPkg.version}, ${busyboxPkg.name} ${busyboxPkg.version}) into ${dir}`);
     const [kernelDeb, busyboxDeb] = await Promise.all([downloadDeb(kernelPkg), downloadDeb(busyboxPkg)]);
-    const work = await mkdtemp(`${dir}.build-`);
-    try {
-      const image = await build(recipe, key, work, dir, kernelDeb, busyboxDeb, { kernel: kernelPkg, busybox: busyboxPkg });
-      await rm(dir, { recursive: true, force: true });
-      await rename(join(work, 'out'), dir);
-      log(`testbed ${recipe.name} ready: ${dir}`);
-      return image;
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
+    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, { kernel: kernelPkg, busybox: busyboxPkg });
+    log(`testbed ${recipe.name} ready: ${dir}`);
+    return image;
   });
 }
 
@@ -92,16 +50,16 @@ async function build(
   recipe: TestbedRecipe,
   key: string,
   work: string,
+  out: string,
   finalDir: string,
   kernelDeb: string,
   busyboxDeb: string,
   pkgs: { kernel: DebPackage; busybox: DebPackage },
 ): Promise<TestbedImage> {
-  const out = join(work, 'out');
   const kx = join(work, 'kernel');
   const bx = join(work, 'busybox');
   const root = join(work, 'root');
-  await Promise.all([mkdir(out), mkdir(kx), mkdir(bx)]);
+  await Promise.all([mkdir(kx), mkdir(bx)]);
   await execa('dpkg-deb', ['-x', kernelDeb, kx]);
   await execa('dpkg-deb', ['-x', busyboxDeb, bx]);
   const kernelVersion = (await readdir(join(kx, 'lib/modules')))[0];
@@ -135,7 +93,7 @@ async function build(
     if (!existsSync(src)) throw new ConfigurationError(`testbed recipe ${recipe.name}: device tree ${dt.file} is not in ${basename(kernelDeb)}. Fix deviceTrees in machines/testbed/${recipe.name}.ts.`);
     const name = basename(dt.file);
     await cp(src, join(out, name));
-    for (const node of dt.removeNodes ?? []) await execa('fdtput', ['-r', join(out, name), node]);
+    for (const node of dt.removeNodes ?? []) await runTool('fdtput', ['-r', join(out, name), node], { purpose: `building testbed ${recipe.name}` });
     deviceTrees[name] = join(finalDir, name);
   }
   await writeUsers(recipe, key, root);
@@ -152,7 +110,6 @@ async function build(
     deviceTrees,
     packages: { [pkgs.kernel.name]: pkgs.kernel.version, [pkgs.busybox.name]: pkgs.busybox.version },
   };
-  await writeFile(join(out, 'manifest.json'), JSON.stringify(image, null, 2) + '\n');
   return image;
 }
 

@@ -1,7 +1,7 @@
 // Debian packages for testbed images: apt's candidate version, downloaded once per version into the cache.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
@@ -46,6 +46,11 @@ export async function resolvePackage(name: string, arch: string, versioned?: Reg
   const meta = await aptShow(name, arch);
   const real = versioned ? meta.depends.match(versioned)?.[1] : undefined;
   return real && real !== meta.name ? aptShow(real, arch) : meta;
+}
+
+/** When apt's package lists last changed: a new candidate version can only appear after that. */
+export async function aptListsStamp(): Promise<string> {
+  return stat('/var/lib/apt/lists').then((s) => String(s.mtimeMs)).catch(() => 'none');
 }
 
 /** Downloads `pkg` (cached) and unpacks it into `dir`. */
