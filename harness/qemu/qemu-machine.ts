@@ -2,7 +2,6 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
-import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConsoleLog } from '../console/console-log.ts';
@@ -11,6 +10,7 @@ import { StreamConsole } from '../console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
+import { connectUnix } from '../process/unix-socket.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
@@ -264,11 +264,11 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const ready = await pollUntil(() => (!proc.running || existsSync(qmpSocket(runDir)) ? true : undefined), { deadline: connectDeadline, intervalMs: 20, signal });
     if (!proc.running) throw proc.exitError('exited right after it started');
     if (ready.timedOut) throw new TimeoutError('infrastructure', { awaited: `QEMU to create ${qmpSocket(runDir)}`, deadline: connectDeadline, machine: this.name, lastLines: proc.stderrTail().split('\n') });
-    this.qmp = await QmpClient.connect(qmpSocket(runDir), signal);
+    this.qmp = await QmpClient.connect(qmpSocket(runDir), { deadline: connectDeadline, signal });
     this.qmp.on('event', (e: QmpEvent) => this.onQmpEvent(e));
     const shell = this.profile.guest.shell;
     for (const c of this.profile.consoles) {
-      const sock = await connectUnix(consoleSocket(runDir, c.name));
+      const sock = await connectUnix(consoleSocket(runDir, c.name), connectDeadline, signal);
       if (this.backdoor && shell.kind === 'backdoor' && c.name === shell.console) {
         this.backdoor.attach(sock);
         continue;
@@ -486,18 +486,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (gone.timedOut) await proc.stop(2000);
     await proc.exited;
   }
-}
-
-function connectUnix(path: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = createConnection({ path });
-    s.once('connect', () => {
-      s.off('error', reject);
-      s.on('error', () => undefined);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
 }
 
 function noShell(machine: string) {

@@ -1,7 +1,9 @@
 // QMP client: handshake, commands with ids, events; errors carry QMP's class and description.
 import { EventEmitter } from 'node:events';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { InfrastructureError } from '../errors/fleetlab-error.ts';
+import { connectUnix } from '../process/unix-socket.ts';
+import type { Deadline } from '../time/deadline.ts';
 
 /** A QMP event as QEMU sends it. */
 export interface QmpEvent {
@@ -33,15 +35,14 @@ export class QmpClient extends EventEmitter {
   version = '';
 
   /** Connects, reads the greeting and negotiates capabilities. */
-  static async connect(path: string, signal?: AbortSignal): Promise<QmpClient> {
+  static async connect(path: string, opts: { deadline: Deadline; signal?: AbortSignal }): Promise<QmpClient> {
     const client = new QmpClient();
-    await client.open(path, signal);
+    await client.open(path, await connectUnix(path, opts.deadline, opts.signal), opts.signal);
     return client;
   }
 
-  private open(path: string, signal?: AbortSignal): Promise<void> {
+  private open(path: string, sock: Socket, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const sock = createConnection({ path });
       this.socket = sock;
       sock.setEncoding('utf8');
       const fail = (err: Error) => {
@@ -50,7 +51,7 @@ export class QmpClient extends EventEmitter {
         reject(err);
       };
       const onAbort = () => fail(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
-      const onError = (err: Error) => fail(new InfrastructureError(`cannot connect to QMP socket ${path}: ${err.message}`, { cause: err }));
+      const onError = (err: Error) => fail(new InfrastructureError(`QMP socket ${path} failed before QEMU greeted: ${err.message}`, { cause: err }));
       const cleanup = () => {
         signal?.removeEventListener('abort', onAbort);
         sock.off('error', onError);
