@@ -11,5 +11,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     reporters: ['default'],
     globalSetup: ['harness/testing/global-setup.ts'],
+    setupFiles: ['harness/testing/register-testbed.ts'],
   },
 });

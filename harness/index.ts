@@ -1,11 +1,17 @@
 // fleetlab's public API: what scenario files and user profiles import (`import { scenario } from 'fleetlab'`).
+// Importing it also registers fleetlab's testbed recipes with the QEMU provider.
+import '../machines/testbed/register.ts';
+
 export { scenario } from './runner/scenario.ts';
 export type { Machine, ScenarioContext, ScenarioSpec, StartMode } from './runner/scenario.ts';
 export { defineProfile, extendProfile } from './qemu/profile.ts';
 export type { MachineProfile, MachineProfileInput } from './qemu/profile.ts';
+export { profiles } from './builtin-profiles.ts';
 export { QemuMachine } from './qemu/qemu-machine.ts';
 export { FleetlabError, TestFailure, InfrastructureError, ConfigurationError, TimeoutError, CommandError } from './errors/fleetlab-error.ts';
-export type { Console } from './protocols/console.ts';
+export { BUILTIN_CONSOLE_CHECKS } from './console/console-checks.ts';
+export type { ConsoleCheck, ConsoleCheckHit, ConsoleCheckSettings } from './console/console-checks.ts';
+export type { Console, ExpectOptions } from './protocols/console.ts';
 export type { Shell, ExecResult, ExecOptions } from './protocols/shell.ts';
 export type { Power } from './protocols/power.ts';
 export type { Screen } from './protocols/screen.ts';

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // fleetlab's command line: yargs commands over the runner, reports and providers.
+import '../../machines/testbed/register.ts';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { FleetlabError } from '../errors/fleetlab-error.ts';

@@ -3,12 +3,22 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 
 const RECENT_LINES = 200;
+const NL = 0x0a;
 
-/** Writes a console's bytes to a file, one timestamped line at a time, and remembers the last lines. */
+/**
+ * Writes a console's bytes to a file, one timestamped record per line, and remembers the last lines.
+ *
+ * The file keeps the guest's bytes as they came (no decoding, `\r` kept), so binary output survives. Each record is
+ * `[  secs.mmm]`, a mark, the bytes, and `\n`. The mark says what that `\n` is:
+ * - `' '`: a guest line; the guest printed the newline;
+ * - `'~'`: a partial line written out after 200 ms of quiet; the guest printed no newline, the next record goes on;
+ * - `'*'`: a note from fleetlab (`*--- fleetlab: …`), not guest output.
+ * `decodeConsoleLog` turns a file back into exactly the bytes the guest printed.
+ */
 export class ConsoleLog {
   readonly path: string;
   private readonly out: WriteStream;
-  private partial = '';
+  private partial: Buffer = Buffer.alloc(0);
   private readonly recent: string[] = [];
   private readonly listeners = new Set<(line: string) => void>();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -24,29 +34,34 @@ export class ConsoleLog {
   }
 
   /** Feeds raw console output; complete lines are logged now, a partial line after 200 ms of quiet. */
-  push(text: string): void {
-    const lines = (this.partial + text).split('\n');
-    this.partial = lines.pop()!;
-    for (const line of lines) this.line(line.replace(/\r$/, ''));
+  push(data: Buffer | string): void {
+    let chunk = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.partial.length) chunk = Buffer.concat([this.partial, chunk]);
+    let start = 0;
+    for (let nl = chunk.indexOf(NL); nl >= 0; nl = chunk.indexOf(NL, start)) {
+      this.guestRecord(chunk.subarray(start, nl), true);
+      start = nl + 1;
+    }
+    this.partial = Buffer.from(chunk.subarray(start));
     clearTimeout(this.flushTimer);
-    if (this.partial) this.flushTimer = setTimeout(() => this.flushPartial(), 200).unref();
+    if (this.partial.length) this.flushTimer = setTimeout(() => this.flushPartial(), 200).unref();
   }
 
   /** A note from fleetlab itself, marked so it cannot be mistaken for guest output; kept out of lastLines(). */
   note(text: string): void {
     this.flushPartial();
-    this.line(`--- fleetlab: ${text}`, false);
+    this.write('*', Buffer.from(`--- fleetlab: ${text.replace(/\n/g, ' ⏎ ')}`));
   }
 
-  /** Calls `fn` with every line logged from now on; returns an unsubscribe function. */
+  /** Calls `fn` with every line logged from now on (partial lines once quiet); returns an unsubscribe function. */
   onLine(fn: (line: string) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
 
-  /** The last `n` lines, partial line included. */
+  /** The last `n` lines, partial line included, printable. */
   lastLines(n = 20): string[] {
-    const lines = this.partial ? [...this.recent, this.partial] : [...this.recent];
+    const lines = this.partial.length ? [...this.recent, text(this.partial)] : [...this.recent];
     return lines.slice(-n).map(printable);
   }
 
@@ -58,22 +73,49 @@ export class ConsoleLog {
   }
 
   private flushPartial(): void {
-    if (!this.partial) return;
+    if (!this.partial.length) return;
     const p = this.partial;
-    this.partial = '';
-    this.line(p.replace(/\r$/, ''));
+    this.partial = Buffer.alloc(0);
+    this.guestRecord(p, false);
   }
 
-  private line(line: string, fromGuest = true): void {
-    const stamp = ((Date.now() - this.t0) / 1000).toFixed(3).padStart(9);
-    const entry = `[${stamp}] ${line}\n`;
-    this.bytes += Buffer.byteLength(entry);
-    this.out.write(entry);
-    if (!fromGuest) return;
+  /** One guest record; `newline` says whether the guest's own newline ended it. */
+  private guestRecord(bytes: Buffer, newline: boolean): void {
+    this.write(newline ? ' ' : '~', bytes);
+    const line = text(bytes).replace(/\r$/, '');
     this.recent.push(line);
     if (this.recent.length > RECENT_LINES) this.recent.shift();
     for (const fn of this.listeners) fn(line);
   }
+
+  private write(mark: ' ' | '~' | '*', bytes: Buffer): void {
+    const stamp = ((Date.now() - this.t0) / 1000).toFixed(3).padStart(9);
+    const head = Buffer.from(`[${stamp}]${mark}`);
+    this.bytes += head.length + bytes.length + 1;
+    this.out.write(Buffer.concat([head, bytes, Buffer.from('\n')]));
+  }
+}
+
+/** The bytes a guest printed, from a console log file's content (records as ConsoleLog writes them; notes dropped). */
+export function decodeConsoleLog(file: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < file.length) {
+    // "[" stamp "]" mark bytes "\n": the stamp holds no "]", the bytes no newline.
+    const close = file.indexOf(0x5d, at);
+    const end = close < 0 ? -1 : file.indexOf(NL, close + 2);
+    if (end < 0) break;
+    const mark = file[close + 1];
+    at = end + 1;
+    if (mark === 0x2a) continue;
+    out.push(file.subarray(close + 2, end));
+    if (mark === 0x20) out.push(Buffer.from('\n'));
+  }
+  return Buffer.concat(out);
+}
+
+function text(b: Buffer): string {
+  return b.toString('utf8');
 }
 
 /** Makes a console line safe to print: escapes control characters except tab. */

@@ -5,9 +5,13 @@ import type { Console } from '../protocols/console.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { deadlineFrom } from '../time/deadline.ts';
 
+/** How long a prompt must stand at the end of the output, with nothing after it, before fleetlab types (labgrid and LAVA wait likewise). */
+export const PROMPT_QUIET_MS = 400;
+
 /**
  * Waits for a login prompt, sends the user and password and proves that a shell answers.
- * Throws TestFailure on "Login incorrect" and a TimeoutError naming the step that hung.
+ * Prompts count only at a quiet end of output, so text that merely contains "login:" or "#" while the guest is
+ * still printing is not typed into. Throws TestFailure on "Login incorrect" and a TimeoutError naming the step that hung.
  */
 export async function serialLogin(console: Console, machine: string, user: string, password: string, opts?: WaitOptions): Promise<void> {
   const deadline = deadlineFrom(opts, 120_000, `serial login as ${user} on ${machine}`, 'pass { timeout } to login()');
@@ -18,7 +22,7 @@ export async function serialLogin(console: Console, machine: string, user: strin
     console.mark();
     await console.write('\n');
     try {
-      await console.expect(/login: *$/m, { ...wait, deadline: deadline.child(5_000, 'login prompt') });
+      await console.expect(/login: *$/, { ...wait, quietMs: PROMPT_QUIET_MS, deadline: deadline.child(5_000, 'login prompt') });
       break;
     } catch (err) {
       if (!(err instanceof TimeoutError) || deadline.expired()) {
@@ -27,11 +31,13 @@ export async function serialLogin(console: Console, machine: string, user: strin
     }
   }
   await console.write(`${user}\n`);
-  await console.expect(/Password: *$/m, wait).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
+  await console.expect(/Password: *$/, { ...wait, quietMs: PROMPT_QUIET_MS }).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
   await console.write(`${password}\n`);
-  // busybox ash follows its prompt with a cursor-position query (ESC[6n).
-  const outcome = await console.expect(/(Login incorrect)|([#$>] *(?:\x1b\[6n)?$)/m, wait).catch(rethrow(console, machine, 'a shell prompt or "Login incorrect"', deadline));
-  if (outcome[1]) {
+  // busybox ash follows its prompt with a cursor-position query (ESC[6n); a failed login ends on a new login prompt.
+  const outcome = await console
+    .expect(/(Login incorrect[\s\S]*)?(?:[#$>] *(?:\x1b\[6n)?|login: *)$/, { ...wait, quietMs: PROMPT_QUIET_MS })
+    .catch(rethrow(console, machine, 'a shell prompt or "Login incorrect"', deadline));
+  if (outcome[1] || /login: *$/.test(outcome[0])) {
     throw new TestFailure(`Serial login as ${user} on ${machine} failed: the guest said "Login incorrect" (wrong user or password?).`, {
       details: { machine, user, lastLines: console.lastLines(10) },
     });

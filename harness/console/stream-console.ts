@@ -2,15 +2,18 @@
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { TimeoutError, InfrastructureError, type ErrorKind } from '../errors/fleetlab-error.ts';
-import type { Console } from '../protocols/console.ts';
-import type { WaitOptions } from '../protocols/wait-options.ts';
+import type { Console, ExpectOptions } from '../protocols/console.ts';
 import { deadlineFrom } from '../time/deadline.ts';
+import { abortError, withLife, type Lifeline } from '../time/lifeline.ts';
 import type { ConsoleLog } from './console-log.ts';
 
 const MAX_BUFFER = 1024 * 1024;
 
 interface Waiter {
   pattern: RegExp;
+  /** Only a match at the end of the output followed by this much quiet counts (prompts). */
+  quietMs?: number;
+  quietTimer?: NodeJS.Timeout;
   resolve: (m: RegExpExecArray) => void;
   reject: (e: Error) => void;
 }
@@ -20,6 +23,7 @@ export class StreamConsole implements Console {
   readonly name: string;
   private readonly machine: string;
   private readonly log: ConsoleLog;
+  private readonly life: () => Lifeline | undefined;
   private stream: Socket | undefined;
   private decoder = new StringDecoder('utf8');
   private buffer = '';
@@ -27,17 +31,19 @@ export class StreamConsole implements Console {
   /** Kind of error a timed-out expect throws: infrastructure for boot waits, test failure for scenario checks. */
   timeoutKind: ErrorKind = 'test-failure';
 
-  constructor(name: string, machine: string, log: ConsoleLog) {
+  /** `life` gives the lifeline of what feeds this console now (the QEMU process); every expect races it. */
+  constructor(name: string, machine: string, log: ConsoleLog, life: () => Lifeline | undefined = () => undefined) {
     this.name = name;
     this.machine = machine;
     this.log = log;
+    this.life = life;
   }
 
   /** Reads from `stream` from now on. */
   attach(stream: Socket): void {
     this.stream = stream;
     this.decoder = new StringDecoder('utf8');
-    stream.on('data', (chunk: Buffer) => this.feed(this.decoder.write(chunk)));
+    stream.on('data', (chunk: Buffer) => this.feed(chunk));
     stream.on('close', () => {
       if (this.stream === stream) this.stream = undefined;
     });
@@ -51,41 +57,61 @@ export class StreamConsole implements Console {
     this.waiters.clear();
   }
 
-  private feed(text: string): void {
-    if (!text) return;
-    this.log.push(text);
-    this.buffer += text;
+  /** Output that did not come from the stream (a board's UART read elsewhere, a test): logged and matched alike. */
+  feed(chunk: Buffer): void {
+    if (!chunk.length) return;
+    this.log.push(chunk);
+    this.buffer += this.decoder.write(chunk);
     if (this.buffer.length > MAX_BUFFER) this.buffer = this.buffer.slice(-MAX_BUFFER / 2);
     for (const w of this.waiters) this.tryMatch(w);
   }
 
   private tryMatch(w: Waiter): boolean {
+    clearTimeout(w.quietTimer);
     w.pattern.lastIndex = 0;
     const m = w.pattern.exec(this.buffer);
     if (!m) return false;
+    if (w.quietMs !== undefined) {
+      // A prompt is only a prompt at a quiet end of output: more bytes within quietMs mean it was text in passing.
+      if (m.index + m[0].length !== this.buffer.length) return false;
+      w.quietTimer = setTimeout(() => this.settle(w, m), w.quietMs);
+      return false;
+    }
+    this.settle(w, m);
+    return true;
+  }
+
+  private settle(w: Waiter, m: RegExpExecArray): void {
     this.buffer = this.buffer.slice(m.index + m[0].length);
     this.waiters.delete(w);
     w.resolve(m);
-    return true;
   }
 
   async write(data: string | Buffer): Promise<void> {
     const s = this.stream;
-    if (!s) throw new InfrastructureError(`console ${this.name} of ${this.machine} is not connected (machine not running?)`);
+    if (!s) {
+      const life = this.life();
+      if (life?.ended) throw life.reason!.during(`writing to console ${this.name}`);
+      throw new InfrastructureError(`console ${this.name} of ${this.machine} is not connected (machine not running?)`);
+    }
     await new Promise<void>((resolve, reject) => s.write(data, (err) => (err ? reject(err) : resolve())));
   }
 
-  expect(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
+  expect(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
     const re = typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern)) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
     const deadline = deadlineFrom(opts, 60_000, `wait for ${re} on console ${this.name}`, 'pass { timeout } to expect()/waitForConsoleText()');
+    const awaited = `console ${this.name} to print text matching ${re}${opts?.quietMs !== undefined ? ` at a quiet end of output (${opts.quietMs} ms)` : ''}`;
+    const signal = withLife(opts?.signal, this.life());
     return new Promise<RegExpExecArray>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
         clearTimeout(timer);
-        opts?.signal?.removeEventListener('abort', onAbort);
+        clearTimeout(waiter.quietTimer);
+        signal?.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
         pattern: re,
+        quietMs: opts?.quietMs,
         resolve: (m) => {
           finish();
           resolve(m);
@@ -97,24 +123,22 @@ export class StreamConsole implements Console {
       };
       const onAbort = () => {
         this.waiters.delete(waiter);
-        waiter.reject(opts!.signal!.reason);
+        waiter.reject(abortError(signal!, awaited) as Error);
       };
-      if (opts?.signal?.aborted) return reject(opts.signal.reason);
+      if (signal?.aborted) return reject(abortError(signal, awaited));
       if (this.tryMatch(waiter)) return;
       this.waiters.add(waiter);
-      opts?.signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        waiter.reject(
-          new TimeoutError(this.timeoutKind, {
-            awaited: `console ${this.name} to print text matching ${re}`,
-            deadline,
-            machine: this.machine,
-            lastLines: this.log.lastLines(20),
-          }),
-        );
+        waiter.reject(new TimeoutError(this.timeoutKind, { awaited, deadline, machine: this.machine, lastLines: this.log.lastLines(20) }));
       }, deadline.remaining());
     });
+  }
+
+  /** The text not yet consumed by an expect (decoded), for checks that look without waiting. */
+  pending(): string {
+    return this.buffer;
   }
 
   mark(): void {

@@ -78,12 +78,16 @@ export class TimeoutError extends FleetlabError {
 /** A guest command that failed: machine, command, exit code, duration and the tail of its output. */
 export class CommandError extends TestFailure {
   readonly exitCode: number;
-  constructor(opts: { machine: string; command: string; exitCode: number; durationMs: number; output: string; expected: string; budget?: string }) {
+  constructor(opts: { machine: string; command: string; exitCode: number; durationMs: number; output: string; expected: string; budget?: string; timedOut?: boolean; budgetMs?: number }) {
     const tail = tailLines(opts.output, 20);
-    const timedOut = opts.exitCode === 124 ? ` (timed out in the guest${opts.budget ? `: budget ${opts.budget} ran out` : ''})` : '';
+    const timedOut = opts.timedOut
+      ? ` (killed by fleetlab in the guest when its time ran out: ${opts.budgetMs ? `${formatMs(opts.budgetMs)} given` : 'budget'}${opts.budget ? `, budget ${opts.budget}` : ''})`
+      : opts.exitCode === 124
+        ? ' (the command itself exited 124; fleetlab did not time it out)'
+        : '';
     super(
       `Command on ${opts.machine} ${opts.expected}, but it exited with ${opts.exitCode}${timedOut} after ${formatMs(opts.durationMs)}:\n  $ ${opts.command}\n${tail ? `Output (last lines):\n${tail.split('\n').map((l) => `  | ${l}`).join('\n')}` : 'It printed nothing.'}`,
-      { details: { machine: opts.machine, command: opts.command, exitCode: opts.exitCode, durationMs: opts.durationMs, outputTail: tail } },
+      { details: { machine: opts.machine, command: opts.command, exitCode: opts.exitCode, durationMs: opts.durationMs, outputTail: tail, timedOut: !!opts.timedOut } },
     );
     this.exitCode = opts.exitCode;
   }

@@ -105,14 +105,22 @@ export class SupervisedProcess {
     if (this.running) this.child.kill(sig);
   }
 
-  /** Stops the child: SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
-  async stop(graceMs = 3000): Promise<ChildExit> {
+  /**
+   * Stops the child: SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. A process that outlives
+   * SIGKILL by `killWaitMs` (a QEMU whose vCPU is stuck in the kernel under KVM) is an InfrastructureError naming it.
+   */
+  async stop(graceMs = 3000, killWaitMs = 10_000): Promise<ChildExit> {
     if (!this.running) return this.exit!;
     this.signal('SIGTERM');
     const ended = await raceDeadline(this.exited, graceMs);
     if (!ended.timedOut) return ended.value;
     this.signal('SIGKILL');
-    return this.exited;
+    const killed = await raceDeadline(this.exited, killWaitMs);
+    if (!killed.timedOut) return killed.value;
+    throw new InfrastructureError(
+      `${this.tag} did not exit within ${killWaitMs / 1000} s of SIGKILL (a process stuck in the kernel, such as a QEMU vCPU under KVM); it may still be running: check pid ${this.pid}.`,
+      { details: { process: this.name, pid: this.pid } },
+    );
   }
 
   /**
@@ -153,7 +161,7 @@ export function killAllChildrenSync(): void {
 
 /** Stops every registered child gracefully, in parallel. */
 export async function stopAllChildren(graceMs = 2000): Promise<void> {
-  await Promise.all([...registry].map((p) => p.stop(graceMs)));
+  await Promise.allSettled([...registry].map((p) => p.stop(graceMs)));
 }
 
 process.on('exit', killAllChildrenSync);

@@ -8,11 +8,15 @@ export interface ExecResult {
   stderr: string;
   stdoutBytes: Buffer;
   durationMs: number;
-  /** The budget that bound the command ("scenario 'x' (20 s)"): with exit code 124, the one that ran out. */
+  /** The budget that bound the command ("scenario 'x' (20 s)"): with timedOut, the one that ran out. */
   budget?: string;
+  /** True when fleetlab killed the command at its timeout (exit code 124); false when the command itself exited so. */
+  timedOut?: boolean;
+  /** The time the guest gave the command (whole seconds, at least its budget). */
+  budgetMs?: number;
 }
 
-/** Options of one command: its budget (enforced in the guest, exit code 124 when it expires). */
+/** Options of one command: its budget (enforced in the guest: killed with exit code 124 and timedOut when it expires). */
 export type ExecOptions = WaitOptions;
 
 /** Runs one command and returns its exit code and output: the one primitive a shell provider implements. */

@@ -39,6 +39,8 @@ const firmwareSpec = z.discriminatedUnion('kind', [
 
 /** Boot layouts fleetlab builds testbed disks in (machines/testbed/boot-disk.ts). */
 export const bootLayouts = ['grub-bios', 'grub-efi-ia32', 'systemd-boot', 'extlinux', 'raspi-firmware'] as const;
+/** How a testbed disk boots: which bootloader, and so which NixOS boot layout. */
+export type BootLayout = (typeof bootLayouts)[number];
 
 const bootSpec = z.discriminatedUnion('kind', [
   /** A testbed image fleetlab builds from Debian packages (machines/testbed/). */
@@ -106,6 +108,16 @@ export const profileSchema = z
     /** Where kernel messages and the login prompt appear. */
     serialConsole: z.string(),
     display: z.enum(['std', 'virtio', 'none']).default('std'),
+    /**
+     * Console checks (harness/console/console-checks.ts): patterns that fail a case the moment a console prints them.
+     * `ignore` names built-in ones to switch off for this profile; `add` adds patterns (regular expressions as strings).
+     */
+    consoleChecks: z
+      .object({
+        add: z.array(z.object({ name: z.string(), pattern: z.string(), what: z.string().optional() })).default([]),
+        ignore: z.array(z.string()).default([]),
+      })
+      .default({ add: [], ignore: [] }),
     guest: z.object({
       shell: shellSpec,
       login: z.object({ user: z.string(), password: z.string() }).optional(),

@@ -72,7 +72,7 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
     }
   }
 
-  args.push(...diskArgs(profile, launch.disks ?? []));
+  args.push(...diskArgs(profile, launch.disks ?? [], !!launch.kernel));
   if (launch.kernel) {
     args.push('-kernel', launch.kernel);
     if (launch.initrd) args.push('-initrd', launch.initrd);
@@ -84,8 +84,11 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
   return args;
 }
 
-/** Drives and their devices on the profile's disk bus; CD-ROMs on the AHCI (x86) or virtio-scsi bus. */
-function diskArgs(profile: MachineProfile, disks: LaunchDisk[]): string[] {
+/**
+ * Drives and their devices on the profile's disk bus; CD-ROMs on the AHCI (x86) or virtio-scsi bus. With a direct
+ * kernel boot the kernel takes boot index 0 on x86, so the disks get none (they are the kernel's, not the firmware's).
+ */
+function diskArgs(profile: MachineProfile, disks: LaunchDisk[], kernelBoot: boolean): string[] {
   const args: string[] = [];
   const bus = profile.qemu.diskBus;
   let scsi = false;
@@ -103,16 +106,16 @@ function diskArgs(profile: MachineProfile, disks: LaunchDisk[]): string[] {
       return;
     }
     args.push('-drive', `if=none,id=${id},format=${d.format},file=${d.path}${ro}`);
-    const boot = `bootindex=${k}`;
+    const boot = kernelBoot ? '' : `,bootindex=${k}`;
     if (d.media === 'cdrom') {
-      if (profile.arch === 'x86_64' || profile.arch === 'i386' || bus === 'ahci') args.push('-device', `ide-cd,drive=${id},bus=ide.${ide++},${boot}`);
-      else args.push('-device', `scsi-cd,drive=${id},bus=${scsiBus()},${boot}`);
+      if (profile.arch === 'x86_64' || profile.arch === 'i386' || bus === 'ahci') args.push('-device', `ide-cd,drive=${id},bus=ide.${ide++}${boot}`);
+      else args.push('-device', `scsi-cd,drive=${id},bus=${scsiBus()}${boot}`);
     } else if (bus === 'virtio') {
-      args.push('-device', `virtio-blk-pci,drive=${id},${boot}`);
+      args.push('-device', `virtio-blk-pci,drive=${id}${boot}`);
     } else if (bus === 'ahci') {
-      args.push('-device', `ide-hd,drive=${id},bus=ide.${ide++},${boot}`);
+      args.push('-device', `ide-hd,drive=${id},bus=ide.${ide++}${boot}`);
     } else {
-      args.push('-device', `scsi-hd,drive=${id},bus=${scsiBus()},${boot}`);
+      args.push('-device', `scsi-hd,drive=${id},bus=${scsiBus()}${boot}`);
     }
   });
   return args;

@@ -132,6 +132,7 @@ export class JunitReporter implements Reporter {
         tc.property(`${prefix}arch`, m.facts.arch);
         tc.property(`${prefix}firmware`, m.facts.firmware);
         tc.property(`${prefix}accel`, m.facts.accel);
+        tc.property(`${prefix}accel.reason`, m.facts.accelReason);
       }
     }
     tc.standardOutput(xmlSafe(await systemOut(r)));
@@ -182,14 +183,26 @@ async function systemOut(r: CaseResult): Promise<string> {
   if (last.output.length) out.push('', 'log:', ...last.output);
   for (const m of last.machines) {
     out.push('', `console of ${m.name} (${m.profile}${m.facts ? `, ${m.facts.accel}` : ''}), full log: ${m.logPath}`);
-    if (existsSync(m.logPath)) {
-      const text = await readFile(m.logPath, 'utf8');
-      out.push(text.length > LOG_SLICE_BYTES ? `[... ${text.length - LOG_SLICE_BYTES} bytes cut, see the full log ...]\n${text.slice(-LOG_SLICE_BYTES)}` : text);
-    }
+    if (existsSync(m.logPath)) out.push(await consoleTail(m.logPath));
   }
   const attachments = [...r.attempts.flatMap((a) => a.machines.map((m) => m.logPath)), ...r.attempts.flatMap((a) => a.artifacts.map((x) => x.path))];
   out.push('', ...[...new Set(attachments)].map((p) => `[[ATTACHMENT|${p}]]`));
   return out.join('\n');
+}
+
+/** Longest console line shown in JUnit: one command's binary output must not fill the tail. */
+const MAX_TAIL_LINE = 2000;
+
+/** The last LOG_SLICE_BYTES of a console log, as text, each line cut to MAX_TAIL_LINE characters. */
+async function consoleTail(path: string): Promise<string> {
+  const bytes = await readFile(path);
+  const cut = bytes.length > LOG_SLICE_BYTES ? bytes.length - LOG_SLICE_BYTES : 0;
+  const lines = bytes
+    .subarray(cut)
+    .toString('utf8')
+    .split('\n')
+    .map((l) => (l.length > MAX_TAIL_LINE ? `${l.slice(0, MAX_TAIL_LINE)} [… ${l.length - MAX_TAIL_LINE} more characters in the full log]` : l));
+  return `${cut ? `[... ${cut} bytes cut, see the full log ...]\n` : ''}${lines.join('\n')}`;
 }
 
 /** Path of the JUnit file in an output directory. */

@@ -29,7 +29,7 @@ export interface MachineResult {
   name: string;
   profile: string;
   logPath: string;
-  facts?: { arch: string; firmware: string; accel: string; accelReason: string; qemuVersion: string };
+  facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string };
 }
 
 /** Outcome of one try. */

@@ -59,7 +59,13 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   for (const [role, profile] of Object.entries(c.profiles)) {
     // The role is the machine's name and so the testbed's hostname.
     const name = role;
-    const m = new QemuMachine(profile, { name, logDir, accel: opts.accel, onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }) });
+    const m = new QemuMachine(profile, {
+      name,
+      logDir,
+      accel: opts.accel,
+      consoleChecks: c.scenario.consoleChecks,
+      onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }),
+    });
     m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));
     m.on('died', (reason: string) => died.push(`${name}: ${reason}`));
     machines[role] = m;

@@ -1,4 +1,5 @@
 // The scenario API: what a scenario file exports and what its body receives.
+import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { BootOverride } from '../qemu/boot-override.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { Deadline } from '../time/deadline.ts';
@@ -44,6 +45,11 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
   skip?: boolean | string;
   /** How far machines are brought before the body runs. Default 'shell'. */
   start?: StartMode;
+  /**
+   * Console checks for this scenario's machines, on top of their profiles': `ignore` switches built-in ones off by
+   * name (kernel-panic, oops, kernel-bug, emergency-shell, oom-kill, systemd-ordering-cycle), `add` adds patterns.
+   */
+  consoleChecks?: ConsoleCheckSettings;
   run: (ctx: ScenarioContext<M>) => Promise<void>;
 }
 

@@ -1,30 +1,44 @@
 // The root shell channel on a virtio console (NixOS test instrumentation's backdoor), one round trip per command.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
+import type { ConsoleLog } from '../console/console-log.ts';
+import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { CommandRunner, ExecOptions, ExecResult } from '../protocols/shell.ts';
-import { deadlineFrom, now, type Deadline } from '../time/deadline.ts';
+import { deadlineFrom, formatMs, now, type Deadline } from '../time/deadline.ts';
+import { abortError, withLife, type Lifeline } from '../time/lifeline.ts';
 import { GUEST_HELPER, shellQuote } from './guest-helper.ts';
 
 /** The line NixOS's backdoor service prints when its shell is ready. */
 export const BACKDOOR_BANNER = 'Spawning backdoor root shell...';
 const BANNER = Buffer.from(BACKDOOR_BANNER);
-const HEADER = /(fl[0-9a-f]{16}) (\d+) (\d+) (\d+)\n/;
-/** Time the guest keeps for reporting a killed command before the host's own deadline. */
-const GUEST_MARGIN_MS = 1500;
+const HEADER = /(fl[0-9a-f]{16}) (\d+) (\d+) (\d+) ([T-])\n/;
+/**
+ * The guest kills a command once its whole budget has run out (rounded up to whole seconds); the host waits this much
+ * longer for the guest's answer before it gives up on its own, so a command always gets at least the time it was given.
+ */
+const HOST_GRACE_MS = 3000;
 const DEFAULT_TIMEOUT_MS = 900_000;
+
+interface Answer {
+  exitCode: number;
+  /** The guest's watchdog killed the command at its timeout. */
+  killed: boolean;
+  out: Buffer;
+  err: Buffer;
+}
 
 interface Pending {
   nonce: string;
   command: string;
   started: number;
-  resolve: (r: { exitCode: number; out: Buffer; err: Buffer }) => void;
+  resolve: (r: Answer) => void;
   reject: (e: Error) => void;
 }
 
 interface Body {
   nonce: string;
   exitCode: number;
+  killed: boolean;
   outLen: number;
   need: number;
   chunks: Buffer[];
@@ -35,6 +49,10 @@ interface Body {
 export interface BackdoorShellOptions {
   lastLines: () => string[];
   note: (text: string) => void;
+  /** The lifeline of what carries the channel now (the QEMU process); every wait races it. */
+  life?: () => Lifeline | undefined;
+  /** Where the channel's own bytes go (greetings, the shell's complaints, headers); command output is noted by size. */
+  log?: ConsoleLog;
 }
 
 /** A CommandRunner over the backdoor shell's byte stream. */
@@ -52,6 +70,10 @@ export class BackdoorShell implements CommandRunner {
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly sessionListeners = new Set<() => void>();
   private closedReason: string | undefined;
+  /** Set when the guest lacks what the channel needs: every wait fails with it until the next greeting. */
+  private setupFailure: Error | undefined;
+  /** How the guest's watchdog counts down: "read -t" or "sleep" (shells without read -t, such as dash). */
+  watchdog: string | undefined;
   /** How many times the backdoor shell has greeted: one per guest boot. */
   sessions = 0;
 
@@ -72,6 +94,7 @@ export class BackdoorShell implements CommandRunner {
 
   /** The machine stopped: every waiter fails with `reason`. */
   detach(reason: string): void {
+    this.logRx(this.rx.length);
     this.closedReason = reason;
     this.socket?.destroy();
     this.socket = undefined;
@@ -93,14 +116,20 @@ export class BackdoorShell implements CommandRunner {
   /** Waits until the shell has greeted and accepted the helper. */
   waitReady(opts?: ExecOptions): Promise<void> {
     if (this.ready) return Promise.resolve();
+    if (this.setupFailure) return Promise.reject(this.setupFailure);
+    const awaited = `the backdoor root shell ("${BACKDOOR_BANNER}") to greet and take fleetlab's helper`;
+    const life = this.opts.life?.();
+    if (life?.ended) return Promise.reject(life.reason!.during(awaited));
     if (this.closedReason) return Promise.reject(new InfrastructureError(`shell channel of ${this.machineName} is closed: ${this.closedReason}`));
-    const deadline = deadlineFrom(opts, 120_000, `shell of ${this.machineName} to come up`, 'pass { timeout } to waitForShell()');
+    const deadline = deadlineFrom(opts, 120_000, `shell of ${this.machineName} to come up`, 'pass { timeout } to waitForShell(), or --timeout-scale for a run');
+    const signal = withLife(opts?.signal, life);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         remove();
+        this.logRx(this.rx.length);
         reject(
           new TimeoutError('infrastructure', {
-            awaited: `the backdoor root shell on the virtio console ("${BACKDOOR_BANNER}")`,
+            awaited,
             deadline,
             machine: this.machineName,
             lastLines: this.opts.lastLines(),
@@ -109,7 +138,7 @@ export class BackdoorShell implements CommandRunner {
       }, deadline.remaining());
       const onAbort = () => {
         remove();
-        reject(opts!.signal!.reason);
+        reject(abortError(signal!, awaited));
       };
       const entry = {
         resolve: () => {
@@ -123,10 +152,10 @@ export class BackdoorShell implements CommandRunner {
       };
       const remove = () => {
         clearTimeout(timer);
-        opts?.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         this.readyWaiters = this.readyWaiters.filter((w) => w !== entry);
       };
-      opts?.signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.readyWaiters.push(entry);
     });
   }
@@ -149,30 +178,44 @@ export class BackdoorShell implements CommandRunner {
     this.write(`${command}\n`);
   }
 
-  private async run(command: string, deadline: Deadline, signal?: AbortSignal): Promise<ExecResult> {
+  private async run(command: string, deadline: Deadline, userSignal?: AbortSignal): Promise<ExecResult> {
+    const signal = withLife(userSignal, this.opts.life?.());
+    const awaited = `the guest shell to answer command: ${abbreviate(command)}`;
     await this.waitReady({ deadline, signal });
     const nonce = `fl${randomBytes(8).toString('hex')}`;
-    const guestSeconds = Math.max(1, Math.ceil((deadline.remaining() - GUEST_MARGIN_MS) / 1000));
+    // The guest gets all of the budget, rounded up to whole seconds; the host waits a little longer for its answer.
+    const budgetMs = deadline.remaining();
+    const guestSeconds = Math.max(1, Math.ceil(budgetMs / 1000));
     const started = now();
-    const answer = new Promise<{ exitCode: number; out: Buffer; err: Buffer }>((resolve, reject) => {
+    const answer = new Promise<Answer>((resolve, reject) => {
       this.pending = { nonce, command, started, resolve, reject };
     });
     this.write(`__fl_run ${nonce} ${guestSeconds} ${shellQuote(command)}\n`);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const giveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.abandon(nonce, deadline)), deadline.remaining());
+      timer = setTimeout(() => reject(this.abandon(nonce, deadline, guestSeconds)), guestSeconds * 1000 + HOST_GRACE_MS);
       onAbort = () => {
-        this.abandon(nonce, deadline);
-        reject(signal!.reason);
+        this.abandon(nonce, deadline, guestSeconds);
+        reject(abortError(signal!, awaited));
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
     try {
       const r = await Promise.race([answer, giveUp]);
       const durationMs = now() - started;
-      this.opts.note(`$ ${abbreviate(command)} -> exit ${r.exitCode} in ${Math.round(durationMs)} ms`);
-      return { exitCode: r.exitCode, stdoutBytes: r.out, stdout: r.out.toString('utf8'), stderr: r.err.toString('utf8'), durationMs, budget: deadline.describe() };
+      this.opts.note(`$ ${abbreviate(command)} -> exit ${r.exitCode}${r.killed ? ' (killed at its timeout)' : ''} in ${Math.round(durationMs)} ms`);
+      return {
+        exitCode: r.exitCode,
+        stdoutBytes: r.out,
+        stdout: r.out.toString('utf8'),
+        stderr: r.err.toString('utf8'),
+        durationMs,
+        budget: deadline.describe(),
+        timedOut: r.killed,
+        budgetMs: guestSeconds * 1000,
+      };
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -181,15 +224,15 @@ export class BackdoorShell implements CommandRunner {
   }
 
   /** The host stops waiting for `nonce`; its answer, when it comes, is dropped so the channel stays in step. */
-  private abandon(nonce: string, deadline: Deadline): TimeoutError {
+  private abandon(nonce: string, deadline: Deadline, guestSeconds: number): TimeoutError {
     const p = this.pending;
     if (p?.nonce === nonce) {
       this.orphans.add(nonce);
       this.pending = undefined;
     }
-    this.opts.note(`$ ${abbreviate(p?.command ?? nonce)} -> no answer within ${deadline.describe()}`);
+    this.opts.note(`$ ${abbreviate(p?.command ?? nonce)} -> no answer within ${deadline.describe()} + ${formatMs(HOST_GRACE_MS)}`);
     return new TimeoutError('infrastructure', {
-      awaited: `the guest shell to answer command: ${abbreviate(p?.command ?? '?')}`,
+      awaited: `the guest shell to answer command: ${abbreviate(p?.command ?? '?')} (the guest's watchdog should have killed it after ${guestSeconds} s; no answer ${formatMs(HOST_GRACE_MS)} later: guest hung or channel broken)`,
       deadline,
       machine: this.machineName,
       lastLines: this.opts.lastLines(),
@@ -221,6 +264,7 @@ export class BackdoorShell implements CommandRunner {
       if (bannerAt >= 0 && (!header || bannerAt < header.index)) {
         const eol = this.rx.indexOf(0x0a, bannerAt);
         if (eol < 0) return;
+        this.logRx(eol + 1);
         this.rx = this.rx.subarray(eol + 1);
         this.onBanner();
         chunk = this.rx;
@@ -230,12 +274,17 @@ export class BackdoorShell implements CommandRunner {
       }
       if (!header) {
         // Nothing but headers and banners belongs here; keep a tail that may hold half of one.
-        if (this.rx.length > 4096) this.rx = this.rx.subarray(this.rx.length - 256);
+        if (this.rx.length > 4096) {
+          this.logRx(this.rx.length - 256);
+          this.rx = this.rx.subarray(this.rx.length - 256);
+        }
         return;
       }
+      this.logRx(header.end);
+      if (header.outLen + header.errLen > 0) this.opts.log?.note(`${header.outLen + header.errLen} bytes of command output (${header.outLen} stdout, ${header.errLen} stderr) for ${header.nonce}`);
       chunk = this.rx.subarray(header.end);
       this.rx = Buffer.alloc(0);
-      this.body = { nonce: header.nonce, exitCode: header.exitCode, outLen: header.outLen, need: header.outLen + header.errLen, chunks: [], have: 0 };
+      this.body = { nonce: header.nonce, exitCode: header.exitCode, killed: header.killed, outLen: header.outLen, need: header.outLen + header.errLen, chunks: [], have: 0 };
       if (this.body.need === 0) {
         const b = this.body;
         this.body = undefined;
@@ -246,14 +295,19 @@ export class BackdoorShell implements CommandRunner {
   }
 
   /** The earliest header in rx for a nonce this side is waiting on; other text cannot start a body. */
-  private findHeader(): { index: number; end: number; nonce: string; exitCode: number; outLen: number; errLen: number } | undefined {
+  /** The channel's own bytes up to `end` of rx, into the channel's log. */
+  private logRx(end: number): void {
+    if (end > 0) this.opts.log?.push(Buffer.from(this.rx.subarray(0, end)));
+  }
+
+  private findHeader(): { index: number; end: number; nonce: string; exitCode: number; outLen: number; errLen: number; killed: boolean } | undefined {
     const expected = [this.pending?.nonce, this.setupNonce, ...this.orphans].filter((n): n is string => !!n);
     let best: ReturnType<BackdoorShell['findHeader']>;
     for (const nonce of expected) {
       for (let at = this.rx.indexOf(nonce); at >= 0; at = this.rx.indexOf(nonce, at + 1)) {
         const m = HEADER.exec(this.rx.subarray(at, at + 80).toString('latin1'));
         if (!m || m.index !== 0) continue;
-        if (!best || at < best.index) best = { index: at, end: at + m[0].length, nonce, exitCode: Number(m[2]), outLen: Number(m[3]), errLen: Number(m[4]) };
+        if (!best || at < best.index) best = { index: at, end: at + m[0].length, nonce, exitCode: Number(m[2]), outLen: Number(m[3]), errLen: Number(m[4]), killed: m[5] === 'T' };
         break;
       }
     }
@@ -262,14 +316,28 @@ export class BackdoorShell implements CommandRunner {
 
   private deliver(b: Body): void {
     const all = Buffer.concat(b.chunks, b.need);
-    const result = { exitCode: b.exitCode, out: all.subarray(0, b.outLen), err: all.subarray(b.outLen) };
+    const result: Answer = { exitCode: b.exitCode, killed: b.killed, out: all.subarray(0, b.outLen), err: all.subarray(b.outLen) };
     if (this.orphans.delete(b.nonce)) return;
     if (this.pending?.nonce === b.nonce) {
       const p = this.pending;
       this.pending = undefined;
       p.resolve(result);
     } else if (b.nonce === this.setupNonce) {
+      // Ready only when the helper's own check and a command round trip both said yes (exit 0).
       this.setupNonce = undefined;
+      if (result.exitCode !== 0) {
+        const said = (result.out.toString('utf8') + result.err.toString('utf8')).trim() || `exit code ${result.exitCode}`;
+        this.setupFailure = new ConfigurationError(
+          `The shell channel of ${this.machineName} cannot run in this guest: ${said}. fleetlab's helper needs a POSIX sh with mkfifo, head, wc, rm, mkdir, ` +
+            `a mounted /proc and a writable /tmp (and sleep where the shell's read has no -t, as in dash); add them to the image.`,
+          { details: { machine: this.machineName, answer: said } },
+        );
+        this.opts.note(`shell channel setup failed: ${said}`);
+        for (const w of this.readyWaiters.slice()) w.reject(this.setupFailure);
+        return;
+      }
+      this.watchdog = result.out.toString('utf8').trim() === '1' ? 'read -t' : 'sleep per command';
+      this.opts.note(`shell channel ready (guest watchdog: ${this.watchdog})`);
       this.ready = true;
       for (const w of this.readyWaiters.slice()) w.resolve();
     }
@@ -280,6 +348,7 @@ export class BackdoorShell implements CommandRunner {
   private onBanner(): void {
     this.sessions++;
     this.ready = false;
+    this.setupFailure = undefined;
     this.orphans.clear();
     this.body = undefined;
     if (this.pending) {
@@ -288,7 +357,7 @@ export class BackdoorShell implements CommandRunner {
       p.reject(new InfrastructureError(`the shell of ${this.machineName} restarted (guest rebooted?) while running: ${abbreviate(p.command)}`));
     }
     this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
-    this.write(`${GUEST_HELPER}__fl_run ${this.setupNonce} 30 true\n`);
+    this.write(`${GUEST_HELPER}__fl_check ${this.setupNonce}\n`);
     for (const fn of this.sessionListeners) fn();
   }
 

@@ -2,19 +2,22 @@
 
 /**
  * `__fl_run NONCE TIMEOUT_S 'COMMAND'` runs COMMAND in a subshell (a fork, no exec), stdin from /dev/null,
- * stdout and stderr in files; then prints one header line `NONCE EXIT OUT_BYTES ERR_BYTES` followed by
- * exactly that many bytes. Output never reaches the channel before its length is known, so nothing a
- * command prints can forge a header, and a background job still holding stdout (`sleep 1000 &`) writes
- * to a file nobody waits on.
+ * stdout and stderr in files; then prints one header line `NONCE EXIT OUT_BYTES ERR_BYTES FLAG` followed by
+ * exactly that many bytes. FLAG is `T` when fleetlab's watchdog killed the command at its timeout (the exit code is
+ * then 124, like coreutils timeout) and `-` otherwise, so a command's own exit code 124 is told apart. Output never
+ * reaches the channel before its length is known, so nothing a command prints can forge a header, and a background
+ * job still holding stdout (`sleep 1000 &`) writes to a file nobody waits on.
  *
- * Timeouts: one watchdog per session (`__fl_dog`) waits with the `read -t` builtin on a FIFO; `arm`
- * starts a countdown that `disarm` ends. When it runs out, the watchdog marks the command, stops it and
- * kills its process tree (found through /proc with builtins only); the exit code becomes 124, like
- * coreutils timeout. A process that detached itself (double fork to init) is not in the tree and is not
- * killed. No process is forked per command for any of this, and none for output sizes when a command
- * prints nothing: under TCG a subshell fork costs ~2.4 ms, `setsid sh -c` ~9.4 ms.
+ * Timeouts: where the shell's `read` has `-t` (bash, busybox ash, mksh), one watchdog per session (`__fl_dog`)
+ * reads arm/disarm requests from a FIFO and counts down with that builtin: no process per command. POSIX sh has no
+ * `read -t` (dash, Debian's and Ubuntu's /bin/sh), so there each command gets a killer subshell that waits on a
+ * `sleep`; when the command ends first, the main shell marks it done and kills that sleep (it waits for the sleep's
+ * pid file, so it cannot miss it), and no process outlives the command. When a countdown runs out the command is
+ * marked, stopped and its process tree killed (found through /proc with builtins only). A process that detached itself (double fork to init) is not in the tree and is not
+ * killed. Under TCG a subshell fork costs ~2.4 ms, `setsid sh -c` ~9.4 ms.
  *
- * POSIX sh: runs unchanged in busybox ash and in bash (NixOS's backdoor shell).
+ * Runs in POSIX sh: dash, busybox ash, bash (NixOS's backdoor shell). `__fl_check` first makes sure the guest has
+ * what this needs (mkfifo, head, wc, /proc, and sleep where read has no -t) and answers with the missing ones.
  */
 export const GUEST_HELPER = `__fl_tree() {
 kill -STOP "$1" 2>/dev/null
@@ -37,24 +40,56 @@ __fl_n=$((__fl_n + 1))
 [ $((__fl_n % 64)) -eq 0 ] && rm -f /tmp/.fleetlab/fl*
 ( eval "$3" ) </dev/null >"$__fl_f.o" 2>"$__fl_f.e" 4>&- &
 __fl_p=$!
+if [ "$__fl_rt" = 1 ]; then
 echo "arm $__fl_p $2 $__fl_f" >&4
 wait "$__fl_p"
 __fl_r=$?
 echo disarm >&4
-[ -e "$__fl_f.t" ] && __fl_r=124
+else
+( sleep "$2" & echo $! >"$__fl_f.s"; wait $!; [ -e "$__fl_f.d" ] || { : >"$__fl_f.t"; __fl_tree "$__fl_p"; } ) </dev/null >/dev/null 2>&1 4>&- &
+__fl_k=$!
+wait "$__fl_p"
+__fl_r=$?
+: >"$__fl_f.d"
+until [ -s "$__fl_f.s" ]; do :; done
+read -r __z <"$__fl_f.s"
+kill "$__z" 2>/dev/null
+wait "$__fl_k"
+fi
+__fl_x=-
+[ -e "$__fl_f.t" ] && { __fl_r=124; __fl_x=T; }
 set -- 0 x 0
 if [ -s "$__fl_f.o" ] || [ -s "$__fl_f.e" ]; then set -- $(wc -c "$__fl_f.o" "$__fl_f.e"); fi
-printf '%s %s %s %s\\n' "$__fl_i" "$__fl_r" "$1" "$3"
+printf '%s %s %s %s %s\\n' "$__fl_i" "$__fl_r" "$1" "$3" "$__fl_x"
 [ "$1" -gt 0 ] && head -c "$1" "$__fl_f.o"
 [ "$3" -gt 0 ] && head -c "$3" "$__fl_f.e"
 }
-mkdir -p /tmp/.fleetlab
+__fl_check() {
+__fl_m=
+for __c in mkfifo head wc rm mkdir; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
+[ -r /proc/self/stat ] || __fl_m="$__fl_m /proc(mounted)"
+__fl_rt=0
+if (printf 'x\\n' | { read -r -t 5 __y && [ "$__y" = x ]; }) 2>/dev/null; then __fl_rt=1; else
+command -v sleep >/dev/null 2>&1 || __fl_m="$__fl_m sleep(this shell's read has no -t)"
+fi
+if [ -z "$__fl_m" ]; then
+mkdir -p /tmp/.fleetlab || __fl_m=" a writable /tmp"
+fi
+if [ -n "$__fl_m" ]; then
+__fl_m="missing:$__fl_m"
+printf '%s 3 %s 0 -\\n%s' "$1" "\${#__fl_m}" "$__fl_m"
+return
+fi
 [ -f /tmp/.fleetlab/dog.pid ] && kill "$(cat /tmp/.fleetlab/dog.pid)" 2>/dev/null
 rm -f /tmp/.fleetlab/dog /tmp/.fleetlab/fl*
+if [ "$__fl_rt" = 1 ]; then
 mkfifo /tmp/.fleetlab/dog
 exec 4<>/tmp/.fleetlab/dog
 __fl_dog </dev/null >/dev/null 2>&1 &
 echo $! >/tmp/.fleetlab/dog.pid
+fi
+__fl_run "$1" 30 'echo "$__fl_rt"'
+}
 `;
 
 /** Quotes a string for POSIX sh: single quotes, with embedded ones as '\\''. */

@@ -63,7 +63,7 @@ export class ShellOps implements Shell {
         last = r;
         return done(r) ? r.stdout : undefined;
       },
-      { deadline, intervalMs: opts?.intervalMs ?? 500, signal: opts?.signal },
+      { deadline, intervalMs: opts?.intervalMs ?? 500, signal: opts?.signal, awaited },
     );
     if (!res.timedOut) return res.value;
     const lastRun = last ? `last try exited ${last.exitCode}${last.stdout || last.stderr ? `, output: ${abbreviate((last.stdout + last.stderr).trim(), 300)}` : ''}` : 'it never ran';
@@ -71,6 +71,6 @@ export class ShellOps implements Shell {
   }
 
   private commandError(command: string, r: ExecResult, expected: string): CommandError {
-    return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected, budget: r.budget });
+    return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected, budget: r.budget, timedOut: r.timedOut, budgetMs: r.budgetMs });
   }
 }

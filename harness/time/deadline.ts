@@ -1,6 +1,7 @@
 // Deadlines on one monotonic clock: public APIs take { timeout } and turn it into a Deadline at once.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
+import { abortError } from './lifeline.ts';
 
 /** The deadline of the step or scenario the current code runs in (set by the runner). */
 const ambient = new AsyncLocalStorage<Deadline>();
@@ -103,11 +104,12 @@ export function formatMs(ms: number): string {
   return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
 }
 
-/** Sleeps `ms`, or less if the deadline comes first; rejects when the signal aborts. */
-export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSignal } = {}): Promise<void> {
+/** Sleeps `ms`, or less if the deadline comes first; rejects when the signal aborts (naming `awaited` if a machine died). */
+export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSignal; awaited?: string } = {}): Promise<void> {
   const wait = Math.max(0, Math.min(ms, opts.deadline ? opts.deadline.remaining() : ms));
+  const awaited = opts.awaited ?? `a pause of ${formatMs(ms)}`;
   return new Promise((resolve, reject) => {
-    if (opts.signal?.aborted) return reject(opts.signal.reason);
+    if (opts.signal?.aborted) return reject(abortError(opts.signal, awaited));
     const timer = setTimeout(done, wait);
     function done() {
       opts.signal?.removeEventListener('abort', onAbort);
@@ -115,7 +117,7 @@ export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSig
     }
     function onAbort() {
       clearTimeout(timer);
-      reject(opts.signal!.reason);
+      reject(abortError(opts.signal!, awaited));
     }
     opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
@@ -124,11 +126,11 @@ export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSig
 /** Polls `probe` until it returns a value other than undefined or the deadline passes; never throws on timeout. */
 export async function pollUntil<T>(
   probe: () => Promise<T | undefined> | T | undefined,
-  opts: { deadline: Deadline; intervalMs?: number; signal?: AbortSignal },
+  opts: { deadline: Deadline; intervalMs?: number; signal?: AbortSignal; awaited?: string },
 ): Promise<{ timedOut: false; value: T } | { timedOut: true }> {
   const interval = opts.intervalMs ?? 100;
   for (;;) {
-    opts.signal?.throwIfAborted();
+    if (opts.signal?.aborted) throw abortError(opts.signal, opts.awaited ?? opts.deadline.label);
     const value = await probe();
     if (value !== undefined) return { timedOut: false, value };
     if (opts.deadline.expired()) return { timedOut: true };
@@ -136,11 +138,15 @@ export async function pollUntil<T>(
   }
 }
 
-/** Waits for `promise` until `deadline` (or `ms` when given a number); clears its timer either way, so nothing keeps the process alive. */
+/**
+ * Waits for `promise` until `deadline` (or `ms` when given a number) or until `signal` aborts (a machine's death
+ * among its reasons: the error then names `awaited`); clears its timer either way, so nothing keeps the process alive.
+ */
 export function raceDeadline<T>(
   promise: Promise<T>,
   deadline: Deadline | number,
   signal?: AbortSignal,
+  awaited?: string,
 ): Promise<{ timedOut: false; value: T } | { timedOut: true }> {
   const ms = typeof deadline === 'number' ? deadline : deadline.remaining();
   return new Promise((resolve, reject) => {
@@ -150,7 +156,7 @@ export function raceDeadline<T>(
     }, ms);
     const onAbort = () => {
       cleanup();
-      reject(signal!.reason);
+      reject(abortError(signal!, awaited ?? (typeof deadline === 'number' ? 'an operation' : deadline.label)));
     };
     const cleanup = () => {
       clearTimeout(timer);

@@ -14,25 +14,12 @@ import { runTool } from '../../harness/qemu/host-packages.ts';
 import { bootLayouts } from '../../harness/qemu/profile.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
 import { testbedRecipes } from './index.ts';
-import type { TestbedImage } from './recipe.ts';
+import type { BootDisk, BootEntry, TestbedImage } from '../../harness/qemu/testbed-source.ts';
+import type { BootLayout } from '../../harness/qemu/profile.ts';
 
-/** How the disk boots: which bootloader, and so which NixOS boot layout (the profile schema lists them). */
-export type BootLayout = (typeof bootLayouts)[number];
+export type { BootLayout } from '../../harness/qemu/profile.ts';
 
-/** A built boot disk: a raw image never written by machines (they boot a qcow2 overlay of it). */
-export interface BootDisk {
-  path: string;
-  layout: BootLayout;
-  key: string;
-  /** Boot entries on the disk, the default first. */
-  entries: BootEntry[];
-}
-
-/** A boot entry: its id, carried on the kernel command line as fleetlab.entry=<id>, and its menu title. */
-export interface BootEntry {
-  id: string;
-  title: string;
-}
+export type { BootDisk, BootEntry } from '../../harness/qemu/testbed-source.ts';
 
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */

@@ -33,19 +33,4 @@ export interface TestbedRecipe {
   deviceTrees?: Array<{ file: string; removeNodes?: string[] }>;
 }
 
-/** The files a built testbed consists of. */
-export interface TestbedImage {
-  recipe: string;
-  /** Cache key: hash of the recipe, its rootfs files, the builder and the package versions. */
-  key: string;
-  dir: string;
-  /** The kernel to boot directly: the PVH ELF where extracted, else the compressed image. */
-  kernel: string;
-  /** The compressed kernel image as shipped (bzImage / Image). */
-  kernelImage: string;
-  initrd: string;
-  kernelVersion: string;
-  /** Device trees by file name (bcm2837-rpi-3-b.dtb), patched as the recipe says. */
-  deviceTrees: Record<string, string>;
-  packages: Record<string, string>;
-}
+export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';

@@ -1,0 +1,124 @@
+// Console checks: lines that mean a machine is broken whatever the scenario does (a kernel panic, an oops, an
+// emergency shell, an OOM kill, a systemd ordering cycle). A match ends the machine's life, so every wait on it fails
+// at once with the matching lines, the way CoreOS's kola fails a test on its serial log.
+
+/** A named pattern watched on every console line. */
+export interface ConsoleCheck {
+  name: string;
+  /** What a match means, for messages: "a kernel panic". */
+  what: string;
+  pattern: RegExp;
+}
+
+/** The checks every machine gets unless its profile or scenario ignores them by name. */
+export const BUILTIN_CONSOLE_CHECKS: readonly ConsoleCheck[] = [
+  { name: 'kernel-panic', what: 'a kernel panic', pattern: /Kernel panic - not syncing/ },
+  { name: 'oops', what: 'a kernel oops', pattern: /\bOops(?:: [0-9a-f]{4} \[#\d+\]|: general protection fault|\[#\d+\])/ },
+  {
+    name: 'kernel-bug',
+    what: 'a kernel BUG',
+    pattern: /\bBUG: (?:unable to handle|kernel NULL pointer dereference|soft lockup|scheduling while atomic|sleeping function called|Bad page|KASAN|workqueue lockup)/,
+  },
+  {
+    name: 'emergency-shell',
+    what: 'an emergency or rescue shell',
+    pattern: /You are in emergency mode|Entering emergency mode|You are in rescue mode|Give root password for maintenance|An error occurred in stage 1 of the boot process|Dropping to a shell!/,
+  },
+  { name: 'oom-kill', what: 'the OOM killer', pattern: /Out of memory: Killed process|invoked oom-killer/ },
+  { name: 'systemd-ordering-cycle', what: 'a systemd ordering cycle', pattern: /Found ordering cycle on / },
+];
+
+/** Extra checks and checks to ignore, as a profile or a scenario declares them. */
+export interface ConsoleCheckSettings {
+  add?: Array<{ name: string; pattern: RegExp | string; what?: string }>;
+  ignore?: string[];
+}
+
+/** The checks in force: the built-in ones, less what any settings ignore, plus what they add. */
+export function consoleChecks(...settings: Array<ConsoleCheckSettings | undefined>): ConsoleCheck[] {
+  const ignore = new Set(settings.flatMap((s) => s?.ignore ?? []));
+  const added = settings.flatMap((s) => s?.add ?? []).map((a) => ({ name: a.name, what: a.what ?? `"${a.name}"`, pattern: typeof a.pattern === 'string' ? new RegExp(a.pattern) : a.pattern }));
+  return [...BUILTIN_CONSOLE_CHECKS, ...added].filter((c) => !ignore.has(c.name));
+}
+
+/** What a check saw: the console, the matching line and the lines around it. */
+export interface ConsoleCheckHit {
+  check: ConsoleCheck;
+  console: string;
+  line: string;
+  context: string[];
+}
+
+const CONTEXT_BEFORE = 8;
+const CONTEXT_AFTER = 20;
+/** After a match, lines are gathered this long (a panic's trace follows its first line) before the check fires. */
+const CONTEXT_MS = 400;
+
+/** Watches console lines; fires once per machine life (suppressed checks are recorded instead, for expect*()). */
+export class ConsoleWatcher {
+  private checks: ConsoleCheck[];
+  private readonly onFire: (hit: ConsoleCheckHit) => void;
+  private readonly recent = new Map<string, string[]>();
+  private collecting: { hit: ConsoleCheckHit; suppressed: boolean } | undefined;
+  private readonly suppressed = new Map<string, number>();
+  private readonly suppressedHits: ConsoleCheckHit[] = [];
+  private readonly hitListeners = new Set<(hit: ConsoleCheckHit) => void>();
+  private fired = false;
+
+  constructor(checks: ConsoleCheck[], onFire: (hit: ConsoleCheckHit) => void) {
+    this.checks = checks;
+    this.onFire = onFire;
+  }
+
+  /** A new life (the machine started again): checks may fire again. */
+  reset(): void {
+    this.fired = false;
+    this.collecting = undefined;
+    this.recent.clear();
+  }
+
+  /** One line of console `console`. */
+  line(console: string, line: string): void {
+    const recent = this.recent.get(console) ?? [];
+    recent.push(line);
+    if (recent.length > CONTEXT_BEFORE + 1) recent.shift();
+    this.recent.set(console, recent);
+    if (this.collecting) {
+      if (this.collecting.hit.console === console && this.collecting.hit.context.length < CONTEXT_BEFORE + 1 + CONTEXT_AFTER) this.collecting.hit.context.push(line);
+      return;
+    }
+    if (this.fired) return;
+    const check = this.checks.find((c) => c.pattern.test(line));
+    if (!check) return;
+    const hit: ConsoleCheckHit = { check, console, line, context: [...recent] };
+    const suppressed = (this.suppressed.get(check.name) ?? 0) > 0;
+    this.collecting = { hit, suppressed };
+    setTimeout(() => {
+      this.collecting = undefined;
+      if (suppressed) {
+        this.suppressedHits.push(hit);
+        for (const fn of this.hitListeners) fn(hit);
+      } else {
+        this.fired = true;
+        this.onFire(hit);
+      }
+    }, CONTEXT_MS).unref();
+  }
+
+  /** Silences check `name` until the returned function is called; matches meanwhile are recorded and announced. */
+  suppress(name: string, onHit: (hit: ConsoleCheckHit) => void): () => void {
+    if (!this.checks.some((c) => c.name === name)) this.checks = [...this.checks, ...BUILTIN_CONSOLE_CHECKS.filter((c) => c.name === name)];
+    this.suppressed.set(name, (this.suppressed.get(name) ?? 0) + 1);
+    const listener = (hit: ConsoleCheckHit) => hit.check.name === name && onHit(hit);
+    this.hitListeners.add(listener);
+    return () => {
+      this.hitListeners.delete(listener);
+      this.suppressed.set(name, (this.suppressed.get(name) ?? 1) - 1);
+    };
+  }
+
+  /** Names of the checks in force. */
+  get names(): string[] {
+    return this.checks.map((c) => c.name);
+  }
+}

@@ -1,0 +1,84 @@
+// How a machine's life ends, as the errors its waits then throw: QEMU died, a console check fired, or it was stopped.
+import { FleetlabError, type ErrorKind } from '../errors/fleetlab-error.ts';
+import type { ConsoleCheckHit } from '../console/console-checks.ts';
+import type { LifeEnd } from '../time/lifeline.ts';
+
+function indent(lines: string[], mark = '  | '): string {
+  return lines.map((l) => `${mark}${l}`).join('\n');
+}
+
+/** QEMU exited (or lost its QMP connection) while waits were pending. */
+export class MachineDied implements LifeEnd {
+  readonly machine: string;
+  /** "QEMU exited unexpectedly (signal SIGKILL)". */
+  readonly how: string;
+  readonly stderr: string;
+  readonly lastLines: () => string[];
+  readonly exit: { exitCode: number | null; signal: string | null } | undefined;
+
+  constructor(machine: string, how: string, stderr: string, lastLines: () => string[], exit: { exitCode: number | null; signal: string | null } | undefined) {
+    this.machine = machine;
+    this.how = how;
+    this.stderr = stderr;
+    this.lastLines = lastLines;
+    this.exit = exit;
+  }
+
+  during(awaited: string): FleetlabError {
+    const stderr = this.stderr.trim().split('\n').filter(Boolean).slice(-10);
+    const lines = this.lastLines();
+    return new FleetlabError(
+      'infrastructure',
+      [
+        `Machine ${this.machine} died while fleetlab waited for ${awaited}: ${this.how}.`,
+        stderr.length ? `QEMU's stderr (last lines):\n${indent(stderr, '    ')}` : "QEMU's stderr was empty.",
+        lines.length ? `Last ${lines.length} console lines:\n${indent(lines)}` : 'No console output was received.',
+      ].join('\n'),
+      { details: { machine: this.machine, awaited, how: this.how, exitCode: this.exit?.exitCode, signal: this.exit?.signal, stderr: stderr.join('\n'), lastLines: lines } },
+    );
+  }
+}
+
+/** fleetlab itself stopped the machine (crash(), shutdown(), the end of a case) while something still waited on it. */
+export class MachineStopped implements LifeEnd {
+  readonly machine: string;
+  readonly by: string;
+
+  constructor(machine: string, by: string) {
+    this.machine = machine;
+    this.by = by;
+  }
+
+  during(awaited: string): FleetlabError {
+    return new FleetlabError('infrastructure', `Machine ${this.machine} is not running (stopped by ${this.by}) while fleetlab waited for ${awaited}.`, {
+      details: { machine: this.machine, awaited, stoppedBy: this.by },
+    });
+  }
+}
+
+/** A console check matched: the machine is broken, whatever the scenario was waiting for. */
+export class ConsoleCheckFired implements LifeEnd {
+  readonly machine: string;
+  readonly hit: ConsoleCheckHit;
+  /** infrastructure while fleetlab boots the machine, test-failure inside the scenario body. */
+  readonly kind: ErrorKind;
+
+  constructor(machine: string, hit: ConsoleCheckHit, kind: ErrorKind) {
+    this.machine = machine;
+    this.hit = hit;
+    this.kind = kind;
+  }
+
+  during(awaited: string): FleetlabError {
+    const { check, console, context } = this.hit;
+    return new FleetlabError(
+      this.kind,
+      [
+        `Console check "${check.name}" fired on ${this.machine}: console ${console} shows ${check.what}${this.kind === 'infrastructure' ? ' while the machine booted' : ''} (fleetlab was waiting for ${awaited}).`,
+        `Matching line and its context:\n${indent(context)}`,
+        `If the scenario provokes this on purpose, wrap it in machine.expectConsoleCheck("${check.name}", …)${check.name === 'kernel-panic' ? ' or machine.expectPanic(…)' : ''}, or ignore the check in the profile or scenario (consoleChecks: { ignore: ["${check.name}"] }).`,
+      ].join('\n'),
+      { details: { machine: this.machine, awaited, check: check.name, console, line: this.hit.line, context } },
+    );
+  }
+}

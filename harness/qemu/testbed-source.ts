@@ -1,0 +1,73 @@
+// Where QEMU machines get the testbed guests their profiles name (boot.kind testbed / testbed-disk). The recipes
+// live above the provider, in machines/testbed, and register themselves here; the provider never imports them.
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import type { BootLayout } from './profile.ts';
+
+/** The files a built testbed consists of. */
+export interface TestbedImage {
+  recipe: string;
+  /** Cache key: hash of the recipe, its rootfs files, the builder and the package versions. */
+  key: string;
+  dir: string;
+  /** The kernel to boot directly: the PVH ELF where extracted, else the compressed image. */
+  kernel: string;
+  /** The compressed kernel image as shipped (bzImage / Image). */
+  kernelImage: string;
+  initrd: string;
+  /** An ext4 root filesystem (label "nixos") holding the same system, for root= on the kernel command line. */
+  rootfs?: string;
+  kernelVersion: string;
+  /** Device trees by file name (bcm2837-rpi-3-b.dtb), patched as the recipe says. */
+  deviceTrees: Record<string, string>;
+  packages: Record<string, string>;
+}
+
+/** A boot entry: its id, carried on the kernel command line as fleetlab.entry=<id>, and its menu title. */
+export interface BootEntry {
+  id: string;
+  title: string;
+}
+
+/** A built boot disk: a raw image never written by machines (they boot a qcow2 overlay of it). */
+export interface BootDisk {
+  path: string;
+  layout: BootLayout;
+  key: string;
+  /** Boot entries on the disk, the default first. */
+  entries: BootEntry[];
+}
+
+type Log = (line: string) => void;
+
+/** What machines/testbed provides: images by recipe name, and boot disks built from them. */
+export interface TestbedSource {
+  names(): string[];
+  image(name: string, opts?: { log?: Log }): Promise<TestbedImage>;
+  bootDisk(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
+}
+
+let registered: TestbedSource | undefined;
+
+/** Registers the testbed recipes (machines/testbed/register.ts does, imported by the CLI and the public API). */
+export function registerTestbedSource(source: TestbedSource): void {
+  registered = source;
+}
+
+/** The registered source; a configuration error when a profile names a testbed and none is registered. */
+export function testbedSource(): TestbedSource {
+  if (!registered) {
+    throw new ConfigurationError(
+      'A profile boots a fleetlab testbed, but no testbed recipes are registered. Import "fleetlab" (or machines/testbed/register.ts) before starting machines, or boot your own image (--image/--kernel).',
+    );
+  }
+  return registered;
+}
+
+/** The testbed image `name`, a configuration error naming the field when there is no such recipe. */
+export async function testbedImage(name: string, profile: string, log?: Log): Promise<TestbedImage> {
+  const source = testbedSource();
+  if (!source.names().includes(name)) {
+    throw new ConfigurationError(`Profile ${profile}: boot.image "${name}" is no testbed recipe (have: ${source.names().join(', ')}).`, { details: { field: 'boot.image', value: name } });
+  }
+  return source.image(name, { log });
+}

@@ -1,0 +1,11 @@
+// Registers the testbed recipes with the QEMU provider, which finds testbed images through this and never imports machines/.
+import { registerTestbedSource } from '../../harness/qemu/testbed-source.ts';
+import { ensureBootDisk } from './boot-disk.ts';
+import { ensureTestbed } from './build.ts';
+import { testbedRecipes } from './index.ts';
+
+registerTestbedSource({
+  names: () => Object.keys(testbedRecipes),
+  image: (name, opts) => ensureTestbed(testbedRecipes[name]!, opts),
+  bootDisk: (image, layout, append, opts) => ensureBootDisk(image, layout, append, opts),
+});
