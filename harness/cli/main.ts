@@ -109,6 +109,21 @@ await yargs(hideBin(process.argv))
       }
     },
   )
+  .command(
+    'images path <name> <file>',
+    'Print the path of one file of a built testbed (building it if needed): kernel, initrd, rootfs (ext4, label nixos), kernel-image',
+    (y) =>
+      y
+        .positional('name', { type: 'string', demandOption: true, describe: `Testbed: ${Object.keys(testbedRecipes).join(', ')}` })
+        .positional('file', { type: 'string', demandOption: true, choices: ['kernel', 'initrd', 'rootfs', 'kernel-image'] }),
+    async (argv) => {
+      const recipe = testbedRecipes[argv.name];
+      if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${argv.name}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
+      const img = await ensureTestbed(recipe, { log: (l) => console.error(l) });
+      const files: Record<string, string | undefined> = { kernel: img.kernel, initrd: img.initrd, rootfs: img.rootfs, 'kernel-image': img.kernelImage };
+      console.log(files[argv.file]);
+    },
+  )
   .demandCommand(1, 'Name a command; see fleetlab --help.')
   .strict()
   .fail((msg, err) => {

@@ -35,12 +35,14 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
   const log = opts.log ?? (() => undefined);
   const kernelPkg = await resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/);
   const busyboxPkg = await aptShow(recipe.busyboxPackage, recipe.debArch);
-  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg]);
+  const extraPkgs = await Promise.all((recipe.extraPackages ?? []).map((p) => aptShow(p, recipe.debArch)));
+  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
   return buildOnce(dir, !!opts.rebuild, async (out, work) => {
     log(`building testbed ${recipe.name} (${kernelPkg.name} ${kernelPkg.version}, ${busyboxPkg.name} ${busyboxPkg.version}) into ${dir}`);
     const [kernelDeb, busyboxDeb] = await Promise.all([downloadDeb(kernelPkg), downloadDeb(busyboxPkg)]);
-    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, { kernel: kernelPkg, busybox: busyboxPkg });
+    const extraDebs = await Promise.all(extraPkgs.map((p) => downloadDeb(p)));
+    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, extraDebs, { kernel: kernelPkg, busybox: busyboxPkg, extra: extraPkgs });
     log(`testbed ${recipe.name} ready: ${dir}`);
     return image;
   });
@@ -54,7 +56,8 @@ async function build(
   finalDir: string,
   kernelDeb: string,
   busyboxDeb: string,
-  pkgs: { kernel: DebPackage; busybox: DebPackage },
+  extraDebs: string[],
+  pkgs: { kernel: DebPackage; busybox: DebPackage; extra: DebPackage[] },
 ): Promise<TestbedImage> {
   const kx = join(work, 'kernel');
   const bx = join(work, 'busybox');
@@ -96,8 +99,13 @@ async function build(
     for (const node of dt.removeNodes ?? []) await runTool('fdtput', ['-r', join(out, name), node], { purpose: `building testbed ${recipe.name}` });
     deviceTrees[name] = join(finalDir, name);
   }
+  await addPackages(recipe, extraDebs, work, root);
   await writeUsers(recipe, key, root);
+  // Mount points of stage 2 on a disk root (the initramfs creates its own at boot).
+  for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'newroot']) await mkdir(join(root, d), { recursive: true });
   await packInitramfs(root, join(out, 'initrd.img'));
+  // The same system as an ext4 root filesystem labelled like NixOS's, for root=LABEL=nixos (stage 1 in /init).
+  await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'nixos', '-d', root, '-E', 'root_owner=0:0', join(out, 'rootfs.ext4'), '160M'], { purpose: `building testbed ${recipe.name}` });
 
   const image: TestbedImage = {
     recipe: recipe.name,
@@ -106,11 +114,31 @@ async function build(
     kernel,
     kernelImage: join(finalDir, 'kernel.img'),
     initrd: join(finalDir, 'initrd.img'),
+    rootfs: join(finalDir, 'rootfs.ext4'),
     kernelVersion,
     deviceTrees,
-    packages: { [pkgs.kernel.name]: pkgs.kernel.version, [pkgs.busybox.name]: pkgs.busybox.version },
+    packages: Object.fromEntries([pkgs.kernel, pkgs.busybox, ...pkgs.extra].map((p) => [p.name, p.version])),
   };
   return image;
+}
+
+/**
+ * Unpacks the recipe's extra Debian packages into the guest (programs and shared libraries; documentation, locales
+ * and gconv modules left out) and points /bin/sh at the recipe's shell.
+ */
+async function addPackages(recipe: TestbedRecipe, debs: string[], work: string, root: string): Promise<void> {
+  for (const [i, deb] of debs.entries()) {
+    const x = join(work, `extra-${i}`);
+    await mkdir(x);
+    await execa('dpkg-deb', ['-x', deb, x]);
+    await execa('rm', ['-rf', join(x, 'usr/share'), join(x, `usr/lib/${recipe.debArch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/gconv`)]);
+    await execa('cp', ['-a', '--no-preserve=ownership', `${x}/.`, root]);
+  }
+  if (recipe.shell) {
+    const target = ['bin', 'usr/bin'].map((d) => join(d, recipe.shell!)).find((p) => existsSync(join(root, p)));
+    if (!target) throw new ConfigurationError(`testbed recipe ${recipe.name}: shell "${recipe.shell}" is not in its extraPackages (${(recipe.extraPackages ?? []).join(', ')}).`);
+    await execa('ln', ['-sfn', `/${target}`, join(root, 'bin/sh')]);
+  }
 }
 
 /** The uncompressed ELF kernel inside an x86 bzImage (its xz payload), or undefined if there is none. */

@@ -1,10 +1,13 @@
 // The testbed recipes by name, as profiles' boot.image refers to them.
 import type { TestbedRecipe } from './recipe.ts';
 import { aarch64Testbed } from './aarch64.ts';
+import { x86_64BashTestbed, x86_64DashTestbed } from './shell-variants.ts';
 import { x86_64Testbed } from './x86_64.ts';
 
 /** Every testbed recipe fleetlab can build. */
 export const testbedRecipes: Record<string, TestbedRecipe> = {
   x86_64: x86_64Testbed,
   aarch64: aarch64Testbed,
+  'x86_64-dash': x86_64DashTestbed,
+  'x86_64-bash': x86_64BashTestbed,
 };

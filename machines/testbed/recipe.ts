@@ -31,6 +31,13 @@ export interface TestbedRecipe {
    * where QEMU's model lacks the device (the Pi's Bluetooth UART child hides ttyAMA0).
    */
   deviceTrees?: Array<{ file: string; removeNodes?: string[] }>;
+  /**
+   * Debian packages (of debArch) unpacked into the guest with their shared libraries, for variants that are not
+   * pure busybox: ['dash', 'libc6'] gives a guest whose /bin/sh is Debian's dash. Documentation is left out.
+   */
+  extraPackages?: string[];
+  /** What /bin/sh is: busybox's ash (default), or a shell from extraPackages ('dash', 'bash'). */
+  shell?: string;
 }
 
 export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';

@@ -7,8 +7,8 @@ export const x86_64Testbed: TestbedRecipe = {
   debArch: 'amd64',
   kernelPackage: 'linux-image-amd64',
   busyboxPackage: 'busybox-static',
-  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'efivarfs', 'qemu_fw_cfg', 'batman-adv'],
-  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg'],
+  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'efivarfs', 'qemu_fw_cfg', 'batman-adv', 'ext4', 'crc32c_generic'],
+  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'crc32c_generic', 'ext4'],
   extractVmlinux: true,
   users: [{ name: 'root', password: 'fleetlab', uid: 0, home: '/root' }],
 };
