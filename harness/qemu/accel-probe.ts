@@ -2,11 +2,13 @@
 // the CPU model fleetlab's machines get, within a short deadline. A boot sector is not enough: on some hosts a
 // real-mode sector runs under KVM while Linux hangs silently, and on others `-cpu host` aborts at once.
 import { execa } from 'execa';
+import { createHash } from 'node:crypto';
 import { existsSync, constants, accessSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { arch as hostArch, hostname, release } from 'node:os';
 import { dirname } from 'node:path';
 import { cacheDir } from '../cache/cache-dir.ts';
+import { withLock } from '../cache/file-lock.ts';
 import { spawnSupervised } from '../process/supervisor.ts';
 import { Deadline, now, sleep } from '../time/deadline.ts';
 import { which } from './host-packages.ts';
@@ -94,8 +96,9 @@ async function qemuVersion(binary: string): Promise<string> {
   return r.stdout.split('\n')[0]?.trim() ?? 'unknown';
 }
 
-function cachePath(): string {
-  return cacheDir('accel-probe.json');
+/** One verdict file per probe key (host, kernel, QEMU, probe version, wrapper), so differently set-up runs never overwrite each other's. */
+function cachePath(key: string): string {
+  return cacheDir(`accel-probe-${createHash('sha256').update(key).digest('hex').slice(0, 12)}.json`);
 }
 
 /** Probes KVM and TCG (using the cache unless `refresh`). */
@@ -104,25 +107,34 @@ export async function probeAccel(opts: { refresh?: boolean } = {}): Promise<Acce
   const binary = which(guest?.binary ?? 'qemu-system-x86_64') ?? guest?.binary ?? 'qemu-system-x86_64';
   const version = existsSync(binary) ? await qemuVersion(binary) : 'not installed';
   const key = `probe v${PROBE_VERSION}|${hostname()}|${release()}|${binary}|${version}|${process.env.FLEETLAB_QEMU_WRAPPER ?? ''}`;
-  if (!opts.refresh) {
+  const cached = async () => {
+    if (opts.refresh) return undefined;
     try {
-      const cached = JSON.parse(await readFile(cachePath(), 'utf8')) as AccelProbeResult;
-      if (cached.key === key && Date.now() - Date.parse(cached.probedAt) < CACHE_TTL_MS) return cached;
+      const c = JSON.parse(await readFile(cachePath(key), 'utf8')) as AccelProbeResult;
+      return c.key === key && Date.now() - Date.parse(c.probedAt) < CACHE_TTL_MS ? c : undefined;
     } catch {
-      /* probe */
+      return undefined;
     }
-  }
-  const result: AccelProbeResult = { key, probedAt: new Date().toISOString(), binary, kvm: await probeKvm(binary), tcg: { usable: false, reason: '', durationMs: 0 } };
-  if (!which(binary)) result.tcg = { usable: false, reason: `${binary} is not installed (Debian package qemu-system-x86 or qemu-system-arm)`, durationMs: 0 };
-  else if (!guest) result.tcg = { usable: true, reason: `assumed: no probe guest for a ${hostArch()} host`, durationMs: 0 };
-  else result.tcg = await tryAccel(binary, 'tcg', TCG_PROBE_MS);
-  await writeCache(result);
-  return result;
+  };
+  const hit = await cached();
+  if (hit) return hit;
+  await mkdir(dirname(cachePath(key)), { recursive: true });
+  // Parallel workers that all miss the cache probe once, not once each.
+  return withLock(`${cachePath(key)}.lock`, async () => {
+    const again = await cached();
+    if (again) return again;
+    const result: AccelProbeResult = { key, probedAt: new Date().toISOString(), binary, kvm: await probeKvm(binary), tcg: { usable: false, reason: '', durationMs: 0 } };
+    if (!which(binary)) result.tcg = { usable: false, reason: `${binary} is not installed (Debian package qemu-system-x86 or qemu-system-arm)`, durationMs: 0 };
+    else if (!guest) result.tcg = { usable: true, reason: `assumed: no probe guest for a ${hostArch()} host`, durationMs: 0 };
+    else result.tcg = await tryAccel(binary, 'tcg', TCG_PROBE_MS);
+    await writeCache(result);
+    return result;
+  });
 }
 
 async function writeCache(result: AccelProbeResult): Promise<void> {
-  await mkdir(dirname(cachePath()), { recursive: true });
-  await writeFile(cachePath(), JSON.stringify(result, null, 2) + '\n');
+  await mkdir(dirname(cachePath(result.key)), { recursive: true });
+  await writeFile(cachePath(result.key), JSON.stringify(result, null, 2) + '\n');
 }
 
 /**

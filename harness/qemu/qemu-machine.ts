@@ -370,7 +370,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const qmp = await QmpClient.connect(qmpSocket(runDir), { deadline: connectDeadline, signal });
     this.qmp = qmp;
     qmp.on('event', (e: QmpEvent) => this.onQmpEvent(e));
-    qmp.on('close', () => this.onQmpClosed(proc, qmp));
+    qmp.on('close', () => void this.onQmpClosed(proc, qmp));
     const shell = this.profile.guest.shell;
     for (const c of this.profile.consoles) {
       const sock = await connectUnix(consoleSocket(runDir, c.name), connectDeadline, signal);
@@ -398,14 +398,19 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
   }
 
-  /** QMP closed while QEMU runs and fleetlab did not ask: the machine cannot be controlled any more, so it ends here. */
-  private onQmpClosed(proc: SupervisedProcess, qmp: QmpClient): void {
-    if (this.proc !== proc || this.qmp !== qmp || !proc.running || this.stopIntent) return;
+  /**
+   * QMP closed while QEMU runs and fleetlab did not ask: the machine cannot be controlled any more, so it ends here.
+   * A QEMU that died closes its socket a moment before its exit is seen: that is a death, told by onExit.
+   */
+  private async onQmpClosed(proc: SupervisedProcess, qmp: QmpClient): Promise<void> {
+    if (this.proc !== proc || this.qmp !== qmp || this.stopIntent) return;
+    if (!(await raceDeadline(proc.exited, 1000)).timedOut) return;
+    if (this.proc !== proc || this.stopIntent) return;
     const how = 'its QMP connection closed while QEMU still ran, so fleetlab could not control it any more and stopped it';
     this.log.note(`QMP connection lost; stopping qemu[${proc.pid}]`);
     this.life.finish(new MachineDied(this.name, how, proc.stderrTail(), () => this.log.lastLines(20), undefined));
     this.emit('died', how);
-    void this.kill('QMP loss').catch(() => undefined);
+    await this.kill('QMP loss').catch(() => undefined);
   }
 
   private onExit(proc: SupervisedProcess): void {
@@ -715,7 +720,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
    */
   private async kill(by: string): Promise<void> {
     const proc = this.proc;
-    if (!proc) {
+    if (!proc || !proc.running) {
+      if (proc) await proc.exited;
       this._state = 'stopped';
       return;
     }
