@@ -328,8 +328,8 @@ export class BackdoorShell implements CommandRunner {
       if (result.exitCode !== 0) {
         const said = (result.out.toString('utf8') + result.err.toString('utf8')).trim() || `exit code ${result.exitCode}`;
         this.setupFailure = new ConfigurationError(
-          `The shell channel of ${this.machineName} cannot run in this guest: ${said}. fleetlab's helper needs a POSIX sh with mkfifo, head, wc, rm, mkdir, ` +
-            `a mounted /proc and a writable /tmp (and sleep where the shell's read has no -t, as in dash); add them to the image.`,
+          `The shell channel of ${this.machineName} cannot run in this guest: ${said}. fleetlab's helper needs a POSIX sh with head, wc, rm, mkdir, ` +
+            `a mounted /proc, a writable /tmp, and mkfifo (shells whose read has -t) or sleep (shells without, such as dash); add them to the image.`,
           { details: { machine: this.machineName, answer: said } },
         );
         this.opts.note(`shell channel setup failed: ${said}`);

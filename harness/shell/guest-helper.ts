@@ -13,11 +13,14 @@
  * `read -t` (dash, Debian's and Ubuntu's /bin/sh), so there each command gets a killer subshell that waits on a
  * `sleep`; when the command ends first, the main shell marks it done and kills that sleep (it waits for the sleep's
  * pid file, so it cannot miss it), and no process outlives the command. When a countdown runs out the command is
- * marked, stopped and its process tree killed (found through /proc with builtins only). A process that detached itself (double fork to init) is not in the tree and is not
+ * marked, stopped and its process tree killed (found through /proc with builtins only). Only a sleep that ran out
+ * counts: if a command kills the channel's own timer (`killall sleep`), that command just loses its guest-side
+ * timeout (the host's deadline still holds), it is never reported as timed out. A process that detached itself (double fork to init) is not in the tree and is not
  * killed. Under TCG a subshell fork costs ~2.4 ms, `setsid sh -c` ~9.4 ms.
  *
  * Runs in POSIX sh: dash, busybox ash, bash (NixOS's backdoor shell). `__fl_check` first makes sure the guest has
- * what this needs (mkfifo, head, wc, /proc, and sleep where read has no -t) and answers with the missing ones.
+ * what this needs (head, wc, rm, mkdir, /proc, a writable /tmp; mkfifo where read has -t, sleep where it has not) and
+ * answers with the missing ones.
  */
 export const GUEST_HELPER = `__fl_tree() {
 kill -STOP "$1" 2>/dev/null
@@ -46,7 +49,7 @@ wait "$__fl_p"
 __fl_r=$?
 echo disarm >&4
 else
-( sleep "$2" & echo $! >"$__fl_f.s"; wait $!; [ -e "$__fl_f.d" ] || { : >"$__fl_f.t"; __fl_tree "$__fl_p"; } ) </dev/null >/dev/null 2>&1 4>&- &
+( sleep "$2" & echo $! >"$__fl_f.s"; wait $! && [ ! -e "$__fl_f.d" ] && { : >"$__fl_f.t"; __fl_tree "$__fl_p"; } ) </dev/null >/dev/null 2>&1 4>&- &
 __fl_k=$!
 wait "$__fl_p"
 __fl_r=$?
@@ -66,10 +69,13 @@ printf '%s %s %s %s %s\\n' "$__fl_i" "$__fl_r" "$1" "$3" "$__fl_x"
 }
 __fl_check() {
 __fl_m=
-for __c in mkfifo head wc rm mkdir; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
+for __c in head wc rm mkdir; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
 [ -r /proc/self/stat ] || __fl_m="$__fl_m /proc(mounted)"
 __fl_rt=0
-if (printf 'x\\n' | { read -r -t 5 __y && [ "$__y" = x ]; }) 2>/dev/null; then __fl_rt=1; else
+if (printf 'x\\n' | { read -r -t 5 __y && [ "$__y" = x ]; }) 2>/dev/null; then
+__fl_rt=1
+command -v mkfifo >/dev/null 2>&1 || __fl_m="$__fl_m mkfifo"
+else
 command -v sleep >/dev/null 2>&1 || __fl_m="$__fl_m sleep(this shell's read has no -t)"
 fi
 if [ -z "$__fl_m" ]; then
