@@ -506,30 +506,31 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
    */
   private loginPromptWithoutBackdoor(signal?: AbortSignal): { failed: Promise<never>; cancel: () => void } {
     let timer: NodeJS.Timeout | undefined;
-    let off = () => {};
-    const failed = new Promise<never>((_, reject) => {
-      const arm = (prompt: string) => {
-        if (timer || this.backdoor!.isReady) return;
-        off();
-        timer = setTimeout(() => {
-          if (this.backdoor!.isReady || signal?.aborted) return;
-          const shell = this.profile.guest.shell as { console: string };
-          reject(
-            new ConfigurationError(
-              `Machine ${this.name} shows a login prompt on its serial console ${this.profile.serialConsole} ("${prompt.trim()}"), but no backdoor root shell greeted on ${shell.console} within ${formatMs(LOGIN_WITHOUT_BACKDOOR_MS)} after it: ` +
-                `the image has no NixOS test instrumentation. Boot it with a profile whose guest.shell is { kind: 'serial-login', console: '${this.profile.serialConsole}' } and whose guest.login names a user and password the image accepts ` +
-                `(see the README, "Serial-login shell channel"), or add the backdoor to the image (nix/ has a NixOS module for it).`,
-              { details: { machine: this.name, prompt: prompt.trim(), lastLines: this.log.lastLines(20) } },
-            ),
-          );
-        }, LOGIN_WITHOUT_BACKDOOR_MS);
-      };
-      const isPrompt = (l: string) => /\blogin: *$/.test(l);
-      const seen = this.log.lastLines(3).find(isPrompt);
-      if (seen) arm(seen);
-      else off = this.log.onLine((l) => isPrompt(l) && arm(l));
-    });
+    let prompt = '';
+    let fail!: (err: Error) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
     failed.catch(() => undefined);
+    const isPrompt = (l: string) => /\blogin: *$/.test(l);
+    // The timer starts at the first prompt-like line; the message quotes the latest one (banners say "login:" too).
+    const seen = (line: string) => {
+      prompt = line.trim();
+      if (timer || this.backdoor!.isReady) return;
+      timer = setTimeout(() => {
+        if (this.backdoor!.isReady || signal?.aborted) return;
+        const shell = this.profile.guest.shell as { console: string };
+        fail(
+          new ConfigurationError(
+            `Machine ${this.name} shows a login prompt on its serial console ${this.profile.serialConsole} ("${prompt}"), but no backdoor root shell greeted on ${shell.console} within ${formatMs(LOGIN_WITHOUT_BACKDOOR_MS)} after it: ` +
+              `the image has no NixOS test instrumentation. Boot it with a profile whose guest.shell is { kind: 'serial-login', console: '${this.profile.serialConsole}' } and whose guest.login names a user and password the image accepts ` +
+              `(see the README, "Serial-login shell channel"), or add the backdoor to the image (nix/ has a NixOS module for it).`,
+            { details: { machine: this.name, prompt, lastLines: this.log.lastLines(20) } },
+          ),
+        );
+      }, LOGIN_WITHOUT_BACKDOOR_MS);
+    };
+    const earlier = this.log.lastLines(3).find(isPrompt);
+    if (earlier) seen(earlier);
+    const off = this.log.onLine((l) => isPrompt(l) && seen(l));
     return {
       failed,
       cancel: () => {

@@ -80,10 +80,14 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   return { summary, kept };
 }
 
-/** 0 all passed (flaky included), 1 any test failure, 3 infrastructure errors and no failure, 130 interrupted. */
+/**
+ * 0 all passed (flaky included), 1 any test failure, 2 a configuration error (a profile QEMU refused, a guest the
+ * shell channel cannot run in) and no failure, 3 infrastructure errors only, 130 interrupted.
+ */
 export function exitCodeOf(results: CaseResult[], interrupted: boolean): number {
   if (interrupted) return EXIT_CODES.interrupted;
   if (results.some((r) => r.status === 'failed')) return EXIT_CODES.testFailure;
+  if (results.some((r) => r.status === 'error' && r.attempts[r.attempts.length - 1]?.error?.kind === 'configuration')) return EXIT_CODES.configuration;
   if (results.some((r) => r.status === 'error' || r.status === 'interrupted')) return EXIT_CODES.infrastructure;
   return EXIT_CODES.passed;
 }
