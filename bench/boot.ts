@@ -9,6 +9,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import '../machines/testbed/register.ts';
 import { ensureTestbed } from '../machines/testbed/build.ts';
 import { testbedRecipes } from '../machines/testbed/index.ts';
 import { listProfiles, loadProfile } from '../harness/qemu/profile-loader.ts';

@@ -18,7 +18,7 @@ describe('fleetlab doctor', () => {
     expect(report.accel.tcg.usable).toBe(true);
     if (!existsSync('/dev/kvm')) expect(report.accel.kvm).toMatchObject({ usable: false, reason: expect.stringContaining('/dev/kvm') });
     // A probe that says "not usable" must have seen QEMU fail or hang, not guessed.
-    if (existsSync('/dev/kvm') && !report.accel.kvm.usable) expect(report.accel.kvm.reason).toMatch(/exited|printed nothing|cannot open/);
+    if (existsSync('/dev/kvm') && !report.accel.kvm.usable) expect(report.accel.kvm.reason).toMatch(/exited|printed nothing|did not reach userspace|cannot open/);
     expect(report.accel.auto).toBe(report.accel.kvm.usable ? 'kvm' : 'tcg');
     expect(report.firmware.find((f: { package: string }) => f.package === 'ovmf').found).toBe(true);
   });
