@@ -86,43 +86,47 @@ await yargs(hideBin(process.argv))
       console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
     },
   )
-  .command(
-    'images build [names..]',
-    'Build the testbed guest images from Debian packages and the boot disks of the profiles that use them (cached by a hash of their inputs)',
-    (y) =>
-      y
-        .positional('names', { type: 'string', array: true, describe: `Testbeds to build (default: all: ${Object.keys(testbedRecipes).join(', ')})` })
-        .option('rebuild', { type: 'boolean', default: false, describe: 'Build even if the cache has the image' }),
-    async (argv) => {
-      const names = argv.names?.length ? argv.names : Object.keys(testbedRecipes);
-      const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
-      for (const n of names) {
-        const recipe = testbedRecipes[n];
-        if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
-        const img = await ensureTestbed(recipe, { rebuild: argv.rebuild, log: (l) => console.error(l) });
-        console.log(`${n}: ${img.dir}`);
-        for (const { name, boot } of profiles) {
-          if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
-          const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
-          console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
-        }
-      }
-    },
-  )
-  .command(
-    'images path <name> <file>',
-    'Print the path of one file of a built testbed (building it if needed): kernel, initrd, rootfs (ext4, label nixos), kernel-image',
-    (y) =>
-      y
-        .positional('name', { type: 'string', demandOption: true, describe: `Testbed: ${Object.keys(testbedRecipes).join(', ')}` })
-        .positional('file', { type: 'string', demandOption: true, choices: ['kernel', 'initrd', 'rootfs', 'kernel-image'] }),
-    async (argv) => {
-      const recipe = testbedRecipes[argv.name];
-      if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${argv.name}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
-      const img = await ensureTestbed(recipe, { log: (l) => console.error(l) });
-      const files: Record<string, string | undefined> = { kernel: img.kernel, initrd: img.initrd, rootfs: img.rootfs, 'kernel-image': img.kernelImage };
-      console.log(files[argv.file]);
-    },
+  .command('images', 'Testbed images: build them, or print where one file of them is', (y) =>
+    y
+      .command(
+        'build [names..]',
+        'Build the testbed guest images from Debian packages and the boot disks of the profiles that use them (cached by a hash of their inputs)',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: `Testbeds to build (default: all: ${Object.keys(testbedRecipes).join(', ')})` })
+            .option('rebuild', { type: 'boolean', default: false, describe: 'Build even if the cache has the image' }),
+        async (argv) => {
+          const names = argv.names?.length ? argv.names : Object.keys(testbedRecipes);
+          const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
+          for (const n of names) {
+            const recipe = testbedRecipes[n];
+            if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
+            const img = await ensureTestbed(recipe, { rebuild: argv.rebuild, log: (l) => console.error(l) });
+            console.log(`${n}: ${img.dir}`);
+            for (const { name, boot } of profiles) {
+              if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
+              const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
+              console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
+            }
+          }
+        },
+      )
+      .command(
+        'path <name> <file>',
+        'Print the path of one file of a built testbed (building it if needed): kernel, initrd, rootfs (ext4, label nixos), kernel-image',
+        (y) =>
+          y
+            .positional('name', { type: 'string', demandOption: true, describe: `Testbed: ${Object.keys(testbedRecipes).join(', ')}` })
+            .positional('file', { type: 'string', demandOption: true, choices: ['kernel', 'initrd', 'rootfs', 'kernel-image'] }),
+        async (argv) => {
+          const recipe = testbedRecipes[argv.name];
+          if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${argv.name}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
+          const img = await ensureTestbed(recipe, { log: (l) => console.error(l) });
+          const files: Record<string, string | undefined> = { kernel: img.kernel, initrd: img.initrd, rootfs: img.rootfs, 'kernel-image': img.kernelImage };
+          console.log(files[argv.file]);
+        },
+      )
+      .demandCommand(1, 'Name an images command: build or path.'),
   )
   .demandCommand(1, 'Name a command; see fleetlab --help.')
   .strict()

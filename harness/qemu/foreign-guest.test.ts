@@ -12,7 +12,6 @@ import { decodeConsoleLog } from '../console/console-log.ts';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { loadProfile } from './profile-loader.ts';
 import { QemuMachine } from './qemu-machine.ts';
-import { testbedImage } from './testbed-source.ts';
 
 const root = join(import.meta.dirname, '../..');
 const logDir = join(tmpdir(), `fleetlab-test-foreign-${process.pid}`);
@@ -103,9 +102,12 @@ export default extendProfile(base, {
 
 describe('own kernel and root disk, and QEMU refusing its arguments', () => {
   it("--kernel/--initrd/--append root=LABEL=nixos --image rootfs.ext4 boots with its root on the disk (NixOS's build-vm shape)", async () => {
-    const img = await testbedImage('x86_64', 'test');
+    // The README's command: the files come from `fleetlab images path`.
+    const path = async (file: string) => (await fleetlab(['images', 'path', 'x86_64', file])).stdout.trim();
+    const [kernel, initrd, rootfs] = [await path('kernel'), await path('initrd'), await path('rootfs')];
+    expect(rootfs).toMatch(/rootfs\.ext4$/);
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-rootdisk-'));
-    const run = await fleetlab(['run', 'harness/runner/fixtures/root-disk.ts', '--kernel', img.kernel, '--initrd', img.initrd, '--append', 'root=LABEL=nixos console=ttyS0 panic=-1', '--image', img.rootfs!, '--output', dir]);
+    const run = await fleetlab(['run', 'harness/runner/fixtures/root-disk.ts', '--kernel', kernel, '--initrd', initrd, '--append', 'root=LABEL=nixos console=ttyS0 panic=-1', '--image', rootfs, '--output', dir]);
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8'));
     const steps = report.results[0].attempts[0].steps.map((s: { status: string; name: string }) => `${s.status} ${s.name}`);
