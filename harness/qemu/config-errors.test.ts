@@ -17,6 +17,19 @@ describe('configuration errors', () => {
     expect((err as Error).message).toContain('x86_64-direct');
   });
 
+  it('a console check pattern that is no regular expression names its field', () => {
+    const bad = extendProfile(base, { name: 'badcheck', consoleChecks: { add: [{ name: 'mine', pattern: 'unclosed(' }] } });
+    const err = (() => {
+      try {
+        validateProfile(bad, 'machines/badcheck.ts');
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect(err!.message).toMatch(/machines\/badcheck\.ts is invalid:\n {2}- consoleChecks\.add\.0\.pattern: not a regular expression/);
+  });
+
   it('an invalid profile file names the file and the field', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-prof-'));
     const file = join(dir, 'broken.ts');
@@ -78,14 +91,27 @@ describe('configuration errors', () => {
     expect(() => validateProfile({ ...pi, guest: { ...pi.guest, login: undefined } }, 'machines/mypi.ts')).toThrow(/guest\.login: a serial-login shell needs guest\.login/);
   });
 
-  it('QEMU exiting at start is an infrastructure error carrying its stderr and exit code', async () => {
+  it("QEMU refusing its command line at start is a configuration error with QEMU's own words and exit code", async () => {
     const p = validateProfile(extendProfile(base, { name: 'badarg', qemu: { extraArgs: ['-no-such-qemu-option'] } }), 'test');
     const m = new QemuMachine(p);
     const err = await m.start().catch((e: unknown) => e);
     await m.stop();
-    expect(err).toBeInstanceOf(InfrastructureError);
-    expect((err as Error).message).toContain('exited right after it started (exit code 1)');
-    expect((err as Error).message).toContain('-no-such-qemu-option');
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toMatch(/^QEMU of machine badarg \(profile badarg\) exited while starting \(exit code 1\): it rejected its command line\./);
+    expect((err as Error).message).toMatch(/qemu-system-x86_64: -no-such-qemu-option: invalid option/);
     expect(m.state).toBe('stopped');
+  });
+
+  it('QEMU dying at start for another reason is an infrastructure error with its exit status and stderr', async () => {
+    // A QEMU binary that cannot run at all: a script standing in for a broken installation.
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-brokenqemu-'));
+    const fake = join(dir, 'qemu-system-x86_64');
+    await writeFile(fake, '#!/bin/sh\necho "qemu-system-x86_64: cannot allocate guest RAM: out of memory" >&2\nexit 1\n', { mode: 0o755 });
+    const m = new QemuMachine(validateProfile(extendProfile(base, { name: 'broken', qemu: { binary: fake } }), 'test'));
+    const err = await m.start().catch((e: unknown) => e);
+    await m.stop();
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/exited (while starting \(exit code 1\)|right after it started)/);
+    expect((err as Error).message).toContain('cannot allocate guest RAM');
   });
 });

@@ -135,6 +135,13 @@ export const profileSchema = z
       else if (shell.kind === 'backdoor' && c.device !== 'virtconsole') ctx.addIssue({ code: 'custom', path: ['guest', 'shell', 'console'], message: 'the backdoor shell runs on a virtconsole; use kind "serial-login" on a serial console' });
     }
     if (shell.kind === 'serial-login' && !p.guest.login) ctx.addIssue({ code: 'custom', path: ['guest', 'login'], message: 'a serial-login shell needs guest.login { user, password }' });
+    p.consoleChecks.add.forEach((c, i) => {
+      try {
+        new RegExp(c.pattern);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['consoleChecks', 'add', i, 'pattern'], message: `not a regular expression (${(err as Error).message}); write it as a string for new RegExp()` });
+      }
+    });
     if (p.firmware.kind === 'raspi' && p.qemu.diskBus !== 'sd') ctx.addIssue({ code: 'custom', path: ['qemu', 'diskBus'], message: 'raspi firmware reads an SD card: set diskBus to "sd"' });
   });
 

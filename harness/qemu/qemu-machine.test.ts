@@ -141,10 +141,13 @@ describe('shell helpers', () => {
 });
 
 describe('serial console', () => {
-  it('captures every console line in a timestamped log', async () => {
+  it('captures every console line in a timestamped log, and the backdoor console in a log of its own', async () => {
     const log = await readFile(m.log.path, 'utf8');
     expect(log).toMatch(/^\[\s+\d+\.\d{3}\] .*Linux version/m);
     expect(log).toContain('shelltest login:');
+    const hvc0 = await readFile(join(m.logDir, 'shelltest.hvc0.log'), 'utf8');
+    expect(hvc0).toMatch(/^\[\s+\d+\.\d{3}\] Spawning backdoor root shell\.\.\./m);
+    expect(hvc0).toMatch(/bytes of command output/);
   });
 
   it('waitForConsoleText times out naming the regex, the budget and the last 20 lines', async () => {
