@@ -1,0 +1,123 @@
+// The NixOS guest module, checked where nixpkgs cannot be had: every .nix file parses, and the module's logic is
+// evaluated with nixpkgs' lib (lib.evalModules) against plain stand-ins for the NixOS options it sets
+// (nix/tests/eval-guest.nix). nixpkgs' lib comes from $FLEETLAB_NIXPKGS_LIB (scripts/test.sh unpacks the vendored
+// copy next to the repository; your own nixpkgs' lib works too).
+import { execa } from 'execa';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { which } from '../harness/qemu/host-packages.ts';
+
+const root = join(import.meta.dirname, '..');
+const nixLib = process.env.FLEETLAB_NIXPKGS_LIB;
+const missing = !which('nix-instantiate') ? 'nix-instantiate is not installed (Debian package nix-bin; scripts/setup.sh installs it)' : !nixLib || !existsSync(join(nixLib, 'default.nix')) ? 'no nixpkgs lib: set FLEETLAB_NIXPKGS_LIB to a nixpkgs lib/ directory (scripts/test.sh unpacks ../shared/vendor/nixpkgs-lib-*.tar.gz when it is there)' : undefined;
+if (missing) console.warn(`nix/fleetlab-guest.test.ts skipped: ${missing}`);
+
+// No nix daemon or build users here: evaluation only.
+const nixEnv = { NIX_CONFIG: 'build-users-group =', NIX_REMOTE: '' };
+
+type Unit = Record<string, unknown> & { script?: string; wantedBy?: string[]; after?: string[]; requires?: string[]; enable?: boolean; environment?: Record<string, string>; unitConfig?: Record<string, unknown>; serviceConfig?: Record<string, unknown>; pathConfig?: Record<string, string> };
+interface Evaluated {
+  failedAssertions: string[];
+  kernelParams: string[];
+  kernelModules: string[];
+  services: Record<string, Unit>;
+  paths: Record<string, Unit>;
+  activationScripts: Record<string, string>;
+}
+
+async function evaluate(settings: unknown): Promise<Evaluated> {
+  const expr = `import ${join(root, 'nix/tests/eval-guest.nix')} { lib = import ${nixLib}; settings = builtins.fromJSON ''${JSON.stringify(settings)}''; }`;
+  const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { env: nixEnv, reject: false });
+  if (r.exitCode !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as Evaluated;
+}
+
+function nixFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? nixFiles(p) : n.endsWith('.nix') ? [p] : [];
+  });
+}
+
+describe.skipIf(!!missing)('nix/: the NixOS guest module and flake', () => {
+  it('every .nix file parses (nix-instantiate --parse)', async () => {
+    const files = [join(root, 'flake.nix'), ...nixFiles(join(root, 'nix'))];
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    for (const f of files) {
+      const r = await execa('nix-instantiate', ['--parse', f], { env: nixEnv, reject: false });
+      expect(r.exitCode, `${f}: ${r.stderr}`).toBe(0);
+    }
+  });
+
+  it('sets nothing when fleetlab.guest.enable is false', async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: false, bootBlessing: { enable: true }, magicRollback: { enable: true } } } });
+    expect(c).toEqual({ failedAssertions: [], kernelParams: [], kernelModules: [], services: {}, paths: {}, activationScripts: {} });
+  });
+
+  it('by default: a backdoor on hvc0 that greets like the test instrumentation, a serial console with a getty, the fw_cfg hostname', async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true } } });
+    expect(c.failedAssertions).toEqual([]);
+    const backdoor = c.services['fleetlab-backdoor']!;
+    expect(backdoor.script).toContain('echo "Spawning backdoor root shell..."');
+    expect(backdoor.script).toContain('exec < /dev/hvc0 > /dev/hvc0 2>&1');
+    expect(backdoor.script).toContain('/nix/store/stub-coreutils/bin/stty raw -echo');
+    expect(backdoor.script).toContain('PS1= exec /nix/store/stub-bash-interactive/bin/bash --norc /dev/hvc0');
+    expect(backdoor).toMatchObject({ wantedBy: ['multi-user.target'], requires: ['dev-hvc0.device'], after: ['dev-hvc0.device'], unitConfig: { DefaultDependencies: false }, serviceConfig: { Restart: 'always' } });
+    // Kernel messages and the login on the serial console; nothing on the backdoor's.
+    expect(c.kernelParams).toEqual(['console=ttyS0,115200']);
+    expect(c.services['serial-getty@ttyS0']).toMatchObject({ enable: true, wantedBy: ['getty.target'] });
+    expect(c.services['serial-getty@hvc0']).toMatchObject({ enable: false });
+    expect(c.kernelModules).toEqual(['qemu_fw_cfg']);
+    expect(c.services['fleetlab-hostname']!.script).toContain('/sys/firmware/qemu_fw_cfg/by_name/opt/fleetlab/hostname/raw');
+    expect(c.services['fleetlab-hostname']).toMatchObject({ wantedBy: ['sysinit.target'], unitConfig: { DefaultDependencies: false }, serviceConfig: { Type: 'oneshot' } });
+    expect(Object.keys(c.services).sort()).toEqual(['fleetlab-backdoor', 'fleetlab-hostname', 'serial-getty@hvc0', 'getty@hvc0', 'serial-getty@ttyS0'].sort());
+  });
+
+  it('serial consoles in order, each with a getty; the backdoor on another console', async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'hvc1' }, serialConsoles: ['ttyS0', 'ttyAMA0,115200'], hostnameFromFwCfg: false } } });
+    expect(c.kernelParams).toEqual(['console=ttyS0', 'console=ttyAMA0,115200']);
+    expect(c.services['serial-getty@ttyS0']?.enable).toBe(true);
+    expect(c.services['serial-getty@ttyAMA0']?.enable).toBe(true);
+    expect(c.services['fleetlab-backdoor']!.script).toContain('/dev/hvc1');
+    expect(c.services['fleetlab-hostname']).toBeUndefined();
+    expect(c.kernelModules).toEqual([]);
+  });
+
+  it('refuses a backdoor on a serial console (kernel messages would land in the answers)', async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'ttyS0' } } } });
+    expect(c.failedAssertions).toEqual([expect.stringMatching(/^fleetlab.guest: the backdoor console ttyS0 is also in fleetlab.guest.serialConsoles/)]);
+  });
+
+  it('boot blessing renames the boot-counted entry after multi-user.target, and needs systemd-boot', async () => {
+    const without = await evaluate({ fleetlab: { guest: { enable: true, bootBlessing: { enable: true } } } });
+    expect(without.failedAssertions).toEqual([expect.stringMatching(/bootBlessing needs systemd-boot/)]);
+    const c = await evaluate({ fleetlab: { guest: { enable: true, bootBlessing: { enable: true } } }, boot: { loader: { 'systemd-boot': { enable: true } } } });
+    expect(c.failedAssertions).toEqual([]);
+    const bless = c.services['fleetlab-bless-boot']!;
+    expect(bless).toMatchObject({ wantedBy: ['multi-user.target'], after: ['multi-user.target'], unitConfig: { RequiresMountsFor: '/boot' }, serviceConfig: { Type: 'oneshot' } });
+    expect(bless.script).toContain('/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f');
+    expect(bless.script).toContain("sed -E 's/\\+[0-9]+(-[0-9]+)?\\.conf$/.conf/'");
+  });
+
+  it('magic rollback: armed by a switch, waits the configured time for confirmation, then rolls back once', async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true, magicRollback: { enable: true, timeout: 45 } } } });
+    const svc = c.services['fleetlab-magic-rollback']!;
+    expect(svc.environment).toEqual({ FLEETLAB_ROLLBACK_TIMEOUT: '45' });
+    expect(svc.description).toContain('within 45 s');
+    expect(svc.script).toContain('/run/current-system/sw/bin/nix-env -p /nix/var/nix/profiles/system --rollback');
+    expect(svc.script).toContain('if [ -e "$dir/confirmed" ]');
+    expect(svc).toMatchObject({ restartIfChanged: false });
+    expect(svc.wantedBy).toBeUndefined(); // boots are not armed
+    expect(c.paths['fleetlab-magic-rollback']).toMatchObject({ wantedBy: ['multi-user.target'], pathConfig: { PathExists: '/run/fleetlab/magic-rollback/armed' } });
+    const arm = c.activationScripts.fleetlabMagicRollback!;
+    expect(arm).toContain('if [ -d /run/systemd/system ]');
+    expect(arm).toContain('readlink /nix/var/nix/profiles/system > /run/fleetlab/magic-rollback/armed');
+    expect(arm).toContain('if [ -e /run/fleetlab/magic-rollback/rolling-back ]');
+  });
+
+  it('bad option values are rejected by the module system, naming the option', async () => {
+    await expect(evaluate({ fleetlab: { guest: { enable: true, magicRollback: { enable: true, timeout: 0 } } } })).rejects.toThrow(/fleetlab\.guest\.magicRollback\.timeout/);
+    await expect(evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'hvc 0' } } } })).rejects.toThrow(/fleetlab\.guest\.backdoor\.console/);
+  });
+});
