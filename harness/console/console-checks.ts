@@ -54,14 +54,13 @@ const CONTEXT_AFTER = 20;
 /** After a match, lines are gathered this long (a panic's trace follows its first line) before the check fires. */
 const CONTEXT_MS = 400;
 
-/** Watches console lines; fires once per machine life (suppressed checks are recorded instead, for expect*()). */
+/** Watches console lines; fires once per machine life (a suppressed check is announced to its expecter instead). */
 export class ConsoleWatcher {
   private checks: ConsoleCheck[];
   private readonly onFire: (hit: ConsoleCheckHit) => void;
   private readonly recent = new Map<string, string[]>();
   private collecting: { hit: ConsoleCheckHit; suppressed: boolean } | undefined;
   private readonly suppressed = new Map<string, number>();
-  private readonly suppressedHits: ConsoleCheckHit[] = [];
   private readonly hitListeners = new Set<(hit: ConsoleCheckHit) => void>();
   private fired = false;
 
@@ -96,7 +95,6 @@ export class ConsoleWatcher {
     setTimeout(() => {
       this.collecting = undefined;
       if (suppressed) {
-        this.suppressedHits.push(hit);
         for (const fn of this.hitListeners) fn(hit);
       } else {
         this.fired = true;
@@ -115,10 +113,5 @@ export class ConsoleWatcher {
       this.hitListeners.delete(listener);
       this.suppressed.set(name, (this.suppressed.get(name) ?? 1) - 1);
     };
-  }
-
-  /** Names of the checks in force. */
-  get names(): string[] {
-    return this.checks.map((c) => c.name);
   }
 }

@@ -18,7 +18,7 @@ import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { BackdoorShell } from '../shell/backdoor-shell.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
-import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, sleep, type Deadline } from '../time/deadline.ts';
+import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
 import { QEMU_PACKAGES, which } from './host-packages.ts';
@@ -162,11 +162,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   /** The QEMU process id while running. */
   get pid(): number | undefined {
     return this.proc?.running ? this.proc.pid : undefined;
-  }
-
-  /** Names of the console checks in force on this machine. */
-  get consoleCheckNames(): string[] {
-    return this.watcher.names;
   }
 
   /** Checks the host can run this profile: QEMU binary and firmware present. Throws ConfigurationError naming what to install. */
@@ -734,11 +729,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (gone.timedOut) await proc.stop(2000);
     await proc.exited;
     if (now() - t0 > 5000) this.log.note(`qemu[${proc.pid}] took ${formatMs(now() - t0)} to stop`);
-  }
-
-  /** Sleeps within this machine's life: ends early with the machine's death. */
-  pause(ms: number, opts?: WaitOptions): Promise<void> {
-    return sleep(ms, { ...opts, signal: withLife(opts?.signal, this.life), awaited: `a pause of ${formatMs(ms)} on ${this.name}` });
   }
 }
 
