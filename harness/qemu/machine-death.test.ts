@@ -97,8 +97,9 @@ describe('a machine that dies ends every wait on it', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(err.kind).toBe('infrastructure');
     expect(err.message).toMatch(/QMP connection closed while QEMU still ran/);
-    for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (pidAlive(pid) || m.state !== 'stopped'); i++) await new Promise((r) => setTimeout(r, 100));
     expect(pidAlive(pid)).toBe(false);
+    expect(m.state).toBe('stopped');
   });
 
   it('a kernel panic in the scenario body fails the wait at once as a test failure, with the panic lines', async () => {

@@ -98,6 +98,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private life = new Lifeline();
   /** What fleetlab itself did to end the process, so its exit is expected: kill (quit/signals) or shutdown (guest poweroff). */
   private stopIntent: { how: 'kill' | 'shutdown'; by: string } | undefined;
+  /** The stop under way, if any. */
+  private killing: Promise<void> | undefined;
   /** From start() until the shell first answers: a console check then is an infrastructure error, not a test failure. */
   private booting = false;
   /** Bytes arrived on some console of the current process: the guest is alive. */
@@ -194,6 +196,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
    * accelerator came from auto (and the probe's cache corrected), and is an infrastructure error when KVM was asked for.
    */
   async start(opts?: WaitOptions): Promise<void> {
+    // A stop still under way (a QMP loss, a crash from another step) is finished first.
+    if (this._state === 'stopping' && this.killing) await this.killing.catch(() => undefined);
     if (this._state !== 'stopped') throw new InfrastructureError(`machine ${this.name} is already ${this._state}; stop or crash it first`);
     const deadline = deadlineFrom(opts, 600_000, `start of ${this.name}`, 'pass { timeout } to start()');
     this.checkHost();
@@ -714,7 +718,13 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
    * QMP quit, then SIGTERM, then SIGKILL; resolves when the process is gone. A QEMU that outlives SIGKILL by 10 s (a
    * vCPU stuck in the kernel under KVM) is reported as an infrastructure error rather than waited on forever.
    */
-  private async kill(by: string): Promise<void> {
+  private kill(by: string): Promise<void> {
+    // One stop at a time: a second caller waits for the first.
+    this.killing ??= this.stopProcess(by).finally(() => (this.killing = undefined));
+    return this.killing;
+  }
+
+  private async stopProcess(by: string): Promise<void> {
     const proc = this.proc;
     if (!proc || !proc.running) {
       if (proc) await proc.exited;
