@@ -4,6 +4,8 @@ import '../machines/testbed/register.ts';
 
 export { scenario } from './runner/scenario.ts';
 export type { Machine, ScenarioContext, ScenarioSpec, StartMode } from './runner/scenario.ts';
+export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
+export type { LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
 export { defineProfile, extendProfile } from './qemu/profile.ts';
 export type { MachineProfile, MachineProfileInput } from './qemu/profile.ts';
 export { profiles } from './builtin-profiles.ts';

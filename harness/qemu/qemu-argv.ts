@@ -17,6 +17,10 @@ export interface QemuLaunch {
   disks?: LaunchDisk[];
   /** The machine's name for the guest through fw_cfg (opt/fleetlab/hostname), where the machine type has fw_cfg. */
   fwCfgHostname?: string;
+  /** NICs on fleetlab's fabric: UDP on 127.0.0.1 to the switch's port for each (harness/net/fabric.ts). */
+  nics?: Array<{ mac: string; qemuPort: number; switchPort: number }>;
+  /** A file of "MAC ADDRESS/PREFIX" lines for the guest (fw_cfg opt/fleetlab/net). */
+  netConfig?: string;
 }
 
 /** One disk or CD-ROM of a launch. */
@@ -80,6 +84,12 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
     if (launch.append) args.push('-append', launch.append);
   }
   if (launch.fwCfgHostname && fw.kind !== 'raspi') args.push('-fw_cfg', `name=opt/fleetlab/hostname,string=${launch.fwCfgHostname}`);
+  (launch.nics ?? []).forEach((n, i) => {
+    // Nothing but 127.0.0.1: the switch in the runner is the only peer a NIC has.
+    args.push('-netdev', `dgram,id=net${i},local.type=inet,local.host=127.0.0.1,local.port=${n.qemuPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${n.switchPort}`);
+    args.push('-device', `${q.nicModel},netdev=net${i},mac=${n.mac}`);
+  });
+  if (launch.netConfig) args.push('-fw_cfg', `name=opt/fleetlab/net,file=${launch.netConfig}`);
   args.push(...q.extraArgs);
   return args;
 }

@@ -1,7 +1,7 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
@@ -31,6 +31,7 @@ import { qemuCommand } from './qemu-command.ts';
 import { raspiFirmwareBoot } from './raspi-firmware.ts';
 import { comboToQcodes, textToCombos } from './qemu-keys.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
+import type { NicPlan } from '../net/fabric.ts';
 import { testbedImage, testbedSource, type BootDisk } from './testbed-source.ts';
 
 /** Options of one machine instance. */
@@ -45,6 +46,8 @@ export interface QemuMachineOptions {
   onConsoleLine?: (line: string) => void;
   /** Console checks of the scenario, on top of the profile's. */
   consoleChecks?: ConsoleCheckSettings;
+  /** NICs on the case's fabric (harness/net/fabric.ts), in the order of the scenario's networks. */
+  nics?: NicPlan[];
 }
 
 /** Lifecycle of the QEMU process. */
@@ -255,7 +258,14 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.efiVars = join(this.logDir, `${this.name}.efivars.fd`);
       await copyFile(this.profile.firmware.vars, this.efiVars);
     }
-    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot });
+    const nics = this.opts.nics ?? [];
+    let netConfig: string | undefined;
+    if (nics.length) {
+      if (this.profile.firmware.kind === 'raspi') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network, but QEMU's Raspberry Pi model has no NIC fleetlab can attach; use an aarch64-uboot or aarch64-uefi machine for networked Arm tests.`, { details: { machine: this.name } });
+      netConfig = join(this.runDir, 'net.conf');
+      await writeFile(netConfig, nics.map((n) => `${n.mac} ${n.address}/${n.prefix}\n`).join(''));
+    }
+    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig });
     this.log.note(`starting ${this.profile.qemu.binary} (${why})`);
     this.life = new Lifeline();
     this.watcher.reset();
@@ -600,6 +610,22 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   }
   waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
     return this.shell.waitForOpenPort(port, opts);
+  }
+
+  /** This machine's address on `network` (a network of the scenario it is on). */
+  address(network: string): string {
+    const nic = (this.opts.nics ?? []).find((n) => n.network === network);
+    if (!nic) {
+      const on = (this.opts.nics ?? []).map((n) => n.network);
+      throw new ConfigurationError(`machine ${this.name} is not on network "${network}" (${on.length ? `it is on: ${on.join(', ')}` : 'it is on no network'}); declare it in the scenario's networks.`);
+    }
+    return nic.address;
+  }
+
+  /** The MAC of this machine's NIC on `network` (stable per scenario, machine and network): how a guest finds that NIC. */
+  mac(network: string): string {
+    this.address(network);
+    return (this.opts.nics ?? []).find((n) => n.network === network)!.mac;
   }
 
   /** The guest kernel's boot id: changes on every boot. */

@@ -8,6 +8,7 @@ import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/boot-override.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type MachineRequest, type ScenarioDefinition } from './scenario.ts';
+import { Fabric } from '../net/fabric.ts';
 
 /** One scenario on one set of profiles: the unit that runs, retries and reports. */
 export interface PlannedCase {
@@ -95,6 +96,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
         if (typeof r !== 'string' && typeof r?.profile !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name or { profile: 'name', image?, kernel?, initrd?, dtb?, append? }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
         requested[role] = typeof r === 'string' ? { profile: r } : r;
       }
+      if (s.networks !== undefined) Fabric.validate(s.networks, Object.keys(s.machines), `${rel}: scenario ${JSON.stringify(s.name)}, networks`);
       const variants: Record<string, MachineRequest>[] = machineList?.length
         ? machineList.map((m) => Object.fromEntries(Object.entries(requested).map(([role, r]) => [role, { ...r, profile: m }])))
         : [requested];

@@ -4,6 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TimeoutError } from '../errors/fleetlab-error.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
+import { Fabric } from '../net/fabric.ts';
+import { fabricHandle } from '../net/fabric-handle.ts';
 import type { ReporterMux } from '../report/reporter.ts';
 import { Deadline, now, raceDeadline, withDeadline } from '../time/deadline.ts';
 import { errorInfo } from './error-info.ts';
@@ -54,6 +56,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const onRunAbort = () => caseAbort.abort(opts.signal.reason);
   opts.signal.addEventListener('abort', onRunAbort, { once: true });
 
+  // The case's networks: a switch in this process, ports per machine, captures in the case's log folder.
+  const fabric = c.scenario.networks ? new Fabric(c.scenario.networks, { pcapDir: logDir, onEvent: (e) => result.output.push(`[${new Date().toISOString()}] ${e}`) }) : undefined;
   const machines: Record<string, QemuMachine> = {};
   const died: string[] = [];
   for (const [role, profile] of Object.entries(c.profiles)) {
@@ -64,6 +68,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
       logDir,
       accel: opts.accel,
       consoleChecks: c.scenario.consoleChecks,
+      nics: fabric ? await fabric.plan(c.scenario.name, role) : undefined,
       onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }),
     });
     m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));
@@ -116,6 +121,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     deadline,
     signal: caseAbort.signal,
     attempt: opts.attempt,
+    net: fabricHandle(fabric),
   };
 
   let error: unknown;
@@ -158,6 +164,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const keep = opts.keepOnFailure && (result.status === 'failed' || result.status === 'error');
   const kept = keep ? Object.values(machines).filter((m) => m.state === 'running') : [];
   await Promise.all(Object.values(machines).filter((m) => !kept.includes(m)).map((m) => m.stop()));
+  if (fabric && !kept.length) await fabric.close();
+  for (const n of fabric?.networks.values() ?? []) result.artifacts.push({ name: `${n.name}.pcap`, path: n.pcap.path });
   result.durationMs = now() - started;
   return { result, kept };
 }

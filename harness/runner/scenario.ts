@@ -1,5 +1,7 @@
 // The scenario API: what a scenario file exports and what its body receives.
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
+import type { NetworkSpec } from '../net/fabric.ts';
+import type { FabricHandle } from '../net/fabric-handle.ts';
 import type { BootOverride } from '../qemu/boot-override.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { Deadline } from '../time/deadline.ts';
@@ -31,6 +33,8 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
   signal: AbortSignal;
   /** Which try this is, from 1. */
   attempt: number;
+  /** The scenario's networks: partitions, link faults, captures (empty when it declares none). */
+  net: FabricHandle;
 }
 
 /** A scenario as declared in a scenario file. */
@@ -50,6 +54,12 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
    * name (kernel-panic, oops, kernel-bug, emergency-shell, oom-kill, systemd-ordering-cycle), `add` adds patterns.
    */
   consoleChecks?: ConsoleCheckSettings;
+  /**
+   * Networks of fleetlab's fabric, by name: a list of roles is a switched LAN, `{ links: [['a','b'], ...] }` a mesh of
+   * point-to-point links. Each membership gives the machine a NIC (in this order) with a stable MAC and an address
+   * (machine.address(name)); nothing leaves the fabric.
+   */
+  networks?: Record<string, NetworkSpec>;
   run: (ctx: ScenarioContext<M>) => Promise<void>;
 }
 

@@ -1,0 +1,62 @@
+// Networks through the real CLI: scenarios/network.ts on three real guests (reachability matrices, partition and
+// heal, one-way cut, loss), the capture read back by tcpdump, the changes in JUnit; bad declarations fail before boot.
+import { execa } from 'execa';
+import { XMLParser } from 'fast-xml-parser';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { processesMatching } from '../testing/processes.ts';
+
+const root = join(import.meta.dirname, '../..');
+const fleetlab = (args: string[]) => execa(process.execPath, [join(root, 'harness/cli/main.ts'), ...args], { cwd: root, reject: false, timeout: 480_000, env: { CI: '1', NO_COLOR: '1' } });
+
+describe('networks', () => {
+  let dir: string;
+  let run: Awaited<ReturnType<typeof fleetlab>>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetlab-net-'));
+    run = await fleetlab(['run', 'scenarios/network.ts', '--output', dir]);
+  }, 500_000);
+
+  it('scenarios/network.ts passes: LAN reachability, partition and heal, one-way cut, loss', () => {
+    expect(run.exitCode, String(run.stdout) + String(run.stderr)).toBe(0);
+  });
+
+  it('writes lan.pcap, which tcpdump reads, with the ICMP and ARP the scenario caused', async () => {
+    const xml = await readFile(join(dir, 'junit.xml'), 'utf8');
+    const pcap = /\[\[ATTACHMENT\|([^\]]+lan\.pcap)\]\]/.exec(xml)?.[1];
+    expect(pcap).toBeTruthy();
+    const icmp = await execa('tcpdump', ['-nn', '-r', pcap!, 'icmp'], { reject: false });
+    expect(icmp.exitCode, icmp.stderr).toBe(0);
+    expect(icmp.stdout.split('\n').filter((l) => /ICMP echo request/.test(l)).length).toBeGreaterThan(150);
+    expect((await execa('tcpdump', ['-nn', '-r', pcap!, 'arp'])).stdout).toMatch(/ARP, Request who-has 198\.18\.0\.\d+ tell 198\.18\.0\.\d+/);
+  });
+
+  it('JUnit carries every network change with its time', async () => {
+    const xml = new XMLParser({ ignoreAttributes: false }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
+    const out = String(xml.testsuites.testsuite.testcase['system-out']);
+    expect(out).toMatch(/\[\d{4}-\d\d-\d\dT[\d:.]+Z\] network lan: partitioned into \[a\] \| \[b, c\] \(2 links cut\)/);
+    expect(out).toMatch(/network lan: a -> b loss 30 %/);
+  });
+
+  it('leaves no QEMU behind', () => {
+    for (const m of ['a', 'b', 'c']) expect(processesMatching(`process=fleetlab-${m},`).filter(([, c]) => c.includes(dir))).toEqual([]);
+  });
+
+  it('bad declarations are configuration errors before anything boots', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['bad-member.ts', /network lan: member "ghost" is not a machine of this scenario \(machines: a\)/],
+      ['bad-link.ts', /network mesh: link \[b, ghost\]: "ghost" is not a machine of this scenario/],
+      ['link-twice.ts', /network mesh: link \[b, a\] is declared twice/],
+    ];
+    for (const [file, message] of cases) {
+      const r = await fleetlab(['run', `harness/net/fixtures/${file}`, '--output', join(dir, file)]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const addr = await fleetlab(['run', 'harness/net/fixtures/no-network.ts', '--output', join(dir, 'addr')]);
+    expect(addr.exitCode).toBe(2);
+    expect(addr.stdout).toMatch(/machine a is not on network "lan" \(it is on no network\); declare it in the scenario's networks/);
+  }, 120_000);
+});
