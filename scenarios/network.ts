@@ -1,8 +1,13 @@
 // Networks: three machines on a switched LAN of fleetlab's fabric. Everyone reaches everyone; a partition cuts
 // exactly the paths across its groups; healing restores them; a one-way cut drops one direction only; a lossy link
-// loses about what it was told to. Every change is in the case's log, every frame in lan.pcap.
+// loses about what it was told to. Every change is in the case's log, every frame in lan.pcap. SSH reaches each
+// machine through a restricted forward on 127.0.0.1 (ssh: true).
 //   fleetlab run scenarios/network.ts
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { scenario, type Machine } from 'fleetlab';
 
 /** "a>b" for every ordered pair whose ping gets an answer. */
@@ -33,6 +38,7 @@ export const lan = scenario({
   name: 'lan partition and faults',
   machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' },
   networks: { lan: ['a', 'b', 'c'] },
+  ssh: true,
   timeout: 8 * 60_000,
   tags: ['network'],
   async run({ machines, step, net }) {
@@ -79,6 +85,25 @@ export const lan = scenario({
       assert.ok(received >= 200 * 0.7 - 30 && received <= 200 * 0.7 + 30, `received ${received} of 200`);
       assert.ok(dropped / sent > 0.2 && dropped / sent < 0.4, `the link dropped ${dropped} of ${sent} frames`);
       net.link('a', 'b').set({ loss: 0 }, { oneWay: true });
+    });
+    await step('SSH: exec with exit codes, upload, download and a forwarded port', async () => {
+      const ssh = await a.ssh();
+      const r = await ssh.execute('hostname; echo to-stderr >&2; exit 3');
+      assert.deepEqual([r.exitCode, r.stdout, r.stderr], [3, 'a\n', 'to-stderr\n']);
+      const dir = await mkdtemp(join(tmpdir(), 'fleetlab-ssh-'));
+      const data = randomBytes(256 * 1024);
+      await writeFile(join(dir, 'up.bin'), data);
+      await ssh.upload(join(dir, 'up.bin'), '/tmp/up.bin');
+      assert.equal((await ssh.succeed('sha256sum /tmp/up.bin')).split(' ')[0], createHash('sha256').update(data).digest('hex'));
+      await ssh.download('/tmp/up.bin', join(dir, 'down.bin'));
+      assert.ok((await readFile(join(dir, 'down.bin'))).equals(data), 'downloaded bytes equal uploaded bytes');
+      // From a's SSH session, b across the LAN.
+      await ssh.succeed(`ping -c 1 -W 2 ${b.address('lan')}`);
+      await ssh.succeed('mkdir -p /tmp/www && echo fleetlab-page > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www');
+      const fwd = await ssh.forward(8080);
+      assert.equal((await (await fetch(`http://127.0.0.1:${fwd.port}/`)).text()).trim(), 'fleetlab-page');
+      await fwd.close();
+      ssh.close();
     });
     await step('every change is logged with its time; frames are captured', () => {
       const events = net.log.map((e) => e.event);

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { freeUdpPort } from './free-port.ts';
 import { PcapWriter } from './pcap-writer.ts';
 
 /** What happens to frames on one directed link (sender -> receiver). */
@@ -22,8 +23,11 @@ export interface LinkConditions {
 
 const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateKbit: 0 };
 
-/** How a scenario declares a network: its members (a LAN), or links between pairs (a mesh). */
-export type NetworkSpec = string[] | { links: Array<[string, string]> };
+/**
+ * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
+ * `batman: true` makes the testbed join its NIC to a batman-adv mesh (bat0), which then carries the address.
+ */
+export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean };
 
 /** One machine's NIC on one network, as QEMU and the guest need it. */
 export interface NicPlan {
@@ -35,6 +39,8 @@ export interface NicPlan {
   /** The switch's UDP port for this NIC, and the one QEMU binds (both on 127.0.0.1). */
   switchPort: number;
   qemuPort: number;
+  /** The guest joins this NIC to its batman-adv mesh (bat0 carries the address). */
+  batman: boolean;
 }
 
 /** Counters of one directed link. */
@@ -68,6 +74,8 @@ export class Network {
   readonly members: string[];
   readonly pcap: PcapWriter;
   readonly subnet: string;
+  /** Guests join their NIC to a batman-adv mesh. */
+  batman = false;
   private readonly neighbours = new Map<string, Set<string>>();
   private readonly conditions = new Map<string, LinkConditions>();
   private readonly stats = new Map<string, LinkStats>();
@@ -236,7 +244,9 @@ export class Fabric {
     Object.entries(specs).forEach(([name, spec], i) => {
       const links = Array.isArray(spec) ? undefined : spec.links;
       const members = Array.isArray(spec) ? [...spec] : [...new Set(spec.links.flat())];
-      this.networks.set(name, new Network(name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e)));
+      const net = new Network(name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
+      net.batman = !Array.isArray(spec) && !!spec.batman;
+      this.networks.set(name, net);
     });
   }
 
@@ -271,7 +281,7 @@ export class Fabric {
       const port: Port = { machine, network: net, socket, qemuPort };
       socket.on('message', (frame) => net.forward(machine, frame));
       net.ports.set(machine, port);
-      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort: socket.address().port, qemuPort });
+      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort: socket.address().port, qemuPort, batman: net.batman });
     }
     return nics;
   }
@@ -286,14 +296,3 @@ export class Fabric {
   }
 }
 
-/** A UDP port on 127.0.0.1 free now, for QEMU to bind. */
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => resolve());
-  });
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}

@@ -1,7 +1,7 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
@@ -16,7 +16,7 @@ import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
-import { BackdoorShell } from '../shell/backdoor-shell.ts';
+import { abbreviate, BackdoorShell } from '../shell/backdoor-shell.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
@@ -31,7 +31,9 @@ import { qemuCommand } from './qemu-command.ts';
 import { raspiFirmwareBoot } from './raspi-firmware.ts';
 import { comboToQcodes, textToCombos } from './qemu-keys.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
-import type { NicPlan } from '../net/fabric.ts';
+import { stableMac, type NicPlan } from '../net/fabric.ts';
+import { freeTcpPort } from '../net/free-port.ts';
+import { SshSession, SshShell } from '../ssh/ssh-session.ts';
 import { testbedImage, testbedSource, type BootDisk } from './testbed-source.ts';
 
 /** Options of one machine instance. */
@@ -48,6 +50,8 @@ export interface QemuMachineOptions {
   consoleChecks?: ConsoleCheckSettings;
   /** NICs on the case's fabric (harness/net/fabric.ts), in the order of the scenario's networks. */
   nics?: NicPlan[];
+  /** A restricted user-mode NIC whose only use is a forward of a 127.0.0.1 port to the guest's SSH server (for ssh()). */
+  sshForward?: boolean;
 }
 
 /** Lifecycle of the QEMU process. */
@@ -105,6 +109,13 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private killing: Promise<void> | undefined;
   /** From start() until the shell first answers: a console check then is an infrastructure error, not a test failure. */
   private booting = false;
+  /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (sshForward). */
+  private sshPort: number | undefined;
+  /** The SSH user, key and host key of the testbed this machine boots, if it has them. */
+  private testbedSsh: { user: string; privateKey: string; hostKey: string } | undefined;
+  /** The host key ssh() expects: the testbed's, or the first one seen. */
+  private pinnedHostKey: string | undefined;
+  private readonly sshSessions = new Set<SshSession>();
   /** Bytes arrived on some console of the current process: the guest is alive. */
   private outputSeen = false;
   /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
@@ -260,12 +271,17 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     const nics = this.opts.nics ?? [];
     let netConfig: string | undefined;
-    if (nics.length) {
-      if (this.profile.firmware.kind === 'raspi') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network, but QEMU's Raspberry Pi model has no NIC fleetlab can attach; use an aarch64-uboot or aarch64-uefi machine for networked Arm tests.`, { details: { machine: this.name } });
+    const sshForward = this.opts.sshForward ? { hostPort: await freeTcpPort(), mac: stableMac('ssh', this.name, 'ssh0') } : undefined;
+    this.sshPort = sshForward?.hostPort;
+    const netLines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
+    // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
+    if (sshForward) netLines.push(`${sshForward.mac} 10.0.2.15/24\n`);
+    if (netLines.length) {
+      if (this.profile.firmware.kind === 'raspi') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but QEMU's Raspberry Pi model has no NIC fleetlab can attach; use an aarch64-uboot or aarch64-uefi machine for networked Arm tests.`, { details: { machine: this.name } });
       netConfig = join(this.runDir, 'net.conf');
-      await writeFile(netConfig, nics.map((n) => `${n.mac} ${n.address}/${n.prefix}\n`).join(''));
+      await writeFile(netConfig, netLines.join(''));
     }
-    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig });
+    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig, sshForward });
     this.log.note(`starting ${this.profile.qemu.binary} (${why})`);
     this.life = new Lifeline();
     this.watcher.reset();
@@ -324,6 +340,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const log = (l: string) => this.log.note(l);
     if (boot.kind === 'testbed') {
       const img = await testbedImage(boot.image, this.profile.name, log);
+      this.testbedSsh = img.ssh;
       return { kernel: img.kernel, initrd: img.initrd, append: `${boot.append} ${hostname}`.trim() };
     }
     if (boot.kind === 'kernel') {
@@ -335,7 +352,9 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     let source: LaunchDisk;
     if (boot.kind === 'testbed-disk') {
-      this.bootDisk = await testbedSource().bootDisk(await testbedImage(boot.image, this.profile.name, log), boot.layout, boot.append, { log });
+      const img = await testbedImage(boot.image, this.profile.name, log);
+      this.testbedSsh = img.ssh;
+      this.bootDisk = await testbedSource().bootDisk(img, boot.layout, boot.append, { log });
       source = { path: this.bootDisk.path, format: 'raw', media: 'disk' };
     } else {
       source = await this.userImage(boot.image, boot.format, boot.media);
@@ -622,6 +641,47 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     return nic.address;
   }
 
+  /**
+   * An SSH session into the guest (ssh2), through the restricted forward the scenario's `ssh: true` gives the machine.
+   * The testbed's user, key and host key are known; for other images pass user and privateKey. The host key is pinned:
+   * the testbed's, else the first one seen; a different one fails unless `expectNewHostKey` (a reinstall) re-pins it.
+   * Retries until the guest's server answers, within the timeout and the machine's life.
+   */
+  async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
+    if (!this.opts.sshForward) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
+    if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
+    const key = opts.privateKey ?? this.testbedSsh?.privateKey;
+    if (!key) throw new ConfigurationError(`machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed`);
+    const deadline = deadlineFrom(opts, 120_000, `SSH to ${this.name}`, 'pass { timeout } to ssh()');
+    const pinned = opts.expectNewHostKey ? undefined : (this.pinnedHostKey ?? this.testbedSsh?.hostKey);
+    const session = await SshSession.connect(
+      { machine: this.name, host: '127.0.0.1', port: this.sshPort, user: opts.user ?? this.testbedSsh?.user ?? 'root', privateKey: Buffer.isBuffer(key) ? key : await readFile(key), hostKey: pinned },
+      { deadline, signal: withLife(opts.signal, this.life) },
+    );
+    if (!this.pinnedHostKey || opts.expectNewHostKey) {
+      this.pinnedHostKey = session.hostKey;
+      this.log.note(`ssh: host key of ${this.name} is ${session.hostKey.slice(0, 40)}…`);
+    }
+    this.sshSessions.add(session);
+    const life = this.life;
+    const runner = {
+      machineName: this.name,
+      execute: async (command: string, o?: ExecOptions) => {
+        try {
+          return await session.execute(command, { ...o, signal: withLife(o?.signal, life) });
+        } catch (err) {
+          // A lost connection is the machine's death when that is what happened (its exit is seen a moment later).
+          if (err instanceof InfrastructureError && err.details.connectionLost) {
+            await raceDeadline(new Promise((r) => (life.ended ? r(undefined) : life.signal.addEventListener('abort', r, { once: true }))), 2000);
+            if (life.ended) throw life.reason!.during(`SSH command ${abbreviate(command)}`);
+          }
+          throw err;
+        }
+      },
+    };
+    return new SshShell(session, runner);
+  }
+
   /** The MAC of this machine's NIC on `network` (stable per scenario, machine and network): how a guest finds that NIC. */
   mac(network: string): string {
     this.address(network);
@@ -733,6 +793,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
 
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
   async stop(): Promise<void> {
+    for (const s of this.sshSessions) s.close();
+    this.sshSessions.clear();
     await this.kill('stop()');
     if (this.stateDir) await removeTempDir(this.stateDir);
     this.stateDir = undefined;

@@ -20,6 +20,8 @@ export interface TestbedImage {
   /** Device trees by file name (bcm2837-rpi-3-b.dtb), patched as the recipe says. */
   deviceTrees: Record<string, string>;
   packages: Record<string, string>;
+  /** Where the image runs an SSH server: root's private key (OpenSSH format) and the server's public host key line. */
+  ssh?: { user: string; privateKey: string; hostKey: string };
 }
 
 /** A boot entry: its id, carried on the kernel command line as fleetlab.entry=<id>, and its menu title. */

@@ -69,6 +69,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
       accel: opts.accel,
       consoleChecks: c.scenario.consoleChecks,
       nics: fabric ? await fabric.plan(c.scenario.name, role) : undefined,
+      sshForward: c.scenario.ssh,
       onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }),
     });
     m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));

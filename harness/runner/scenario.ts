@@ -60,6 +60,8 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
    * (machine.address(name)); nothing leaves the fabric.
    */
   networks?: Record<string, NetworkSpec>;
+  /** Give every machine a restricted 127.0.0.1 forward to its SSH server, for machine.ssh(). */
+  ssh?: boolean;
   run: (ctx: ScenarioContext<M>) => Promise<void>;
 }
 

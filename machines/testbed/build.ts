@@ -35,7 +35,7 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
   const log = opts.log ?? (() => undefined);
   const kernelPkg = await resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/);
   const busyboxPkg = await aptShow(recipe.busyboxPackage, recipe.debArch);
-  const extraPkgs = await Promise.all((recipe.extraPackages ?? []).map((p) => aptShow(p, recipe.debArch)));
+  const extraPkgs = await withLibraries(recipe.extraPackages ?? [], recipe.debArch);
   const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
   return buildOnce(dir, !!opts.rebuild, async (out, work) => {
@@ -101,6 +101,7 @@ async function build(
   }
   await addPackages(recipe, extraDebs, work, root);
   await writeUsers(recipe, key, root);
+  const ssh = existsSync(join(root, 'usr/sbin/dropbear')) ? await sshKeys(recipe, root, out, finalDir) : undefined;
   // Mount points of stage 2 on a disk root (the initramfs creates its own at boot).
   for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'newroot']) await mkdir(join(root, d), { recursive: true });
   await packInitramfs(root, join(out, 'initrd.img'));
@@ -118,8 +119,29 @@ async function build(
     kernelVersion,
     deviceTrees,
     packages: Object.fromEntries([pkgs.kernel, pkgs.busybox, ...pkgs.extra].map((p) => [p.name, p.version])),
+    ssh,
   };
   return image;
+}
+
+/**
+ * The packages and, recursively, the library packages they depend on (names starting with "lib"): their shared
+ * libraries without the rest of a Debian system (dpkg, tar and the like that a full closure would pull in).
+ */
+async function withLibraries(names: string[], arch: string): Promise<DebPackage[]> {
+  const found = new Map<string, DebPackage>();
+  const queue = [...names];
+  while (queue.length) {
+    const name = queue.shift()!;
+    if (found.has(name)) continue;
+    const pkg = await aptShow(name, arch);
+    found.set(name, pkg);
+    for (const dep of pkg.depends.split(',')) {
+      const first = dep.split('|')[0]!.trim().split(/[\s(:]/)[0]!;
+      if (first.startsWith('lib') && !found.has(first)) queue.push(first);
+    }
+  }
+  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**
@@ -139,6 +161,28 @@ async function addPackages(recipe: TestbedRecipe, debs: string[], work: string, 
     if (!target) throw new ConfigurationError(`testbed recipe ${recipe.name}: shell "${recipe.shell}" is not in its extraPackages (${(recipe.extraPackages ?? []).join(', ')}).`);
     await execa('ln', ['-sfn', `/${target}`, join(root, 'bin/sh')]);
   }
+}
+
+/**
+ * Keys for the guest's dropbear, made anew with every cache build and never committed: the server's ed25519 host key
+ * (baked into the guest), and root's ed25519 key pair (the public half in /root/.ssh/authorized_keys, the private
+ * half beside the image in OpenSSH format for the host's client).
+ */
+async function sshKeys(recipe: TestbedRecipe, root: string, out: string, finalDir: string): Promise<NonNullable<TestbedImage['ssh']>> {
+  const purpose = `building testbed ${recipe.name}'s SSH keys`;
+  await mkdir(join(root, 'etc/dropbear'), { recursive: true });
+  const hostKey = join(root, 'etc/dropbear/dropbear_ed25519_host_key');
+  await runTool('dropbearkey', ['-t', 'ed25519', '-f', hostKey], { purpose });
+  const hostPub = (await runTool('dropbearkey', ['-y', '-f', hostKey], { purpose })).split('\n').find((l) => l.startsWith('ssh-ed25519 '))!;
+  await mkdir(join(out, 'ssh'), { recursive: true });
+  const clientDropbear = join(out, 'ssh/root.dropbear');
+  await runTool('dropbearkey', ['-t', 'ed25519', '-f', clientDropbear], { purpose });
+  const clientPub = (await runTool('dropbearkey', ['-y', '-f', clientDropbear], { purpose })).split('\n').find((l) => l.startsWith('ssh-ed25519 '))!;
+  await runTool('dropbearconvert', ['dropbear', 'openssh', clientDropbear, join(out, 'ssh/root')], { purpose });
+  await chmod(join(out, 'ssh/root'), 0o600);
+  await mkdir(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
+  await writeFile(join(root, 'root/.ssh/authorized_keys'), `${clientPub}\n`, { mode: 0o600 });
+  return { user: 'root', privateKey: join(finalDir, 'ssh/root'), hostKey: hostPub.split(' ').slice(0, 2).join(' ') };
 }
 
 /** The uncompressed ELF kernel inside an x86 bzImage (its xz payload), or undefined if there is none. */

@@ -4,7 +4,7 @@ import type { TestbedRecipe } from './recipe.ts';
 import { x86_64Testbed } from './x86_64.ts';
 
 /** x86_64 testbed with Debian's dash as /bin/sh (a POSIX sh without `read -t`). */
-export const x86_64DashTestbed: TestbedRecipe = { ...x86_64Testbed, name: 'x86_64-dash', extraPackages: ['dash', 'libc6'], shell: 'dash' };
+export const x86_64DashTestbed: TestbedRecipe = { ...x86_64Testbed, name: 'x86_64-dash', extraPackages: [...(x86_64Testbed.extraPackages ?? []), 'dash'], shell: 'dash' };
 
 /** x86_64 testbed with Debian's bash as /bin/sh, as NixOS's backdoor runs. */
-export const x86_64BashTestbed: TestbedRecipe = { ...x86_64Testbed, name: 'x86_64-bash', extraPackages: ['bash', 'libc6', 'libtinfo6'], shell: 'bash' };
+export const x86_64BashTestbed: TestbedRecipe = { ...x86_64Testbed, name: 'x86_64-bash', extraPackages: [...(x86_64Testbed.extraPackages ?? []), 'bash', 'libtinfo6'], shell: 'bash' };

@@ -10,5 +10,7 @@ export const x86_64Testbed: TestbedRecipe = {
   modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'efivarfs', 'qemu_fw_cfg', 'batman-adv', 'ext4', 'crc32c_generic'],
   bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'crc32c_generic', 'ext4'],
   extractVmlinux: true,
+  // SSH (dropbear, key authentication for root; keys made per cache build) and batman-adv's batctl, with their libraries.
+  extraPackages: ['libc6', 'dropbear-bin', 'libcrypt1', 'libtomcrypt1', 'libtommath1', 'zlib1g', 'batctl', 'libnl-3-200', 'libnl-genl-3-200'],
   users: [{ name: 'root', password: 'fleetlab', uid: 0, home: '/root' }],
 };

@@ -1,0 +1,263 @@
+// SSH into a machine with the ssh2 library: commands with exit codes, file transfer, port forwarding, pinned host keys.
+import { createServer, type Server } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
+import type { CommandRunner, ExecOptions, ExecResult } from '../protocols/shell.ts';
+import { deadlineFrom, now, sleep, type Deadline } from '../time/deadline.ts';
+import { abortError } from '../time/lifeline.ts';
+import { abbreviate } from '../shell/backdoor-shell.ts';
+import { shellQuote } from '../shell/guest-helper.ts';
+import { ShellOps } from '../shell/shell-ops.ts';
+
+/** Where and as whom to connect. */
+export interface SshTarget {
+  machine: string;
+  host: string;
+  port: number;
+  user: string;
+  privateKey: Buffer;
+  /** "ssh-ed25519 AAAA…": the key the server must present; undefined trusts the first one seen (and reports it). */
+  hostKey?: string;
+}
+
+/** A forwarded port: connections to 127.0.0.1:port reach the guest's port. */
+export interface Forward {
+  port: number;
+  close(): Promise<void>;
+}
+
+const ATTEMPT_MS = 5000;
+
+/** The wire-format key blob of "type base64 [comment]". */
+function keyBlob(line: string): Buffer {
+  return Buffer.from(line.trim().split(/\s+/)[1] ?? '', 'base64');
+}
+
+/** One SSH connection; a CommandRunner, so ShellOps gives it succeed(), waitUntilSucceeds() and the rest. */
+export class SshSession implements CommandRunner {
+  readonly machineName: string;
+  /** The host key the server presented, "ssh-ed25519 AAAA…". */
+  readonly hostKey: string;
+  private readonly client: Client;
+  private sftpState: Promise<SFTPWrapper | undefined> | undefined;
+  private readonly forwards = new Set<Server>();
+
+  private constructor(machine: string, client: Client, hostKey: string) {
+    this.machineName = machine;
+    this.client = client;
+    this.hostKey = hostKey;
+  }
+
+  /**
+   * Connects, retrying refused or silent attempts (QEMU's user networking accepts before the guest's server listens)
+   * until the deadline. A host key other than the pinned one fails at once: nothing is retried or sent.
+   */
+  static async connect(target: SshTarget, opts: { deadline: Deadline; signal?: AbortSignal }): Promise<SshSession> {
+    let last = 'no attempt';
+    for (;;) {
+      if (opts.signal?.aborted) throw abortError(opts.signal, `SSH to ${target.machine}`);
+      let seen: Buffer | undefined;
+      const client = new Client();
+      const attempt = new Promise<void>((resolve, reject) => {
+        client.once('ready', () => resolve());
+        client.once('error', reject);
+        client.once('close', () => reject(new Error('connection closed before it was ready')));
+      });
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.user,
+        privateKey: target.privateKey,
+        readyTimeout: Math.min(ATTEMPT_MS, Math.max(1000, opts.deadline.remaining())),
+        hostVerifier: (key: Buffer) => {
+          seen = key;
+          return !target.hostKey || key.equals(keyBlob(target.hostKey));
+        },
+      });
+      const onAbort = () => client.destroy();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await attempt;
+        const algo = seen ? seen.subarray(4, 4 + seen.readUInt32BE(0)).toString() : 'unknown';
+        return new SshSession(target.machine, client, `${algo} ${seen?.toString('base64') ?? ''}`);
+      } catch (err) {
+        client.destroy();
+        if (opts.signal?.aborted) throw abortError(opts.signal, `SSH to ${target.machine}`);
+        if (seen && target.hostKey && !seen.equals(keyBlob(target.hostKey))) {
+          throw new TestFailure(
+            `The SSH host key of ${target.machine} changed: expected ${abbreviate(target.hostKey, 60)}, the server presented ${abbreviate(seen.toString('base64'), 50)}. ` +
+              'If the scenario replaced it on purpose (a reinstall), pass { expectNewHostKey: true } to ssh().',
+            { details: { machine: target.machine, expected: target.hostKey, presented: seen.toString('base64') } },
+          );
+        }
+        last = (err as Error).message;
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+      }
+      if (opts.deadline.expired()) {
+        throw new TimeoutError('infrastructure', { awaited: `an SSH session with ${target.user}@${target.host}:${target.port} (${target.machine}); last attempt: ${last}`, deadline: opts.deadline, machine: target.machine });
+      }
+      await sleep(300, { deadline: opts.deadline, signal: opts.signal, awaited: `SSH to ${target.machine}` });
+    }
+  }
+
+  /** Runs `command` through the user's shell; the exit code, stdout and stderr as the shell channel gives them. */
+  async execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    const deadline = deadlineFrom(opts, 900_000, `SSH command on ${this.machineName}: ${abbreviate(command)}`, 'pass { timeout } to execute()');
+    const t0 = now();
+    const stream = await this.channel(command);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    stream.on('data', (d: Buffer) => out.push(d));
+    stream.stderr.on('data', (d: Buffer) => err.push(d));
+    const done = new Promise<{ code: number | null; signal?: string }>((resolve) => {
+      let code: number | null = null;
+      let signal: string | undefined;
+      stream.on('exit', (c: number | null, s?: string) => {
+        code = c;
+        signal = s;
+      });
+      stream.on('close', () => resolve({ code, signal }));
+    });
+    const r = await this.bounded(done, deadline, opts?.signal, `SSH command ${abbreviate(command)}`, () => stream.close());
+    if (r.code === null && !r.signal) {
+      throw new InfrastructureError(`The SSH connection to ${this.machineName} closed before the command reported an exit status: ${abbreviate(command)}`, {
+        details: { machine: this.machineName, command, connectionLost: true },
+      });
+    }
+    const stdoutBytes = Buffer.concat(out);
+    return {
+      exitCode: r.code ?? (r.signal ? 128 : 255),
+      stdoutBytes,
+      stdout: stdoutBytes.toString('utf8'),
+      stderr: Buffer.concat(err).toString('utf8'),
+      durationMs: now() - t0,
+      budget: deadline.describe(),
+      timedOut: false,
+    };
+  }
+
+  /** Copies a host file to the guest: SFTP where the server has it, else `cat >` over an exec channel. */
+  async upload(local: string, remote: string, opts?: ExecOptions): Promise<void> {
+    const data = await readFile(local);
+    const sftp = await this.sftp();
+    if (sftp) {
+      await new Promise<void>((resolve, reject) => sftp.writeFile(remote, data, (e) => (e ? reject(e) : resolve())));
+      return;
+    }
+    const deadline = deadlineFrom(opts, 300_000, `upload of ${local} to ${this.machineName}:${remote}`, 'pass { timeout } to upload()');
+    const stream = await this.channel(`cat > ${shellQuote(remote)}`);
+    // A channel closes only once its output has been read, even when there is none.
+    stream.resume();
+    stream.stderr.resume();
+    const done = new Promise<number | null>((resolve) => {
+      let code: number | null = null;
+      stream.on('exit', (c: number | null) => (code = c));
+      stream.on('close', () => resolve(code));
+    });
+    stream.end(data);
+    const code = await this.bounded(done, deadline, opts?.signal, `upload to ${remote}`, () => stream.close());
+    if (code !== 0) throw new InfrastructureError(`upload of ${local} to ${this.machineName}:${remote} failed (cat exited ${code})`);
+  }
+
+  /** Copies a guest file to the host. */
+  async download(remote: string, local: string, opts?: ExecOptions): Promise<void> {
+    const sftp = await this.sftp();
+    if (sftp) {
+      const data = await new Promise<Buffer>((resolve, reject) => sftp.readFile(remote, (e, d) => (e ? reject(e) : resolve(d))));
+      await writeFile(local, data);
+      return;
+    }
+    const r = await this.execute(`cat ${shellQuote(remote)}`, opts);
+    if (r.exitCode !== 0) throw new InfrastructureError(`download of ${this.machineName}:${remote} failed: ${r.stderr.trim() || `cat exited ${r.exitCode}`}`);
+    await writeFile(local, r.stdoutBytes);
+  }
+
+  /** Forwards 127.0.0.1:<a free port> on the host to `remotePort` on the guest's loopback. */
+  async forward(remotePort: number, remoteHost = '127.0.0.1'): Promise<Forward> {
+    const server = createServer((sock) => {
+      this.client.forwardOut('127.0.0.1', sock.remotePort ?? 0, remoteHost, remotePort, (err, stream) => {
+        if (err) return sock.destroy();
+        sock.pipe(stream).pipe(sock);
+        sock.on('close', () => stream.close());
+        stream.on('close', () => sock.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    this.forwards.add(server);
+    const port = (server.address() as { port: number }).port;
+    return {
+      port,
+      close: () => {
+        this.forwards.delete(server);
+        return new Promise((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  /** Closes the connection and every forward. */
+  close(): void {
+    for (const s of this.forwards) s.close();
+    this.forwards.clear();
+    this.client.end();
+  }
+
+  private channel(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => this.client.exec(command, (err, stream) => (err ? reject(new InfrastructureError(`SSH exec on ${this.machineName} failed: ${err.message}`)) : resolve(stream))));
+  }
+
+  private sftp(): Promise<SFTPWrapper | undefined> {
+    this.sftpState ??= new Promise((resolve) => this.client.sftp((err, sftp) => resolve(err ? undefined : sftp)));
+    return this.sftpState;
+  }
+
+  private async bounded<T>(work: Promise<T>, deadline: Deadline, signal: AbortSignal | undefined, awaited: string, cancel: () => void): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            cancel();
+            reject(new TimeoutError('test-failure', { awaited, deadline, machine: this.machineName }));
+          }, deadline.remaining());
+          onAbort = () => {
+            cancel();
+            reject(abortError(signal!, awaited));
+          };
+          if (signal?.aborted) onAbort();
+          else signal?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** An SSH session with the Shell helpers (succeed, fail, waitUntilSucceeds, ...) on top. */
+export class SshShell extends ShellOps {
+  readonly session: SshSession;
+  constructor(session: SshSession, runner: CommandRunner) {
+    super(runner);
+    this.session = session;
+  }
+  get hostKey(): string {
+    return this.session.hostKey;
+  }
+  upload(local: string, remote: string, opts?: ExecOptions): Promise<void> {
+    return this.session.upload(local, remote, opts);
+  }
+  download(remote: string, local: string, opts?: ExecOptions): Promise<void> {
+    return this.session.download(remote, local, opts);
+  }
+  forward(remotePort: number, remoteHost?: string): Promise<Forward> {
+    return this.session.forward(remotePort, remoteHost);
+  }
+  close(): void {
+    this.session.close();
+  }
+}
