@@ -32,6 +32,7 @@ import { raspiFirmwareBoot } from './raspi-firmware.ts';
 import { comboToQcodes, textToCombos } from './qemu-keys.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
+import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
 import { SshSession, SshShell } from '../ssh/ssh-session.ts';
 import { testbedImage, testbedSource, type BootDisk } from './testbed-source.ts';
@@ -680,6 +681,24 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       },
     };
     return new SshShell(session, runner);
+  }
+
+  /** batman-adv helpers for this machine's mesh (bat0): originators, neighbours, next hops, routes. */
+  get mesh(): BatmanMesh {
+    return new BatmanMesh(this);
+  }
+
+  /** Waits until this machine's mesh has a route to `dest` (a machine on the same batman network, or an originator MAC). */
+  waitForMeshRoute(dest: QemuMachine | string, opts?: WaitOptions & { network?: string }): Promise<string> {
+    const mac = typeof dest === 'string' ? dest : dest.mac(opts?.network ?? this.meshNetwork());
+    return this.mesh.waitForRoute(mac, opts);
+  }
+
+  /** The one batman network this machine is on. */
+  meshNetwork(): string {
+    const meshes = (this.opts.nics ?? []).filter((n) => n.batman);
+    if (meshes.length !== 1) throw new ConfigurationError(`machine ${this.name} is on ${meshes.length} batman networks (${meshes.map((n) => n.network).join(', ') || 'none'}); name one`);
+    return meshes[0]!.network;
   }
 
   /** The MAC of this machine's NIC on `network` (stable per scenario, machine and network): how a guest finds that NIC. */

@@ -135,6 +135,7 @@ export class JunitReporter implements Reporter {
         tc.property(`${prefix}accel.reason`, m.facts.accelReason);
       }
     }
+    for (const [name, value] of Object.entries(last.properties ?? {})) tc.property(name, xmlSafe(value));
     tc.standardOutput(xmlSafe(await systemOut(r)));
     const extra = earlier.filter((a) => a.error);
     const skipReason = last.skipReason;

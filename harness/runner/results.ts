@@ -47,6 +47,8 @@ export interface AttemptResult {
   machines: MachineResult[];
   artifacts: { name: string; path: string }[];
   output: string[];
+  /** Properties the scenario set (ctx.property), for JUnit. */
+  properties?: Record<string, string>;
 }
 
 /** Final outcome of a case: its last try's, with 'flaky' for a pass after failed tries. */

@@ -119,6 +119,10 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     },
     attach: (path: string, name?: string) => result.artifacts.push({ name: name ?? path.split('/').pop()!, path: resolve(path) }),
     log: (message: string) => result.output.push(message),
+    property: (name: string, value: string | number) => {
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new TypeError(`property name "${name}": use letters, digits, ".", "-" and "_"`);
+      (result.properties ??= {})[name] = String(value);
+    },
     deadline,
     signal: caseAbort.signal,
     attempt: opts.attempt,

@@ -27,6 +27,8 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
   attach(path: string, name?: string): void;
   /** A line in the case's output. */
   log(message: string): void;
+  /** A property of the case in JUnit (<property name value>) and report.json: a measurement, a version. */
+  property(name: string, value: string | number): void;
   /** The scenario's deadline: every wait inside the body stays within it. */
   deadline: Deadline;
   /** Aborted when the run is interrupted or the scenario times out. */

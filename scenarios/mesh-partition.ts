@@ -1,0 +1,83 @@
+// A batman-adv mesh of four testbed nodes on a ring of radio-like links (a-b-c-d-a). The mesh converges; a partition
+// into two islands leaves each island whole and cuts it off from the other (by address and by originator); healing
+// restores every path. Convergence after start and after the heal are JUnit properties. Then a lossy link and a
+// one-way cut, each of which the mesh routes around through the other side of the ring.
+//   fleetlab run scenarios/mesh-partition.ts
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { scenario, type Machine } from 'fleetlab';
+
+const RING = [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'a']] as Array<[string, string]>;
+
+/** Waits until `from`'s route to `to` no longer goes straight to it. */
+async function avoidDirect(from: Machine, to: Machine): Promise<void> {
+  const mac = to.mac('mesh');
+  await from.waitUntilSucceeds(`batctl meshif bat0 originators | grep '^ \\* ${mac}' | grep -qv ' ${mac} \\['`, { timeout: 120_000, intervalMs: 500 });
+}
+
+export const meshPartition = scenario({
+  name: 'mesh partition',
+  machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct', d: 'x86_64-direct' },
+  networks: { mesh: { links: RING, batman: true } },
+  timeout: 10 * 60_000,
+  tags: ['network', 'mesh'],
+  async run({ machines, step, net, property }) {
+    const nodes = Object.entries(machines) as Array<[string, Machine]>;
+    const pairs = nodes.flatMap(([x, mx]) => nodes.filter(([y]) => y !== x).map(([y, my]) => [x, mx, y, my] as const));
+    const ping = (from: Machine, to: Machine) => from.execute(`ping -c 1 -W 1 ${to.address('mesh')}`).then((r) => r.exitCode === 0);
+    /** Waits until every node pings every other by address; the milliseconds it took. */
+    const allReachable = async (timeout: number) => {
+      const t0 = performance.now();
+      for (const [, mx, , my] of pairs) await mx.waitUntilSucceeds(`ping -c 1 -W 1 ${my.address('mesh')}`, { timeout, intervalMs: 200 });
+      return Math.round(performance.now() - t0);
+    };
+    const t0 = performance.now();
+    await step('the mesh converges: every node has a route to and pings every other', async () => {
+      for (const [, mx, , my] of pairs) await mx.waitForMeshRoute(my, { timeout: 120_000 });
+      await allReachable(120_000);
+      property('mesh.convergence.initial.ms', Math.round(performance.now() - t0));
+      // a and c are two hops apart on the ring.
+      assert.notEqual(await machines.a.mesh.nextHop(machines.c.mac('mesh')), machines.c.mac('mesh'));
+    });
+    await step('partition [a, b] | [c, d]: each island whole, nothing across', async () => {
+      net.partition(['a', 'b'], ['c', 'd']);
+      const islands = (x: string, y: string) => ['a', 'b'].includes(x) === ['a', 'b'].includes(y);
+      for (const [x, mx, y, my] of pairs) {
+        if (islands(x, y)) {
+          assert.ok(await ping(mx, my), `${x} pings ${y} inside its island`);
+          assert.ok(await mx.mesh.ping(my.mac('mesh')), `${x} reaches originator ${y} inside its island`);
+        } else {
+          assert.ok(!(await ping(mx, my)), `${x} must not reach ${y} across the partition`);
+          assert.ok(!(await mx.mesh.ping(my.mac('mesh'))), `${x} must not reach originator ${y} across the partition`);
+        }
+      }
+    });
+    await step('heal: every path again', async () => {
+      const healed = performance.now();
+      net.heal();
+      await allReachable(120_000);
+      property('mesh.convergence.heal.ms', Math.round(performance.now() - healed));
+    });
+    await step('a 30 % lossy link a-b: the mesh routes around it through d and c', async () => {
+      net.link('a', 'b').set({ loss: 0.3 });
+      // Both ends must move off the link: a's route to b and b's route to a (the echo replies).
+      await avoidDirect(machines.a, machines.b);
+      await avoidDirect(machines.b, machines.a);
+      assert.equal(await machines.a.mesh.nextHop(machines.b.mac('mesh')), machines.d.mac('mesh'));
+      assert.equal(await machines.b.mesh.nextHop(machines.a.mac('mesh')), machines.c.mac('mesh'));
+      const out = (await machines.a.execute(`ping -c 40 -i 0.05 -W 1 ${machines.b.address('mesh')}`, { timeout: 60_000 })).stdout;
+      const received = Number(/(\d+) packets received/.exec(out)?.[1]);
+      assert.ok(received >= 36, `${received} of 40 echoes answered around the lossy link`);
+      net.link('a', 'b').set({ loss: 0 });
+    });
+    await step('a one-way cut c -> d: the mesh routes around it', async () => {
+      const { c, d } = machines;
+      assert.equal(await c.mesh.nextHop(d.mac('mesh')), d.mac('mesh'), 'c reaches its neighbour d directly before the cut');
+      net.link('c', 'd').down({ oneWay: true });
+      // batman-adv uses a link only when OGMs cross it both ways: c's route to d moves to the long way round.
+      await avoidDirect(c, d);
+      await c.waitUntilSucceeds(`ping -c 1 -W 1 ${d.address('mesh')}`, { timeout: 60_000 });
+      net.link('c', 'd').up({ oneWay: true });
+    });
+  },
+});
