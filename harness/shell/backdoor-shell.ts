@@ -43,6 +43,25 @@ interface Body {
   need: number;
   chunks: Buffer[];
   have: number;
+  /** Bytes acknowledged so far (see ACK_CHUNK). */
+  acked: number;
+}
+
+/**
+ * Flow control. QEMU drops a virtconsole's output when its socket backend would block (virtio-console.c flush_buf,
+ * "silently dropping console data on EAGAIN"), so a busy host could lose part of a large answer. The guest therefore
+ * sends each stream of an answer longer than ACK_CHUNK in chunks of ACK_CHUNK bytes and waits for a newline from the
+ * host before each next chunk: never more than ACK_CHUNK bytes are in flight. Answers up to ACK_CHUNK go in one piece.
+ */
+export const ACK_CHUNK = 65536;
+
+/** Where in a body the host next owes an acknowledgement: chunk ends inside stdout, then inside stderr. */
+function nextAck(b: Body): number {
+  const errLen = b.need - b.outLen;
+  const ends: number[] = [];
+  if (b.outLen > ACK_CHUNK) for (let at = ACK_CHUNK; at < b.outLen; at += ACK_CHUNK) ends.push(at);
+  if (errLen > ACK_CHUNK) for (let at = ACK_CHUNK; at < errLen; at += ACK_CHUNK) ends.push(b.outLen + at);
+  return ends.find((e) => e > b.acked) ?? b.need;
 }
 
 /** Options the owner passes: where messages get their console lines and where commands are noted. */
@@ -62,6 +81,7 @@ export class BackdoorShell implements CommandRunner {
   private socket: Socket | undefined;
   private rx: Buffer = Buffer.alloc(0);
   private body: Body | undefined;
+
   private pending: Pending | undefined;
   /** Commands whose host side gave up; their answers are read and dropped. */
   private readonly orphans = new Set<string>();
@@ -248,11 +268,19 @@ export class BackdoorShell implements CommandRunner {
     for (;;) {
       if (this.body) {
         const b = this.body;
-        const take = Math.min(b.need - b.have, chunk.length);
+        // Take at most up to the next acknowledgement point: the guest sends no more before it.
+        const take = Math.min(b.need - b.have, chunk.length, nextAck(b) - b.have);
         b.chunks.push(chunk.subarray(0, take));
         b.have += take;
         chunk = chunk.subarray(take);
-        if (b.have < b.need) return;
+        if (b.have === nextAck(b) && b.have < b.need) {
+          b.acked = b.have;
+          this.socket?.write('\n');
+        }
+        if (b.have < b.need) {
+          if (!chunk.length) return;
+          continue;
+        }
         this.body = undefined;
         this.deliver(b);
         if (!chunk.length) return;
@@ -284,7 +312,7 @@ export class BackdoorShell implements CommandRunner {
       if (header.outLen + header.errLen > 0) this.opts.log?.note(`${header.outLen + header.errLen} bytes of command output (${header.outLen} stdout, ${header.errLen} stderr) for ${header.nonce}`);
       chunk = this.rx.subarray(header.end);
       this.rx = Buffer.alloc(0);
-      this.body = { nonce: header.nonce, exitCode: header.exitCode, killed: header.killed, outLen: header.outLen, need: header.outLen + header.errLen, chunks: [], have: 0 };
+      this.body = { nonce: header.nonce, exitCode: header.exitCode, killed: header.killed, outLen: header.outLen, need: header.outLen + header.errLen, chunks: [], have: 0, acked: 0 };
       if (this.body.need === 0) {
         const b = this.body;
         this.body = undefined;
@@ -328,7 +356,7 @@ export class BackdoorShell implements CommandRunner {
       if (result.exitCode !== 0) {
         const said = (result.out.toString('utf8') + result.err.toString('utf8')).trim() || `exit code ${result.exitCode}`;
         this.setupFailure = new ConfigurationError(
-          `The shell channel of ${this.machineName} cannot run in this guest: ${said}. fleetlab's helper needs a POSIX sh with head, wc, rm, mkdir, ` +
+          `The shell channel of ${this.machineName} cannot run in this guest: ${said}. fleetlab's helper needs a POSIX sh with head, wc, rm, mkdir, dd, ` +
             `a mounted /proc, a writable /tmp, and mkfifo (shells whose read has -t) or sleep (shells without, such as dash); add them to the image.`,
           { details: { machine: this.machineName, answer: said } },
         );

@@ -6,7 +6,10 @@
  * exactly that many bytes. FLAG is `T` when fleetlab's watchdog killed the command at its timeout (the exit code is
  * then 124, like coreutils timeout) and `-` otherwise, so a command's own exit code 124 is told apart. Output never
  * reaches the channel before its length is known, so nothing a command prints can forge a header, and a background
- * job still holding stdout (`sleep 1000 &`) writes to a file nobody waits on.
+ * job still holding stdout (`sleep 1000 &`) writes to a file nobody waits on. Once sent, the output files are
+ * truncated (a builtin), so large answers do not pile up in the guest's /tmp. A stream longer than 64 KiB goes in
+ * 64 KiB chunks (dd), each after a newline from the host (`__fl_send`): QEMU drops a virtconsole's output when the
+ * host reads too slowly, so no more than one chunk may be in flight (backdoor-shell.ts, ACK_CHUNK).
  *
  * Timeouts: where the shell's `read` has `-t` (bash, busybox ash, mksh), one watchdog per session (`__fl_dog`)
  * reads arm/disarm requests from a FIFO and counts down with that builtin: no process per command. POSIX sh has no
@@ -64,12 +67,24 @@ __fl_x=-
 set -- 0 x 0
 if [ -s "$__fl_f.o" ] || [ -s "$__fl_f.e" ]; then set -- $(wc -c "$__fl_f.o" "$__fl_f.e"); fi
 printf '%s %s %s %s %s\\n' "$__fl_i" "$__fl_r" "$1" "$3" "$__fl_x"
-[ "$1" -gt 0 ] && head -c "$1" "$__fl_f.o"
-[ "$3" -gt 0 ] && head -c "$3" "$__fl_f.e"
+__fl_send "$__fl_f.o" "$1"
+__fl_send "$__fl_f.e" "$3"
+: >"$__fl_f.o"
+: >"$__fl_f.e"
+}
+__fl_send() {
+[ "$2" -gt 0 ] || return 0
+if [ "$2" -le 65536 ]; then head -c "$2" "$1"; return; fi
+__fl_c=0
+while [ $((__fl_c * 65536)) -lt "$2" ]; do
+[ "$__fl_c" -gt 0 ] && read -r __fl_a
+dd if="$1" bs=65536 skip="$__fl_c" count=1 2>/dev/null
+__fl_c=$((__fl_c + 1))
+done
 }
 __fl_check() {
 __fl_m=
-for __c in head wc rm mkdir; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
+for __c in head wc rm mkdir dd; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
 [ -r /proc/self/stat ] || __fl_m="$__fl_m /proc(mounted)"
 __fl_rt=0
 if (printf 'x\\n' | { read -r -t 5 __y && [ "$__y" = x ]; }) 2>/dev/null; then

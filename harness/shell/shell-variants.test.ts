@@ -116,7 +116,7 @@ describe('a guest that lacks what the channel needs', () => {
       await m.start();
       const err = (await m.waitForShell({ timeout: 120_000 }).catch((e: unknown) => e)) as ConfigurationError;
       expect(err).toBeInstanceOf(ConfigurationError);
-      expect(err.message).toMatch(/^The shell channel of sh-bare cannot run in this guest: missing: head wc rm mkdir sleep\(this shell's read has no -t\)/);
+      expect(err.message).toMatch(/^The shell channel of sh-bare cannot run in this guest: missing: head wc rm mkdir dd sleep\(this shell's read has no -t\)/);
       await expect(m.execute('true')).rejects.toThrow(/cannot run in this guest/);
     } finally {
       await m.stop();
