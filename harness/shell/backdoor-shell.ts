@@ -55,13 +55,14 @@ interface Body {
  */
 export const ACK_CHUNK = 65536;
 
-/** Where in a body the host next owes an acknowledgement: chunk ends inside stdout, then inside stderr. */
+/** Where in a body the host next owes an acknowledgement: chunk ends inside stdout, then inside stderr, else its end. */
 function nextAck(b: Body): number {
+  const next = (acked: number) => (Math.floor(acked / ACK_CHUNK) + 1) * ACK_CHUNK;
+  if (b.outLen > ACK_CHUNK && b.acked < b.outLen && next(b.acked) < b.outLen) return next(b.acked);
   const errLen = b.need - b.outLen;
-  const ends: number[] = [];
-  if (b.outLen > ACK_CHUNK) for (let at = ACK_CHUNK; at < b.outLen; at += ACK_CHUNK) ends.push(at);
-  if (errLen > ACK_CHUNK) for (let at = ACK_CHUNK; at < errLen; at += ACK_CHUNK) ends.push(b.outLen + at);
-  return ends.find((e) => e > b.acked) ?? b.need;
+  const inErr = next(Math.max(0, b.acked - b.outLen));
+  if (errLen > ACK_CHUNK && inErr < errLen) return b.outLen + inErr;
+  return b.need;
 }
 
 /** Options the owner passes: where messages get their console lines and where commands are noted. */
@@ -81,7 +82,6 @@ export class BackdoorShell implements CommandRunner {
   private socket: Socket | undefined;
   private rx: Buffer = Buffer.alloc(0);
   private body: Body | undefined;
-
   private pending: Pending | undefined;
   /** Commands whose host side gave up; their answers are read and dropped. */
   private readonly orphans = new Set<string>();

@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { CommandRunner, ExecOptions, ExecResult } from '../protocols/shell.ts';
-import { deadlineFrom, now, sleep, type Deadline } from '../time/deadline.ts';
+import { deadlineFrom, now, raceDeadline, sleep, type Deadline } from '../time/deadline.ts';
 import { abortError } from '../time/lifeline.ts';
 import { abbreviate } from '../shell/backdoor-shell.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
@@ -212,29 +212,15 @@ export class SshSession implements CommandRunner {
     return this.sftpState;
   }
 
+  /** `work` within the deadline and the signal (the machine's life among it); `cancel` closes the channel when not. */
   private async bounded<T>(work: Promise<T>, deadline: Deadline, signal: AbortSignal | undefined, awaited: string, cancel: () => void): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    try {
-      return await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            cancel();
-            reject(new TimeoutError('test-failure', { awaited, deadline, machine: this.machineName }));
-          }, deadline.remaining());
-          onAbort = () => {
-            cancel();
-            reject(abortError(signal!, awaited));
-          };
-          if (signal?.aborted) onAbort();
-          else signal?.addEventListener('abort', onAbort, { once: true });
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-    }
+    const r = await raceDeadline(work, deadline, signal, awaited).catch((err: unknown) => {
+      cancel();
+      throw err;
+    });
+    if (!r.timedOut) return r.value;
+    cancel();
+    throw new TimeoutError('test-failure', { awaited, deadline, machine: this.machineName });
   }
 }
 
