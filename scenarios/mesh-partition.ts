@@ -67,7 +67,11 @@ export const meshPartition = scenario({
       assert.equal(await machines.b.mesh.nextHop(machines.a.mac('mesh')), machines.c.mac('mesh'));
       const out = (await machines.a.execute(`ping -c 40 -i 0.05 -W 1 ${machines.b.address('mesh')}`, { timeout: 60_000 })).stdout;
       const received = Number(/(\d+) packets received/.exec(out)?.[1]);
-      assert.ok(received >= 36, `${received} of 40 echoes answered around the lossy link`);
+      property('mesh.lossy.echoes.of40', received);
+      // Straight over the link (30 % loss each way) about 49 % of echoes come back; 30 of 40 or more happens that way
+      // less than once in a thousand runs. The route may still flap back for moments as link quality fluctuates, so
+      // not every echo is owed: the next hops above are the proof of the reroute, this the proof it carries traffic.
+      assert.ok(received >= 30, `${received} of 40 echoes answered around the lossy link (straight over it, about 20 would be)`);
       net.link('a', 'b').set({ loss: 0 });
     });
     await step('a one-way cut c -> d: the mesh routes around it', async () => {
