@@ -1,6 +1,6 @@
 // Networks: three machines on a switched LAN of fleetlab's fabric. Everyone reaches everyone; a partition cuts
 // exactly the paths across its groups; healing restores them; a one-way cut drops one direction only; a lossy link
-// loses about what it was told to. Every change is in the case's log, every frame in lan.pcap. SSH reaches each
+// loses about what it was told to; a duplicating link delivers frames twice. Every change is in the case's log, every frame in lan.pcap. SSH reaches each
 // machine through a restricted forward on 127.0.0.1 (ssh: true).
 //   fleetlab run scenarios/network.ts
 import assert from 'node:assert/strict';
@@ -86,6 +86,14 @@ export const lan = scenario({
       assert.ok(dropped / sent > 0.2 && dropped / sent < 0.4, `the link dropped ${dropped} of ${sent} frames`);
       net.link('a', 'b').set({ loss: 0 }, { oneWay: true });
     });
+    await step('duplication on b -> a: every echo reply arrives twice', async () => {
+      net.link('a', 'b').set({ duplicate: 1 }, { oneWay: true });
+      const out = await a.execute(`ping -c 20 -i 0.05 -W 1 ${b.address('lan')}`, { timeout: 30_000 });
+      net.link('a', 'b').set({ duplicate: 0 }, { oneWay: true });
+      // a -> b requests are doubled, so b answers each twice: busybox ping counts the second answers as duplicates.
+      const dups = Number(/(\d+) duplicates/.exec(out.stdout)?.[1] ?? 0);
+      assert.ok(dups >= 18, `ping saw ${dups} duplicates of 20: ${out.stdout.slice(-300)}`);
+    });
     await step('SSH: exec with exit codes, upload, download and a forwarded port', async () => {
       const ssh = await a.ssh();
       const r = await ssh.execute('hostname; echo to-stderr >&2; exit 3');
@@ -114,6 +122,8 @@ export const lan = scenario({
         'network lan: a -> b up',
         'network lan: a -> b loss 30 %',
         'network lan: a -> b loss 0 %',
+        'network lan: a -> b duplicate 100 %',
+        'network lan: a -> b duplicate 0 %',
       ]);
       assert.ok(net.network('lan').pcap.frames > 100, `${net.network('lan').pcap.frames} frames captured`);
     });

@@ -2,7 +2,8 @@
 // talking UDP on 127.0.0.1 to a port of this switch; nothing leaves 127.0.0.1, and guest subnets exist only here.
 // A network is a switched LAN (every member reaches every other) or a set of explicit point-to-point links (a
 // radio-like mesh: a frame reaches only the neighbours linked to its sender). Every directed link can be cut, made
-// lossy, delayed, jittered and rate-limited; partitions cut every link across groups. Frames are captured per network.
+// lossy, delayed, jittered, rate-limited, made to duplicate or reorder frames; partitions cut every link across groups.
+// Frames are captured per network.
 import { createHash } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
@@ -19,9 +20,23 @@ export interface LinkConditions {
   jitterMs: number;
   /** Throughput limit in kbit/s; 0 for none. */
   rateKbit: number;
+  /** Probability in [0, 1] that a frame is delivered twice. */
+  duplicate: number;
+  /** Probability in [0, 1] that a frame is held back REORDER_HOLD_MS, so frames sent after it overtake it. */
+  reorder: number;
 }
 
-const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateKbit: 0 };
+const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateKbit: 0, duplicate: 0, reorder: 0 };
+/** How long a frame picked for reordering is held back. */
+export const REORDER_HOLD_MS = 2;
+
+/** One directed link's state, looked up once per frame. */
+interface DirectedLink {
+  conditions: LinkConditions;
+  stats: LinkStats;
+  /** When the link finishes sending the frames queued by its rate limit (performance.now()). */
+  busyUntil: number;
+}
 
 /**
  * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
@@ -47,6 +62,9 @@ export interface NicPlan {
 export interface LinkStats {
   delivered: number;
   dropped: number;
+  /** Extra copies delivered, and frames held back for reordering. */
+  duplicated: number;
+  reordered: number;
 }
 
 interface Port {
@@ -77,9 +95,8 @@ export class Network {
   /** Guests join their NIC to a batman-adv mesh. */
   batman = false;
   private readonly neighbours = new Map<string, Set<string>>();
-  private readonly conditions = new Map<string, LinkConditions>();
-  private readonly stats = new Map<string, LinkStats>();
-  private readonly busyUntil = new Map<string, number>();
+  /** Directed links: from -> to -> state. */
+  private readonly links = new Map<string, Map<string, DirectedLink>>();
   readonly ports = new Map<string, Port>();
   private readonly macs = new Map<string, string>();
   private readonly log: (event: string) => void;
@@ -96,6 +113,15 @@ export class Network {
       this.neighbours.get(a)!.add(b);
       this.neighbours.get(b)!.add(a);
     }
+    for (const [a, ns] of this.neighbours) {
+      const out = new Map<string, DirectedLink>();
+      for (const b of ns) out.set(b, { conditions: { ...FREE }, stats: { delivered: 0, dropped: 0, duplicated: 0, reordered: 0 }, busyUntil: 0 });
+      this.links.set(a, out);
+    }
+  }
+
+  private link(from: string, to: string): DirectedLink | undefined {
+    return this.links.get(from)?.get(to);
   }
 
   /** The address of `machine` here. */
@@ -107,19 +133,27 @@ export class Network {
 
   /** The conditions of the directed link from -> to (a copy). */
   linkConditions(from: string, to: string): LinkConditions {
-    return { ...(this.conditions.get(`${from}>${to}`) ?? FREE) };
+    return { ...(this.link(from, to)?.conditions ?? FREE) };
   }
 
   /** Counters of the directed link from -> to. */
   linkStats(from: string, to: string): LinkStats {
-    return { ...(this.stats.get(`${from}>${to}`) ?? { delivered: 0, dropped: 0 }) };
+    return { ...(this.link(from, to)?.stats ?? { delivered: 0, dropped: 0, duplicated: 0, reordered: 0 }) };
   }
 
   /** Changes the link between `a` and `b`: both directions, or only `a -> b` with `{ oneWay: true }`. */
   setLink(a: string, b: string, change: Partial<LinkConditions>, opts: { oneWay?: boolean } = {}): void {
     this.requireLink(a, b);
+    for (const [k, v] of Object.entries(change)) {
+      if (k === 'up') continue;
+      if (!(k in FREE)) throw new ConfigurationError(`network ${this.name}: link ${a}-${b}: unknown condition "${k}" (have: ${Object.keys(FREE).filter((x) => x !== 'up').join(', ')})`);
+      const probability = k === 'loss' || k === 'duplicate' || k === 'reorder';
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (probability && v > 1)) {
+        throw new ConfigurationError(`network ${this.name}: link ${a}-${b}: ${k} = ${JSON.stringify(v)}; expected ${probability ? 'a probability from 0 to 1' : 'a number >= 0'}`);
+      }
+    }
     const dirs: Array<[string, string]> = opts.oneWay ? [[a, b]] : [[a, b], [b, a]];
-    for (const [from, to] of dirs) this.conditions.set(`${from}>${to}`, { ...this.linkConditions(from, to), ...change });
+    for (const [from, to] of dirs) Object.assign(this.link(from, to)!.conditions, change);
     this.log(`network ${this.name}: ${a} ${opts.oneWay ? '->' : '<->'} ${b} ${describeChange(change)}`);
   }
 
@@ -137,7 +171,7 @@ export class Network {
         const ga = group.get(a);
         const gb = group.get(b);
         if (ga === undefined || gb === undefined || ga === gb) continue;
-        this.conditions.set(`${a}>${b}`, { ...this.linkConditions(a, b), up: false });
+        this.link(a, b)!.conditions.up = false;
         cut++;
       }
     }
@@ -146,7 +180,7 @@ export class Network {
 
   /** Brings every link up again (loss, delay and rate settings stay). */
   heal(): void {
-    for (const [k, c] of this.conditions) this.conditions.set(k, { ...c, up: true });
+    for (const out of this.links.values()) for (const l of out.values()) l.conditions.up = true;
     this.log(`network ${this.name}: healed (every link up)`);
   }
 
@@ -158,42 +192,46 @@ export class Network {
   forward(from: string, frame: Buffer): void {
     if (frame.length < 14) return;
     this.pcap.write(frame);
-    const src = frame.subarray(6, 12).toString('hex');
-    this.macs.set(src, from);
-    const dstBytes = frame.subarray(0, 6);
-    const multicast = (dstBytes[0]! & 1) === 1;
-    const known = multicast ? undefined : this.macs.get(dstBytes.toString('hex'));
-    const targets = known !== undefined ? [known] : [...(this.neighbours.get(from) ?? [])];
-    for (const to of targets) {
-      if (to === from || !this.neighbours.get(from)?.has(to)) continue;
-      this.deliver(from, to, frame);
-    }
-  }
-
-  private deliver(from: string, to: string, frame: Buffer): void {
-    const key = `${from}>${to}`;
-    const c = this.conditions.get(key) ?? FREE;
-    const stats = this.stats.get(key) ?? { delivered: 0, dropped: 0 };
-    this.stats.set(key, stats);
-    if (!c.up || (c.loss > 0 && Math.random() < c.loss)) {
-      stats.dropped++;
+    const src = frame.toString('hex', 6, 12);
+    if (this.macs.get(src) !== from) this.macs.set(src, from);
+    const out = this.links.get(from);
+    if (!out) return;
+    const known = (frame[0]! & 1) === 1 ? undefined : this.macs.get(frame.toString('hex', 0, 6));
+    if (known !== undefined) {
+      const l = out.get(known);
+      if (l) this.deliver(l, known, frame);
       return;
     }
-    stats.delivered++;
+    for (const [to, l] of out) this.deliver(l, to, frame);
+  }
+
+  private deliver(l: DirectedLink, to: string, frame: Buffer): void {
+    const c = l.conditions;
+    if (!c.up || (c.loss > 0 && Math.random() < c.loss)) {
+      l.stats.dropped++;
+      return;
+    }
+    l.stats.delivered++;
     const port = this.ports.get(to);
     if (!port) return;
     let wait = c.delayMs + (c.jitterMs ? Math.random() * c.jitterMs : 0);
     if (c.rateKbit > 0) {
       // The link is busy sending earlier frames until busyUntil; this one goes after them at the link's rate.
       const t = performance.now();
-      const start = Math.max(t, this.busyUntil.get(key) ?? 0);
-      const done = start + (frame.length * 8) / c.rateKbit;
-      this.busyUntil.set(key, done);
-      wait += done - t;
+      const start = Math.max(t, l.busyUntil);
+      l.busyUntil = start + (frame.length * 8) / c.rateKbit;
+      wait += l.busyUntil - t;
     }
-    const send = () => port.socket.send(frame, port.qemuPort, '127.0.0.1');
-    if (wait <= 0) send();
-    else setTimeout(send, wait).unref();
+    if (c.reorder > 0 && Math.random() < c.reorder) {
+      l.stats.reordered++;
+      wait += REORDER_HOLD_MS;
+    }
+    const copies = c.duplicate > 0 && Math.random() < c.duplicate ? 2 : 1;
+    if (copies === 2) l.stats.duplicated++;
+    for (let k = 0; k < copies; k++) {
+      if (wait <= 0) port.socket.send(frame, port.qemuPort, '127.0.0.1');
+      else setTimeout(() => port.socket.send(frame, port.qemuPort, '127.0.0.1'), wait).unref();
+    }
   }
 }
 
@@ -204,6 +242,8 @@ function describeChange(c: Partial<LinkConditions>): string {
   if (c.delayMs !== undefined) parts.push(`delay ${c.delayMs} ms`);
   if (c.jitterMs !== undefined) parts.push(`jitter ${c.jitterMs} ms`);
   if (c.rateKbit !== undefined) parts.push(c.rateKbit ? `rate ${c.rateKbit} kbit/s` : 'no rate limit');
+  if (c.duplicate !== undefined) parts.push(`duplicate ${Math.round(c.duplicate * 100)} %`);
+  if (c.reorder !== undefined) parts.push(`reorder ${Math.round(c.reorder * 100)} %`);
   return parts.join(', ');
 }
 

@@ -5,12 +5,17 @@ import { dirname } from 'node:path';
 
 const LINKTYPE_ETHERNET = 1;
 const SNAPLEN = 65535;
-/** Wall-clock nanoseconds now: the wall clock read once, then the monotonic clock, so stamps never go backwards. */
-const wallAtStart = BigInt(Date.now()) * 1_000_000n;
-const monoAtStart = process.hrtime.bigint();
-function nowNs(): bigint {
-  return wallAtStart + (process.hrtime.bigint() - monoAtStart);
+/** Wall-clock time at start (ms) and the monotonic clock then: stamps are start + monotonic elapsed, never backwards. */
+const wallAtStartMs = Date.now();
+const monoAtStart = process.hrtime();
+/** Wall-clock seconds and nanoseconds now. */
+function now(): [number, number] {
+  const [s, ns] = process.hrtime(monoAtStart);
+  const total = (wallAtStartMs % 1000) * 1e6 + ns;
+  return [Math.floor(wallAtStartMs / 1000) + s + Math.floor(total / 1e9), total % 1e9];
 }
+/** Records are gathered and written once per turn of the event loop, or when this many bytes wait. */
+const FLUSH_BYTES = 256 * 1024;
 
 /** Appends Ethernet frames to a pcap file. */
 export class PcapWriter {
@@ -34,20 +39,41 @@ export class PcapWriter {
     this.out.write(header);
   }
 
-  /** One frame, stamped with the wall clock now (nanoseconds). */
-  write(frame: Buffer, atNs: bigint = nowNs()): void {
-    const rec = Buffer.alloc(16);
-    rec.writeUInt32LE(Number(atNs / 1_000_000_000n), 0);
-    rec.writeUInt32LE(Number(atNs % 1_000_000_000n), 4);
+  /** One frame, stamped with the wall clock now (nanoseconds). Written out before the event loop's next turn. */
+  write(frame: Buffer): void {
+    const [sec, nsec] = now();
     const caplen = Math.min(frame.length, SNAPLEN);
+    const rec = Buffer.allocUnsafe(16 + caplen);
+    rec.writeUInt32LE(sec, 0);
+    rec.writeUInt32LE(nsec, 4);
     rec.writeUInt32LE(caplen, 8);
     rec.writeUInt32LE(frame.length, 12);
-    this.out.write(Buffer.concat([rec, frame.subarray(0, caplen)]));
+    frame.copy(rec, 16, 0, caplen);
+    this.pending.push(rec);
+    this.pendingBytes += rec.length;
     this.frames++;
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (!this.pending.length || this.out.closed || this.out.writableEnded) return;
+    this.out.write(this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes));
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   /** Flushes and closes the file. */
   close(): Promise<void> {
+    this.flush();
     return new Promise((resolve) => this.out.end(resolve));
   }
 }
