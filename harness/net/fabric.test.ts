@@ -39,7 +39,7 @@ async function pair(): Promise<{ fabric: Fabric; x: End; y: End; dir: string }> 
   const fabric = new Fabric({ lan: ['x', 'y'] }, { pcapDir: dir });
   const x = await end((await fabric.plan('t', 'x'))[0]!);
   const y = await end((await fabric.plan('t', 'y'))[0]!);
-  cleanup.push(() => fabric.close(), () => x.socket.close(), () => y.socket.close());
+  cleanup.push(() => fabric.close(), () => void x.socket.close(), () => void y.socket.close());
   // y speaks first: the switch learns where y is.
   y.socket.send(frame('ff:ff:ff:ff:ff:ff', y.plan.mac, 0xffffffff), y.plan.switchPort, '127.0.0.1');
   await until(() => x.got.length === 1);

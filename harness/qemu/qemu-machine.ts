@@ -35,7 +35,8 @@ import { stableMac, type NicPlan } from '../net/fabric.ts';
 import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
 import { SshSession, SshShell } from '../ssh/ssh-session.ts';
-import { testbedImage, testbedSource, type BootDisk } from './testbed-source.ts';
+import { NixosHelpers } from '../nixos/nixos.ts';
+import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
 
 /** Options of one machine instance. */
 export interface QemuMachineOptions {
@@ -112,6 +113,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private booting = false;
   /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (sshForward). */
   private sshPort: number | undefined;
+  /** The testbed image this machine boots from its disk, if any (NixOS-shaped generations are built for it). */
+  testbed: TestbedImage | undefined;
   /** The SSH user, key and host key of the testbed this machine boots, if it has them. */
   private testbedSsh: { user: string; privateKey: string; hostKey: string } | undefined;
   /** The host key ssh() expects: the testbed's, or the first one seen. */
@@ -355,6 +358,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (boot.kind === 'testbed-disk') {
       const img = await testbedImage(boot.image, this.profile.name, log);
       this.testbedSsh = img.ssh;
+      this.testbed = img;
       this.bootDisk = await testbedSource().bootDisk(img, boot.layout, boot.append, { log });
       source = { path: this.bootDisk.path, format: 'raw', media: 'disk' };
     } else {
@@ -706,6 +710,13 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     this.address(network);
     return (this.opts.nics ?? []).find((n) => n.network === network)!.mac;
   }
+
+  /** NixOS generations, updates and rollbacks on this machine (harness/nixos/nixos.ts). */
+  get nixos(): NixosHelpers {
+    this.nixosHelpers ??= new NixosHelpers(this);
+    return this.nixosHelpers;
+  }
+  private nixosHelpers: NixosHelpers | undefined;
 
   /** The guest kernel's boot id: changes on every boot. */
   async bootId(opts?: ExecOptions): Promise<string> {

@@ -1,6 +1,7 @@
 // Where QEMU machines get the testbed guests their profiles name (boot.kind testbed / testbed-disk). The recipes
 // live above the provider, in machines/testbed, and register themselves here; the provider never imports them.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import type { GenerationSpec, Toplevel } from '../nixos/generation.ts';
 import type { BootLayout } from './profile.ts';
 
 /** The files a built testbed consists of. */
@@ -46,6 +47,8 @@ export interface TestbedSource {
   names(): string[];
   image(name: string, opts?: { log?: Log }): Promise<TestbedImage>;
   bootDisk(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
+  /** Builds a NixOS-shaped generation for `image` under `into` (the testbed's stand-in for building a toplevel). */
+  generation(image: TestbedImage, spec: GenerationSpec, into: string): Promise<Toplevel>;
 }
 
 let registered: TestbedSource | undefined;

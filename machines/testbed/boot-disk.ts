@@ -4,8 +4,9 @@
 // partitioned with sfdisk; cached under a key of everything that goes into them.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { copyFile, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
@@ -13,6 +14,7 @@ import { ConfigurationError, InfrastructureError } from '../../harness/errors/fl
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import { bootLayouts } from '../../harness/qemu/profile.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
+import { buildGeneration, kernelPaths } from './generations.ts';
 import { testbedRecipes } from './index.ts';
 import type { BootDisk, BootEntry, TestbedImage } from '../../harness/qemu/testbed-source.ts';
 import type { BootLayout } from '../../harness/qemu/profile.ts';
@@ -21,6 +23,8 @@ export type { BootLayout } from '../../harness/qemu/profile.ts';
 
 export type { BootDisk, BootEntry } from '../../harness/qemu/testbed-source.ts';
 
+const here = dirname(fileURLToPath(import.meta.url));
+const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */
 const FAT_UUID = `${FAT_SERIAL.slice(0, 4)}-${FAT_SERIAL.slice(4)}`.toUpperCase();
@@ -32,7 +36,8 @@ const BUILDING = 'building a boot disk';
 export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void } = {}): Promise<BootDisk> {
   if (!(layout in LAYOUT_BUILDERS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${bootLayouts.join(', ')}`);
   const arch = testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64';
-  const builder = await readFile(fileURLToPath(import.meta.url));
+  // The disk holds generation 1, so its builder and the guest scripts it carries are part of its key.
+  const builder = Buffer.concat(await Promise.all([fileURLToPath(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f))));
   const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
   // The index spares resolving the bootloader packages through apt on every machine start.
   return viaIndex(
@@ -82,17 +87,19 @@ interface LayoutInput {
 }
 
 const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[]>> = {
-  /** MBR, GRUB i386-pc in the MBR gap, FAT /boot with grub/grub.cfg ("NixOS - Default") and kernels/. */
+  /** MBR, GRUB i386-pc in the MBR gap, FAT /boot with grub/grub.cfg ("NixOS - Default") and kernels/, ext4 root "nixos". */
   'grub-bios': async (i) => {
     const grubDir = join(i.bootloader, 'usr/lib/grub/i386-pc');
-    const { files, entries } = grubFiles(i, 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n');
+    const terminal = 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console';
+    const root = await nixosRoot(i, 'nixos', { flavour: 'grub', boot_device: 'LABEL=NIXOS_BOOT', grub_terminal: terminal, timeout: '0' });
+    const { files, entries } = grubFiles(i, root, terminal);
     const boot = join(i.work, 'boot.fat');
     await fatImage(boot, 64, 'NIXOS_BOOT', files);
     const core = join(i.work, 'core.img');
-    await grubImage(grubDir, 'i386-pc', core, i.work, ['biosdisk', 'part_msdos', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile', 'echo', 'test', 'serial', 'terminal']);
+    await grubImage(grubDir, 'i386-pc', core, i.work, ['biosdisk', 'part_msdos', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile', 'echo', 'test', 'serial', 'terminal', 'loadenv']);
     const coreSize = (await stat(core)).size;
     if (coreSize > 2047 * 512) throw new InfrastructureError(`GRUB core.img is ${coreSize} bytes: too big for the 1 MiB gap before the first partition`);
-    await assembleDisk(i.disk, 'dos', [{ file: boot, type: 'c', bootable: true }]);
+    await assembleDisk(i.disk, 'dos', [{ file: boot, type: 'c', bootable: true }, { file: root.image, type: '83' }]);
     // boot.img goes into the MBR's code area (440 bytes, keeping the partition table); it loads core.img from
     // sector 1, whose first sector (diskboot) loads the rest: what grub-install does, without a block device.
     const bootImg = await readFile(join(grubDir, 'boot.img'));
@@ -101,34 +108,36 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     return entries;
   },
 
-  /** GPT, ESP with GRUB i386-efi as removable EFI/BOOT/BOOTIA32.EFI, grub/grub.cfg and kernels/. */
+  /** GPT, ESP with GRUB i386-efi as removable EFI/BOOT/BOOTIA32.EFI, grub/grub.cfg and kernels/; ext4 root "nixos". */
   'grub-efi-ia32': async (i) => {
     const grubDir = join(i.bootloader, 'usr/lib/grub/i386-efi');
-    const { files, entries } = grubFiles(i, '');
+    const root = await nixosRoot(i, 'nixos', { flavour: 'grub', boot_device: 'LABEL=ESP', grub_terminal: '', timeout: '0' });
+    const { files, entries } = grubFiles(i, root, '');
     const efi = join(i.work, 'BOOTIA32.EFI');
-    await grubImage(grubDir, 'i386-efi', efi, i.work, ['part_gpt', 'part_msdos', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile', 'echo', 'test', 'efi_gop']);
+    await grubImage(grubDir, 'i386-efi', efi, i.work, ['part_gpt', 'part_msdos', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile', 'echo', 'test', 'efi_gop', 'loadenv']);
     files.push(['EFI/BOOT/BOOTIA32.EFI', efi]);
     const esp = join(i.work, 'esp.fat');
     await fatImage(esp, 64, 'ESP', files);
-    await assembleDisk(i.disk, 'gpt', [{ file: esp, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'ESP' }]);
+    await assembleDisk(i.disk, 'gpt', [{ file: esp, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'ESP' }, { file: root.image, type: LINUX_FS_GPT, name: 'nixos' }]);
     return entries;
   },
 
-  /** GPT, ESP with systemd-boot as EFI/BOOT/BOOT{X64,AA64}.EFI, loader/entries/nixos-generation-1.conf, EFI/nixos/. */
+  /** GPT, ESP with systemd-boot as EFI/BOOT/BOOT{X64,AA64}.EFI, loader/entries/nixos-generation-1.conf, EFI/nixos/; ext4 root "nixos". */
   'systemd-boot': async (i) => {
     const efiArch = i.arch === 'arm64' ? 'aa64' : 'x64';
     const sdboot = join(i.bootloader, `usr/lib/systemd/boot/efi/systemd-boot${efiArch}.efi`);
     if (!existsSync(sdboot)) throw new InfrastructureError(`systemd-boot-efi:${i.arch} has no ${basename(sdboot)}`);
-    const n = nixNames(i.image);
-    const kernelName = `EFI/nixos/${n.hash}-linux-${i.image.kernelVersion}-${i.arch === 'arm64' ? 'Image' : 'bzImage'}.efi`;
-    const initrdName = `EFI/nixos/${n.hash}-initrd-linux-${i.image.kernelVersion}-initrd.efi`;
+    const root = await nixosRoot(i, 'nixos', { flavour: 'systemd-boot', boot_device: 'LABEL=ESP', timeout: '0', boot_counting: String(SYSTEMD_BOOT_TRIES) });
+    const g = root.gen1;
+    const kernelName = `EFI/nixos/${storeName(g.kernel)}.efi`;
+    const initrdName = `EFI/nixos/${storeName(g.initrd)}.efi`;
     const entry = { id: 'nixos-generation-1', title: `NixOS Generation 1` };
     const conf = [
       'title NixOS',
-      `version Generation 1 ${n.label}, Linux Kernel ${i.image.kernelVersion}, Built on ${n.date}`,
+      `version Generation 1 ${g.version}, Linux Kernel ${i.image.kernelVersion}, Built on ${GEN1_DATE}`,
       `linux /${kernelName}`,
       `initrd /${initrdName}`,
-      `options ${oneLine(`init=${n.system}/init ${i.append} fleetlab.entry=${entry.id}`)}`,
+      `options ${entryParams(root, entry.id)}`,
       'machine-id 2d2e0f1a9c8b4d6e8f7a6b5c4d3e2f10',
       'sort-key nixos',
       '',
@@ -143,46 +152,42 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     ];
     const esp = join(i.work, 'esp.fat');
     await fatImage(esp, i.arch === 'arm64' ? 96 : 64, 'ESP', files);
-    await assembleDisk(i.disk, 'gpt', [{ file: esp, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'ESP' }]);
+    await assembleDisk(i.disk, 'gpt', [{ file: esp, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'ESP' }, { file: root.image, type: LINUX_FS_GPT, name: 'nixos' }]);
     return [entry];
   },
 
-  /** MBR, FAT FIRMWARE and a bootable ext4 NIXOS_SD root with /boot/extlinux/extlinux.conf (LABEL nixos-default): NixOS's sd-image layout. */
+  /** MBR, FAT FIRMWARE and a bootable ext4 NIXOS_SD root with /boot/extlinux/extlinux.conf (LABEL nixos-default): NixOS's sd-image layout, root on the disk. */
   extlinux: async (i) => {
-    const n = nixNames(i.image);
-    const kernelName = `${n.hash}-linux-${i.image.kernelVersion}-Image`;
-    const initrdName = `${n.hash}-initrd-linux-${i.image.kernelVersion}-initrd`;
     const entries = [
       { id: 'nixos-default', title: 'NixOS - Default' },
-      { id: 'nixos-1', title: `NixOS - Configuration 1 (${n.date} - ${n.label})` },
+      { id: 'nixos-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${GEN1.version})` },
     ];
-    const lines = [
-      '# Generated file, all changes will be lost on nixos-rebuild!',
-      '',
-      '# Change this to e.g. nixos-42 to temporarily boot to an older configuration.',
-      'DEFAULT nixos-default',
-      '',
-      'MENU TITLE ------------------------------------------------------------',
-      // Tenths of a second; 0 would wait for a choice forever.
-      'TIMEOUT 1',
-    ];
-    for (const e of entries) {
-      lines.push('', `LABEL ${e.id}`, `  MENU LABEL ${e.title}`, `  LINUX ../nixos/${kernelName}`, `  INITRD ../nixos/${initrdName}`, `  APPEND ${oneLine(`init=${n.system}/init ${i.append} fleetlab.entry=${e.id}`)}`);
-    }
-    const root = join(i.work, 'root');
-    await mkdir(join(root, 'boot/extlinux'), { recursive: true });
-    await mkdir(join(root, 'boot/nixos'), { recursive: true });
-    await writeFile(join(root, 'boot/extlinux/extlinux.conf'), lines.join('\n') + '\n');
-    await copyFile(i.image.kernelImage, join(root, 'boot/nixos', kernelName));
-    await copyFile(i.image.initrd, join(root, 'boot/nixos', initrdName));
-    await nixosRootMarkers(root, n);
+    // Tenths of a second; 0 would wait for a choice forever.
+    const root = await nixosRoot(i, 'NIXOS_SD', { flavour: 'extlinux', boot_device: '', timeout: '1' }, async (dir, r) => {
+      const g = r.gen1;
+      const lines = [
+        '# Generated file, all changes will be lost on nixos-rebuild!',
+        '',
+        '# Change this to e.g. nixos-42 to temporarily boot to an older configuration.',
+        'DEFAULT nixos-default',
+        '',
+        'MENU TITLE ------------------------------------------------------------',
+        'TIMEOUT 1',
+      ];
+      for (const e of entries) {
+        lines.push('', `LABEL ${e.id}`, `  MENU LABEL ${e.title}`, `  LINUX ../nixos/${storeName(g.kernel)}`, `  INITRD ../nixos/${storeName(g.initrd)}`, `  APPEND ${entryParams(r, e.id)}`);
+      }
+      await mkdir(join(dir, 'boot/extlinux'), { recursive: true });
+      await mkdir(join(dir, 'boot/nixos'), { recursive: true });
+      await writeFile(join(dir, 'boot/extlinux/extlinux.conf'), lines.join('\n') + '\n');
+      await copyFile(i.image.kernelImage, join(dir, 'boot/nixos', storeName(g.kernel)));
+      await copyFile(i.image.initrd, join(dir, 'boot/nixos', storeName(g.initrd)));
+    });
     const fw = join(i.work, 'firmware.fat');
     await fatImage(fw, 8, 'FIRMWARE', []);
-    const rootImg = join(i.work, 'root.ext4');
-    await ext4Image(rootImg, 112, 'NIXOS_SD', root);
     await assembleDisk(i.disk, 'dos', [
       { file: fw, type: 'c' },
-      { file: rootImg, type: '83', bootable: true },
+      { file: root.image, type: '83', bootable: true },
     ]);
     return entries;
   },
@@ -202,7 +207,8 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     const fw = join(i.work, 'firmware.fat');
     await fatImage(fw, 80, 'FIRMWARE', files);
     const root = join(i.work, 'root');
-    await nixosRootMarkers(root, nixNames(i.image));
+    await mkdir(join(root, 'etc'), { recursive: true });
+    await writeFile(join(root, 'etc/NIXOS'), '');
     const rootImg = join(i.work, 'root.ext4');
     await ext4Image(rootImg, 40, 'NIXOS_SD', root);
     // QEMU's SD card model wants a power-of-two size: 1 MiB gap + 80 + 40 + slack = 128 MiB.
@@ -211,27 +217,92 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
   },
 };
 
-/** NixOS-looking names: a store hash and system path derived from the testbed's key, a date and a label. */
-function nixNames(image: TestbedImage) {
-  const hash = createHash('sha256').update(image.key).digest('hex').replace(/[^0-9a-d]/g, '').padEnd(32, '0').slice(0, 32);
-  const label = `testbed-${image.recipe}`;
-  return { hash, label, date: '2026-01-01', system: `/nix/store/${hash}-nixos-system-${label}` };
+/** The first generation every testbed disk holds: its spec, and the date its profile link carries. */
+export const GEN1 = { version: '26.05.1-testbed' };
+const GEN1_DATE = '2026-01-01';
+/** systemd-boot's boot counting on testbed disks: new entries are installed with this many tries. */
+export const SYSTEMD_BOOT_TRIES = 2;
+/** GPT type of a Linux filesystem partition. */
+const LINUX_FS_GPT = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
+
+/** A store path's file as NixOS names its copy on a boot partition: /nix/store/H-linux-V/bzImage -> H-linux-V-bzImage. */
+function storeName(storeFile: string): string {
+  return `${basename(dirname(storeFile))}-${basename(storeFile)}`;
 }
 
-/** GRUB's files on the boot partition, NixOS style: grub/grub.cfg with "NixOS - Default" and a submenu of configurations. */
-function grubFiles(i: LayoutInput, terminal: string): { files: FatFile[]; entries: BootEntry[] } {
-  const n = nixNames(i.image);
-  const kernel = `kernels/${n.hash}-linux-${i.image.kernelVersion}-bzImage`;
-  const initrd = `kernels/${n.hash}-initrd-linux-${i.image.kernelVersion}-initrd`;
+interface NixosRoot {
+  /** The ext4 image of the root filesystem. */
+  image: string;
+  /** Generation 1: its toplevel, kernel and initrd store files, version and kernel parameters. */
+  gen1: { toplevel: string; kernel: string; initrd: string; version: string; params: string };
+  rootParam: string;
+  append: string;
+}
+
+/**
+ * The root filesystem of a NixOS-shaped testbed disk: the testbed's system (its initramfs tree, so stage 2 runs from
+ * the disk), /nix/store with generation 1 (machines/testbed/generations.ts), the system profile
+ * (/nix/var/nix/profiles/system -> system-1-link), /etc/NIXOS, and /etc/fleetlab/bootloader.conf telling the
+ * guest's boot loader writer (fleetlab-install-bootloader) which loader it writes for and how.
+ */
+async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, string>, extra?: (dir: string, r: NixosRoot) => Promise<void>): Promise<NixosRoot> {
+  const dir = join(i.work, 'root');
+  await mkdir(dir, { recursive: true });
+  await execa('cpio', ['--quiet', '-idm', '--no-absolute-filenames'], { cwd: dir, inputFile: i.image.initrd });
+  const g = await buildGeneration(i.image, i.arch, { version: GEN1.version }, dir);
+  const k = kernelPaths(i.image, i.arch);
+  const profiles = join(dir, 'nix/var/nix/profiles');
+  await mkdir(profiles, { recursive: true });
+  await symlink(g.path, join(profiles, 'system-1-link'));
+  await symlink('system-1-link', join(profiles, 'system'));
+  const stamp = new Date(`${GEN1_DATE}T00:00:00Z`);
+  await execa('touch', ['-h', '-d', stamp.toISOString(), join(profiles, 'system-1-link')]);
+  await writeFile(join(dir, 'etc/NIXOS'), '');
+  const rootParam = `root=LABEL=${label}`;
+  const append = oneLine(i.append);
+  const all: Record<string, string> = { boot_mount: '/boot', root_param: rootParam, append, grub_uuid: FAT_UUID, ...conf };
+  const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  await writeFile(join(dir, 'etc/fleetlab/bootloader.conf'), '# Written with the disk: what fleetlab-install-bootloader writes for, and how.\n' + Object.entries(all).map(([key, v]) => `${key}=${quote(v)}`).join('\n') + '\n');
+  const r: NixosRoot = {
+    image: join(i.work, 'root.ext4'),
+    gen1: { toplevel: g.path, kernel: `${k.kernel}/${k.kernelFile}`, initrd: `${k.initrd}/initrd`, version: GEN1.version, params: 'loglevel=4' },
+    rootParam,
+    append,
+  };
+  await extra?.(dir, r);
+  await ext4Image(r.image, i.arch === 'arm64' ? 160 : 128, label, dir);
+  return r;
+}
+
+/** A generation's kernel command line exactly as fleetlab-install-bootloader writes it (params()). */
+function entryParams(r: NixosRoot, id: string): string {
+  return oneLine(`init=${r.gen1.toplevel}/init ${r.rootParam} ${r.append} ${r.gen1.params} fleetlab.entry=${id}`);
+}
+
+/** GRUB's files on the boot partition as NixOS writes them (fleetlab-install-bootloader's grub branch): grub/grub.cfg with "NixOS - Default" and a submenu of configurations, grubenv, kernels/. */
+function grubFiles(i: LayoutInput, r: NixosRoot, terminal: string): { files: FatFile[]; entries: BootEntry[] } {
+  const kernel = `kernels/${storeName(r.gen1.kernel)}`;
+  const initrd = `kernels/${storeName(r.gen1.initrd)}`;
   const def = { id: 'nixos-default', title: 'NixOS - Default' };
-  const gen = { id: 'nixos-generation-1', title: `NixOS - Configuration 1 (${n.date} - ${n.label})` };
-  const body = (e: BootEntry) => `  linux ($drive1)/${kernel} ${oneLine(`init=${n.system}/init ${i.append} fleetlab.entry=${e.id}`)}\n  initrd ($drive1)/${initrd}\n`;
+  const gen = { id: 'nixos-generation-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${r.gen1.version})` };
+  const body = (e: BootEntry) => `  search --set=drive1 --fs-uuid ${FAT_UUID}\n  linux ($drive1)/${kernel} ${entryParams(r, e.id)}\n  initrd ($drive1)/${initrd}\n`;
   const cfg = [
     '# Automatically generated.  DO NOT EDIT THIS FILE!',
     terminal,
-    'set timeout=0',
-    'set default=0',
-    `search --set=drive1 --fs-uuid ${FAT_UUID}`,
+    'if [ -s $prefix/grubenv ]; then',
+    '  load_env',
+    'fi',
+    '# grub-reboot sets a one-time saved entry, which we process here and then delete.',
+    'if [ "${next_entry}" ]; then',
+    '  set default="${next_entry}"',
+    '  set next_entry=',
+    '  save_env next_entry',
+    '  set timeout=1',
+    '  set boot_once=true',
+    'else',
+    '  set default=0',
+    '  set timeout=0',
+    'fi',
     `menuentry "${def.title}" --class nixos --unrestricted {`,
     body(def) + '}',
     'submenu "NixOS - All configurations" --class submenu {',
@@ -240,9 +311,12 @@ function grubFiles(i: LayoutInput, terminal: string): { files: FatFile[]; entrie
     '}',
     '',
   ].join('\n');
+  const grubenv = Buffer.alloc(1024, '#');
+  grubenv.write('# GRUB Environment Block\n');
   return {
     files: [
       ['grub/grub.cfg', Buffer.from(cfg)],
+      ['grub/grubenv', grubenv],
       [kernel, i.image.kernelImage],
       [initrd, i.image.initrd],
     ],
@@ -287,14 +361,6 @@ async function fatImage(path: string, sizeMiB: number, label: string, files: Fat
 /** An ext4 image of `sizeMiB` populated from `dir` (mke2fs -d). */
 async function ext4Image(path: string, sizeMiB: number, label: string, dir: string): Promise<void> {
   await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-d', dir, '-E', 'root_owner=0:0', path, `${sizeMiB}M`], { purpose: BUILDING });
-}
-
-/** The bits of a NixOS root that tools look for: /etc/NIXOS and a system profile link. */
-async function nixosRootMarkers(root: string, n: ReturnType<typeof nixNames>): Promise<void> {
-  await mkdir(join(root, 'etc'), { recursive: true });
-  await mkdir(join(root, 'nix/var/nix/profiles'), { recursive: true });
-  await writeFile(join(root, 'etc/NIXOS'), '');
-  await writeFile(join(root, 'nix/var/nix/profiles/system-1-link.target'), `${n.system}\n`);
 }
 
 /** A disk image with `parts` one after the other from 1 MiB on, partitioned by sfdisk. */

@@ -7,8 +7,8 @@ export const x86_64Testbed: TestbedRecipe = {
   debArch: 'amd64',
   kernelPackage: 'linux-image-amd64',
   busyboxPackage: 'busybox-static',
-  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'efivarfs', 'qemu_fw_cfg', 'batman-adv', 'ext4', 'crc32c_generic'],
-  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'crc32c_generic', 'ext4'],
+  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'bochs', 'e1000', 'efivarfs', 'qemu_fw_cfg', 'batman-adv', 'ext4', 'crc32c_generic', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
+  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'crc32c_generic', 'ext4', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
   extractVmlinux: true,
   // SSH (dropbear, key authentication for root; keys made per cache build) and batman-adv's batctl, with their libraries.
   extraPackages: ['libc6', 'dropbear-bin', 'libcrypt1', 'libtomcrypt1', 'libtommath1', 'zlib1g', 'batctl', 'libnl-3-200', 'libnl-genl-3-200'],

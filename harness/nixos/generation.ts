@@ -1,0 +1,38 @@
+// What a NixOS generation is to fleetlab: a toplevel store path and its closure. Real NixOS toplevels come from your
+// own `nix build`; the testbed builds small NixOS-shaped ones on the host (machines/testbed/generations.ts).
+
+/** A service of a testbed generation, run by the testbed's service manager stand-in (/etc/fleetlab/units). */
+export interface ServiceSpec {
+  name: string;
+  /** oneshot: healthy when the command exits 0; simple: healthy while it runs. Default oneshot. */
+  type?: 'oneshot' | 'simple';
+  command: string;
+}
+
+/** What makes one testbed generation differ from another. */
+export interface GenerationSpec {
+  /** networking.hostName in NixOS terms: part of the toplevel's name. Default "testbed". */
+  host?: string;
+  /** system.nixos.label: the toplevel's version string (nixos-version) and name suffix. */
+  version: string;
+  services?: ServiceSpec[];
+  /** Files of the generation's /etc, by path under /etc. */
+  etc?: Record<string, string>;
+  /** boot.kernelParams beyond the boot loader's own. */
+  kernelParams?: string[];
+  /** system.configurationRevision. */
+  configurationRevision?: string;
+  /** A generation that does not boot: its init is missing, so stage 1 fails (and reboots with boot.panic_on_fail). */
+  broken?: 'no-init';
+}
+
+/** A built generation: its store path in the guest, and where its closure lies on the host. */
+export interface Toplevel {
+  /** /nix/store/<hash>-nixos-system-<host>-<version> */
+  path: string;
+  /** The host directory holding nix/store/<paths> of the closure. */
+  root: string;
+  /** Store paths of the closure, dependencies first, the toplevel last. */
+  closure: string[];
+  spec: GenerationSpec;
+}

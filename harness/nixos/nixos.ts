@@ -1,0 +1,463 @@
+// machine.nixos: NixOS generations, updates and rollbacks, written against real NixOS commands and layouts
+// (nixos-rebuild, nix-env profiles, switch-to-configuration, systemd-boot/GRUB/extlinux files, EFI variables), so a
+// scenario runs unchanged on a real NixOS image; the testbed provides the same commands as stand-ins.
+import { execa } from 'execa';
+import { TestFailure, ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { makeTempDir } from '../process/temp-dirs.ts';
+import { testbedSource } from '../qemu/testbed-source.ts';
+import { shellQuote } from '../shell/guest-helper.ts';
+import { deadlineFrom, sleep } from '../time/deadline.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
+import type { GenerationSpec, Toplevel } from './generation.ts';
+
+const PROFILE = '/nix/var/nix/profiles/system';
+/** systemd's vendor GUID for the boot loader interface's EFI variables (LoaderEntryOneShot, ...). */
+const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+
+/** One generation as `nixos-rebuild list-generations --json` reports it (nixpkgs' field names). */
+export interface Generation {
+  generation: number;
+  date: string;
+  nixosVersion: string;
+  kernelVersion: string;
+  configurationRevision: string;
+  specialisations: string[];
+  current: boolean;
+}
+
+/** What switch-to-configuration said. Exit code 4 is "switched, but units failed": not success. */
+export interface ActivationResult {
+  action: SwitchAction;
+  exitCode: number;
+  ok: boolean;
+  /** Units named by "warning: the following units failed: ...". */
+  failedUnits: string[];
+  stdout: string;
+  stderr: string;
+}
+
+export type SwitchAction = 'switch' | 'boot' | 'test' | 'dry-activate';
+export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux';
+
+/** Where a power cut can be made during switch(): after the copy, after the profile link, mid boot loader write, mid activation. */
+export type CrashPoint = 'after-copy' | 'after-profile' | 'bootloader-write' | 'activation';
+
+/** What the next boot will do, read from the boot loader's own files and variables. */
+export interface BootState {
+  bootloader: Bootloader;
+  /** The default entry: systemd-boot loader.conf `default` (a pattern), GRUB's default, extlinux DEFAULT. */
+  default: string;
+  /** A one-shot entry for the next boot only: LoaderEntryOneShot (systemd-boot), grubenv next_entry (GRUB). */
+  oneShot?: string;
+  /** GRUB: grubenv saved_entry. */
+  savedEntry?: string;
+  /** systemd-boot: every entry file with its boot counter ("+LEFT-DONE"), by id. */
+  entries: Array<{ id: string; file: string; triesLeft?: number; triesDone?: number }>;
+  /** GRUB: the grubenv block could not be read as one (corrupt or truncated); GRUB then boots its default. */
+  grubenvValid?: boolean;
+}
+
+/** The booted system: its toplevel, the generation it is, and the boot loader entry that started it. */
+export interface Booted {
+  toplevel: string;
+  generation: number | undefined;
+  entry: string | undefined;
+  bootId: string;
+}
+
+export class NixosHelpers {
+  private readonly m: QemuMachine;
+
+  constructor(machine: QemuMachine) {
+    this.m = machine;
+  }
+
+  /** Every generation of the system profile (`nixos-rebuild list-generations --json`), newest first. */
+  async generations(opts?: WaitOptions): Promise<Generation[]> {
+    const out = await this.m.succeed('nixos-rebuild list-generations --json', opts);
+    try {
+      return JSON.parse(out) as Generation[];
+    } catch {
+      throw new InfrastructureError(`machine ${this.m.name}: nixos-rebuild list-generations --json printed no JSON: ${out.slice(0, 300)}`);
+    }
+  }
+
+  /** The profile's current generation and its toplevel. */
+  async current(opts?: WaitOptions): Promise<{ generation: number; toplevel: string }> {
+    const [link, toplevel] = (await this.m.succeed(`readlink ${PROFILE}; readlink -f ${PROFILE}`, opts)).trim().split('\n');
+    return { generation: generationOf(link!), toplevel: toplevel! };
+  }
+
+  /** The booted system (/run/booted-system), which generation it is, and the entry on the kernel command line. */
+  async booted(opts?: WaitOptions): Promise<Booted> {
+    const out = await this.m.succeed(
+      `readlink -f /run/booted-system; cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline; for l in ${PROFILE}-*-link; do echo "$l $(readlink -f "$l")"; done`,
+      opts,
+    );
+    const [toplevel, bootId, cmdline, ...links] = out.trim().split('\n');
+    const entry = /(?:^|\s)fleetlab\.entry=(\S+)/.exec(cmdline!)?.[1];
+    const matching = links.map((l) => l.split(' ')).filter(([, t]) => t === toplevel).map(([l]) => generationOf(l!));
+    // Several generations can be the same toplevel: the entry names the one that was booted when it can.
+    const fromEntry = entry && /^nixos-(?:generation-)?(\d+)$/.exec(entry)?.[1];
+    const generation = fromEntry && matching.includes(Number(fromEntry)) ? Number(fromEntry) : matching.length ? Math.max(...matching) : undefined;
+    return { toplevel: toplevel!, generation, entry, bootId: bootId! };
+  }
+
+  /** Fails unless generation `n` is the booted one. */
+  async expectBooted(n: number, opts?: WaitOptions): Promise<Booted> {
+    const b = await this.booted(opts);
+    if (b.generation !== n) {
+      throw new TestFailure(`machine ${this.m.name}: expected generation ${n} to be booted, but ${b.generation === undefined ? `the booted system ${b.toplevel} is no generation of ${PROFILE}` : `generation ${b.generation} is`} (entry ${b.entry ?? 'unknown'})`);
+    }
+    return b;
+  }
+
+  /**
+   * Builds a NixOS-shaped generation for this machine's testbed: the testbed's stand-in for `nix build` of a
+   * toplevel. On a real NixOS image build the toplevel with nix and pass its store path to switch().
+   */
+  async testbedGeneration(spec: GenerationSpec): Promise<Toplevel> {
+    const img = this.m.testbed;
+    if (!img) throw new ConfigurationError(`machine ${this.m.name} does not boot a fleetlab testbed disk (profile ${this.m.profile.name}); build your toplevel with nix and pass its store path`);
+    const into = await makeTempDir(`fleetlab-generation-${this.m.name}-`);
+    return testbedSource().generation(img, spec, into);
+  }
+
+  /**
+   * Copies the store paths of `top`'s closure that the machine lacks, as `nix copy` does (the testbed's closures are
+   * host directories, sent through the shell channel as a tar stream). Returns what was copied and what was there.
+   */
+  async copyClosure(top: Toplevel, opts?: WaitOptions): Promise<{ copied: string[]; present: string[] }> {
+    const have = (await this.m.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
+    const missing = top.closure.filter((p) => !have.includes(p));
+    if (missing.length) {
+      const tar = await execa('tar', ['-C', top.root, '-czf', '-', ...missing.map((p) => p.slice(1))], { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 });
+      const data = Buffer.from(tar.stdout as Uint8Array).toString('base64');
+      // Into a temporary directory first, then each path renamed into the store: a path is there whole or not at all.
+      await this.m.succeed(
+        `set -e; t=/nix/store/.fleetlab-copy.$$; rm -rf $t; mkdir -p $t; printf %s ${shellQuote(data)} | base64 -d | tar -xzf - -C $t; ` +
+          missing.map((p) => `mv ${shellQuote(`$t${p}`).replace("'$t", "\"$t\"'")} ${shellQuote(p)}`).join('; ') +
+          '; rm -rf $t; sync',
+        { timeout: 120_000, ...opts },
+      );
+    }
+    this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} (${top.closure.length - missing.length} present)`);
+    return { copied: missing, present: have };
+  }
+
+  /**
+   * Makes `top` (a Toplevel built here or a store path already on the machine) the system profile's new generation
+   * and runs its switch-to-configuration `action`, as nixos-rebuild does after building: `nix-env -p
+   * /nix/var/nix/profiles/system --set`, then `<toplevel>/bin/switch-to-configuration <action>` (test and
+   * dry-activate leave the profile alone). `crashAt` cuts the power at that point instead of finishing (tests of
+   * interrupted updates); the machine is then off and the result says so.
+   */
+  async switch(top: Toplevel | string, opts: WaitOptions & { action?: SwitchAction; crashAt?: CrashPoint } = {}): Promise<ActivationResult> {
+    const action = opts.action ?? 'switch';
+    const path = typeof top === 'string' ? top : top.path;
+    if (typeof top !== 'string') await this.copyClosure(top, opts);
+    if (opts.crashAt === 'after-copy') return this.cut(action, 'after-copy');
+    if (action === 'switch' || action === 'boot') await this.m.succeed(`nix-env -p ${PROFILE} --set ${shellQuote(path)}`, opts);
+    if (opts.crashAt === 'after-profile') return this.cut(action, 'after-profile');
+    const cmd = `${shellQuote(`${path}/bin/switch-to-configuration`)} ${action}`;
+    if (opts.crashAt === 'bootloader-write' || opts.crashAt === 'activation') {
+      // The testbed's switch-to-configuration stops at the point and says so on the console; then the power goes.
+      this.m.console().mark();
+      void this.m.execute(`FLEETLAB_PAUSE_AT=${opts.crashAt} ${cmd}`, { timeout: 300_000 }).catch(() => undefined);
+      await this.m.waitForConsoleText(`fleetlab: paused at ${opts.crashAt}`, { timeout: 120_000, ...opts });
+      return this.cut(action, opts.crashAt);
+    }
+    const r = await this.m.execute(cmd, { timeout: 300_000, ...opts });
+    const failed = /warning: the following units failed: (.*)/.exec(r.stderr + r.stdout)?.[1];
+    const result: ActivationResult = {
+      action,
+      exitCode: r.exitCode,
+      ok: r.exitCode === 0,
+      failedUnits: failed ? failed.split(/,\s*/).map((u) => u.trim()).filter(Boolean) : [],
+      stdout: r.stdout,
+      stderr: r.stderr,
+    };
+    this.m.log.note(`nixos: switch-to-configuration ${action} of ${path}: exit ${r.exitCode}${result.failedUnits.length ? `, failed units: ${result.failedUnits.join(', ')}` : ''}`);
+    if (r.exitCode !== 0 && r.exitCode !== 4) {
+      throw new TestFailure(`machine ${this.m.name}: switch-to-configuration ${action} of ${path} exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
+    }
+    return result;
+  }
+
+  private async cut(action: SwitchAction, point: CrashPoint): Promise<ActivationResult> {
+    this.m.log.note(`nixos: power cut at ${point}`);
+    await this.m.crash();
+    return { action, exitCode: -1, ok: false, failedUnits: [], stdout: '', stderr: `power cut at ${point}` };
+  }
+
+  /** `nixos-rebuild <action> --rollback`: the previous generation becomes current (switch, boot) or runs (test). */
+  async rollback(opts: WaitOptions & { action?: 'switch' | 'boot' | 'test' } = {}): Promise<ActivationResult> {
+    const action = opts.action ?? 'switch';
+    const r = await this.m.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
+    const failed = /warning: the following units failed: (.*)/.exec(r.stderr + r.stdout)?.[1];
+    if (r.exitCode !== 0 && r.exitCode !== 4) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
+    return { action, exitCode: r.exitCode, ok: r.exitCode === 0, failedUnits: failed ? failed.split(/,\s*/) : [], stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Which boot loader the machine's /boot holds. */
+  async bootloader(opts?: WaitOptions): Promise<Bootloader> {
+    const out = (await this.m.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; else echo none; fi', opts)).trim();
+    if (out === 'none') throw new ConfigurationError(`machine ${this.m.name}: /boot holds no systemd-boot, GRUB or extlinux configuration (is /boot mounted?)`);
+    return out as Bootloader;
+  }
+
+  /** What the next boot will do, from the boot loader's own state. */
+  async bootState(opts?: WaitOptions): Promise<BootState> {
+    const bootloader = await this.bootloader(opts);
+    if (bootloader === 'systemd-boot') {
+      const out = await this.m.succeed(
+        `sed -n 's/^default[[:space:]]*//p' /boot/loader/loader.conf; echo ---; ls /boot/loader/entries; echo ---; v=/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}; [ -e $v ] && tail -c +5 $v | tr -d '\\000'; true`,
+        opts,
+      );
+      const [def, list, oneShot] = out.split('---\n');
+      const entries = list!.trim().split('\n').filter((f) => f.endsWith('.conf')).map((file) => {
+        const m = /^(.*?)(?:\+(\d+)(?:-(\d+))?)?\.conf$/.exec(file)!;
+        return { id: `${m[1]}.conf`, file, triesLeft: m[2] === undefined ? undefined : Number(m[2]), triesDone: m[2] === undefined ? undefined : Number(m[3] ?? 0) };
+      });
+      return { bootloader, default: def!.trim(), oneShot: oneShot?.trim() || undefined, entries };
+    }
+    if (bootloader === 'grub') {
+      const out = await this.m.succeed("head -c 1024 /boot/grub/grubenv 2>/dev/null | tr '\\000' '?'; echo; echo ---; wc -c < /boot/grub/grubenv 2>/dev/null || echo 0", opts);
+      const [env, size] = out.split('\n---\n');
+      const valid = env!.startsWith('# GRUB Environment Block\n') && Number(size!.trim()) === 1024;
+      const vars = valid ? Object.fromEntries([...env!.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)].map((m) => [m[1]!, m[2]!])) : {};
+      return { bootloader, default: '0', oneShot: vars.next_entry || undefined, savedEntry: vars.saved_entry || undefined, entries: [], grubenvValid: valid };
+    }
+    const def = (await this.m.succeed("sed -n 's/^DEFAULT[[:space:]]*//p' /boot/extlinux/extlinux.conf", opts)).trim();
+    return { bootloader, default: def, entries: [] };
+  }
+
+  /**
+   * Chooses generation `n` for the next boot only, through the boot loader's own mechanism: systemd-boot's
+   * LoaderEntryOneShot EFI variable (what `bootctl set-oneshot` writes), GRUB's grubenv next_entry (what
+   * `grub-reboot` writes), extlinux's DEFAULT (U-Boot has no one-shot: it stays until the next switch).
+   */
+  async setNextBoot(n: number, opts?: WaitOptions): Promise<void> {
+    const bl = await this.bootloader(opts);
+    if (bl === 'systemd-boot') {
+      const id = `nixos-generation-${n}.conf`;
+      // EFI variable file: 4 bytes of attributes (non-volatile, boot service, runtime access), then UTF-16LE text with a NUL.
+      const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from(`${id}\0`, 'utf16le')]);
+      const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+      const v = `/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}`;
+      await this.m.succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
+    } else if (bl === 'grub') {
+      const title = await this.grubTitle(n, opts);
+      await this.writeGrubenv({ next_entry: `NixOS - All configurations>${title}` }, opts);
+    } else {
+      await this.m.succeed(`sed -i 's/^DEFAULT .*/DEFAULT nixos-${n}/' /boot/extlinux/extlinux.conf && sync`, opts);
+    }
+    this.m.log.note(`nixos: next boot set to generation ${n} (${bl})`);
+  }
+
+  /** The GRUB menu title of generation `n` ("NixOS - Configuration n (...)"). */
+  private async grubTitle(n: number, opts?: WaitOptions): Promise<string> {
+    const cfg = await this.m.succeed('cat /boot/grub/grub.cfg', opts);
+    const title = new RegExp(`menuentry "(NixOS - Configuration ${n} \\([^"]*\\))"`).exec(cfg)?.[1];
+    if (!title) throw new ConfigurationError(`machine ${this.m.name}: /boot/grub/grub.cfg has no entry for generation ${n}`);
+    return title;
+  }
+
+  /** Rewrites grubenv with `vars` merged into what it holds (a fresh block when it is corrupt): 1024 bytes, as grub-editenv writes it. */
+  async writeGrubenv(vars: Record<string, string>, opts?: WaitOptions): Promise<void> {
+    const state = await this.bootState(opts);
+    const merged: Record<string, string> = {};
+    if (state.grubenvValid) {
+      const env = await this.m.succeed("head -c 1024 /boot/grub/grubenv | tr '\\000' '?'", opts);
+      for (const m of env.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)) merged[m[1]!] = m[2]!;
+    }
+    Object.assign(merged, vars);
+    let text = '# GRUB Environment Block\n' + Object.entries(merged).filter(([, v]) => v !== '').map(([k, v]) => `${k}=${v}\n`).join('');
+    if (text.length > 1024) throw new ConfigurationError(`grubenv would exceed its 1024 bytes`);
+    text += '#'.repeat(1024 - text.length);
+    await this.m.succeed(`printf %s ${shellQuote(text)} > /boot/grub/grubenv.tmp && sync && mv -f /boot/grub/grubenv.tmp /boot/grub/grubenv && sync`, opts);
+  }
+
+  /**
+   * Reboots and chooses generation `n` in the boot loader's real menu, as a person would: the menu timeout raised for
+   * this boot (systemd-boot's LoaderConfigTimeoutOneShot variable, GRUB's and extlinux's timeout in their files,
+   * restored afterwards), keys typed into the menu (QMP keyboard for systemd-boot and GRUB, the serial console for
+   * U-Boot's "Enter choice:" prompt), and the booted entry checked. Returns the new boot.
+   */
+  async bootViaMenu(n: number, opts: WaitOptions = {}): Promise<Booted> {
+    const deadline = deadlineFrom(opts, 300_000, `booting generation ${n} from the menu of ${this.m.name}`, 'pass { timeout } to bootViaMenu()');
+    const bl = await this.bootloader();
+    let keys: () => Promise<void>;
+    let restore = '';
+    if (bl === 'systemd-boot') {
+      const order = await this.systemdBootMenuOrder();
+      const from = order.indexOf(order.find((id) => id === order.default) ?? order[0]!);
+      const to = order.indexOf(`nixos-generation-${n}.conf`);
+      if (to < 0) throw new ConfigurationError(`machine ${this.m.name}: systemd-boot has no entry for generation ${n} (entries: ${order.join(', ')})`);
+      const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from('30\0', 'utf16le')]);
+      const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+      await this.m.succeed(`printf '${octal}' > /sys/firmware/efi/efivars/LoaderConfigTimeoutOneShot-${LOADER_GUID}`);
+      keys = async () => {
+        await this.m.waitForConsoleText(/Boot in \d+ s/, { deadline });
+        for (let k = from; k < to; k++) await this.m.sendKeys('down');
+        for (let k = from; k > to; k--) await this.m.sendKeys('up');
+        await this.m.sendKeys('ret');
+      };
+    } else if (bl === 'grub') {
+      const cfg = await this.m.succeed('cat /boot/grub/grub.cfg');
+      const titles = [...cfg.matchAll(/menuentry "(NixOS - Configuration (\d+) [^"]*)"/g)].map((m) => Number(m[2]));
+      const at = titles.indexOf(n);
+      if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: GRUB has no entry for generation ${n}`);
+      await this.m.succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^  set timeout=[0-9]*$/  set timeout=30/' /boot/grub/grub.cfg && sync");
+      restore = '[ -e /boot/grub/grub.cfg.fleetlab-menu ] && mv -f /boot/grub/grub.cfg.fleetlab-menu /boot/grub/grub.cfg; sync';
+      keys = async () => {
+        await this.m.waitForConsoleText(/NixOS - All configurations/, { deadline });
+        await sleep(300);
+        await this.m.sendKeys('down');
+        await this.m.sendKeys('ret');
+        await this.m.waitForConsoleText(/NixOS - Configuration \d+/, { deadline });
+        await sleep(300);
+        for (let k = 0; k < at; k++) await this.m.sendKeys('down');
+        await this.m.sendKeys('ret');
+      };
+    } else {
+      const conf = await this.m.succeed('cat /boot/extlinux/extlinux.conf');
+      const labels = [...conf.matchAll(/^LABEL (\S+)/gm)].map((m) => m[1]!);
+      const at = labels.indexOf(`nixos-${n}`);
+      if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
+      await this.m.succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
+      restore = '[ -e /boot/extlinux/extlinux.conf.fleetlab-menu ] && mv -f /boot/extlinux/extlinux.conf.fleetlab-menu /boot/extlinux/extlinux.conf; sync';
+      keys = async () => {
+        await this.m.waitForConsoleText(/Enter choice:/, { deadline });
+        await this.m.sendConsole(`${at + 1}\n`);
+      };
+    }
+    this.m.console().mark();
+    const rebooted = this.m.reboot({ deadline });
+    await keys();
+    await rebooted;
+    if (restore) await this.m.succeed(restore);
+    const b = await this.booted();
+    if (b.generation !== n) throw new TestFailure(`machine ${this.m.name}: chose generation ${n} in the ${bl} menu, but generation ${b.generation} booted (entry ${b.entry})`);
+    this.m.log.note(`nixos: booted generation ${n} from the ${bl} menu`);
+    return b;
+  }
+
+  /** systemd-boot's menu order: entries sorted by version, newest first, those with no tries left last; and the default. */
+  private async systemdBootMenuOrder(): Promise<string[] & { default?: string }> {
+    const s = await this.bootState();
+    const entries = s.entries.map((e) => ({ ...e, n: Number(/(\d+)/.exec(e.id)?.[1] ?? 0), bad: e.triesLeft === 0 }));
+    entries.sort((a, b) => Number(a.bad) - Number(b.bad) || b.n - a.n);
+    const order: string[] & { default?: string } = entries.map((e) => e.id);
+    const pattern = new RegExp(`^${s.default.replace(/[.+]/g, '\\$&').replace(/\*/g, '.*')}$`);
+    order.default = order.find((id) => pattern.test(id));
+    return order;
+  }
+
+  /**
+   * Waits, across the reboots the machine makes by itself (boot counting, a failed stage 1, a health check), until it
+   * has settled on generation `n`: booted, its shell answering, and no reset for `settleMs`.
+   */
+  async waitForGeneration(n: number, opts: WaitOptions & { settleMs?: number } = {}): Promise<Booted> {
+    const deadline = deadlineFrom(opts, 600_000, `${this.m.name} to settle on generation ${n}`, 'pass { timeout } to waitForGeneration()');
+    const settle = opts.settleMs ?? 8000;
+    let last: Booted | undefined;
+    let lastError: unknown;
+    while (!deadline.expired()) {
+      try {
+        await this.m.waitForShell({ deadline });
+        const boots = this.m.boots;
+        last = await this.booted({ timeout: 10_000 });
+        if (last.generation === n) {
+          await sleep(settle, { signal: opts.signal });
+          if (this.m.boots === boots && (await this.booted({ timeout: 10_000 })).bootId === last.bootId) return last;
+        }
+      } catch (err) {
+        lastError = err;
+      }
+      await sleep(1000, { signal: opts.signal });
+    }
+    throw new TestFailure(`machine ${this.m.name} did not settle on generation ${n} within ${Math.round(deadline.budgetMs / 1000)} s; last booted: ${last ? `generation ${last.generation} (entry ${last.entry})` : 'unknown'}${lastError ? `; last error: ${String(lastError)}` : ''}\n${this.m.log.lastLines(20).join('\n')}`);
+  }
+
+  /** Units that failed in the running system: `systemctl --failed` on NixOS, the testbed's service manager otherwise. */
+  async failedUnits(opts?: WaitOptions): Promise<string[]> {
+    const out = await this.m.succeed('if [ -x /etc/fleetlab/units ]; then /etc/fleetlab/units failed | sed "s/$/.service/"; else systemctl --failed --plain --no-legend | cut -d" " -f1; fi', opts);
+    return out.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
+  /**
+   * Waits until the boot has finished its health assessment: systemd's `is-system-running --wait` on NixOS, the
+   * testbed's /run/fleetlab/boot-complete (written where systemd-bless-boot would run). Returns whether it was healthy.
+   */
+  async waitForBootComplete(opts: WaitOptions = {}): Promise<{ healthy: boolean; detail: string }> {
+    const out = await this.m.waitUntilSucceeds(
+      'if [ -e /run/fleetlab/boot-complete ]; then cat /run/fleetlab/boot-complete; elif command -v systemctl >/dev/null; then s=$(systemctl is-system-running); case "$s" in running) echo healthy ;; degraded) echo "unhealthy: $(systemctl --failed --plain --no-legend | cut -d" " -f1 | tr "\n" " ")" ;; *) exit 1 ;; esac; else exit 1; fi',
+      { timeout: 120_000, intervalMs: 500, ...opts },
+    );
+    return { healthy: out.trim() === 'healthy', detail: out.trim() };
+  }
+
+  /**
+   * Magic rollback as deploy-rs does it: the new generation is switched to by a detached activation on the guest,
+   * which then waits `confirmWithinMs` for a confirmation (its canary file removed) and, without one, switches the
+   * profile back to the generation before and activates it again by itself. fleetlab confirms when `healthCheck`
+   * passes. The activation script is portable sh using nix-env and switch-to-configuration: it runs on real NixOS.
+   */
+  async switchWithMagicRollback(top: Toplevel | string, opts: WaitOptions & { confirmWithinMs?: number; healthCheck: () => Promise<boolean | void> }): Promise<{ confirmed: boolean; rolledBack: boolean; activation: number; log: string }> {
+    const path = typeof top === 'string' ? top : top.path;
+    if (typeof top !== 'string') await this.copyClosure(top, opts);
+    const seconds = Math.max(5, Math.round((opts.confirmWithinMs ?? 30_000) / 1000));
+    const dir = '/run/fleetlab/magic-rollback';
+    const script = [
+      `P=${PROFILE}; D=${dir}; new=${shellQuote(path)}`,
+      'prev=$(readlink $P); prev=${prev#system-}; prev=${prev%-link}',
+      'nix-env -p $P --set "$new" && "$new/bin/switch-to-configuration" switch; echo $? > $D/activation',
+      `i=0; while [ -e $D/canary ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
+      'if [ -e $D/canary ]; then',
+      `  echo "magic rollback: no confirmation within ${seconds} s; rolling back to generation $prev" > /dev/kmsg`,
+      '  nix-env -p $P --switch-generation "$prev" && $P/bin/switch-to-configuration switch; echo "rolled-back $?" > $D/result',
+      'else echo confirmed > $D/result; fi',
+    ].join('\n');
+    await this.m.succeed(`rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/canary; printf %s ${shellQuote(script)} > ${dir}/run.sh; setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null &`, opts);
+    const activation = Number((await this.m.waitUntilSucceeds(`cat ${dir}/activation`, { timeout: 300_000, intervalMs: 500, ...opts })).trim());
+    let healthy = false;
+    try {
+      healthy = (await opts.healthCheck()) !== false;
+    } catch (err) {
+      this.m.log.note(`nixos: health check after switching to ${path} failed: ${String(err)}`);
+    }
+    if (healthy) await this.m.succeed(`rm -f ${dir}/canary`);
+    const result = (await this.m.waitUntilSucceeds(`cat ${dir}/result`, { timeout: (seconds + 300) * 1000, intervalMs: 1000, ...opts })).trim();
+    const log = await this.m.succeed(`cat ${dir}/log`);
+    this.m.log.note(`nixos: magic rollback of ${path}: activation exit ${activation}, ${result}`);
+    return { confirmed: result === 'confirmed', rolledBack: result.startsWith('rolled-back'), activation, log };
+  }
+
+  /** Runs `fn` and fails unless the machine booted exactly `n` more times meanwhile (from boot ids and resets). */
+  async expectRebooted<T>(n: number, fn: () => Promise<T>): Promise<T> {
+    const before = this.m.boots;
+    const id = await this.m.bootId();
+    const r = await fn();
+    const after = this.m.boots;
+    const idNow = await this.m.bootId();
+    const seen = after - before;
+    if (seen !== n || (n > 0 && idNow === id) || (n === 0 && idNow !== id)) {
+      throw new TestFailure(`machine ${this.m.name}: expected ${n} reboot(s), saw ${seen} (boot id ${id === idNow ? 'unchanged' : 'changed'})`);
+    }
+    return r;
+  }
+
+  /** Runs `fn` and fails if the machine rebooted meanwhile. */
+  expectNotRebooted<T>(fn: () => Promise<T>): Promise<T> {
+    return this.expectRebooted(0, fn);
+  }
+}
+
+/** 7 from /nix/var/nix/profiles/system-7-link (or system-7-link). */
+function generationOf(link: string): number {
+  const m = /system-(\d+)-link$/.exec(link.trim());
+  if (!m) throw new InfrastructureError(`${link} is not a system profile generation link`);
+  return Number(m[1]);
+}

@@ -1,0 +1,108 @@
+// Updates and rollbacks the NixOS way, on every boot loader: install generation 2 and boot it; roll back with
+// nixos-rebuild --rollback; choose generation 2 in the real boot menu; a generation whose unit fails is reported as
+// exit code 4; a broken generation 3 is rolled back automatically (systemd-boot's boot counting where the boot loader
+// has it, deploy-rs's magic rollback elsewhere), and the case's properties say which path fired.
+//   fleetlab run scenarios/update-rollback.ts --machine x86_64-bios --machine x86_64-uefi --machine t100ta \
+//     --machine aarch64-uefi --machine aarch64-uboot
+import assert from 'node:assert/strict';
+import { scenario } from 'fleetlab';
+
+export const updateRollback = scenario({
+  name: 'update and rollback',
+  machines: { m: 'x86_64-uefi' },
+  timeout: 20 * 60_000,
+  tags: ['nixos', 'slow'],
+  async run({ machines: { m }, step, property }) {
+    const nixos = m.nixos;
+    const bl = await step('generation 1 is booted', async () => {
+      await nixos.expectBooted(1);
+      await nixos.waitForBootComplete();
+      return nixos.bootloader();
+    });
+    property('nixos.bootloader', bl);
+
+    const gen2 = await m.nixos.testbedGeneration({ version: '26.05.2-update', services: [{ name: 'app', type: 'simple', command: 'echo app-v2 > /run/app-version; exec sleep 1000000' }], etc: { 'app.conf': 'version=2\n' } });
+    await step('install generation 2 for the next boot, reboot: generation 2 is booted', async () => {
+      const r = await nixos.switch(gen2, { action: 'boot' });
+      assert.equal(r.exitCode, 0);
+      const before = await nixos.bootState();
+      if (bl === 'systemd-boot') {
+        const e = before.entries.find((x) => x.id === 'nixos-generation-2.conf');
+        assert.ok(e && e.triesLeft !== undefined && e.triesLeft > 0, `generation 2's entry is on trial: ${JSON.stringify(before.entries)}`);
+      }
+      if (bl === 'extlinux') assert.equal(before.default, 'nixos-default');
+      await nixos.expectRebooted(1, () => m.reboot());
+      await nixos.expectBooted(2);
+      assert.equal((await nixos.waitForBootComplete()).healthy, true);
+      assert.equal((await m.succeed('cat /run/app-version /etc/app.conf')).trim(), 'app-v2\nversion=2');
+      if (bl === 'systemd-boot') {
+        await m.waitUntilSucceeds('grep -q "^default nixos-generation-2.conf" /boot/loader/loader.conf', { timeout: 30_000 });
+        const after = await nixos.bootState();
+        assert.deepEqual(after.entries.map((e) => e.file).sort(), ['nixos-generation-1.conf', 'nixos-generation-2.conf'], 'generation 2 blessed: its counter gone');
+      }
+    });
+
+    await step('list-generations --json: two generations, 2 current', async () => {
+      const gens = await nixos.generations();
+      assert.deepEqual(gens.map((g) => [g.generation, g.nixosVersion, g.current]), [[2, '26.05.2-update', true], [1, '26.05.1-testbed', false]]);
+      assert.match(gens[0]!.kernelVersion, /^\d+\.\d+/);
+    });
+
+    await step('nixos-rebuild boot --rollback, reboot: generation 1 is booted', async () => {
+      await nixos.rollback({ action: 'boot' });
+      assert.equal((await nixos.current()).generation, 1);
+      await nixos.expectRebooted(1, () => m.reboot());
+      await nixos.expectBooted(1);
+      assert.equal((await m.execute('cat /run/app-version')).exitCode, 1, "generation 1 has no app");
+    });
+
+    await step('generation 2 chosen in the real boot menu', async () => {
+      await nixos.bootViaMenu(2);
+      await nixos.expectBooted(2);
+    });
+
+    await step('a generation whose unit fails: switch exits 4 and names the unit', async () => {
+      const failing = await m.nixos.testbedGeneration({ version: '26.05.3-failing-unit', services: [{ name: 'migrate', command: 'echo migration failed >&2; exit 1' }] });
+      const r = await nixos.switch(failing, { action: 'test' });
+      assert.equal(r.exitCode, 4);
+      assert.equal(r.ok, false);
+      assert.deepEqual(r.failedUnits, ['migrate.service']);
+      // Back to what the profile says (test left it alone).
+      await m.succeed('/nix/var/nix/profiles/system/bin/switch-to-configuration test');
+    });
+
+    await step('a broken generation 3 is rolled back automatically', async () => {
+      await nixos.rollback({ action: 'switch' }).catch(() => undefined); // the profile back on a good generation
+      const broken = await m.nixos.testbedGeneration({ version: '26.05.3-broken', services: [{ name: 'app', command: 'echo app-v3 cannot start >&2; exit 1' }] });
+      if (bl === 'systemd-boot') {
+        // Boot counting: installed on trial; every boot of it is unhealthy and reboots; when no tries are left,
+        // systemd-boot boots the newest good generation.
+        await nixos.switch(broken, { action: 'boot' });
+        const newest = (await nixos.current()).generation;
+        // The newest generation with a good entry before it: 2, blessed when it booted.
+        const good = 2;
+        await m.reboot().catch(() => undefined);
+        const b = await nixos.waitForGeneration(good, { timeout: 8 * 60_000 });
+        const state = await nixos.bootState();
+        const entry = state.entries.find((e) => e.id === `nixos-generation-${newest}.conf`);
+        assert.equal(entry?.triesLeft, 0, `the broken entry has no tries left: ${JSON.stringify(state.entries)}`);
+        assert.ok(entry!.triesDone! > 0);
+        property('rollback.path', 'boot-counting');
+        property('rollback.boots', m.boots);
+        assert.equal(b.generation, good);
+      } else {
+        // Magic rollback: the health check fails, nothing confirms, the guest switches back by itself.
+        const before = (await nixos.current()).generation;
+        const r = await nixos.switchWithMagicRollback(broken, {
+          confirmWithinMs: 10_000,
+          healthCheck: async () => (await nixos.failedUnits()).length === 0,
+        });
+        assert.equal(r.activation, 4, 'the broken generation activated with a failed unit');
+        assert.equal(r.confirmed, false);
+        assert.equal(r.rolledBack, true);
+        assert.equal((await nixos.current()).generation, before);
+        property('rollback.path', 'magic-rollback');
+      }
+    });
+  },
+});
