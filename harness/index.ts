@@ -17,3 +17,7 @@ export type { Console, ExpectOptions } from './protocols/console.ts';
 export type { Shell, ExecResult, ExecOptions } from './protocols/shell.ts';
 export type { Power } from './protocols/power.ts';
 export type { Screen } from './protocols/screen.ts';
+export { rollout, waveCounts } from './nixos/rollout.ts';
+export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';
+export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Bootloader, CrashPoint, SwitchAction } from './nixos/nixos.ts';
+export type { GenerationSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';

@@ -298,11 +298,16 @@ export class NixosHelpers {
       const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from('30\0', 'utf16le')]);
       const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
       await this.m.succeed(`printf '${octal}' > /sys/firmware/efi/efivars/LoaderConfigTimeoutOneShot-${LOADER_GUID}`);
+      // The firmware's console input: the PC keyboard through QMP on x86; the serial line (VT100 arrow keys) on
+      // aarch64 virt, which has no keyboard.
+      const serial = this.m.profile.arch === 'aarch64';
+      const press = (key: 'down' | 'up' | 'ret') => (serial ? this.m.sendConsole({ down: '\x1b[B', up: '\x1b[A', ret: '\r' }[key]) : this.m.sendKeys(key));
       keys = async () => {
         await this.m.waitForConsoleText(/Boot in \d+ s/, { deadline });
-        for (let k = from; k < to; k++) await this.m.sendKeys('down');
-        for (let k = from; k > to; k--) await this.m.sendKeys('up');
-        await this.m.sendKeys('ret');
+        await sleep(300);
+        for (let k = from; k < to; k++) await press('down');
+        for (let k = from; k > to; k--) await press('up');
+        await press('ret');
       };
     } else if (bl === 'grub') {
       const cfg = await this.m.succeed('cat /boot/grub/grub.cfg');

@@ -265,7 +265,7 @@ async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, str
   await writeFile(join(dir, 'etc/fleetlab/bootloader.conf'), '# Written with the disk: what fleetlab-install-bootloader writes for, and how.\n' + Object.entries(all).map(([key, v]) => `${key}=${quote(v)}`).join('\n') + '\n');
   const r: NixosRoot = {
     image: join(i.work, 'root.ext4'),
-    gen1: { toplevel: g.path, kernel: `${k.kernel}/${k.kernelFile}`, initrd: `${k.initrd}/initrd`, version: GEN1.version, params: 'loglevel=4' },
+    gen1: { toplevel: g.path, kernel: `${k.kernel}/${k.kernelFile}`, initrd: `${k.initrd}/initrd`, version: GEN1.version, params: '' },
     rootParam,
     append,
   };

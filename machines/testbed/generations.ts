@@ -70,7 +70,7 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await writeFile(join(tmp, 'bin/fleetlab-install-bootloader'), scripts[3]!, { mode: 0o755 });
   await symlink(`${k.kernel}/${k.kernelFile}`, join(tmp, 'kernel'));
   await symlink(`${k.initrd}/initrd`, join(tmp, 'initrd'));
-  const params = ['loglevel=4', ...(spec.kernelParams ?? [])];
+  const params = [...(spec.kernelParams ?? [])];
   await writeFile(join(tmp, 'kernel-params'), params.join(' '));
   await writeFile(join(tmp, 'nixos-version'), spec.version);
   await writeFile(join(tmp, 'system'), system);
