@@ -38,7 +38,8 @@ export interface ActivationResult {
 }
 
 export type SwitchAction = 'switch' | 'boot' | 'test' | 'dry-activate';
-export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux';
+/** raspi-firmware: the Pi's firmware-only boot (boot.loader.raspberryPi): cmdline.txt on the FIRMWARE partition, no menu. */
+export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux' | 'raspi-firmware';
 
 /** Where a power cut can be made during switch(): after the copy, after the profile link, mid boot loader write, mid activation. */
 export type CrashPoint = 'after-copy' | 'after-profile' | 'bootloader-write' | 'activation';
@@ -202,7 +203,7 @@ export class NixosHelpers {
 
   /** Which boot loader the machine's /boot holds. */
   async bootloader(opts?: WaitOptions): Promise<Bootloader> {
-    const out = (await this.m.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; else echo none; fi', opts)).trim();
+    const out = (await this.m.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; elif [ -e /boot/firmware/cmdline.txt ]; then echo raspi-firmware; else echo none; fi', opts)).trim();
     if (out === 'none') throw new ConfigurationError(`machine ${this.m.name}: /boot holds no systemd-boot, GRUB or extlinux configuration (is /boot mounted?)`);
     return out as Bootloader;
   }
@@ -229,6 +230,11 @@ export class NixosHelpers {
       const vars = valid ? Object.fromEntries([...env!.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)].map((m) => [m[1]!, m[2]!])) : {};
       return { bootloader, default: '0', oneShot: vars.next_entry || undefined, savedEntry: vars.saved_entry || undefined, entries: [], grubenvValid: valid };
     }
+    if (bootloader === 'raspi-firmware') {
+      // The firmware boots what cmdline.txt says: the generation is the one whose toplevel its init= names.
+      const init = /(?:^|\s)init=(\S+)\/init(?:\s|$)/.exec(await this.m.succeed('cat /boot/firmware/cmdline.txt', opts))?.[1] ?? '';
+      return { bootloader, default: init, entries: [] };
+    }
     const def = (await this.m.succeed("sed -n 's/^DEFAULT[[:space:]]*//p' /boot/extlinux/extlinux.conf", opts)).trim();
     return { bootloader, default: def, entries: [] };
   }
@@ -240,6 +246,7 @@ export class NixosHelpers {
    */
   async setNextBoot(n: number, opts?: WaitOptions): Promise<void> {
     const bl = await this.bootloader(opts);
+    if (bl === 'raspi-firmware') throw new ConfigurationError(`machine ${this.m.name}: the Raspberry Pi's firmware-only boot has no one-shot entry; switch the profile (switch(..., { action: 'boot' }) or rollback()) instead`);
     if (bl === 'systemd-boot') {
       const id = `nixos-generation-${n}.conf`;
       // EFI variable file: 4 bytes of attributes (non-volatile, boot service, runtime access), then UTF-16LE text with a NUL.
@@ -288,6 +295,7 @@ export class NixosHelpers {
   async bootViaMenu(n: number, opts: WaitOptions = {}): Promise<Booted> {
     const deadline = deadlineFrom(opts, 300_000, `booting generation ${n} from the menu of ${this.m.name}`, 'pass { timeout } to bootViaMenu()');
     const bl = await this.bootloader();
+    if (bl === 'raspi-firmware') throw new ConfigurationError(`machine ${this.m.name}: the Raspberry Pi's firmware-only boot has no menu to choose from (NixOS's boot.loader.raspberryPi); switch the profile instead`);
     let keys: () => Promise<void>;
     let restore = '';
     if (bl === 'systemd-boot') {

@@ -771,6 +771,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (!this.backdoor) throw new ConfigurationError(`machine ${this.name}: reboot() needs a shell channel`);
     const signal = withLife(opts?.signal, this.life);
     const before = this.boots;
+    if (this.profile.firmware.kind === 'raspi') return this.rebootThroughFirmware(deadline, signal, opts?.signal);
     let off = () => {};
     const session = new Promise<void>((resolve) => {
       off = this.backdoor!.onSession(() => {
@@ -791,6 +792,25 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     await this.waitForShell({ deadline, signal: opts?.signal });
     if (this.boots === before) this.boots++; // a reset that QMP did not report as guest-initiated
+    return this.boots;
+  }
+
+  /**
+   * A reboot on a machine whose firmware fleetlab plays (the Pi's): QEMU's reset would start the kernel it was given
+   * again, while the real firmware reads config.txt and cmdline.txt anew at every reset. So the guest reboots, and at
+   * its reset QEMU is stopped and started again with what the SD card says now: one boot, as on the board.
+   */
+  private async rebootThroughFirmware(deadline: Deadline, signal: AbortSignal | undefined, outer: AbortSignal | undefined): Promise<number> {
+    const before = this.boots;
+    const reset = new Promise<void>((resolve) => this.once('reset', () => resolve()));
+    await this.backdoor!.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
+    const r = await raceDeadline(reset, deadline, signal, 'the guest to reset after reboot');
+    if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to reset after reboot', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
+    this.log.note('reset: the Pi firmware stand-in reads the SD card again (QEMU restarted)');
+    await this.kill('a reboot through the Pi firmware stand-in');
+    await this.start({ deadline, signal: outer });
+    await this.waitForShell({ deadline, signal: outer });
+    this.boots = before + 1;
     return this.boots;
   }
 

@@ -7,8 +7,8 @@ export const aarch64Testbed: TestbedRecipe = {
   debArch: 'arm64',
   kernelPackage: 'linux-image-arm64',
   busyboxPackage: 'busybox-static',
-  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'efivarfs', 'qemu_fw_cfg', 'bcm2835_wdt', 'sdhci_iproc', 'batman-adv', 'ext4', 'crc32c_generic', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
-  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'bcm2835_wdt', 'crc32c_generic', 'ext4', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
+  modules: ['virtio_pci', 'virtio_console', 'virtio_net', 'virtio_blk', 'virtio_rng', 'efivarfs', 'qemu_fw_cfg', 'bcm2835_wdt', 'sdhci_iproc', 'bcm2835', 'batman-adv', 'ext4', 'crc32c_generic', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
+  bootModules: ['virtio_pci', 'virtio_console', 'virtio_rng', 'virtio_net', 'virtio_blk', 'efivarfs', 'qemu_fw_cfg', 'bcm2835_wdt', 'sdhci_iproc', 'bcm2835', 'crc32c_generic', 'ext4', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8', 'nls_ascii'],
   // Debian's arm64 vmlinuz is already an uncompressed Image (a PE/COFF EFI application as well).
   extractVmlinux: false,
   users: [{ name: 'root', password: 'fleetlab', uid: 0, home: '/root' }],

@@ -192,27 +192,25 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     return entries;
   },
 
-  /** MBR SD card, FAT FIRMWARE with config.txt, cmdline.txt, kernel8.img, initrd and device tree; ext4 NIXOS_SD root. */
+  /** MBR SD card, FAT FIRMWARE with config.txt, cmdline.txt, kernel8.img, initrd and device tree; ext4 NIXOS_SD root with the system. */
   'raspi-firmware': async (i) => {
     const dtb = Object.entries(i.image.deviceTrees).find(([name]) => name.startsWith('bcm2837-rpi-3-b'));
     if (!dtb) throw new ConfigurationError(`testbed ${i.image.recipe} has no bcm2837-rpi-3-b.dtb; the raspi-firmware layout needs one (deviceTrees in its recipe).`);
-    const entry = { id: 'raspi-cmdline', title: 'cmdline.txt' };
+    // NixOS's firmware-only Pi boot (boot.loader.raspberryPi): the current generation's kernel, initrd and command
+    // line on the FIRMWARE partition, mounted at /boot/firmware; the root on NIXOS_SD.
+    const root = await nixosRoot(i, 'NIXOS_SD', { flavour: 'raspi', boot_device: 'LABEL=FIRMWARE', boot_mount: '/boot/firmware' });
+    const entry = { id: 'nixos-generation-1', title: 'cmdline.txt' };
     const files: FatFile[] = [
       ['config.txt', Buffer.from(`# Read by the VideoCore firmware (on QEMU: by fleetlab, which plays its part).\n[pi3]\nkernel=kernel8.img\ndevice_tree=${dtb[0]}\n[all]\narm_64bit=1\nenable_uart=1\ninitramfs initrd.img followkernel\n`)],
-      ['cmdline.txt', Buffer.from(oneLine(`${i.append} fleetlab.entry=${entry.id}`) + '\n')],
+      ['cmdline.txt', Buffer.from(entryParams(root, entry.id) + '\n')],
       ['kernel8.img', i.image.kernelImage],
       ['initrd.img', i.image.initrd],
       [dtb[0], dtb[1]],
     ];
     const fw = join(i.work, 'firmware.fat');
     await fatImage(fw, 80, 'FIRMWARE', files);
-    const root = join(i.work, 'root');
-    await mkdir(join(root, 'etc'), { recursive: true });
-    await writeFile(join(root, 'etc/NIXOS'), '');
-    const rootImg = join(i.work, 'root.ext4');
-    await ext4Image(rootImg, 40, 'NIXOS_SD', root);
-    // QEMU's SD card model wants a power-of-two size: 1 MiB gap + 80 + 40 + slack = 128 MiB.
-    await assembleDisk(i.disk, 'dos', [{ file: fw, type: 'c' }, { file: rootImg, type: '83', bootable: true }], 128);
+    // QEMU's SD card model wants a power-of-two size: 1 MiB gap + 80 + 160 + slack = 256 MiB.
+    await assembleDisk(i.disk, 'dos', [{ file: fw, type: 'c' }, { file: root.image, type: '83', bootable: true }], 256);
     return [entry];
   },
 };
