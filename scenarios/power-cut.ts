@@ -18,7 +18,7 @@ async function consistent(m: Machine): Promise<void> {
   } else if (bl === 'grub') {
     await m.succeed('tail -n 1 /boot/grub/grub.cfg | grep -qx "}" && grep -q "NixOS - Default" /boot/grub/grub.cfg');
   } else {
-    await m.succeed('grep -q "^DEFAULT " /boot/extlinux/extlinux.conf && tail -n 1 /boot/extlinux/extlinux.conf | grep -q "APPEND "');
+    await m.succeed('grep -q "^DEFAULT " /boot/extlinux/extlinux.conf && tail -n 1 /boot/extlinux/extlinux.conf | grep -qE "APPEND |FDTDIR "');
   }
 }
 

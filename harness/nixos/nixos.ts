@@ -341,9 +341,12 @@ export class NixosHelpers {
       if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
       await this.m.succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
       restore = '[ -e /boot/extlinux/extlinux.conf.fleetlab-menu ] && mv -f /boot/extlinux/extlinux.conf.fleetlab-menu /boot/extlinux/extlinux.conf; sync';
+      // U-Boot's menu: on the serial console, or the profile's boot loader console (the Pi's mini UART).
+      const con = this.m.console(this.m.profile.bootloaderConsole ?? this.m.profile.serialConsole);
+      con.mark();
       keys = async () => {
-        await this.m.waitForConsoleText(/Enter choice:/, { deadline });
-        await this.m.sendConsole(`${at + 1}\n`);
+        await con.expect(/Enter choice:/, { deadline });
+        await con.write(`${at + 1}\n`);
       };
     }
     this.m.console().mark();

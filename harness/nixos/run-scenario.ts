@@ -22,7 +22,7 @@ export async function runScenario(file: string, args: string[], timeoutMs: numbe
     const xml = new XMLParser({ ignoreAttributes: false }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
     for (const c of ([] as unknown[]).concat(xml.testsuites.testsuite.testcase) as Array<Record<string, any>>) {
       const props = ([] as Array<{ '@_name': string; '@_value': string }>).concat(c.properties?.property ?? []);
-      cases.push({ name: String(c['@_name']), failure: c.failure ? String(c.failure['@_message'] ?? c.failure) : undefined, properties: Object.fromEntries(props.map((p) => [p['@_name'], String(p['@_value'])])), out: String(c['system-out'] ?? '') });
+      cases.push({ name: String(c['@_name']), failure: c.failure || c.error ? String((c.failure ?? c.error)['@_message'] ?? c.failure ?? c.error) : undefined, properties: Object.fromEntries(props.map((p) => [p['@_name'], String(p['@_value'])])), out: String(c['system-out'] ?? '') });
     }
   } catch {
     // No JUnit: the exit code and output say why.

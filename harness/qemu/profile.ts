@@ -38,7 +38,7 @@ const firmwareSpec = z.discriminatedUnion('kind', [
 ]);
 
 /** Boot layouts fleetlab builds testbed disks in (machines/testbed/boot-disk.ts). */
-export const bootLayouts = ['grub-bios', 'grub-efi-ia32', 'systemd-boot', 'extlinux', 'raspi-firmware'] as const;
+export const bootLayouts = ['grub-bios', 'grub-efi-ia32', 'systemd-boot', 'extlinux', 'raspi-firmware', 'raspi-uboot'] as const;
 /** How a testbed disk boots: which bootloader, and so which NixOS boot layout. */
 export type BootLayout = (typeof bootLayouts)[number];
 
@@ -107,6 +107,8 @@ export const profileSchema = z
     consoles: z.array(consoleSpec).min(1),
     /** Where kernel messages and the login prompt appear. */
     serialConsole: z.string(),
+    /** Where the boot loader's menu appears and takes keys, when not on serialConsole (the Pi's U-Boot: the mini UART). */
+    bootloaderConsole: z.string().optional(),
     display: z.enum(['std', 'virtio', 'none']).default('std'),
     /**
      * Console checks (harness/console/console-checks.ts): patterns that fail a case the moment a console prints them.
@@ -128,6 +130,7 @@ export const profileSchema = z
   .superRefine((p, ctx) => {
     const names = new Set(p.consoles.map((c) => c.name));
     if (!names.has(p.serialConsole)) ctx.addIssue({ code: 'custom', path: ['serialConsole'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
+    if (p.bootloaderConsole !== undefined && !names.has(p.bootloaderConsole)) ctx.addIssue({ code: 'custom', path: ['bootloaderConsole'], message: `names no console of this profile (have: ${[...names].join(', ')})` });
     const shell = p.guest.shell;
     if (shell.kind !== 'none') {
       const c = p.consoles.find((x) => x.name === shell.console);

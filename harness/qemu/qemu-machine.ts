@@ -113,6 +113,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private booting = false;
   /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (sshForward). */
   private sshPort: number | undefined;
+  /** The last login prompt the serial console printed since this boot began (cleared at each start and reset). */
+  private promptThisBoot: string | undefined;
+  /** The Pi firmware stand-in loads a boot loader (U-Boot), which reads the SD card again at each reset by itself. */
+  private raspiBootloader = false;
   /** The testbed image this machine boots from its disk, if any (NixOS-shaped generations are built for it). */
   testbed: TestbedImage | undefined;
   /** The SSH user, key and host key of the testbed this machine boots, if it has them. */
@@ -136,6 +140,9 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       makeOwnedDirSync(this.logDir);
     }
     this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
+    this.log.onLine((l) => {
+      if (/\blogin: *$/.test(l)) this.promptThisBoot = l;
+    });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     this.log.onLine(() => (this.aliveSinceBoot = true));
     this.watcher = new ConsoleWatcher(consoleChecks(profile.consoleChecks, opts.consoleChecks), (hit) => this.onConsoleCheck(hit));
@@ -266,6 +273,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
 
   /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
   private async launch(accel: 'kvm' | 'tcg' | 'hvf', why: string, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+    this.promptThisBoot = undefined;
     this.runDir = await makeTempDir(`fleetlab-${this.name.slice(0, 20)}-`);
     const boot = await this.resolveBoot(this.runDir);
     if (this.profile.firmware.kind === 'uefi' && !this.efiVars) {
@@ -368,6 +376,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (this.profile.firmware.kind === 'raspi') {
       const fw = await raspiFirmwareBoot(disks[0]!.path, disks[0]!.format, runDir);
       log(`raspi firmware: kernel ${fw.config.kernel ?? 'kernel8.img'}, initramfs ${fw.config.initramfs ?? '-'}, device tree ${fw.dtb ? fw.dtb.split('/').pop() : '-'}`);
+      // A boot loader as the "kernel" (U-Boot) reads the SD card itself at every reset; a Linux kernel does not.
+      this.raspiBootloader = /u-boot/i.test(fw.config.kernel ?? '');
       return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
     }
     return { disks, fwCfgHostname: this.name };
@@ -423,6 +433,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       // One reboot can raise several resets (the kernel tries more than one method) before the guest runs again.
       if (!this.aliveSinceBoot) return;
       this.aliveSinceBoot = false;
+      this.promptThisBoot = undefined;
       this.boots++;
       this.log.note(`guest reset (boot ${this.boots})`);
       this.emit('reset', this.boots);
@@ -544,12 +555,14 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const failed = new Promise<never>((_, reject) => (fail = reject));
     failed.catch(() => undefined);
     const isPrompt = (l: string) => /\blogin: *$/.test(l);
-    // The timer starts at the first prompt-like line; the message quotes the latest one (banners say "login:" too).
+    const sessions = this.backdoor!.sessions;
+    // The timer starts at the first prompt-like line of this boot; the message quotes the latest one (banners say
+    // "login:" too). A backdoor that greeted, even if its setup is still under way on a loaded host, is no failure.
     const seen = (line: string) => {
       prompt = line.trim();
       if (timer || this.backdoor!.isReady) return;
       timer = setTimeout(() => {
-        if (this.backdoor!.isReady || signal?.aborted) return;
+        if (this.backdoor!.isReady || this.backdoor!.sessions > sessions || signal?.aborted) return;
         const shell = this.profile.guest.shell as { console: string };
         fail(
           new ConfigurationError(
@@ -561,8 +574,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
         );
       }, LOGIN_WITHOUT_BACKDOOR_MS);
     };
-    const earlier = this.log.lastLines(3).find(isPrompt);
-    if (earlier) seen(earlier);
+    // A prompt this boot printed before the wait began counts; one from before a crash or reset does not.
+    if (this.promptThisBoot) seen(this.promptThisBoot);
     const off = this.log.onLine((l) => isPrompt(l) && seen(l));
     return {
       failed,
@@ -771,7 +784,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (!this.backdoor) throw new ConfigurationError(`machine ${this.name}: reboot() needs a shell channel`);
     const signal = withLife(opts?.signal, this.life);
     const before = this.boots;
-    if (this.profile.firmware.kind === 'raspi') return this.rebootThroughFirmware(deadline, signal, opts?.signal);
+    if (this.profile.firmware.kind === 'raspi' && !this.raspiBootloader) return this.rebootThroughFirmware(deadline, signal, opts?.signal);
     let off = () => {};
     const session = new Promise<void>((resolve) => {
       off = this.backdoor!.onSession(() => {
@@ -796,8 +809,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   }
 
   /**
-   * A reboot on a machine whose firmware fleetlab plays (the Pi's): QEMU's reset would start the kernel it was given
-   * again, while the real firmware reads config.txt and cmdline.txt anew at every reset. So the guest reboots, and at
+   * A reboot on a machine whose firmware fleetlab plays (the Pi's) and that boots a kernel straight from it: QEMU's
+   * reset would start the kernel it was given again, while the real firmware reads config.txt and cmdline.txt anew. So the guest reboots, and at
    * its reset QEMU is stopped and started again with what the SD card says now: one boot, as on the board.
    */
   private async rebootThroughFirmware(deadline: Deadline, signal: AbortSignal | undefined, outer: AbortSignal | undefined): Promise<number> {

@@ -70,6 +70,8 @@ async function bootloaderPackages(layout: BootLayout, arch: 'amd64' | 'arm64'): 
       return [await resolvePackage('grub-efi-ia32-bin', 'amd64')];
     case 'systemd-boot':
       return [await resolvePackage('systemd-boot-efi', arch)];
+    case 'raspi-uboot':
+      return [await resolvePackage('u-boot-rpi', 'arm64')];
     default:
       return [];
   }
@@ -158,38 +160,33 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
 
   /** MBR, FAT FIRMWARE and a bootable ext4 NIXOS_SD root with /boot/extlinux/extlinux.conf (LABEL nixos-default): NixOS's sd-image layout, root on the disk. */
   extlinux: async (i) => {
-    const entries = [
-      { id: 'nixos-default', title: 'NixOS - Default' },
-      { id: 'nixos-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${GEN1.version})` },
-    ];
-    // Tenths of a second; 0 would wait for a choice forever.
-    const root = await nixosRoot(i, 'NIXOS_SD', { flavour: 'extlinux', boot_device: '', timeout: '1' }, async (dir, r) => {
-      const g = r.gen1;
-      const lines = [
-        '# Generated file, all changes will be lost on nixos-rebuild!',
-        '',
-        '# Change this to e.g. nixos-42 to temporarily boot to an older configuration.',
-        'DEFAULT nixos-default',
-        '',
-        'MENU TITLE ------------------------------------------------------------',
-        'TIMEOUT 1',
-      ];
-      for (const e of entries) {
-        lines.push('', `LABEL ${e.id}`, `  MENU LABEL ${e.title}`, `  LINUX ../nixos/${storeName(g.kernel)}`, `  INITRD ../nixos/${storeName(g.initrd)}`, `  APPEND ${entryParams(r, e.id)}`);
-      }
-      await mkdir(join(dir, 'boot/extlinux'), { recursive: true });
-      await mkdir(join(dir, 'boot/nixos'), { recursive: true });
-      await writeFile(join(dir, 'boot/extlinux/extlinux.conf'), lines.join('\n') + '\n');
-      await copyFile(i.image.kernelImage, join(dir, 'boot/nixos', storeName(g.kernel)));
-      await copyFile(i.image.initrd, join(dir, 'boot/nixos', storeName(g.initrd)));
-    });
+    const root = await extlinuxRoot(i, false);
     const fw = join(i.work, 'firmware.fat');
     await fatImage(fw, 8, 'FIRMWARE', []);
     await assembleDisk(i.disk, 'dos', [
       { file: fw, type: 'c' },
       { file: root.image, type: '83', bootable: true },
     ]);
-    return entries;
+    return extlinuxEntries();
+  },
+
+  /**
+   * The Pi booted as NixOS's sd-image does: the firmware (on QEMU fleetlab's stand-in) loads U-Boot, named by
+   * config.txt (Debian's u-boot-rpi, its 64-bit Pi 3 build), which reads /boot/extlinux/extlinux.conf from the
+   * bootable NIXOS_SD root and the device tree from FDTDIR. The menu and the rollback are U-Boot's.
+   */
+  'raspi-uboot': async (i) => {
+    const uboot = join(i.bootloader, 'usr/lib/u-boot/rpi_3/u-boot.bin');
+    if (!existsSync(uboot)) throw new InfrastructureError(`u-boot-rpi has no usr/lib/u-boot/rpi_3/u-boot.bin`);
+    const root = await extlinuxRoot(i, true);
+    const files: FatFile[] = [
+      ['config.txt', Buffer.from('# Read by the VideoCore firmware (on QEMU: by fleetlab, which plays its part).\n[pi3]\nkernel=u-boot.bin\n[all]\narm_64bit=1\nenable_uart=1\n')],
+      ['u-boot.bin', uboot],
+    ];
+    const fw = join(i.work, 'firmware.fat');
+    await fatImage(fw, 64, 'FIRMWARE', files);
+    await assembleDisk(i.disk, 'dos', [{ file: fw, type: 'c' }, { file: root.image, type: '83', bootable: true }], 256);
+    return extlinuxEntries();
   },
 
   /** MBR SD card, FAT FIRMWARE with config.txt, cmdline.txt, kernel8.img, initrd and device tree; ext4 NIXOS_SD root with the system. */
@@ -232,7 +229,7 @@ interface NixosRoot {
   /** The ext4 image of the root filesystem. */
   image: string;
   /** Generation 1: its toplevel, kernel and initrd store files, version and kernel parameters. */
-  gen1: { toplevel: string; kernel: string; initrd: string; version: string; params: string };
+  gen1: { toplevel: string; kernel: string; initrd: string; version: string; params: string; dtbs?: string };
   rootParam: string;
   append: string;
 }
@@ -263,7 +260,7 @@ async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, str
   await writeFile(join(dir, 'etc/fleetlab/bootloader.conf'), '# Written with the disk: what fleetlab-install-bootloader writes for, and how.\n' + Object.entries(all).map(([key, v]) => `${key}=${quote(v)}`).join('\n') + '\n');
   const r: NixosRoot = {
     image: join(i.work, 'root.ext4'),
-    gen1: { toplevel: g.path, kernel: `${k.kernel}/${k.kernelFile}`, initrd: `${k.initrd}/initrd`, version: GEN1.version, params: '' },
+    gen1: { toplevel: g.path, kernel: `${k.kernel}/${k.kernelFile}`, initrd: `${k.initrd}/initrd`, version: GEN1.version, params: '', dtbs: k.dtbs },
     rootParam,
     append,
   };
@@ -275,6 +272,40 @@ async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, str
 /** A generation's kernel command line exactly as fleetlab-install-bootloader writes it (params()). */
 function entryParams(r: NixosRoot, id: string): string {
   return oneLine(`init=${r.gen1.toplevel}/init ${r.rootParam} ${r.append} ${r.gen1.params} fleetlab.entry=${id}`);
+}
+
+function extlinuxEntries(): BootEntry[] {
+  return [
+    { id: 'nixos-default', title: 'NixOS - Default' },
+    { id: 'nixos-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${GEN1.version})` },
+  ];
+}
+
+/** The NIXOS_SD root of an extlinux disk with /boot/extlinux/extlinux.conf as NixOS's generic-extlinux writes it (FDTDIR when `fdt`). */
+async function extlinuxRoot(i: LayoutInput, fdt: boolean): Promise<NixosRoot> {
+  // Tenths of a second; 0 would wait for a choice forever.
+  return nixosRoot(i, 'NIXOS_SD', { flavour: 'extlinux', boot_device: '', timeout: '1', fdtdir: fdt ? '1' : '' }, async (dir, r) => {
+    const g = r.gen1;
+    const lines = [
+      '# Generated file, all changes will be lost on nixos-rebuild!',
+      '',
+      '# Change this to e.g. nixos-42 to temporarily boot to an older configuration.',
+      'DEFAULT nixos-default',
+      '',
+      'MENU TITLE ------------------------------------------------------------',
+      'TIMEOUT 1',
+    ];
+    for (const e of extlinuxEntries()) {
+      lines.push('', `LABEL ${e.id}`, `  MENU LABEL ${e.title}`, `  LINUX ../nixos/${storeName(g.kernel)}`, `  INITRD ../nixos/${storeName(g.initrd)}`, `  APPEND ${entryParams(r, e.id)}`);
+      if (fdt) lines.push(`  FDTDIR ../nixos/${basename(g.dtbs!)}`);
+    }
+    await mkdir(join(dir, 'boot/extlinux'), { recursive: true });
+    await mkdir(join(dir, 'boot/nixos'), { recursive: true });
+    await writeFile(join(dir, 'boot/extlinux/extlinux.conf'), lines.join('\n') + '\n');
+    await copyFile(i.image.kernelImage, join(dir, 'boot/nixos', storeName(g.kernel)));
+    await copyFile(i.image.initrd, join(dir, 'boot/nixos', storeName(g.initrd)));
+    if (fdt) await execa('cp', ['-r', join(dir, g.dtbs!), join(dir, 'boot/nixos', basename(g.dtbs!))]);
+  });
 }
 
 /** GRUB's files on the boot partition as NixOS writes them (fleetlab-install-bootloader's grub branch): grub/grub.cfg with "NixOS - Default" and a submenu of configurations, grubenv, kernels/. */

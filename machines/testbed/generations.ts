@@ -29,12 +29,14 @@ export function storeHash(...parts: Array<string | Buffer>): string {
 }
 
 /** Store paths of the testbed's kernel and initrd (shared by every generation of one image). */
-export function kernelPaths(image: TestbedImage, arch: 'amd64' | 'arm64'): { kernel: string; initrd: string; kernelFile: string } {
+export function kernelPaths(image: TestbedImage, arch: 'amd64' | 'arm64'): { kernel: string; initrd: string; kernelFile: string; dtbs?: string } {
   const kernelFile = arch === 'arm64' ? 'Image' : 'bzImage';
   return {
     kernel: `/nix/store/${storeHash('kernel', image.key)}-linux-${image.kernelVersion}`,
     initrd: `/nix/store/${storeHash('initrd', image.key)}-initrd-linux-${image.kernelVersion}`,
     kernelFile,
+    // Device trees as NixOS keeps them (<dtbs>/broadcom/<name>.dtb), where the image has any.
+    dtbs: Object.keys(image.deviceTrees).length ? `/nix/store/${storeHash('dtbs', image.key)}-device-tree-overlays` : undefined,
   };
 }
 
@@ -60,6 +62,10 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
     await mkdir(join(into, p), { recursive: true });
     await copyFile(src, join(into, p, file));
   }
+  if (k.dtbs && !existsSync(join(into, k.dtbs))) {
+    await mkdir(join(into, k.dtbs, 'broadcom'), { recursive: true });
+    for (const [name, file] of Object.entries(image.deviceTrees)) await copyFile(file, join(into, k.dtbs, 'broadcom', name));
+  }
   const tmp = `${top}.tmp`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(join(tmp, 'bin'), { recursive: true });
@@ -70,6 +76,7 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await writeFile(join(tmp, 'bin/fleetlab-install-bootloader'), scripts[3]!, { mode: 0o755 });
   await symlink(`${k.kernel}/${k.kernelFile}`, join(tmp, 'kernel'));
   await symlink(`${k.initrd}/initrd`, join(tmp, 'initrd'));
+  if (k.dtbs) await symlink(k.dtbs, join(tmp, 'dtbs'));
   const params = [...(spec.kernelParams ?? [])];
   await writeFile(join(tmp, 'kernel-params'), params.join(' '));
   await writeFile(join(tmp, 'nixos-version'), spec.version);
@@ -99,5 +106,5 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await rm(top, { recursive: true, force: true });
   await mkdir(storeDir, { recursive: true });
   await rename(tmp, top);
-  return { path, root: into, closure: [k.kernel, k.initrd, path], spec };
+  return { path, root: into, closure: [k.kernel, k.initrd, ...(k.dtbs ? [k.dtbs] : []), path], spec };
 }
