@@ -65,13 +65,23 @@ export const meshPartition = scenario({
       await avoidDirect(machines.b, machines.a);
       assert.equal(await machines.a.mesh.nextHop(machines.b.mac('mesh')), machines.d.mac('mesh'));
       assert.equal(await machines.b.mesh.nextHop(machines.a.mac('mesh')), machines.c.mac('mesh'));
-      const out = (await machines.a.execute(`ping -c 40 -i 0.05 -W 1 ${machines.b.address('mesh')}`, { timeout: 60_000 })).stdout;
-      const received = Number(/(\d+) packets received/.exec(out)?.[1]);
-      property('mesh.lossy.echoes.of40', received);
       // Straight over the link (30 % loss each way) about 49 % of echoes come back; 30 of 40 or more happens that way
-      // less than once in a thousand runs. The route may still flap back for moments as link quality fluctuates, so
-      // not every echo is owed: the next hops above are the proof of the reroute, this the proof it carries traffic.
-      assert.ok(received >= 30, `${received} of 40 echoes answered around the lossy link (straight over it, about 20 would be)`);
+      // less than once in a thousand runs. Link quality fluctuates, and on a loaded host batman-adv may flap back to
+      // the direct link for moments: a window is counted only when both routes still go around it at its end, and up
+      // to three windows are tried. A mesh that never left the link would answer about 20 in each.
+      const counts: number[] = [];
+      for (let w = 0; w < 3; w++) {
+        const out = (await machines.a.execute(`ping -c 40 -i 0.05 -W 1 ${machines.b.address('mesh')}`, { timeout: 60_000 })).stdout;
+        const received = Number(/(\d+) packets received/.exec(out)?.[1]);
+        const around = (await machines.a.mesh.nextHop(machines.b.mac('mesh'))) === machines.d.mac('mesh') && (await machines.b.mesh.nextHop(machines.a.mac('mesh'))) === machines.c.mac('mesh');
+        counts.push(received);
+        if (around && received >= 30) break;
+        await avoidDirect(machines.a, machines.b);
+        await avoidDirect(machines.b, machines.a);
+      }
+      property('mesh.lossy.echoes.of40', counts.at(-1)!);
+      property('mesh.lossy.windows', counts.join(' '));
+      assert.ok(counts.at(-1)! >= 30, `echoes answered around the lossy link, per window of 40: ${counts.join(', ')} (straight over it, about 20 would be)`);
       net.link('a', 'b').set({ loss: 0 });
     });
     await step('a one-way cut c -> d: the mesh routes around it', async () => {

@@ -1,7 +1,8 @@
 // Power cuts during an update: the power goes after the closure is copied, after the profile link moves, in the
 // middle of the boot loader's write (a half-written entry or menu beside the real one) and in the middle of the
 // activation. Each time the machine must boot a complete generation, old or new, never neither: the boot loader's
-// files whole, the profile links pointing at complete toplevels, and data synced before the cut still there.
+// files whole, the profile links pointing at complete toplevels, and data synced before the cut still there. On
+// GRUB, a corrupt and a truncated grubenv (a cut during GRUB's own save_env) must not keep it from booting.
 //   fleetlab run scenarios/power-cut.ts --machine x86_64-bios --machine x86_64-uefi --machine aarch64-uboot
 import assert from 'node:assert/strict';
 import { scenario, type Machine } from 'fleetlab';
@@ -47,6 +48,22 @@ export const powerCut = scenario({
         assert.equal((await m.succeed(`cat /var/lib/app/data-${k}`)).trim(), point, 'data synced before the cut is there');
         property(`cut.${point}.booted`, booted.generation!);
         await m.nixos.waitForBootComplete();
+      });
+    }
+    if ((await m.nixos.bootloader()) === 'grub') {
+      await step('a corrupt, then a truncated grubenv: GRUB still boots the default generation', async () => {
+        const current = (await m.nixos.current()).generation;
+        await m.succeed('head -c 1024 /dev/urandom > /boot/grub/grubenv && sync');
+        assert.equal((await m.nixos.bootState()).grubenvValid, false);
+        await m.reboot();
+        await m.nixos.expectBooted(current);
+        await m.succeed('printf "# GRUB Environment Block\nnext_entry=NixOS - All con" > /boot/grub/grubenv && sync');
+        assert.equal((await m.nixos.bootState()).grubenvValid, false);
+        await m.reboot();
+        await m.nixos.expectBooted(current);
+        // fleetlab's writer makes it whole again, as grub-editenv would.
+        await m.nixos.writeGrubenv({ saved_entry: '0' });
+        assert.equal((await m.nixos.bootState()).grubenvValid, true);
       });
     }
   },

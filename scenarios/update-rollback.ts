@@ -70,6 +70,20 @@ export const updateRollback = scenario({
       });
     }
 
+    if (bl === 'systemd-boot' || bl === 'grub') {
+      await step('one-shot: generation 2 for the next boot only, then the default again', async () => {
+        // The profile is on generation 1 (rolled back); 2 is chosen through LoaderEntryOneShot / grubenv next_entry.
+        await nixos.setNextBoot(2);
+        const state = await nixos.bootState();
+        assert.ok(state.oneShot && /2/.test(state.oneShot), `one-shot entry set: ${JSON.stringify(state)}`);
+        await nixos.expectRebooted(1, () => m.reboot());
+        await nixos.expectBooted(2);
+        assert.equal((await nixos.bootState()).oneShot, undefined, 'the one-shot entry is used up');
+        await m.reboot();
+        await nixos.expectBooted(1);
+      });
+    }
+
     await step('a generation whose unit fails: switch exits 4 and names the unit', async () => {
       const failing = await m.nixos.testbedGeneration({ version: '26.05.3-failing-unit', services: [{ name: 'migrate', command: 'echo migration failed >&2; exit 1' }] });
       const r = await nixos.switch(failing, { action: 'test' });
@@ -99,6 +113,24 @@ export const updateRollback = scenario({
         property('rollback.path', 'boot-counting');
         property('rollback.boots', m.boots);
         assert.equal(b.generation, good);
+        await step('a generation that does not boot at all (its init missing) is rolled back by boot counting too', async () => {
+          const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
+          await nixos.switch(noInit, { action: 'boot' });
+          const newest = (await nixos.current()).generation;
+          const boots = m.boots;
+          // Each try fails in stage 1 ("An error occurred in stage 1", a console check fleetlab would otherwise fail
+          // the case on) and reboots: expected here, once per try.
+          for (let t = 0; t < 2; t++) {
+            m.console().mark();
+            await m.expectConsoleCheck('emergency-shell', () => (t === 0 ? m.reboot({ timeout: 120_000 }) : m.waitForConsoleText(/stage 2 init script \(.*\) not found/, { timeout: 120_000 })), { timeout: 150_000 });
+          }
+          const b = await nixos.waitForGeneration(2, { timeout: 8 * 60_000 });
+          assert.equal(b.generation, 2);
+          assert.ok(m.boots - boots >= 3, `stage 1 failed on each try, then the good generation booted (${m.boots - boots} boots)`);
+          const entry = (await nixos.bootState()).entries.find((e) => e.id === `nixos-generation-${newest}.conf`);
+          assert.equal(entry?.triesLeft, 0, 'the entry that does not boot has no tries left');
+          property('rollback.no-init.path', 'boot-counting');
+        });
       } else {
         // Magic rollback: the health check fails, nothing confirms, the guest switches back by itself.
         const before = (await nixos.current()).generation;
