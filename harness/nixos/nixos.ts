@@ -170,15 +170,7 @@ export class NixosHelpers {
       return this.cut(action, opts.crashAt);
     }
     const r = await this.m.execute(cmd, { timeout: 300_000, ...opts });
-    const failed = /warning: the following units failed: (.*)/.exec(r.stderr + r.stdout)?.[1];
-    const result: ActivationResult = {
-      action,
-      exitCode: r.exitCode,
-      ok: r.exitCode === 0,
-      failedUnits: failed ? failed.split(/,\s*/).map((u) => u.trim()).filter(Boolean) : [],
-      stdout: r.stdout,
-      stderr: r.stderr,
-    };
+    const result = activationResult(action, r);
     this.m.log.note(`nixos: switch-to-configuration ${action} of ${path}: exit ${r.exitCode}${result.failedUnits.length ? `, failed units: ${result.failedUnits.join(', ')}` : ''}`);
     if (r.exitCode !== 0 && r.exitCode !== 4) {
       throw new TestFailure(`machine ${this.m.name}: switch-to-configuration ${action} of ${path} exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
@@ -196,9 +188,8 @@ export class NixosHelpers {
   async rollback(opts: WaitOptions & { action?: 'switch' | 'boot' | 'test' } = {}): Promise<ActivationResult> {
     const action = opts.action ?? 'switch';
     const r = await this.m.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
-    const failed = /warning: the following units failed: (.*)/.exec(r.stderr + r.stdout)?.[1];
     if (r.exitCode !== 0 && r.exitCode !== 4) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
-    return { action, exitCode: r.exitCode, ok: r.exitCode === 0, failedUnits: failed ? failed.split(/,\s*/) : [], stdout: r.stdout, stderr: r.stderr };
+    return activationResult(action, r);
   }
 
   /** Which boot loader the machine's /boot holds. */
@@ -248,12 +239,7 @@ export class NixosHelpers {
     const bl = await this.bootloader(opts);
     if (bl === 'raspi-firmware') throw new ConfigurationError(`machine ${this.m.name}: the Raspberry Pi's firmware-only boot has no one-shot entry; switch the profile (switch(..., { action: 'boot' }) or rollback()) instead`);
     if (bl === 'systemd-boot') {
-      const id = `nixos-generation-${n}.conf`;
-      // EFI variable file: 4 bytes of attributes (non-volatile, boot service, runtime access), then UTF-16LE text with a NUL.
-      const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from(`${id}\0`, 'utf16le')]);
-      const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-      const v = `/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}`;
-      await this.m.succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
+      await this.writeLoaderVariable('LoaderEntryOneShot', `nixos-generation-${n}.conf`, opts);
     } else if (bl === 'grub') {
       const title = await this.grubTitle(n, opts);
       await this.writeGrubenv({ next_entry: `NixOS - All configurations>${title}` }, opts);
@@ -261,6 +247,17 @@ export class NixosHelpers {
       await this.m.succeed(`sed -i 's/^DEFAULT .*/DEFAULT nixos-${n}/' /boot/extlinux/extlinux.conf && sync`, opts);
     }
     this.m.log.note(`nixos: next boot set to generation ${n} (${bl})`);
+  }
+
+  /**
+   * Writes one of systemd's boot loader interface variables through efivarfs, as `bootctl` does: 4 bytes of
+   * attributes (non-volatile, boot service, runtime access), then the value as UTF-16LE text with a NUL.
+   */
+  private async writeLoaderVariable(name: string, value: string, opts?: WaitOptions): Promise<void> {
+    const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from(`${value}\0`, 'utf16le')]);
+    const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    const v = `/sys/firmware/efi/efivars/${name}-${LOADER_GUID}`;
+    await this.m.succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
   }
 
   /** The GRUB menu title of generation `n` ("NixOS - Configuration n (...)"). */
@@ -303,9 +300,7 @@ export class NixosHelpers {
       const from = order.indexOf(order.find((id) => id === order.default) ?? order[0]!);
       const to = order.indexOf(`nixos-generation-${n}.conf`);
       if (to < 0) throw new ConfigurationError(`machine ${this.m.name}: systemd-boot has no entry for generation ${n} (entries: ${order.join(', ')})`);
-      const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from('30\0', 'utf16le')]);
-      const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-      await this.m.succeed(`printf '${octal}' > /sys/firmware/efi/efivars/LoaderConfigTimeoutOneShot-${LOADER_GUID}`);
+      await this.writeLoaderVariable('LoaderConfigTimeoutOneShot', '30');
       // The firmware's console input: the PC keyboard through QMP on x86; the serial line (VT100 arrow keys) on
       // aarch64 virt, which has no keyboard.
       const serial = this.m.profile.arch === 'aarch64';
@@ -469,6 +464,19 @@ export class NixosHelpers {
   expectNotRebooted<T>(fn: () => Promise<T>): Promise<T> {
     return this.expectRebooted(0, fn);
   }
+}
+
+/** What switch-to-configuration (or nixos-rebuild) said: exit code 4 is "switched, with failed units". */
+function activationResult(action: SwitchAction, r: { exitCode: number; stdout: string; stderr: string }): ActivationResult {
+  const failed = /warning: the following units failed: (.*)/.exec(r.stderr + r.stdout)?.[1];
+  return {
+    action,
+    exitCode: r.exitCode,
+    ok: r.exitCode === 0,
+    failedUnits: failed ? failed.split(/,\s*/).map((u) => u.trim()).filter(Boolean) : [],
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
 }
 
 /** 7 from /nix/var/nix/profiles/system-7-link (or system-7-link). */
