@@ -436,6 +436,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.promptThisBoot = undefined;
       this.boots++;
       this.log.note(`guest reset (boot ${this.boots})`);
+      this.backdoor?.guestReset();
       this.emit('reset', this.boots);
     } else if (e.event === 'SHUTDOWN') {
       this.log.note(`guest shutdown (${String((e.data as { reason?: string } | undefined)?.reason ?? '')})`);

@@ -122,6 +122,24 @@ export class BackdoorShell implements CommandRunner {
     this.failAll(new InfrastructureError(`shell channel of ${this.machineName} closed: ${reason}`));
   }
 
+  /**
+   * The guest reset (QEMU reported it): the shell session died with the old kernel. A command in flight fails now,
+   * half an answer is dropped, and nothing more is sent until the next boot's shell greets and takes the helper.
+   * Without this, an answer cut short by the reset would swallow the next greeting as its missing bytes, and commands
+   * would go to a fresh shell that never took the helper ("__fl_run: not found").
+   */
+  guestReset(): void {
+    this.logRx(this.rx.length);
+    this.rx = Buffer.alloc(0);
+    this.ready = false;
+    this.body = undefined;
+    this.setupNonce = undefined;
+    this.orphans.clear();
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(new InfrastructureError(`the guest ${this.machineName} reset (rebooted) while running: ${abbreviate(p.command)}`));
+  }
+
   /** Calls `fn` each time a new shell session greets (each boot). */
   onSession(fn: () => void): () => void {
     this.sessionListeners.add(fn);
