@@ -122,6 +122,22 @@ describe('a machine that dies ends every wait on it', () => {
     expect((await m.succeed('echo back')).trim()).toBe('back');
   });
 
+  it('a guest reset in the middle of an answer fails that command at once, and the next boot\'s shell takes the helper again', async () => {
+    await booted();
+    await m.succeed('head -c 4000000 /dev/zero | tr "\\0" x > /tmp/big');
+    const boots = m.boots;
+    const t0 = performance.now();
+    // The answer (4 MB, sent in 64 KiB chunks) is still streaming when the guest resets itself (sysrq b).
+    const err = (await m.execute('(sleep 1; echo b > /proc/sysrq-trigger) >/dev/null 2>&1 & cat /tmp/big', { timeout: 120_000 }).catch((e: unknown) => e)) as FleetlabError;
+    expect(err).toBeInstanceOf(FleetlabError);
+    expect(err.message).toMatch(/the guest deathtest reset \(rebooted\) while running/);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+    // A fresh shell, set up anew: commands work again (before, they went to a shell without fleetlab's helper).
+    await m.waitForShell({ timeout: 120_000 });
+    expect((await m.succeed('echo back')).trim()).toBe('back');
+    expect(m.boots).toBe(boots + 1);
+  });
+
   it('expectPanic fails when no panic comes', async () => {
     await expect(m.expectPanic(() => m.execute('true'), { timeout: 10_000 })).rejects.toThrow(/Expected console check "kernel-panic" to match on deathtest while the step ran/);
   });
