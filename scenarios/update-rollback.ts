@@ -1,9 +1,11 @@
 // Updates and rollbacks the NixOS way, on every boot loader: install generation 2 and boot it; roll back with
 // nixos-rebuild --rollback; choose generation 2 in the real boot menu; a generation whose unit fails is reported as
 // exit code 4; a broken generation 3 is rolled back automatically (systemd-boot's boot counting where the boot loader
-// has it, deploy-rs's magic rollback elsewhere), and the case's properties say which path fired. raspi3b boots as
-// NixOS's firmware-only Pi setups do (kernel, initrd and cmdline.txt of the current generation on the firmware
-// partition): no menu there.
+// has it, deploy-rs's magic rollback elsewhere), and the case's properties say which path fired; a generation that
+// does not boot at all goes back by boot counting on systemd-boot, by a one-shot trial on GRUB, and through U-Boot's
+// menu on extlinux (U-Boot has no fallback of its own). raspi3b boots as NixOS's Pi sd-images do: the firmware
+// stand-in loads U-Boot, which reads extlinux. A machine on the firmware-only Pi boot (kernel, initrd and cmdline.txt
+// of the current generation on the firmware partition) has no menu, and the case says so.
 //   fleetlab run scenarios/update-rollback.ts --machine x86_64-bios --machine x86_64-uefi --machine t100ta \
 //     --machine aarch64-uefi --machine aarch64-uboot --machine raspi3b
 import assert from 'node:assert/strict';
@@ -143,6 +145,42 @@ export const updateRollback = scenario({
         assert.equal(r.rolledBack, true);
         assert.equal((await nixos.current()).generation, before);
         property('rollback.path', 'magic-rollback');
+        if (bl === 'grub') {
+          await step('a generation that does not boot at all (its init missing) is tried once by GRUB and rolled back by its default', async () => {
+            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
+            const trial = await nixos.trialBoot(noInit);
+            assert.equal(trial.previous, before);
+            const state = await nixos.bootState();
+            assert.ok(state.oneShot?.includes(`Configuration ${trial.generation} `), `grubenv next_entry names the trial: ${JSON.stringify(state)}`);
+            const boots = m.boots;
+            // The trial fails in stage 1 ("An error occurred in stage 1", expected here) and reboots; GRUB's default is
+            // the previous generation again, and it comes up.
+            m.console().mark();
+            await m.expectConsoleCheck('emergency-shell', () => m.reboot({ timeout: 240_000 }), { timeout: 250_000 });
+            const b = await nixos.waitForGeneration(before, { timeout: 4 * 60_000 });
+            assert.equal(b.generation, before);
+            assert.ok(m.boots - boots >= 2, `the trial failed, then the previous generation booted (${m.boots - boots} boots)`);
+            assert.equal((await nixos.bootState()).oneShot, undefined, 'the one-shot entry is used up');
+            assert.equal((await nixos.current()).generation, before, 'the profile stayed on the previous generation');
+            property('rollback.no-init.path', 'grub-one-shot');
+          });
+        } else if (bl === 'extlinux') {
+          await step("a generation that does not boot at all (its init missing): U-Boot has no fallback of its own, so it is rescued through U-Boot's menu", async () => {
+            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
+            await nixos.switch(noInit, { action: 'boot' });
+            const boots = m.boots;
+            // The default now fails in stage 1 on every boot ("An error occurred in stage 1", expected here).
+            let rescue!: Promise<unknown>;
+            await m.expectConsoleCheck('emergency-shell', () => (rescue = nixos.rescueViaMenu(before, { timeout: 360_000 })), { timeout: 360_000 });
+            await rescue;
+            assert.ok(m.boots - boots >= 2, `the default failed, then the previous generation booted from the menu (${m.boots - boots} boots)`);
+            assert.equal((await nixos.current()).generation, before, 'the profile is back on the previous generation');
+            // It stays: the next boot without a hand on the menu is the previous generation.
+            await m.reboot();
+            await nixos.expectBooted(before);
+            property('rollback.no-init.path', 'menu-rescue');
+          });
+        }
       }
     });
   },

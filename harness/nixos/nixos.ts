@@ -250,6 +250,39 @@ export class NixosHelpers {
   }
 
   /**
+   * Installs `top` for a trial boot on GRUB, the grub-reboot way: it becomes a generation with its own menu entry, the
+   * default stays on the current generation, and grubenv's next_entry picks the new one for the next boot only. If
+   * the new generation does not come up (its stage 1 fails and reboots, the kernel panics), the boot after that is the
+   * default again: the rollback needs nothing from the broken system. When it came up healthy, confirmTrial() makes it
+   * the default. Boot counting does this on systemd-boot (switch(top, { action: 'boot' })); U-Boot's extlinux has no
+   * one-shot, so on extlinux this refuses.
+   */
+  async trialBoot(top: Toplevel | string, opts: WaitOptions = {}): Promise<{ generation: number; previous: number }> {
+    const bl = await this.bootloader(opts);
+    if (bl !== 'grub') {
+      throw new ConfigurationError(
+        `machine ${this.m.name}: trialBoot() is GRUB's one-shot trial (grub-reboot); ${bl === 'systemd-boot' ? "systemd-boot counts tries by itself: switch(top, { action: 'boot' }) installs the entry on trial" : `${bl} has no one-shot entry to try a generation once`}`,
+      );
+    }
+    const previous = (await this.current(opts)).generation;
+    await this.switch(top, { ...opts, action: 'boot' });
+    const generation = (await this.current(opts)).generation;
+    // The profile back on the generation that boots now: the default entry is it again, the new one stays in the menu.
+    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${previous} && ${PROFILE}/bin/switch-to-configuration boot`, { timeout: 300_000, ...opts });
+    await this.setNextBoot(generation, opts);
+    this.m.log.note(`nixos: generation ${generation} on trial for the next boot (GRUB next_entry); the default stays generation ${previous}`);
+    return { generation, previous };
+  }
+
+  /** Makes the generation on trial, booted and found healthy, the default: the profile moves to it and GRUB's default follows. */
+  async confirmTrial(generation: number, opts: WaitOptions = {}): Promise<void> {
+    const b = await this.booted(opts);
+    if (b.generation !== generation) throw new TestFailure(`machine ${this.m.name}: generation ${generation} is not the booted one (generation ${b.generation} is), so there is no trial of it to confirm`);
+    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${generation} && ${PROFILE}/bin/switch-to-configuration boot`, { timeout: 300_000, ...opts });
+    this.m.log.note(`nixos: trial of generation ${generation} confirmed: it is the default`);
+  }
+
+  /**
    * Writes one of systemd's boot loader interface variables through efivarfs, as `bootctl` does: 4 bytes of
    * attributes (non-volatile, boot service, runtime access), then the value as UTF-16LE text with a NUL.
    */
@@ -352,6 +385,39 @@ export class NixosHelpers {
     const b = await this.booted();
     if (b.generation !== n) throw new TestFailure(`machine ${this.m.name}: chose generation ${n} in the ${bl} menu, but generation ${b.generation} booted (entry ${b.entry})`);
     this.m.log.note(`nixos: booted generation ${n} from the ${bl} menu`);
+    return b;
+  }
+
+  /**
+   * The rescue an engineer at the serial console performs when the default generation does not boot at all and the
+   * boot loader has no fallback of its own (U-Boot's extlinux: no one-shot, no boot counting in Debian's builds):
+   * reboot, let the default fail (`failure` on the console, NixOS's stage-1 error by default), pick generation `n` at
+   * U-Boot's next "Enter choice:" prompt, and once it is up, move the profile back to it (`nix-env
+   * --switch-generation`, `switch-to-configuration boot`) so it is the default again. Returns the rescued boot.
+   */
+  async rescueViaMenu(n: number, opts: WaitOptions & { failure?: RegExp | string } = {}): Promise<Booted> {
+    const deadline = deadlineFrom(opts, 360_000, `rescuing ${this.m.name} through its boot menu to generation ${n}`, 'pass { timeout } to rescueViaMenu()');
+    const bl = await this.bootloader({ deadline });
+    if (bl !== 'extlinux') {
+      throw new ConfigurationError(`machine ${this.m.name}: rescueViaMenu() types into U-Boot's extlinux menu; ${bl} falls back by itself (${bl === 'grub' ? 'trialBoot()' : bl === 'systemd-boot' ? 'boot counting' : 'no menu: switch the profile'})`);
+    }
+    const labels = [...(await this.m.succeed('cat /boot/extlinux/extlinux.conf', { deadline })).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
+    const at = labels.indexOf(`nixos-${n}`);
+    if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
+    const con = this.m.console(this.m.profile.bootloaderConsole ?? this.m.profile.serialConsole);
+    this.m.console().mark();
+    const rebooted = this.m.reboot({ deadline });
+    rebooted.catch(() => undefined);
+    await this.m.waitForConsoleText(opts.failure ?? /An error occurred in stage 1|stage 2 init script .* not found/, { deadline });
+    this.m.log.note(`nixos: the default generation failed to boot; choosing generation ${n} at U-Boot's next menu`);
+    con.mark();
+    await con.expect(/Enter choice:/, { deadline });
+    await con.write(`${at + 1}\n`);
+    await rebooted;
+    const b = await this.booted({ deadline });
+    if (b.generation !== n) throw new TestFailure(`machine ${this.m.name}: chose generation ${n} in U-Boot's menu after the failed boot, but generation ${b.generation} booted (entry ${b.entry})`);
+    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, { deadline });
+    this.m.log.note(`nixos: rescued through the menu: generation ${n} booted and is the default again`);
     return b;
   }
 

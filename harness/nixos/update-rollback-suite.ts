@@ -36,6 +36,8 @@ describe(`update and rollback on ${MACHINES.join(', ')}`, () => {
 
   it('boot counting took reboots of its own: the broken generation was tried until no tries were left', () => {
     for (const m of ['x86_64-uefi', 'aarch64-uefi'].filter((x) => MACHINES.includes(x))) expect(byMachine(m).properties['rollback.no-init.path'], `${m}: a generation without init`).toBe('boot-counting');
+    for (const m of ['x86_64-bios', 't100ta'].filter((x) => MACHINES.includes(x))) expect(byMachine(m).properties['rollback.no-init.path'], `${m}: a generation without init`).toBe('grub-one-shot');
+    for (const m of ['aarch64-uboot', 'raspi3b'].filter((x) => MACHINES.includes(x))) expect(byMachine(m).properties['rollback.no-init.path'], `${m}: a generation without init`).toBe('menu-rescue');
     for (const m of ['x86_64-uefi', 'aarch64-uefi'].filter((x) => MACHINES.includes(x))) expect(Number(byMachine(m).properties['rollback.boots']), m).toBeGreaterThanOrEqual(6);
   });
 });
