@@ -1,8 +1,9 @@
 // Benchmark: time to shell through fleetlab vs raw QEMU to the same console marker, and shell commands
 // per second vs the NixOS test driver's framing. Baselines run in the same process, on the same testbed.
 // With --profiles, also the time to shell of every machine profile (real firmware and bootloaders), as a ratio to
-// the direct-boot profile measured in the same process.
-//   npm run bench:boot [-- --runs N --commands N --profiles all|name,name --profile-runs N]
+// the direct-boot profile measured in the same process. With --warm, case start to shell ready cold (start() +
+// waitForShell()) against warm (startWarm() restoring a snapshot of the same profile), alternated, per profile.
+//   npm run bench:boot [-- --runs N --commands N --profiles all|name,name --profile-runs N --warm name,name --warm-runs N]
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
@@ -16,6 +17,7 @@ import { listProfiles, loadProfile } from '../harness/qemu/profile-loader.ts';
 import { ensureBootDisk } from '../machines/testbed/boot-disk.ts';
 import { qemuArgv, consoleSocket } from '../harness/qemu/qemu-argv.ts';
 import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
+import { SnapshotStore } from '../harness/qemu/warm-start.ts';
 import { BACKDOOR_BANNER } from '../harness/shell/backdoor-shell.ts';
 import { pollUntil, Deadline } from '../harness/time/deadline.ts';
 import { existsSync } from 'node:fs';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'x86_64-direct' },
     profiles: { type: 'string' },
     'profile-runs': { type: 'string', default: '1' },
+    warm: { type: 'string' },
+    'warm-runs': { type: 'string', default: '3' },
   },
 });
 const RUNS = Number(values.runs);
@@ -146,6 +150,40 @@ if (values.profiles) {
     }
     const ms = median(times);
     console.log(`  ${name.padEnd(16)} ${p.firmware.kind.padEnd(9)} ${p.boot.kind === 'testbed-disk' ? p.boot.layout.padEnd(15) : p.boot.kind.padEnd(15)} ${(ms / 1000).toFixed(1).padStart(5)} s  ${(ms / flMs).toFixed(2)}x`);
+  }
+}
+if (values.warm) {
+  const names = values.warm === 'default' ? ['x86_64-direct', 'x86_64-uefi', 'aarch64-uefi'] : values.warm.split(',');
+  const runs = Number(values['warm-runs']);
+  console.log(`\ncase start to shell ready, cold vs warm (TCG, median of ${runs}, alternated):`);
+  for (const name of names) {
+    const p = await loadProfile(name);
+    const store = await SnapshotStore.open();
+    try {
+      // The snapshot is made once (its boot is not measured), as a run's first case of this shape makes it.
+      const first = new QemuMachine(p, { name: 'warmbench', accel: 'tcg' });
+      const made = await first.startWarm(store);
+      await first.stop();
+      if (!made.snapshot) throw new Error(`${name}: no snapshot taken (${made.reason})`);
+      const cold: number[] = [];
+      const warm: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const c = await fleetlabBoot(p);
+        cold.push(c.ms);
+        await c.m.stop();
+        const w = new QemuMachine(p, { name: 'warmbench', accel: 'tcg' });
+        const t0 = performance.now();
+        const r = await w.startWarm(store);
+        warm.push(performance.now() - t0);
+        await w.stop();
+        if (r.mode !== 'warm') throw new Error(`${name}: expected a restore, got a cold start (${r.reason})`);
+      }
+      const c = median(cold);
+      const w = median(warm);
+      console.log(`  ${name.padEnd(16)} cold ${(c / 1000).toFixed(2).padStart(6)} s   warm ${(w / 1000).toFixed(2).padStart(5)} s   ${(c / w).toFixed(1)}x faster (goal >= 5x on x86_64-uefi)`);
+    } finally {
+      await store.close();
+    }
   }
 }
 process.exit(0);

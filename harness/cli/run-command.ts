@@ -27,6 +27,8 @@ export interface RunArgs {
   output?: string;
   timeoutScale: number;
   pauseOnFailure: boolean;
+  warm?: boolean;
+  keepSnapshots?: string;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
   image?: string;
   kernel?: string;
@@ -110,7 +112,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal }, mux);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, keepSnapshots: a.keepSnapshots }, mux);
   await mux.emit('onRunEnd', summary);
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);

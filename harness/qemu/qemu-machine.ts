@@ -1,7 +1,8 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
@@ -17,6 +18,7 @@ import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { abbreviate, BackdoorShell } from '../shell/backdoor-shell.ts';
+import { shellQuote } from '../shell/guest-helper.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
@@ -37,6 +39,7 @@ import { freeTcpPort } from '../net/free-port.ts';
 import { SshSession, SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
 import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
+import { fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
 
 /** Options of one machine instance. */
 export interface QemuMachineOptions {
@@ -69,6 +72,29 @@ export interface MachineFacts {
   /** Set when auto chose KVM but the machine showed no sign of life under it and was restarted under TCG. */
   accelFallback?: string;
   qemuVersion: string;
+  /** How the machine came up when a warm start was asked for: restored from a snapshot, or booted (and why). */
+  start?: StartReport;
+}
+
+/** How startWarm() will start a machine (prepareWarm). */
+export type WarmPlan =
+  | { kind: 'cold'; reason: string }
+  | { kind: 'restore'; key: string; snap: SnapshotFiles }
+  | { kind: 'build'; key: string; parts: Record<string, unknown>; done: (s: SnapshotFiles | undefined) => void }
+  | { kind: 'wait'; key: string; wait: Promise<SnapshotFiles | undefined> };
+
+/** A machine's start under --warm / snapshot: 'boot'. */
+export interface StartReport {
+  mode: 'warm' | 'cold';
+  /** From the decision to restore or boot to the shell answering (a wait for another machine's snapshot not included). */
+  ms: number;
+  /** Time spent waiting for the machine that boots to make the snapshot. */
+  waitedMs?: number;
+  /** Why a cold boot: the first of its shape (it made the snapshot), or what rules a snapshot out. */
+  reason?: string;
+  /** A restore that failed and was retried cold: an infrastructure event, not a test failure. */
+  restoreFailed?: string;
+  snapshot?: string;
 }
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
@@ -128,6 +154,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private outputSeen = false;
   /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
   private aliveSinceBoot = false;
+  /** The snapshot the next launch restores instead of booting (startWarm). */
+  private restoreFrom: SnapshotFiles | undefined;
+  /** The sources of this machine's disk overlays, for snapshot keys. */
+  private diskSources: LaunchDisk[] = [];
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
     super();
@@ -271,6 +301,201 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
   }
 
+  /**
+   * Starts the machine and waits for its shell, restoring a snapshot of its shape from `store` when there is one (a
+   * warm start) and booting otherwise (a cold start). The first machine of a shape boots and leaves a snapshot for
+   * the next; machines that need the same snapshot meanwhile wait for it. After a restore the shell channel is set up
+   * anew, and the guest gets the host's clock, this machine's hostname, a fresh machine-id and new randomness: no
+   * two restored machines look alike. A restore that fails is noted, its snapshot dropped, and the machine boots cold.
+   * What rules a snapshot out (networks, an SSH forward, a CD-ROM, the Pi's firmware, a serial-login shell, a second
+   * start of this machine) makes a cold start whose reason the report gives.
+   */
+  async startWarm(store: SnapshotStore, opts?: WaitOptions & { plan?: WarmPlan }): Promise<StartReport> {
+    const deadline = deadlineFrom(opts, 600_000, `warm start of ${this.name}`, 'pass { timeout } to startWarm()');
+    const signal = opts?.signal;
+    const cold = async (reason: string, extra: Partial<StartReport> = {}): Promise<StartReport> => {
+      const t = now();
+      await this.start({ deadline, signal });
+      await this.waitForShell({ deadline, signal });
+      return this.reportStart({ mode: 'cold', ms: now() - t, reason, ...extra });
+    };
+    const plan = opts?.plan ?? (await this.prepareWarm(store));
+    if (plan.kind === 'cold') return cold(plan.reason);
+    const key = plan.key;
+    let snap: SnapshotFiles | undefined;
+    let waitedMs: number | undefined;
+    if (plan.kind === 'restore') snap = plan.snap;
+    else if (plan.kind === 'build') {
+      // The first of its shape: boot, and leave the snapshot for the others.
+      const t = now();
+      let made: SnapshotFiles | undefined;
+      try {
+        await this.start({ deadline, signal });
+        await this.waitForShell({ deadline, signal });
+        const bootMs = now() - t;
+        made = await this.saveSnapshot(store, key, plan.parts, bootMs, deadline).catch((err: unknown) => {
+          this.log.note(`warm start: no snapshot taken: ${String(err)}`);
+          return undefined;
+        });
+        return this.reportStart({ mode: 'cold', ms: now() - t, reason: made ? 'first of its shape: booted and saved the snapshot' : 'first of its shape: booted, but the snapshot could not be taken', snapshot: made ? key : undefined });
+      } finally {
+        plan.done(made);
+      }
+    } else {
+      const tw = now();
+      snap = await plan.wait;
+      waitedMs = now() - tw;
+      if (!snap) return cold('the machine that booted first could not take a snapshot', { waitedMs });
+    }
+    const tr = now();
+    try {
+      this.restoreFrom = snap;
+      await this.start({ deadline, signal });
+      this.backdoor!.resume();
+      await this.waitForShell({ deadline: deadline.child(60_000, `shell of ${this.name} after a restore`), signal });
+      await this.refreshIdentity({ deadline, signal });
+    } catch (err) {
+      this.restoreFrom = undefined;
+      if (signal?.aborted) throw err;
+      const why = (err as Error).message.split('\n').slice(0, 3).join(' / ');
+      this.log.note(`warm start: restoring snapshot ${key} failed (${why}); dropping it and booting cold`);
+      await this.kill('a failed restore').catch(() => undefined);
+      await store.discard(key);
+      // The overlays pointed at the snapshot's disks: back to the images themselves.
+      for (const [k, d] of (this.disks ?? []).filter((x) => x.media === 'disk').entries()) {
+        await rm(d.path, { force: true });
+        await createOverlay(this.diskSources[k]!.path, this.diskSources[k]!.format, d.path);
+      }
+      if (this.efiVars && this.profile.firmware.kind === 'uefi') await copyFile(this.profile.firmware.vars, this.efiVars);
+      this.boots = 0;
+      return cold('the restore failed', { restoreFailed: why, waitedMs });
+    } finally {
+      this.restoreFrom = undefined;
+    }
+    this.log.note(`warm start: restored snapshot ${key} in ${formatMs(now() - tr)} (made by ${snap.meta.madeBy}, whose boot is logged in ${snap.meta.bootLog}); the kernel's boot id is that boot's`);
+    return this.reportStart({ mode: 'warm', ms: now() - tr, waitedMs, snapshot: key });
+  }
+
+  /**
+   * Decides how startWarm() will start this machine: restore an existing snapshot, build it (boot and save), wait for
+   * the machine building it, or boot cold and why. Deciding claims the build, so a runner calls it in plan order.
+   */
+  async prepareWarm(store: SnapshotStore): Promise<WarmPlan> {
+    const ruledOut = this.warmRuledOut();
+    if (ruledOut) return { kind: 'cold', reason: ruledOut };
+    const choice = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
+    let parts: Record<string, unknown>;
+    try {
+      parts = await this.snapshotParts(choice.accel);
+    } catch (err) {
+      return { kind: 'cold', reason: `no snapshot key: ${(err as Error).message.split('\n')[0]}` };
+    }
+    const key = snapshotKey(parts);
+    const snap = await store.find(key);
+    if (snap) return { kind: 'restore', key, snap };
+    const claim = store.claim(key);
+    return claim.owner ? { kind: 'build', key, parts, done: claim.done } : { kind: 'wait', key, wait: claim.wait };
+  }
+
+  private reportStart(r: StartReport): StartReport {
+    r.ms = Math.round(r.ms);
+    if (r.waitedMs !== undefined) r.waitedMs = Math.round(r.waitedMs);
+    if (this.facts) this.facts.start = r;
+    this.log.note(`start: ${r.mode} in ${formatMs(r.ms)}${r.reason ? ` (${r.reason})` : ''}`);
+    return r;
+  }
+
+  /** Why this machine cannot be restored from (or saved to) a snapshot; undefined when it can. */
+  private warmRuledOut(): string | undefined {
+    if (this.boots > 0) return 'not its first start: its disks have moved on from any snapshot';
+    if (this.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
+    if (this.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
+    if (this.opts.nics?.length) return 'it is on a network (addresses and MACs are set at boot; warm starts for networked machines are not built yet)';
+    if (this.opts.sshForward) return 'it has an SSH forward (host keys and ports are set at boot)';
+    const b = this.profile.boot;
+    if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
+    return undefined;
+  }
+
+  /** Everything that shapes the machine, for its snapshot key: QEMU's full argv with per-instance paths and names replaced, and the identity of every file it reads. */
+  private async snapshotParts(accel: string): Promise<Record<string, unknown>> {
+    const boot = await this.resolveBoot(join(tmpdir(), 'fleetlab-no-run-dir'));
+    const disks = (boot.disks ?? []).map((d, k) => ({ ...d, path: `$DISK${k}` }));
+    const append = boot.append?.split(/\s+/).map((w) => (w === `fleetlab.hostname=${this.name}` ? 'fleetlab.hostname=$NAME' : w)).join(' ');
+    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined });
+    const fw = this.profile.firmware;
+    const files = [this.profile.qemu.binary.includes('/') ? this.profile.qemu.binary : (which(this.profile.qemu.binary) ?? this.profile.qemu.binary), boot.kernel, boot.initrd, boot.dtb, ...this.diskSources.map((d) => d.path), ...(fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [])];
+    return { v: 1, profile: this.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
+  }
+
+  /** Stops the VM, writes its migration stream and copies its disks and variables into the store, and lets it run on. */
+  private async saveSnapshot(store: SnapshotStore, key: string, parts: unknown, bootMs: number, deadline: Deadline): Promise<SnapshotFiles> {
+    const qmp = this.qmp!;
+    const t = now();
+    await qmp.execute('stop');
+    try {
+      const disks = (this.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
+      const snap = await store.write(
+        key,
+        { profile: this.profile.name, madeBy: `${this.name} (${this.logDir})`, bootLog: this.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts },
+        { disks, efiVars: this.efiVars },
+        async (stateFile) => {
+          await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
+          await this.migrationDone('saving', deadline);
+        },
+      );
+      this.log.note(`warm start: snapshot ${key} saved in ${formatMs(now() - t)}`);
+      return snap;
+    } finally {
+      await qmp.execute('cont').catch(() => undefined);
+      // The guest's clock stood still while it was stopped.
+      await this.execute(`date -u -s '${utcDate()}' >/dev/null 2>&1; true`, { timeout: 30_000 }).catch(() => undefined);
+    }
+  }
+
+  /** Feeds a paused QEMU started with -incoming defer the snapshot's state and waits until it is loaded. */
+  private async incoming(proc: SupervisedProcess, snap: SnapshotFiles, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+    if (!existsSync(snap.state)) throw new InfrastructureError(`snapshot ${snap.meta.key} has no state file ${snap.state}`);
+    await this.qmp!.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
+    await this.migrationDone('restoring', deadline, signal, proc);
+  }
+
+  /** Polls query-migrate until the migration completed; throws when it failed or QEMU exited. */
+  private async migrationDone(what: string, deadline: Deadline, signal?: AbortSignal, proc?: SupervisedProcess): Promise<void> {
+    const budget = deadline.child(120_000, `${what} the snapshot of ${this.name}`);
+    let last = '';
+    const r = await pollUntil(
+      async () => {
+        if (proc && !proc.running) throw new InfrastructureError(`QEMU of ${this.name} exited while ${what} a snapshot: ${proc.stderrTail().trim().split('\n').slice(-3).join(' / ') || 'no stderr'}`);
+        const q = await this.qmp!.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        last = q.status ?? 'none';
+        if (q.status === 'completed') return true;
+        if (q.status === 'failed' || q.status === 'cancelled') throw new InfrastructureError(`${what} the snapshot of ${this.name} failed: ${q['error-desc'] ?? q.status}`);
+        return undefined;
+      },
+      { deadline: budget, intervalMs: 25, signal },
+    );
+    if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: `${what} the snapshot (migration status: ${last})`, deadline: budget, machine: this.name, lastLines: this.log.lastLines(10) });
+  }
+
+  /** After a restore: the host's clock, this machine's hostname, a fresh machine-id, new randomness. */
+  private async refreshIdentity(opts: WaitOptions): Promise<void> {
+    const id = randomBytes(16).toString('hex');
+    const seed = [...randomBytes(64)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    const name = this.name;
+    await this.succeed(
+      [
+        `date -u -s '${utcDate()}' >/dev/null`,
+        `hostname ${shellQuote(name)} 2>/dev/null`,
+        `{ [ -L /etc/hostname ] || printf '%s\\n' ${shellQuote(name)} > /etc/hostname; } 2>/dev/null`,
+        `{ [ ! -e /etc/machine-id ] || [ -L /etc/machine-id ] || printf '%s\\n' ${id} > /etc/machine-id; } 2>/dev/null`,
+        `printf '${seed}' > /dev/urandom`,
+        'true',
+      ].join('; '),
+      opts,
+    );
+  }
+
   /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
   private async launch(accel: 'kvm' | 'tcg' | 'hvf', why: string, deadline: Deadline, signal?: AbortSignal): Promise<void> {
     this.promptThisBoot = undefined;
@@ -294,7 +519,17 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       await writeFile(netConfig, netLines.join(''));
     }
     const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig, sshForward });
-    this.log.note(`starting ${this.profile.qemu.binary} (${why})`);
+    const snap = this.restoreFrom;
+    if (snap) {
+      // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
+      for (const [k, d] of (boot.disks ?? []).filter((x) => x.media === 'disk').entries()) {
+        await rm(d.path, { force: true });
+        await createOverlay(snap.disks[k]!, 'qcow2', d.path);
+      }
+      if (snap.efiVars && this.efiVars) await copyFile(snap.efiVars, this.efiVars);
+      argv.push('-incoming', 'defer');
+    }
+    this.log.note(`starting ${this.profile.qemu.binary} (${why})${snap ? `, restoring snapshot ${snap.meta.key}` : ''}`);
     this.life = new Lifeline();
     this.watcher.reset();
     this.stopIntent = undefined;
@@ -307,6 +542,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     proc.exited.then(() => this.onExit(proc));
     try {
       await this.connect(proc, deadline, withLife(signal, this.life));
+      if (snap) await this.incoming(proc, snap, deadline, withLife(signal, this.life));
       await this.qmp!.execute('cont');
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
@@ -398,6 +634,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
     const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
+    this.diskSources.push(source);
     await createOverlay(source.path, source.format, overlay, { powerOfTwo: this.profile.qemu.diskBus === 'sd' });
     this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format}); the image itself is not written`);
     return { path: overlay, format: 'qcow2', media: 'disk' };
@@ -901,4 +1138,9 @@ function noShell(machine: string) {
       return Promise.reject(new ConfigurationError(`machine ${machine} has no shell channel (its profile's guest.shell.kind is none)`));
     },
   };
+}
+
+/** Now, UTC, as busybox and coreutils date -s both read it. */
+function utcDate(): string {
+  return new Date().toISOString().replace('T', ' ').slice(0, 19);
 }

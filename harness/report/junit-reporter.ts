@@ -133,6 +133,15 @@ export class JunitReporter implements Reporter {
         tc.property(`${prefix}firmware`, m.facts.firmware);
         tc.property(`${prefix}accel`, m.facts.accel);
         tc.property(`${prefix}accel.reason`, m.facts.accelReason);
+        const st = m.facts.start;
+        if (st) {
+          // Warm starts: restored from a snapshot or booted, how long it took, and why a boot.
+          tc.property(`${prefix}start`, st.mode);
+          tc.property(`${prefix}start.ms`, String(st.ms));
+          if (st.waitedMs !== undefined) tc.property(`${prefix}start.waited.ms`, String(st.waitedMs));
+          if (st.reason) tc.property(`${prefix}start.reason`, xmlSafe(st.reason));
+          if (st.restoreFailed) tc.property(`${prefix}start.restore-failed`, xmlSafe(st.restoreFailed));
+        }
       }
     }
     for (const [name, value] of Object.entries(last.properties ?? {})) tc.property(name, xmlSafe(value));

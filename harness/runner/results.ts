@@ -1,4 +1,5 @@
 // Results of a run, separate from the tasks that produced them, with stable ids.
+import type { StartReport } from '../qemu/qemu-machine.ts';
 import type { ErrorKind } from '../errors/fleetlab-error.ts';
 
 /** An error as reports need it. */
@@ -29,7 +30,7 @@ export interface MachineResult {
   name: string;
   profile: string;
   logPath: string;
-  facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string };
+  facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string; start?: StartReport };
 }
 
 /** Outcome of one try. */

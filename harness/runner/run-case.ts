@@ -4,6 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TimeoutError } from '../errors/fleetlab-error.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { SnapshotStore } from '../qemu/warm-start.ts';
+import type { WarmPlan } from '../qemu/qemu-machine.ts';
 import { Fabric } from '../net/fabric.ts';
 import { fabricHandle } from '../net/fabric-handle.ts';
 import type { ReporterMux } from '../report/reporter.ts';
@@ -33,6 +35,10 @@ export interface RunCaseOptions {
   /** Keep failed machines running; the runner attaches consoles and stops them later. */
   keepOnFailure?: boolean;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
+  /** Warm starts: machines are restored from (or make) snapshots in this store. */
+  snapshots?: SnapshotStore;
+  /** This case's place in the run, for deciding warm starts in plan order. */
+  warmTurn?: number;
 }
 
 /** The try's result, and the machines left running when keepOnFailure asked for it. */
@@ -134,14 +140,34 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     await withDeadline(deadline, async () => {
       const mode = c.scenario.start ?? 'shell';
       if (mode !== 'manual') {
-        await step(`start ${Object.keys(machines).join(', ')}`, () =>
-          Promise.all(
+        await step(`start ${Object.keys(machines).join(', ')}`, async () => {
+          // Warm starts: each machine's plan (restore, boot and save, wait for the one booting) decided in plan order.
+          const plans = new Map<QemuMachine, WarmPlan>();
+          const store = opts.snapshots;
+          if (store && mode === 'shell') {
+            await store.inTurn(opts.warmTurn ?? 0, async () => {
+              try {
+                for (const m of Object.values(machines)) if (m.profile.guest.shell.kind !== 'none') plans.set(m, await m.prepareWarm(store));
+              } catch (err) {
+                // A build claimed here will not happen: whoever waits for it boots cold instead of waiting forever.
+                for (const p of plans.values()) if (p.kind === 'build') p.done(undefined);
+                throw err;
+              }
+            });
+          }
+          await Promise.all(
             Object.values(machines).map(async (m) => {
+              const plan = plans.get(m);
+              if (store && plan) {
+                const r = await m.startWarm(store, { signal: caseAbort.signal, plan });
+                if (r.restoreFailed) result.output.push(`[${new Date().toISOString()}] infrastructure: ${m.name}: restoring its snapshot failed, booted cold instead: ${r.restoreFailed}`);
+                return;
+              }
               await m.start({ signal: caseAbort.signal });
               if (mode === 'shell' && m.profile.guest.shell.kind !== 'none') await m.waitForShell({ signal: caseAbort.signal });
             }),
-          ),
-        );
+          );
+        });
       }
       await within(Promise.resolve().then(() => c.scenario.run(ctx)), deadline, `scenario "${c.scenario.name}" to finish`);
     });

@@ -6,6 +6,7 @@ import { now } from '../time/deadline.ts';
 import type { PlannedCase } from './plan.ts';
 import type { AttemptResult, CaseResult } from './results.ts';
 import { runCase } from './run-case.ts';
+import { SnapshotStore } from '../qemu/warm-start.ts';
 
 /** Options of a run, normalised by the CLI. */
 export interface RunOptions {
@@ -16,6 +17,10 @@ export interface RunOptions {
   pauseOnFailure: boolean;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
   signal: AbortSignal;
+  /** Warm starts for every case (--warm); a scenario's snapshot option overrides it. */
+  warm?: boolean;
+  /** Keep the run's snapshots in this directory for later runs (--keep-snapshots). */
+  keepSnapshots?: string;
 }
 
 /** Exit codes of a run. */
@@ -41,13 +46,17 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   const results: CaseResult[] = [];
   const kept: QemuMachine[] = [];
   let next = 0;
+  // Snapshots for warm starts: one store per run, shared by its workers, removed at its end unless kept.
+  const warmCase = (c: PlannedCase) => (c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!opts.warm);
+  const snapshots = cases.some(warmCase) ? await SnapshotStore.open(opts.keepSnapshots) : undefined;
+  const order = new Map(cases.map((c, i) => [c.id, i]));
 
   const runOne = async (c: PlannedCase): Promise<CaseResult> => {
     const caseStart = now();
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id) });
       attempts.push(result);
       kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;
@@ -62,19 +71,30 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   const worker = async () => {
     while (next < cases.length) {
       const c = cases[next++]!;
+      // Warm starts decide in plan order (SnapshotStore.inTurn); a case that decides nothing gives its turn up.
+      if (!warmCase(c) || opts.signal.aborted) snapshots?.release(order.get(c.id)!);
       let r: CaseResult;
       if (opts.signal.aborted) {
         const skipped: AttemptResult = { attempt: 1, status: 'skipped', skipReason: 'not run: the run was interrupted', startedAt: new Date().toISOString(), durationMs: 0, steps: [], machines: [], artifacts: [], output: [] };
         r = { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status: 'skipped', durationMs: 0, attempts: [skipped] };
-      } else r = await runOne(c);
+      } else {
+        try {
+          r = await runOne(c);
+        } finally {
+          snapshots?.release(order.get(c.id)!);
+        }
+      }
       results.push(r);
       await reporters.emit('onCaseEnd', r);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, cases.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, cases.length)) }, worker));
+  } finally {
+    await snapshots?.close();
+  }
 
   // Report in plan order, whatever order workers finished in.
-  const order = new Map(cases.map((c, i) => [c.id, i]));
   results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   const summary: RunSummary = { results, durationMs: now() - t0, exitCode: exitCodeOf(results, opts.signal.aborted), interrupted: opts.signal.aborted };
   return { summary, kept };

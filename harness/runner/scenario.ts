@@ -62,6 +62,11 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
    * (machine.address(name)); nothing leaves the fabric.
    */
   networks?: Record<string, NetworkSpec>;
+  /**
+   * Warm starts: 'boot' restores each machine from a snapshot of its shape booted to its shell (the first machine of
+   * a shape in the run boots and makes it); 'none' always boots, even under --warm. Default: what --warm says.
+   */
+  snapshot?: 'boot' | 'none';
   /** Give every machine a restricted 127.0.0.1 forward to its SSH server, for machine.ssh(). */
   ssh?: boolean;
   run: (ctx: ScenarioContext<M>) => Promise<void>;

@@ -140,6 +140,20 @@ export class BackdoorShell implements CommandRunner {
     p?.reject(new InfrastructureError(`the guest ${this.machineName} reset (rebooted) while running: ${abbreviate(p.command)}`));
   }
 
+  /**
+   * The guest was restored from a snapshot taken while its shell waited for a command: no greeting will come, so the
+   * helper is sent again with a fresh nonce, as if it had greeted (it is the same session: `sessions` stays).
+   */
+  resume(): void {
+    this.ready = false;
+    this.setupFailure = undefined;
+    this.orphans.clear();
+    this.body = undefined;
+    this.rx = Buffer.alloc(0);
+    this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
+    this.write(`${GUEST_HELPER}__fl_check ${this.setupNonce}\n`);
+  }
+
   /** Calls `fn` each time a new shell session greets (each boot). */
   onSession(fn: () => void): () => void {
     this.sessionListeners.add(fn);

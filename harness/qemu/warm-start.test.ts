@@ -1,0 +1,132 @@
+// Warm starts through the real CLI and real QEMU: the first case of a shape boots and saves a snapshot, later cases
+// restore it (proved from JUnit and report.json, not assumed); restored machines get their own hostname, machine-id
+// and the host's clock; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
+// the profile and the image; nothing is left behind without --keep-snapshots.
+import { execa } from 'execa';
+import { existsSync, readdirSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, truncate, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import '../../machines/testbed/register.ts';
+import { extendProfile } from './profile.ts';
+import { loadProfile, validateProfile } from './profile-loader.ts';
+import { QemuMachine } from './qemu-machine.ts';
+import { SnapshotStore } from './warm-start.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const work = await mkdtemp(join(tmpdir(), 'fleetlab-warm-test-'));
+afterAll(() => rm(work, { recursive: true, force: true }));
+
+interface Report {
+  results: Array<{ scenario: string; status: string; attempts: Array<{ output: string[]; machines: Array<{ name: string; facts?: { start?: { mode: string; ms: number; reason?: string; restoreFailed?: string } } }> }> }>;
+}
+
+async function run(file: string, args: string[], out: string): Promise<{ exitCode: number; report: Report; junit: string; stdout: string }> {
+  const r = await execa(join(ROOT, 'fleetlab'), ['run', file, '--output', out, ...args], { cwd: ROOT, reject: false, timeout: 600_000, env: { CI: 'true' } });
+  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+  return { exitCode: r.exitCode ?? -1, report, junit: await readFile(join(out, 'junit.xml'), 'utf8'), stdout: r.stdout + r.stderr };
+}
+
+const snapshotDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('fleetlab-snapshots-'));
+
+describe('warm starts', () => {
+  it('three scenarios on one x86_64-uefi machine each: the first boots and saves, the second and third restore in a fifth of its time', async () => {
+    const before = snapshotDirs();
+    const r = await run('harness/qemu/fixtures/warm-three.ts', ['--warm'], join(work, 'three'));
+    expect(r.exitCode, r.stdout).toBe(0);
+    const starts = r.report.results.map((c) => c.attempts.at(-1)!.machines[0]!.facts!.start!);
+    expect(r.report.results.map((c) => c.scenario)).toEqual(['warm 1', 'warm 2', 'warm 3']);
+    expect(starts.map((s) => s.mode)).toEqual(['cold', 'warm', 'warm']);
+    expect(starts[0]!.reason).toMatch(/first of its shape/);
+    for (const s of starts.slice(1)) expect(s.ms).toBeLessThanOrEqual(starts[0]!.ms / 5);
+    // JUnit says the same, per case.
+    expect([...r.junit.matchAll(/name="machine.start" value="(\w+)"/g)].map((m) => m[1])).toEqual(['cold', 'warm', 'warm']);
+    // The run's snapshots are gone with it.
+    expect(snapshotDirs().filter((d) => !before.includes(d))).toEqual([]);
+  }, 700_000);
+
+  it('machines restored from one snapshot in one scenario: own hostname, own machine-id, the host clock, a working shell', async () => {
+    const p = await loadProfile('x86_64-direct');
+    const store = await SnapshotStore.open();
+    const names = ['first', 'second', 'third'];
+    const ms = names.map((name) => new QemuMachine(p, { name, logDir: join(work, 'identity') }));
+    try {
+      const starts = [];
+      for (const m of ms) starts.push(await m.startWarm(store, { timeout: 300_000 }));
+      expect(starts.map((s) => s.mode)).toEqual(['cold', 'warm', 'warm']);
+      const seen = await Promise.all(ms.map(async (m) => (await m.succeed('hostname; cat /etc/machine-id; date -u +%s')).trim().split('\n')));
+      expect(seen.map((s) => s[0])).toEqual(names);
+      const ids = seen.map((s) => s[1]);
+      expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id!)), ids.join(' ')).toBe(true);
+      expect(new Set(ids).size).toBe(3);
+      const host = Math.floor(Date.now() / 1000);
+      for (const s of seen) expect(Math.abs(Number(s[2]) - host)).toBeLessThan(10);
+      // A restore is not a boot: the kernel's boot id is the snapshot's boot's; boots counts this machine's start.
+      expect(ms[1]!.boots).toBe(1);
+    } finally {
+      await Promise.all(ms.map((m) => m.stop()));
+      await store.close();
+    }
+    expect(existsSync(store.dir)).toBe(false);
+  }, 400_000);
+
+  it('a corrupted snapshot: the machine boots cold, the report says why, and the case passes', async () => {
+    const keep = join(work, 'kept');
+    const first = await run('harness/qemu/fixtures/warm-three.ts', ['--warm', '--keep-snapshots', keep, '--grep', 'warm 1'], join(work, 'keep1'));
+    expect(first.exitCode, first.stdout).toBe(0);
+    const keys = readdirSync(keep);
+    expect(keys).toHaveLength(1);
+    // Kept for the next run: it restores at once.
+    const again = await run('harness/qemu/fixtures/warm-three.ts', ['--warm', '--keep-snapshots', keep, '--grep', 'warm 2'], join(work, 'keep2'));
+    expect(again.report.results[0]!.attempts[0]!.machines[0]!.facts!.start!.mode).toBe('warm');
+    // Now break it: the migration stream cut short.
+    await truncate(join(keep, keys[0]!, 'state'), 4096);
+    const r = await run('harness/qemu/fixtures/warm-three.ts', ['--warm', '--keep-snapshots', keep, '--grep', 'warm 3'], join(work, 'keep3'));
+    expect(r.exitCode, r.stdout).toBe(0);
+    const att = r.report.results[0]!.attempts[0]!;
+    const start = att.machines[0]!.facts!.start!;
+    expect(start.mode).toBe('cold');
+    expect(start.restoreFailed).toBeTruthy();
+    expect(att.output.join('\n')).toMatch(/infrastructure: m: restoring its snapshot failed, booted cold instead/);
+    expect(r.junit).toMatch(/name="machine.start.restore-failed"/);
+    expect(r.stdout).toMatch(/restoring its snapshot failed, booted cold instead/);
+  }, 900_000);
+
+  it('the key covers the profile and the image: a change makes a new snapshot, the same shape the same one', async () => {
+    const store = await SnapshotStore.open();
+    try {
+      const base = await loadProfile('x86_64-direct');
+      const key = async (p: typeof base, name = 'k') => {
+        const plan = await new QemuMachine(p, { name, logDir: join(work, 'keys') }).prepareWarm(store);
+        if (plan.kind === 'build') plan.done(undefined);
+        expect(plan.kind, JSON.stringify(plan)).not.toBe('cold');
+        return (plan as { key: string }).key;
+      };
+      const k1 = await key(base);
+      await store.discard(k1);
+      // Another machine name is the same shape (the name is set inside the guest after a restore).
+      const k2 = await key(base, 'other');
+      await store.discard(k2);
+      expect(k2).toBe(k1);
+      const k3 = await key(validateProfile(extendProfile(base, { name: 'bigger', qemu: { memoryMiB: base.qemu.memoryMiB + 64 } }), 'test'));
+      await store.discard(k3);
+      expect(k3).not.toBe(k1);
+      // A disk image of the user's: rewritten, it is a new image.
+      const img = join(work, 'disk.qcow2');
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', img, '64M']);
+      const disk = validateProfile(extendProfile(await loadProfile('x86_64-bios'), { name: 'own-disk', boot: { kind: 'disk', image: img } }), 'test');
+      const d1 = await key(disk);
+      await store.discard(d1);
+      await copyFile(img, `${img}.new`);
+      await rm(img);
+      await copyFile(`${img}.new`, img);
+      await utimes(img, new Date(), new Date(Date.now() + 5000));
+      const d2 = await key(disk);
+      await store.discard(d2);
+      expect(d2).not.toBe(d1);
+    } finally {
+      await store.close();
+    }
+  }, 300_000);
+});
