@@ -1,5 +1,6 @@
 // A fleet rollout in waves (1, 50 %, 100 %): a good generation reaches all four machines; a bad one fails its health
-// check on the canary, the rollout halts there and the canary alone is rolled back, the rest never touched.
+// check on the canary, the rollout halts there and the canary alone is rolled back, the rest never touched. The
+// fleet starts warm: the canary boots and the others restore its snapshot, each with its own name and machine-id.
 //   fleetlab run scenarios/rollout.ts
 import assert from 'node:assert/strict';
 import { rollout, scenario } from 'fleetlab';
@@ -7,10 +8,21 @@ import { rollout, scenario } from 'fleetlab';
 export const fleetRollout = scenario({
   name: 'rollout in waves',
   machines: { canary: 'x86_64-bios', b: 'x86_64-bios', c: 'x86_64-bios', d: 'x86_64-bios' },
+  // Four machines of one shape: one boots, the other three restore its snapshot.
+  snapshot: 'boot',
   timeout: 15 * 60_000,
   tags: ['nixos'],
   async run({ machines, step, property }) {
     const fleet = [machines.canary, machines.b, machines.c, machines.d];
+    await step('four machines, four names and machine-ids (restored ones included)', async () => {
+      const ids = new Set<string>();
+      for (const m of fleet) {
+        const [host, id] = (await m.succeed('hostname; cat /etc/machine-id')).trim().split('\n');
+        assert.equal(host, m.name);
+        ids.add(id!);
+      }
+      assert.equal(ids.size, fleet.length);
+    });
     const healthCheck = async (m: (typeof fleet)[number]) => (await m.nixos.failedUnits()).length === 0;
     const good = await machines.canary.nixos.testbedGeneration({ version: '26.05.2-good', services: [{ name: 'app', command: 'echo v2 > /run/app' }] });
     const bad = await machines.canary.nixos.testbedGeneration({ version: '26.05.3-bad', services: [{ name: 'app', command: 'echo v3 cannot start >&2; exit 1' }] });

@@ -27,4 +27,9 @@ describe('rollout scenario', () => {
     expect(run.cases[0]!.properties['rollout.halted.wave']).toBe('1');
     expect(run.cases[0]!.out).toMatch(/wave 1 unhealthy \(canary\): rolling it back, rollout halted/);
   });
+
+  it('starts warm: the canary boots and saves, b, c and d restore its snapshot', () => {
+    const p = run.cases[0]!.properties;
+    expect(['canary', 'b', 'c', 'd'].map((m) => p[`machine.${m}.start`])).toEqual(['cold', 'warm', 'warm', 'warm']);
+  });
 });
