@@ -8,6 +8,7 @@ import { killAllChildrenSync } from '../process/supervisor.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import { ConsoleReporter } from '../report/console-reporter.ts';
 import { JsonReporter } from '../report/json-reporter.ts';
+import { HtmlReporter } from '../report/html-reporter.ts';
 import { JunitReporter, junitPath } from '../report/junit-reporter.ts';
 import { ReporterMux, type Reporter } from '../report/reporter.ts';
 import { planRun, type PlanOptions } from '../runner/plan.ts';
@@ -37,7 +38,7 @@ export interface RunArgs {
   append?: string;
 }
 
-const REPORTERS = ['console', 'junit', 'json'];
+const REPORTERS = ['console', 'junit', 'json', 'html'];
 
 /** The exit code of a run ended by a signal: 130 for SIGINT, 143 for SIGTERM. */
 function signalExitCode(sig: NodeJS.Signals): number {
@@ -88,6 +89,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
   if (a.reporter.includes('console')) reporters.push(new ConsoleReporter());
   if (a.reporter.includes('junit')) reporters.push(junit);
   if (a.reporter.includes('json')) reporters.push(new JsonReporter(join(outputDir, 'report.json')));
+  if (a.reporter.includes('html')) reporters.push(new HtmlReporter(join(outputDir, 'report.html'), outputDir));
   const mux = new ReporterMux(reporters);
 
   const controller = new AbortController();

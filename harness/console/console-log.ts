@@ -22,7 +22,8 @@ export class ConsoleLog {
   private readonly recent: string[] = [];
   private readonly listeners = new Set<(line: string) => void>();
   private flushTimer: NodeJS.Timeout | undefined;
-  private readonly t0: number;
+  /** When the log began (epoch ms): its line stamps are seconds since. */
+  readonly t0: number;
   /** Bytes written so far: where a case's slice of the log begins. */
   bytes = 0;
 

@@ -30,6 +30,8 @@ export interface MachineResult {
   name: string;
   profile: string;
   logPath: string;
+  /** Epoch ms the console log's line stamps count from (to line it up with steps). */
+  logStartedAt?: number;
   facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string; start?: StartReport };
 }
 

@@ -81,7 +81,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));
     m.on('died', (reason: string) => died.push(`${name}: ${reason}`));
     machines[role] = m;
-    result.machines.push({ role, name, profile: profile.name, logPath: m.log.path });
+    result.machines.push({ role, name, profile: profile.name, logPath: m.log.path, logStartedAt: m.log.t0 });
   }
 
   /** `work`'s value, or a test-failure TimeoutError naming `awaited` once `budget` expires (raceDeadline handles a late rejection). */

@@ -1,0 +1,89 @@
+// report.html in a real browser: Debian's Chromium driven by playwright-core, the page opened from file:// after a
+// real run with a passing, a failing and a flaky case. Nothing may leave the file; the failure shows with its step
+// and error; the filters work; the failing case's console is scrolled to the failing step; a screenshot is kept.
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdtemp, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '../..');
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+
+describe('report.html in Chromium', () => {
+  let out: string;
+  let browser: Browser;
+  let page: Page;
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    if (!CHROMIUM) throw new Error('Chromium is not installed: apt-get install chromium (scripts/setup.sh does)');
+    out = await mkdtemp(join(tmpdir(), 'fleetlab-html-'));
+    const run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/runner/fixtures/outcomes.ts', '--grep', '^(passes|fails an assertion|flaky) ', '--retries', '1', '--output', out], {
+      cwd: root,
+      reject: false,
+      timeout: 300_000,
+      env: { CI: '1', NO_COLOR: '1' },
+    });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(1);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`file://${join(out, 'report.html')}`);
+  }, 360_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('loads from file:// with no request leaving the file', () => {
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.filter((u) => u !== `file://${join(out, 'report.html')}` && !u.startsWith('data:'))).toEqual([]);
+  });
+
+  it('shows the totals, and the failed case opened at its failing step with the error', async () => {
+    await expect(page.locator('header').textContent()).resolves.toMatch(/3 of 3 cases.*1 passed.*1 failed.*1 flaky/);
+    const failed = page.locator('.case[data-status="failed"]');
+    await expect(failed.getAttribute('class')).resolves.toMatch(/\bopen\b/);
+    await expect(failed.locator('.step.failed').first().textContent()).resolves.toMatch(/compare/);
+    await expect(failed.locator('.error').textContent()).resolves.toMatch(/the answer/);
+    // The passing case stays closed.
+    await expect(page.locator('.case[data-status="passed"]').getAttribute('class')).resolves.not.toMatch(/\bopen\b/);
+  });
+
+  it('the failing case\'s console is scrolled to the failing step, and a click on a step moves it', async () => {
+    const failed = page.locator('.case[data-status="failed"]');
+    const here = failed.locator('pre.log .here');
+    await expect(here.count()).resolves.toBe(1);
+    const pre = failed.locator('pre.log').first();
+    const t0 = Number(await pre.getAttribute('data-t0'));
+    const step = failed.locator('.step.failed').first();
+    const started = Number(await step.getAttribute('data-started'));
+    const atFailure = Number(await here.getAttribute('data-t'));
+    expect(atFailure).toBeGreaterThanOrEqual((started - t0) / 1000);
+    // The first step, "start vm", is earlier in the log.
+    await failed.locator('.step', { hasText: 'start vm' }).click();
+    const early = Number(await failed.locator('pre.log .here').getAttribute('data-t'));
+    expect(early).toBeLessThan(atFailure);
+  });
+
+  it('filters by status, by text and by machine', async () => {
+    const visible = async () => page.locator('.case:not(.hidden)').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    await page.locator('nav button[data-status="failed"]').click();
+    await expect(visible()).resolves.toEqual(['failed']);
+    await page.locator('nav button[data-status="all"]').click();
+    await page.locator('#text-filter').fill('flaky');
+    await expect(visible()).resolves.toEqual(['flaky']);
+    await page.locator('#text-filter').fill('');
+    await page.locator('#machine-filter').selectOption('x86_64-direct');
+    await expect(visible()).resolves.toHaveLength(3);
+  });
+
+  it('a screenshot of the page, kept beside the report', async () => {
+    const shot = join(out, 'report.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    expect((await stat(shot)).size).toBeGreaterThan(20_000);
+  });
+});

@@ -1,0 +1,338 @@
+// report.html: one self-contained page (inline CSS and script, the run's data inline as JSON, no network) that shows
+// a run the way an engineer opening a failed nightly wants it: totals, cases with filters, and per case its step tree
+// (the failing step open), the error, each machine's facts and console log lined up with the steps (click a step and
+// the console scrolls to that second), artifacts and the case's output. Console logs are embedded up to
+// LOG_EMBED_BYTES each (their end, where failures are) and linked in full.
+import { execFileSync } from 'node:child_process';
+import { open, stat } from 'node:fs/promises';
+import { relative } from 'node:path';
+import type { CaseResult } from '../runner/results.ts';
+import { AtomicFile } from './atomic-file.ts';
+import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
+
+/** How much of each console log goes into the page; the rest is a link away. */
+export const LOG_EMBED_BYTES = 192 * 1024;
+
+export class HtmlReporter implements Reporter {
+  private readonly file: AtomicFile;
+  private readonly dir: string;
+  private run: RunInfo | undefined;
+  private readonly results: CaseResult[] = [];
+
+  constructor(path: string, outputDir: string) {
+    this.file = new AtomicFile(path);
+    this.dir = outputDir;
+  }
+
+  onRunBegin(run: RunInfo): void {
+    this.run = run;
+  }
+
+  async onCaseEnd(r: CaseResult): Promise<void> {
+    this.results.push(r);
+    await this.write(undefined);
+  }
+
+  async onRunEnd(summary: RunSummary): Promise<void> {
+    this.results.splice(0, this.results.length, ...summary.results);
+    await this.write(summary);
+  }
+
+  private async write(summary: RunSummary | undefined): Promise<void> {
+    const cases = await Promise.all(this.results.map((r) => this.caseData(r)));
+    const data = {
+      runId: this.run?.runId ?? '',
+      startedAt: this.run?.startedAt ?? '',
+      commit: gitCommit(),
+      finished: !!summary,
+      durationMs: summary?.durationMs,
+      exitCode: summary?.exitCode,
+      interrupted: summary?.interrupted ?? false,
+      planned: this.run?.cases.length ?? cases.length,
+      cases,
+    };
+    await this.file.write(() => renderHtml(data));
+  }
+
+  private async caseData(r: CaseResult) {
+    return {
+      ...r,
+      attempts: await Promise.all(
+        r.attempts.map(async (a) => ({
+          ...a,
+          machines: await Promise.all(a.machines.map(async (m) => ({ ...m, logHref: this.href(m.logPath), log: await tail(m.logPath, LOG_EMBED_BYTES) }))),
+          artifacts: a.artifacts.map((x) => ({ ...x, href: this.href(x.path) })),
+        })),
+      ),
+    };
+  }
+
+  /** A link relative to the report, so the folder can be moved or served as a whole. */
+  private href(path: string): string {
+    const rel = relative(this.dir, path);
+    return rel.startsWith('..') ? `file://${path}` : rel.split('/').map(encodeURIComponent).join('/');
+  }
+}
+
+let commit: string | undefined;
+function gitCommit(): string {
+  if (commit === undefined) {
+    try {
+      commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      commit = 'unknown';
+    }
+  }
+  return commit;
+}
+
+/** The last `max` bytes of a file (from a line start), and whether it was cut. */
+async function tail(path: string, max: number): Promise<{ text: string; cut: boolean } | undefined> {
+  try {
+    const size = (await stat(path)).size;
+    const fh = await open(path, 'r');
+    try {
+      const start = Math.max(0, size - max);
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      let text = buf.toString('utf8');
+      if (start > 0) text = text.slice(text.indexOf('\n') + 1);
+      return { text, cut: start > 0 };
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** The page: data as JSON in a script element (with "<" escaped so no text can close it), then the viewer. */
+export function renderHtml(data: unknown): string {
+  const json = JSON.stringify(data).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'">
+<title>fleetlab report</title>
+<style>${CSS}</style></head>
+<body><header id="top"></header><nav id="filters"></nav><main id="cases"></main>
+<script type="application/json" id="fleetlab-data">${json}</script>
+<script>${SCRIPT}</script>
+</body></html>
+`;
+}
+
+const CSS = `
+:root { --pass: #1a7f37; --fail: #cf222e; --err: #bc4c00; --skip: #6e7781; --flaky: #9a6700; --bg: #f6f8fa; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: #1f2328; }
+header { padding: 12px 20px; background: #24292f; color: #fff; display: flex; flex-wrap: wrap; gap: 16px; align-items: baseline; }
+header h1 { font-size: 18px; margin: 0 12px 0 0; }
+header .meta { color: #c9d1d9; font-size: 12px; }
+.totals span { margin-right: 12px; font-weight: 600; }
+nav { padding: 10px 20px; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: 8px; align-items: center; background: var(--bg); }
+nav button { border: 1px solid var(--line); background: #fff; border-radius: 14px; padding: 2px 10px; cursor: pointer; }
+nav button.on { background: #24292f; color: #fff; }
+nav input, nav select { padding: 3px 6px; border: 1px solid var(--line); border-radius: 4px; }
+main { padding: 8px 20px 40px; }
+.case { border: 1px solid var(--line); border-radius: 6px; margin: 8px 0; }
+.case > .head { padding: 8px 12px; cursor: pointer; display: flex; gap: 10px; align-items: baseline; }
+.case > .head:hover { background: var(--bg); }
+.case .name { font-weight: 600; }
+.case .id, .dim { color: #656d76; font-size: 12px; }
+.badge { font-size: 11px; font-weight: 700; text-transform: uppercase; padding: 1px 7px; border-radius: 10px; color: #fff; }
+.b-passed { background: var(--pass); } .b-failed { background: var(--fail); } .b-error, .b-interrupted { background: var(--err); }
+.b-skipped { background: var(--skip); } .b-flaky { background: var(--flaky); }
+.body { border-top: 1px solid var(--line); padding: 10px 12px; display: none; }
+.case.open .body { display: block; }
+.error { background: #ffebe9; border: 1px solid #ffcecb; border-radius: 6px; padding: 8px 10px; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; max-height: 360px; overflow: auto; }
+.steps ul { list-style: none; margin: 0; padding-left: 18px; }
+.steps > ul { padding-left: 0; }
+.step { cursor: pointer; padding: 1px 4px; border-radius: 4px; }
+.step:hover { background: var(--bg); }
+.step.failed { color: var(--fail); font-weight: 600; }
+.step .dur { color: #656d76; font-size: 12px; margin-left: 6px; }
+.step .err { display: block; color: var(--fail); font-weight: 400; white-space: pre-wrap; font-size: 12px; }
+h3 { font-size: 13px; margin: 14px 0 6px; }
+.machines { display: flex; flex-direction: column; gap: 10px; }
+.machine .facts { font-size: 12px; color: #424a53; }
+pre.log { background: #0d1117; color: #c9d1d9; font-size: 12px; max-height: 420px; overflow: auto; margin: 4px 0 0; padding: 8px; border-radius: 6px; }
+pre.log .l { display: block; white-space: pre-wrap; }
+pre.log .note { color: #79c0ff; }
+pre.log .here { background: #3b2e00; outline: 1px solid #d29922; }
+.attempts { font-size: 12px; }
+.hidden { display: none; }
+`;
+
+// The viewer: plain DOM, no framework. Reads the data element, renders totals, filters and cases.
+const SCRIPT = `
+(function () {
+  var data = JSON.parse(document.getElementById('fleetlab-data').textContent);
+  var state = { status: 'all', text: '', machine: '' };
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) { if (k === 'text') e.textContent = attrs[k]; else if (k === 'cls') e.className = attrs[k]; else e.setAttribute(k, attrs[k]); }
+    (kids || []).forEach(function (c) { if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    return e;
+  }
+  function secs(ms) { return ms === undefined ? '' : (ms / 1000).toFixed(1) + ' s'; }
+  function last(c) { return c.attempts[c.attempts.length - 1]; }
+  function machinesOf(c) { return last(c).machines.map(function (m) { return m.profile; }); }
+  var statuses = ['passed', 'failed', 'error', 'flaky', 'skipped', 'interrupted'];
+  var counts = {};
+  data.cases.forEach(function (c) { counts[c.status] = (counts[c.status] || 0) + 1; });
+
+  var top = document.getElementById('top');
+  top.appendChild(el('h1', { text: 'fleetlab' }));
+  var totals = el('div', { cls: 'totals' });
+  totals.appendChild(el('span', { text: data.cases.length + ' of ' + data.planned + ' cases' }));
+  statuses.forEach(function (s) { if (counts[s]) totals.appendChild(el('span', { cls: 't-' + s, text: counts[s] + ' ' + s })); });
+  top.appendChild(totals);
+  top.appendChild(el('div', { cls: 'meta', text: 'run ' + data.runId + ' · commit ' + data.commit.slice(0, 12) + ' · started ' + data.startedAt + (data.finished ? ' · ' + secs(data.durationMs) + ' · exit code ' + data.exitCode : ' · still running') + (data.interrupted ? ' · interrupted' : '') }));
+
+  var nav = document.getElementById('filters');
+  var buttons = {};
+  ['all'].concat(statuses).forEach(function (s) {
+    if (s !== 'all' && !counts[s]) return;
+    var b = el('button', { 'data-status': s, text: s === 'all' ? 'all (' + data.cases.length + ')' : s + ' (' + counts[s] + ')' });
+    b.onclick = function () { state.status = s; render(); };
+    buttons[s] = b; nav.appendChild(b);
+  });
+  var search = el('input', { type: 'search', placeholder: 'filter: scenario, id, step, error…', id: 'text-filter', size: '32' });
+  search.oninput = function () { state.text = search.value.toLowerCase(); render(); };
+  nav.appendChild(search);
+  var profiles = {};
+  data.cases.forEach(function (c) { machinesOf(c).forEach(function (p) { profiles[p] = 1; }); });
+  var select = el('select', { id: 'machine-filter' }, [el('option', { value: '', text: 'every machine' })]);
+  Object.keys(profiles).sort().forEach(function (p) { select.appendChild(el('option', { value: p, text: p })); });
+  select.onchange = function () { state.machine = select.value; render(); };
+  nav.appendChild(select);
+
+  function stepText(steps) { return steps.map(function (s) { return s.name + ' ' + (s.error ? s.error.message : '') + ' ' + stepText(s.steps); }).join(' '); }
+  function matches(c) {
+    if (state.status !== 'all' && c.status !== state.status) return false;
+    if (state.machine && machinesOf(c).indexOf(state.machine) < 0) return false;
+    if (!state.text) return true;
+    var a = last(c);
+    var hay = (c.id + ' ' + c.scenario + ' ' + c.variant + ' ' + (a.error ? a.error.message : '') + ' ' + stepText(a.steps)).toLowerCase();
+    return hay.indexOf(state.text) >= 0;
+  }
+
+  // Console lines start with "[  SECONDS]" since the log began; a step's start maps to the first line at or after it.
+  function renderLog(m) {
+    var pre = el('pre', { cls: 'log' });
+    if (!m.log) { pre.textContent = '(no log)'; return pre; }
+    if (m.log.cut) pre.appendChild(el('span', { cls: 'l note', text: '… earlier lines are in the full log' }));
+    m.log.text.split('\\n').forEach(function (line) {
+      var t = /^\\[\\s*([0-9.]+)\\]/.exec(line);
+      var span = el('span', { cls: 'l' + (/^\\[[^\\]]*\\]\\*---/.test(line) ? ' note' : ''), text: line });
+      if (t) span.setAttribute('data-t', t[1]);
+      pre.appendChild(span);
+    });
+    return pre;
+  }
+  function showConsoleAt(body, epochMs) {
+    body.querySelectorAll('pre.log').forEach(function (pre) {
+      var t0 = Number(pre.getAttribute('data-t0'));
+      if (!t0) return;
+      var at = (epochMs - t0) / 1000;
+      var lines = pre.querySelectorAll('.l[data-t]');
+      var hit = null;
+      for (var i = 0; i < lines.length; i++) { if (Number(lines[i].getAttribute('data-t')) >= at) { hit = lines[i]; break; } }
+      pre.querySelectorAll('.here').forEach(function (h) { h.classList.remove('here'); });
+      if (hit) { hit.classList.add('here'); pre.scrollTop = hit.offsetTop - pre.offsetTop - 40; }
+    });
+  }
+  function renderSteps(steps, body) {
+    var ul = el('ul');
+    steps.forEach(function (s) {
+      var li = el('li');
+      var row = el('div', { cls: 'step ' + s.status, 'data-started': String(s.startedAt) }, [
+        (s.status === 'passed' ? '✓ ' : s.status === 'failed' ? '✗ ' : '… ') + s.name,
+        el('span', { cls: 'dur', text: secs(s.durationMs) }),
+      ]);
+      if (s.error) row.appendChild(el('span', { cls: 'err', text: s.error.message.split('\\n').slice(0, 6).join('\\n') }));
+      row.onclick = function (ev) { ev.stopPropagation(); showConsoleAt(body, s.startedAt); };
+      li.appendChild(row);
+      if (s.steps && s.steps.length) li.appendChild(renderSteps(s.steps, body));
+      ul.appendChild(li);
+    });
+    return ul;
+  }
+  function failedStep(steps) {
+    for (var i = 0; i < steps.length; i++) { var s = steps[i]; if (s.status === 'failed') return failedStep(s.steps) || s; }
+    return null;
+  }
+  function renderBody(c) {
+    var a = last(c);
+    var body = el('div', { cls: 'body' });
+    if (c.attempts.length > 1) body.appendChild(el('div', { cls: 'attempts', text: 'tries: ' + c.attempts.map(function (t) { return '#' + t.attempt + ' ' + t.status + (t.error ? ' (' + t.error.message.split('\\n')[0] + ')' : ''); }).join(' · ') }));
+    if (a.skipReason) body.appendChild(el('div', { cls: 'dim', text: 'skipped: ' + a.skipReason }));
+    if (a.error) {
+      var msg = a.error.kind + ': ' + a.error.message + (a.error.location ? '\\n  at ' + a.error.location : '');
+      if (a.error.expected !== undefined || a.error.actual !== undefined) msg += '\\n\\nexpected: ' + JSON.stringify(a.error.expected) + '\\nactual:   ' + JSON.stringify(a.error.actual);
+      body.appendChild(el('div', { cls: 'error', text: msg }));
+    }
+    body.appendChild(el('h3', { text: 'Steps' }));
+    var steps = el('div', { cls: 'steps' });
+    steps.appendChild(renderSteps(a.steps, body));
+    body.appendChild(steps);
+    body.appendChild(el('h3', { text: 'Machines' }));
+    var ms = el('div', { cls: 'machines' });
+    a.machines.forEach(function (m) {
+      var f = m.facts || {};
+      var facts = [m.profile, f.arch, f.firmware, f.accel, f.start ? f.start.mode + ' start ' + secs(f.start.ms) + (f.start.reason ? ' (' + f.start.reason + ')' : '') : ''].filter(Boolean).join(' · ');
+      var box = el('div', { cls: 'machine' }, [el('b', { text: m.name }), ' ', el('span', { cls: 'facts', text: facts }), ' ', el('a', { href: m.logHref, text: 'full console log' })]);
+      var pre = renderLog(m);
+      if (m.logStartedAt) pre.setAttribute('data-t0', String(m.logStartedAt));
+      box.appendChild(pre);
+      ms.appendChild(box);
+    });
+    body.appendChild(ms);
+    if (a.artifacts.length) {
+      body.appendChild(el('h3', { text: 'Artifacts' }));
+      var ul = el('ul');
+      a.artifacts.forEach(function (x) { ul.appendChild(el('li', {}, [el('a', { href: x.href, text: x.name })])); });
+      body.appendChild(ul);
+    }
+    if (a.output.length) {
+      body.appendChild(el('h3', { text: 'Output' }));
+      body.appendChild(el('pre', { cls: 'log', text: a.output.join('\\n') }));
+    }
+    var props = a.properties || {};
+    if (Object.keys(props).length) {
+      body.appendChild(el('h3', { text: 'Properties' }));
+      body.appendChild(el('div', { cls: 'dim', text: Object.keys(props).map(function (k) { return k + ' = ' + props[k]; }).join(' · ') }));
+    }
+    return body;
+  }
+  var list = document.getElementById('cases');
+  var nodes = data.cases.map(function (c) {
+    var div = el('div', { cls: 'case', 'data-status': c.status, 'data-id': c.id });
+    var head = el('div', { cls: 'head' }, [
+      el('span', { cls: 'badge b-' + c.status, text: c.status }),
+      el('span', { cls: 'name', text: c.scenario + ' [' + c.variant + ']' }),
+      el('span', { cls: 'id', text: c.id }),
+      el('span', { cls: 'dim', text: secs(c.durationMs) + ' · ' + machinesOf(c).join(', ') }),
+    ]);
+    var body = null;
+    function open() {
+      if (!body) {
+        body = renderBody(c); div.appendChild(body);
+        var f = failedStep(last(c).steps);
+        if (f) setTimeout(function () { showConsoleAt(body, f.startedAt + f.durationMs); }, 0);
+      }
+      div.classList.toggle('open');
+    }
+    head.onclick = open;
+    div.appendChild(head);
+    list.appendChild(div);
+    if (c.status === 'failed' || c.status === 'error') open();
+    return { c: c, div: div };
+  });
+  function render() {
+    Object.keys(buttons).forEach(function (s) { buttons[s].classList.toggle('on', s === state.status); });
+    nodes.forEach(function (n) { n.div.classList.toggle('hidden', !matches(n.c)); });
+  }
+  render();
+})();
+`;
