@@ -19,6 +19,8 @@ export const meshPartition = scenario({
   name: 'mesh partition',
   machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct', d: 'x86_64-direct' },
   networks: { mesh: { links: RING, batman: true } },
+  // Four nodes of one shape: a boots, b, c and d restore its snapshot and take their own MACs and mesh.
+  snapshot: 'boot',
   timeout: 10 * 60_000,
   tags: ['network', 'mesh'],
   async run({ machines, step, net, property }) {

@@ -39,6 +39,8 @@ export const lan = scenario({
   machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' },
   networks: { lan: ['a', 'b', 'c'] },
   ssh: true,
+  // Three machines of one shape: a boots, b and c restore its snapshot with their own MACs, addresses and SSH.
+  snapshot: 'boot',
   timeout: 8 * 60_000,
   tags: ['network'],
   async run({ machines, step, net }) {

@@ -353,7 +353,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       await this.start({ deadline, signal });
       this.backdoor!.resume();
       await this.waitForShell({ deadline: deadline.child(60_000, `shell of ${this.name} after a restore`), signal });
-      await this.refreshIdentity({ deadline, signal });
+      await this.refreshIdentity(snap, { deadline, signal });
     } catch (err) {
       this.restoreFrom = undefined;
       if (signal?.aborted) throw err;
@@ -405,13 +405,23 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     return r;
   }
 
+  /** The MAC of the user-mode NIC that carries the SSH forward. */
+  private sshMac(): string {
+    return stableMac('ssh', this.name, 'ssh0');
+  }
+
+  /** This machine's NICs' MACs in QEMU's device order: the fabric's, then the SSH forward's. */
+  private nicMacs(): string[] {
+    return [...(this.opts.nics ?? []).map((n) => n.mac), ...(this.opts.sshForward ? [this.sshMac()] : [])];
+  }
+
   /** Why this machine cannot be restored from (or saved to) a snapshot; undefined when it can. */
   private warmRuledOut(): string | undefined {
     if (this.boots > 0) return 'not its first start: its disks have moved on from any snapshot';
     if (this.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
     if (this.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
-    if (this.opts.nics?.length) return 'it is on a network (addresses and MACs are set at boot; warm starts for networked machines are not built yet)';
-    if (this.opts.sshForward) return 'it has an SSH forward (host keys and ports are set at boot)';
+    const testbed = this.profile.boot.kind === 'testbed' || this.profile.boot.kind === 'testbed-disk';
+    if ((this.opts.nics?.length || this.opts.sshForward) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
     const b = this.profile.boot;
     if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
     return undefined;
@@ -422,7 +432,11 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const boot = await this.resolveBoot(join(tmpdir(), 'fleetlab-no-run-dir'));
     const disks = (boot.disks ?? []).map((d, k) => ({ ...d, path: `$DISK${k}` }));
     const append = boot.append?.split(/\s+/).map((w) => (w === `fleetlab.hostname=${this.name}` ? 'fleetlab.hostname=$NAME' : w)).join(' ');
-    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined });
+    // NICs as devices (model, count, order); their MACs, ports and addresses are this machine's, set after a restore.
+    const nics = (this.opts.nics ?? []).map((_, i) => ({ mac: `$MAC${i}`, qemuPort: 0, switchPort: 0 }));
+    const sshForward = this.opts.sshForward ? { hostPort: 0, mac: '$SSHMAC' } : undefined;
+    const netConfig = nics.length || sshForward ? '$RUN/net.conf' : undefined;
+    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined, nics, sshForward, netConfig });
     const fw = this.profile.firmware;
     const files = [this.profile.qemu.binary.includes('/') ? this.profile.qemu.binary : (which(this.profile.qemu.binary) ?? this.profile.qemu.binary), boot.kernel, boot.initrd, boot.dtb, ...this.diskSources.map((d) => d.path), ...(fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [])];
     return { v: 1, profile: this.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
@@ -437,7 +451,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       const disks = (this.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
       const snap = await store.write(
         key,
-        { profile: this.profile.name, madeBy: `${this.name} (${this.logDir})`, bootLog: this.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts },
+        { profile: this.profile.name, madeBy: `${this.name} (${this.logDir})`, bootLog: this.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts, macs: this.nicMacs() },
         { disks, efiVars: this.efiVars },
         async (stateFile) => {
           await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
@@ -479,7 +493,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   }
 
   /** After a restore: the host's clock, this machine's hostname, a fresh machine-id, new randomness. */
-  private async refreshIdentity(opts: WaitOptions): Promise<void> {
+  private async refreshIdentity(snap: SnapshotFiles, opts: WaitOptions): Promise<void> {
     const id = randomBytes(16).toString('hex');
     const seed = [...randomBytes(64)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
     const name = this.name;
@@ -494,6 +508,15 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       ].join('; '),
       opts,
     );
+    // The NICs still carry the MACs of the machine that made the snapshot: each gets this machine's, then the
+    // testbed sets its networks up again from what this QEMU passes (addresses, the mesh).
+    const macs = this.nicMacs();
+    if (macs.length) {
+      const old = snap.meta.macs ?? [];
+      if (old.length !== macs.length) throw new InfrastructureError(`snapshot ${snap.meta.key} has ${old.length} NIC(s), machine ${this.name} ${macs.length}`);
+      const swap = macs.map((mac, i) => `for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${old[i]} ] && ip link set \${d##*/} down && ip link set \${d##*/} address ${mac}; done`);
+      await this.succeed([...swap, '/etc/fleetlab/network'].join('\n'), opts);
+    }
   }
 
   /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
@@ -508,7 +531,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     const nics = this.opts.nics ?? [];
     let netConfig: string | undefined;
-    const sshForward = this.opts.sshForward ? { hostPort: await freeTcpPort(), mac: stableMac('ssh', this.name, 'ssh0') } : undefined;
+    const sshForward = this.opts.sshForward ? { hostPort: await freeTcpPort(), mac: this.sshMac() } : undefined;
     this.sshPort = sshForward?.hostPort;
     const netLines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
     // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.

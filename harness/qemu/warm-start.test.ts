@@ -1,9 +1,9 @@
 // Warm starts through the real CLI and real QEMU: the first case of a shape boots and saves a snapshot, later cases
-// restore it (proved from JUnit and report.json, not assumed); restored machines get their own hostname, machine-id
-// and the host's clock; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
+// restore it (proved from JUnit and report.json, not assumed); restored machines get their own hostname, machine-id,
+// MACs, addresses and the host's clock; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
 // the profile and the image; nothing is left behind without --keep-snapshots.
 import { execa } from 'execa';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, truncate, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,17 +22,26 @@ interface Report {
   results: Array<{ scenario: string; status: string; attempts: Array<{ output: string[]; machines: Array<{ name: string; facts?: { start?: { mode: string; ms: number; reason?: string; restoreFailed?: string } } }> }> }>;
 }
 
-async function run(file: string, args: string[], out: string): Promise<{ exitCode: number; report: Report; junit: string; stdout: string }> {
-  const r = await execa(join(ROOT, 'fleetlab'), ['run', file, '--output', out, ...args], { cwd: ROOT, reject: false, timeout: 600_000, env: { CI: 'true' } });
+async function run(file: string, args: string[], out: string): Promise<{ exitCode: number; report: Report; junit: string; stdout: string; pid: number }> {
+  const sub = execa(process.execPath, [join(ROOT, 'harness/cli/main.ts'), 'run', file, '--output', out, ...args], { cwd: ROOT, reject: false, timeout: 600_000, env: { CI: 'true' } });
+  const pid = sub.pid!;
+  const r = await sub;
   const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
-  return { exitCode: r.exitCode ?? -1, report, junit: await readFile(join(out, 'junit.xml'), 'utf8'), stdout: r.stdout + r.stderr };
+  return { exitCode: r.exitCode ?? -1, report, junit: await readFile(join(out, 'junit.xml'), 'utf8'), stdout: r.stdout + r.stderr, pid };
 }
 
-const snapshotDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('fleetlab-snapshots-'));
+/** Snapshot stores in the temp dir that process `pid` made (their owner file names it); other test files run too. */
+const snapshotDirsOf = (pid: number) =>
+  readdirSync(tmpdir()).filter((d) => d.startsWith('fleetlab-snapshots-') && (() => {
+    try {
+      return readFileSync(join(tmpdir(), d, '.fleetlab-owner'), 'utf8').split(' ')[0] === String(pid);
+    } catch {
+      return false;
+    }
+  })());
 
 describe('warm starts', () => {
   it('three scenarios on one x86_64-uefi machine each: the first boots and saves, the second and third restore in a fifth of its time', async () => {
-    const before = snapshotDirs();
     const r = await run('harness/qemu/fixtures/warm-three.ts', ['--warm'], join(work, 'three'));
     expect(r.exitCode, r.stdout).toBe(0);
     const starts = r.report.results.map((c) => c.attempts.at(-1)!.machines[0]!.facts!.start!);
@@ -43,7 +52,7 @@ describe('warm starts', () => {
     // JUnit says the same, per case.
     expect([...r.junit.matchAll(/name="machine.start" value="(\w+)"/g)].map((m) => m[1])).toEqual(['cold', 'warm', 'warm']);
     // The run's snapshots are gone with it.
-    expect(snapshotDirs().filter((d) => !before.includes(d))).toEqual([]);
+    expect(snapshotDirsOf(r.pid)).toEqual([]);
   }, 700_000);
 
   it('machines restored from one snapshot in one scenario: own hostname, own machine-id, the host clock, a working shell', async () => {
@@ -69,6 +78,13 @@ describe('warm starts', () => {
       await store.close();
     }
     expect(existsSync(store.dir)).toBe(false);
+  }, 400_000);
+
+  it('machines on a network: restored ones take their own MACs, addresses and SSH, and reach each other', async () => {
+    const r = await run('harness/qemu/fixtures/warm-net.ts', [], join(work, 'net'));
+    expect(r.exitCode, r.stdout).toBe(0);
+    const machines = r.report.results[0]!.attempts[0]!.machines;
+    expect(machines.map((m) => [m.name, m.facts!.start!.mode])).toEqual([['a', 'cold'], ['b', 'warm'], ['c', 'warm']]);
   }, 400_000);
 
   it('a corrupted snapshot: the machine boots cold, the report says why, and the case passes', async () => {

@@ -35,6 +35,8 @@ export interface SnapshotMeta {
   createdAt: string;
   /** The parts the key was hashed from, for reading why two snapshots differ. */
   parts: unknown;
+  /** The maker's NIC MACs in QEMU's device order: a restored machine's NICs are given its own in their place. */
+  macs?: string[];
 }
 
 type Claim = { owner: true; done: (s: SnapshotFiles | undefined) => void } | { owner: false; wait: Promise<SnapshotFiles | undefined> };

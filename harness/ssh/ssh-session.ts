@@ -61,7 +61,8 @@ export class SshSession implements CommandRunner {
       const client = new Client();
       const attempt = new Promise<void>((resolve, reject) => {
         client.once('ready', () => resolve());
-        client.once('error', reject);
+        // on, not once: ssh2 can emit more than one error, and an 'error' with no listener would end the process.
+        client.on('error', reject);
         client.once('close', () => reject(new Error('connection closed before it was ready')));
       });
       client.connect({
