@@ -127,8 +127,10 @@ describe('a machine that dies ends every wait on it', () => {
     await m.succeed('head -c 4000000 /dev/zero | tr "\\0" x > /tmp/big');
     const boots = m.boots;
     const t0 = performance.now();
-    // The answer (4 MB, sent in 64 KiB chunks) is still streaming when the guest resets itself (sysrq b).
-    const err = (await m.execute('(sleep 1; echo b > /proc/sysrq-trigger) >/dev/null 2>&1 & cat /tmp/big', { timeout: 120_000 }).catch((e: unknown) => e)) as FleetlabError;
+    // The answer (4 MB) goes in 64 KiB chunks, each sent by a dd of the channel's helper: a background job resets the
+    // guest (sysrq b) as soon as it sees one, so the reset comes while the answer streams.
+    const watcher = 'for i in $(seq 1200); do pidof dd >/dev/null && echo b > /proc/sysrq-trigger; sleep 0.05; done';
+    const err = (await m.execute(`(${watcher}) >/dev/null 2>&1 & cat /tmp/big`, { timeout: 120_000 }).catch((e: unknown) => e)) as FleetlabError;
     expect(err).toBeInstanceOf(FleetlabError);
     expect(err.message).toMatch(/the guest deathtest reset \(rebooted\) while running/);
     expect(performance.now() - t0).toBeLessThan(30_000);

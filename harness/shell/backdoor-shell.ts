@@ -17,6 +17,8 @@ const HEADER = /(fl[0-9a-f]{16}) (\d+) (\d+) (\d+) ([T-])\n/;
  * longer for the guest's answer before it gives up on its own, so a command always gets at least the time it was given.
  */
 const HOST_GRACE_MS = 3000;
+/** After a guest reset, how long a console check (a panic's lines) has to end a command's wait before the reset does. */
+const RESET_GRACE_MS = 500;
 const DEFAULT_TIMEOUT_MS = 900_000;
 
 interface Answer {
@@ -137,7 +139,12 @@ export class BackdoorShell implements CommandRunner {
     this.orphans.clear();
     const p = this.pending;
     this.pending = undefined;
-    p?.reject(new InfrastructureError(`the guest ${this.machineName} reset (rebooted) while running: ${abbreviate(p.command)}`));
+    if (p) {
+      const err = new InfrastructureError(`the guest ${this.machineName} reset (rebooted) while running: ${abbreviate(p.command)}`);
+      // A console check that explains the reset ends the wait first (a panic with panic=-1 resets at once): its lines
+      // and QEMU's reset event come over different sockets, in either order. The session is over now either way.
+      setTimeout(() => p.reject(err), RESET_GRACE_MS).unref();
+    }
   }
 
   /**
