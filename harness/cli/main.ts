@@ -12,6 +12,7 @@ import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
 import { listCommand, runCommand, type RunArgs } from './run-command.ts';
 import { mergeJunit } from '../report/merge-junit.ts';
+import { serveReport } from '../report/serve-report.ts';
 import type { Argv } from 'yargs';
 
 /** Options shared by run and list: which cases. */
@@ -79,14 +80,32 @@ await yargs(hideBin(process.argv))
       process.exitCode = await consoleCommand(argv.machine, argv.report);
     },
   )
-  .command(
-    'report merge <files..>',
-    'Merge the JUnit files of shards into one',
-    (y) => y.positional('files', { type: 'string', array: true, demandOption: true }).option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged file' }),
-    async (argv) => {
-      const r = await mergeJunit(argv.files as string[], argv.o);
-      console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
-    },
+  .command('report', "Reports: serve a run's folder, or merge shards' JUnit", (y) =>
+    y
+      .command(
+        'show [dir]',
+        "Serve a run's folder on 127.0.0.1 and print the URL of its report.html (until Ctrl-C)",
+        (yy) => yy.positional('dir', { type: 'string', default: 'reports/latest', describe: "The run's output folder" }).option('port', { type: 'number', default: 0, describe: 'Port on 127.0.0.1 (default: a free one)' }),
+        async (argv) => {
+          const { server, url } = await serveReport(argv.dir, argv.port);
+          console.log(url);
+          await new Promise<void>((done) => {
+            const stop = () => server.close(() => done());
+            process.once('SIGINT', stop);
+            process.once('SIGTERM', stop);
+          });
+        },
+      )
+      .command(
+        'merge <files..>',
+        'Merge the JUnit files of shards into one',
+        (yy) => yy.positional('files', { type: 'string', array: true, demandOption: true }).option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged file' }),
+        async (argv) => {
+          const r = await mergeJunit(argv.files as string[], argv.o);
+          console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
+        },
+      )
+      .demandCommand(1, 'report needs a subcommand: show or merge'),
   )
   .command('images', 'Testbed images: build them, or print where one file of them is', (y) =>
     y

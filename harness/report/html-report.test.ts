@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +80,33 @@ describe('report.html in Chromium', () => {
     await page.locator('#text-filter').fill('');
     await page.locator('#machine-filter').selectOption('x86_64-direct');
     await expect(visible()).resolves.toHaveLength(3);
+  });
+
+  it('fleetlab report show serves the folder on 127.0.0.1: the page, its console logs, and nothing outside', async () => {
+    const show = execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'report', 'show', out], { cwd: root, reject: false });
+    try {
+      const url = await new Promise<string>((ok, fail) => {
+        show.stdout!.on('data', (d: Buffer) => {
+          const m = /http:\/\/127\.0\.0\.1:\d+\/report\.html/.exec(d.toString());
+          if (m) ok(m[0]);
+        });
+        void show.then((r) => fail(new Error(`report show ended: ${r.stderr}`)));
+      });
+      const served = await browser.newPage();
+      await served.goto(url);
+      await expect(served.locator('.case').count()).resolves.toBe(3);
+      const href = await served.locator('.case[data-status="failed"] a', { hasText: 'full console log' }).getAttribute('href');
+      const log = await fetch(new URL(href!, url));
+      expect(log.status).toBe(200);
+      expect(await log.text()).toMatch(/fleetlab: starting qemu-system-x86_64/);
+      // Encoded slashes that would climb out of the folder once decoded: refused.
+      const status = await new Promise<number>((ok, fail) => get({ host: '127.0.0.1', port: new URL(url).port, path: '/x%2f..%2f..%2f..%2f..%2fetc%2fpasswd' }, (res) => ok(res.statusCode!)).on('error', fail));
+      expect(status).toBe(403);
+      await served.close();
+    } finally {
+      show.kill('SIGTERM');
+      await show;
+    }
   });
 
   it('a screenshot of the page, kept beside the report', async () => {

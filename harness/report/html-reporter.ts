@@ -221,7 +221,21 @@ const SCRIPT = `
   function renderLog(m) {
     var pre = el('pre', { cls: 'log' });
     if (!m.log) { pre.textContent = '(no log)'; return pre; }
-    if (m.log.cut) pre.appendChild(el('span', { cls: 'l note', text: '… earlier lines are in the full log' }));
+    if (m.log.cut) {
+      pre.appendChild(el('span', { cls: 'l note', text: '… earlier lines are in the full log' }));
+      // Served (fleetlab report show), the whole log can be loaded in place; from file:// it is a link away.
+      if (/^https?:$/.test(location.protocol)) {
+        var more = el('button', { text: 'load the whole log' });
+        more.onclick = function () {
+          fetch(m.logHref).then(function (r) { return r.text(); }).then(function (text) {
+            var full = renderLog({ log: { text: text, cut: false } });
+            full.setAttribute('data-t0', pre.getAttribute('data-t0') || '');
+            pre.replaceWith(full);
+          });
+        };
+        pre.appendChild(more);
+      }
+    }
     m.log.text.split('\\n').forEach(function (line) {
       var t = /^\\[\\s*([0-9.]+)\\]/.exec(line);
       var span = el('span', { cls: 'l' + (/^\\[[^\\]]*\\]\\*---/.test(line) ? ' note' : ''), text: line });
