@@ -44,6 +44,12 @@ describe('networks', () => {
     for (const m of ['a', 'b', 'c']) expect(processesMatching(`process=fleetlab-${m},`).filter(([, c]) => c.includes(dir))).toEqual([]);
   });
 
+  it('Arm machines on a LAN: ping, SSH and batctl on the aarch64 testbed, the second machine restored warm', async () => {
+    const r = await fleetlab(['run', 'harness/net/fixtures/arm-lan.ts', '--output', join(dir, 'arm')]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/a: tcg, cold [\d.]+ s, b: tcg, warm [\d.]+ s/);
+  }, 300_000);
+
   it('bad declarations are configuration errors before anything boots', async () => {
     const cases: Array<[string, RegExp]> = [
       ['bad-member.ts', /network lan: member "ghost" is not a machine of this scenario \(machines: a\)/],

@@ -12,6 +12,9 @@ export const aarch64Testbed: TestbedRecipe = {
   // Debian's arm64 vmlinuz is already an uncompressed Image (a PE/COFF EFI application as well).
   extractVmlinux: false,
   users: [{ name: 'root', password: 'fleetlab', uid: 0, home: '/root' }],
+  // SSH (dropbear, key authentication for root; keys made per cache build) and batman-adv's batctl, with their
+  // libraries, as on x86_64.
+  extraPackages: ['libc6', 'dropbear-bin', 'libcrypt1', 'libtomcrypt1', 'libtommath1', 'zlib1g', 'batctl', 'libnl-3-200', 'libnl-genl-3-200'],
   deviceTrees: [
     // QEMU's raspi3b has no Bluetooth chip; with the node present the PL011 is handed to Bluetooth and ttyAMA0 never appears.
     { file: 'broadcom/bcm2837-rpi-3-b.dtb', removeNodes: ['/soc/serial@7e201000/bluetooth'] },
