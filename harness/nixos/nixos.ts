@@ -268,7 +268,7 @@ export class NixosHelpers {
     await this.switch(top, { ...opts, action: 'boot' });
     const generation = (await this.current(opts)).generation;
     // The profile back on the generation that boots now: the default entry is it again, the new one stays in the menu.
-    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${previous} && ${PROFILE}/bin/switch-to-configuration boot`, { timeout: 300_000, ...opts });
+    await this.bootDefault(previous, { timeout: 300_000, ...opts });
     await this.setNextBoot(generation, opts);
     this.m.log.note(`nixos: generation ${generation} on trial for the next boot (GRUB next_entry); the default stays generation ${previous}`);
     return { generation, previous };
@@ -278,7 +278,7 @@ export class NixosHelpers {
   async confirmTrial(generation: number, opts: WaitOptions = {}): Promise<void> {
     const b = await this.booted(opts);
     if (b.generation !== generation) throw new TestFailure(`machine ${this.m.name}: generation ${generation} is not the booted one (generation ${b.generation} is), so there is no trial of it to confirm`);
-    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${generation} && ${PROFILE}/bin/switch-to-configuration boot`, { timeout: 300_000, ...opts });
+    await this.bootDefault(generation, { timeout: 300_000, ...opts });
     this.m.log.note(`nixos: trial of generation ${generation} confirmed: it is the default`);
   }
 
@@ -363,10 +363,7 @@ export class NixosHelpers {
         await this.m.sendKeys('ret');
       };
     } else {
-      const conf = await this.m.succeed('cat /boot/extlinux/extlinux.conf');
-      const labels = [...conf.matchAll(/^LABEL (\S+)/gm)].map((m) => m[1]!);
-      const at = labels.indexOf(`nixos-${n}`);
-      if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
+      const at = await this.extlinuxEntry(n);
       await this.m.succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
       restore = '[ -e /boot/extlinux/extlinux.conf.fleetlab-menu ] && mv -f /boot/extlinux/extlinux.conf.fleetlab-menu /boot/extlinux/extlinux.conf; sync';
       // U-Boot's menu: on the serial console, or the profile's boot loader console (the Pi's mini UART).
@@ -401,9 +398,7 @@ export class NixosHelpers {
     if (bl !== 'extlinux') {
       throw new ConfigurationError(`machine ${this.m.name}: rescueViaMenu() types into U-Boot's extlinux menu; ${bl} falls back by itself (${bl === 'grub' ? 'trialBoot()' : bl === 'systemd-boot' ? 'boot counting' : 'no menu: switch the profile'})`);
     }
-    const labels = [...(await this.m.succeed('cat /boot/extlinux/extlinux.conf', { deadline })).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
-    const at = labels.indexOf(`nixos-${n}`);
-    if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
+    const at = await this.extlinuxEntry(n, { deadline });
     const con = this.m.console(this.m.profile.bootloaderConsole ?? this.m.profile.serialConsole);
     this.m.console().mark();
     const rebooted = this.m.reboot({ deadline });
@@ -416,9 +411,22 @@ export class NixosHelpers {
     await rebooted;
     const b = await this.booted({ deadline });
     if (b.generation !== n) throw new TestFailure(`machine ${this.m.name}: chose generation ${n} in U-Boot's menu after the failed boot, but generation ${b.generation} booted (entry ${b.entry})`);
-    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, { deadline });
+    await this.bootDefault(n, { deadline });
     this.m.log.note(`nixos: rescued through the menu: generation ${n} booted and is the default again`);
     return b;
+  }
+
+  /** Generation `n`'s place in extlinux.conf's menu (0 is "NixOS - Default"): U-Boot's choice is this plus one. */
+  private async extlinuxEntry(n: number, opts?: WaitOptions): Promise<number> {
+    const labels = [...(await this.m.succeed('cat /boot/extlinux/extlinux.conf', opts)).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
+    const at = labels.indexOf(`nixos-${n}`);
+    if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
+    return at;
+  }
+
+  /** Generation `n` becomes the profile's and the boot loader's default: `nix-env --switch-generation`, `switch-to-configuration boot`. */
+  private async bootDefault(n: number, opts: WaitOptions): Promise<void> {
+    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, opts);
   }
 
   /** systemd-boot's menu order: entries sorted by version, newest first, those with no tries left last; and the default. */

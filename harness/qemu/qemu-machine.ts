@@ -361,12 +361,8 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.log.note(`warm start: restoring snapshot ${key} failed (${why}); dropping it and booting cold`);
       await this.kill('a failed restore').catch(() => undefined);
       await store.discard(key);
-      // The overlays pointed at the snapshot's disks: back to the images themselves.
-      for (const [k, d] of (this.disks ?? []).filter((x) => x.media === 'disk').entries()) {
-        await rm(d.path, { force: true });
-        await createOverlay(this.diskSources[k]!.path, this.diskSources[k]!.format, d.path);
-      }
-      if (this.efiVars && this.profile.firmware.kind === 'uefi') await copyFile(this.profile.firmware.vars, this.efiVars);
+      // The overlays pointed at the snapshot's disks: back to the images themselves, and to fresh variables.
+      await this.rebaseDisks(this.diskSources, this.profile.firmware.kind === 'uefi' ? this.profile.firmware.vars : undefined);
       this.boots = 0;
       return cold('the restore failed', { restoreFailed: why, waitedMs });
     } finally {
@@ -545,11 +541,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const snap = this.restoreFrom;
     if (snap) {
       // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
-      for (const [k, d] of (boot.disks ?? []).filter((x) => x.media === 'disk').entries()) {
-        await rm(d.path, { force: true });
-        await createOverlay(snap.disks[k]!, 'qcow2', d.path);
-      }
-      if (snap.efiVars && this.efiVars) await copyFile(snap.efiVars, this.efiVars);
+      await this.rebaseDisks(snap.disks.map((path) => ({ path, format: 'qcow2' })), snap.efiVars);
       argv.push('-incoming', 'defer');
     }
     this.log.note(`starting ${this.profile.qemu.binary} (${why})${snap ? `, restoring snapshot ${snap.meta.key}` : ''}`);
@@ -647,6 +639,15 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const path = resolve(image);
     if (!existsSync(path)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${image} does not exist.`, { details: { field: 'boot.image', value: image } });
     return { path, format: format ?? (await imageInfo(path, 'boot.image')).format, media: media ?? (/\.iso$/i.test(path) ? 'cdrom' : 'disk') };
+  }
+
+  /** This machine's disk overlays made anew on `bases` (in disk order), and its EFI variable store copied from `efiVars`. */
+  private async rebaseDisks(bases: Array<{ path: string; format: string }>, efiVars: string | undefined): Promise<void> {
+    for (const [k, d] of (this.disks ?? []).filter((x) => x.media === 'disk').entries()) {
+      await rm(d.path, { force: true });
+      await createOverlay(bases[k]!.path, bases[k]!.format, d.path);
+    }
+    if (efiVars && this.efiVars) await copyFile(efiVars, this.efiVars);
   }
 
   /** A disk as this machine sees it: a qcow2 overlay of the image (ISOs attach read-only as they are). */

@@ -3,11 +3,11 @@
 // (the failing step open), the error, each machine's facts and console log lined up with the steps (click a step and
 // the console scrolls to that second), artifacts and the case's output. Console logs are embedded up to
 // LOG_EMBED_BYTES each (their end, where failures are) and linked in full.
-import { execFileSync } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CaseResult } from '../runner/results.ts';
 import { AtomicFile } from './atomic-file.ts';
+import { gitCommit } from './git-commit.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
 /** How much of each console log goes into the page; the rest is a link away. */
@@ -72,18 +72,6 @@ export class HtmlReporter implements Reporter {
     const rel = relative(this.dir, path);
     return rel.startsWith('..') ? `file://${path}` : rel.split('/').map(encodeURIComponent).join('/');
   }
-}
-
-let commit: string | undefined;
-function gitCommit(): string {
-  if (commit === undefined) {
-    try {
-      commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      commit = 'unknown';
-    }
-  }
-  return commit;
 }
 
 /** The last `max` bytes of a file (from a line start), and whether it was cut. */

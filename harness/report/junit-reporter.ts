@@ -1,13 +1,13 @@
 // JUnit XML for CI (Jenkins, GitLab, GitHub): valid on disk after every case, right even when the run is interrupted.
 import junitModule from 'junit-report-builder';
 import type { Builder, TestCase } from 'junit-report-builder';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AttemptResult, CaseResult, ErrorInfo, StepResult } from '../runner/results.ts';
 import { AtomicFile } from './atomic-file.ts';
+import { gitCommit } from './git-commit.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
 const LOG_SLICE_BYTES = 64 * 1024;
@@ -29,7 +29,6 @@ export class JunitReporter implements Reporter {
   private run: RunInfo | undefined;
   private readonly done = new Map<string, CaseResult>();
   private readonly running = new Map<string, { attempts: AttemptResult[]; startedAt: number }>();
-  private gitCommit = '';
 
   constructor(path: string) {
     this.file = new AtomicFile(path);
@@ -37,11 +36,6 @@ export class JunitReporter implements Reporter {
 
   onRunBegin(run: RunInfo): void {
     this.run = run;
-    try {
-      this.gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      this.gitCommit = 'unknown';
-    }
   }
 
   onCaseBegin(c: { id: string; attempt: number }): void {
@@ -111,7 +105,7 @@ export class JunitReporter implements Reporter {
       suite.property('machine.accel', distinct((m) => m.facts?.accel));
       suite.property('qemu.version', distinct((m) => m.facts?.qemuVersion));
       suite.property('host', hostname());
-      suite.property('git.commit', this.gitCommit);
+      suite.property('git.commit', gitCommit());
       for (const r of results) await this.addCase(suite.testCase(), r);
     }
     return builder.build();

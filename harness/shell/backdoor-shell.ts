@@ -152,11 +152,16 @@ export class BackdoorShell implements CommandRunner {
    * helper is sent again with a fresh nonce, as if it had greeted (it is the same session: `sessions` stays).
    */
   resume(): void {
+    this.rx = Buffer.alloc(0);
+    this.sendHelper();
+  }
+
+  /** A new setup: whatever the channel held is dropped, and the helper goes out with a fresh nonce. */
+  private sendHelper(): void {
     this.ready = false;
     this.setupFailure = undefined;
     this.orphans.clear();
     this.body = undefined;
-    this.rx = Buffer.alloc(0);
     this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
     this.write(`${GUEST_HELPER}__fl_check ${this.setupNonce}\n`);
   }
@@ -414,17 +419,12 @@ export class BackdoorShell implements CommandRunner {
 
   private onBanner(): void {
     this.sessions++;
-    this.ready = false;
-    this.setupFailure = undefined;
-    this.orphans.clear();
-    this.body = undefined;
     if (this.pending) {
       const p = this.pending;
       this.pending = undefined;
       p.reject(new InfrastructureError(`the shell of ${this.machineName} restarted (guest rebooted?) while running: ${abbreviate(p.command)}`));
     }
-    this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
-    this.write(`${GUEST_HELPER}__fl_check ${this.setupNonce}\n`);
+    this.sendHelper();
     for (const fn of this.sessionListeners) fn();
   }
 
