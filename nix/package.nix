@@ -8,8 +8,8 @@ stdenvNoCC.mkDerivation {
   inherit src;
   npmDeps = importNpmLock { npmRoot = src; };
   nativeBuildInputs = [ nodejs_24 importNpmLock.npmConfigHook makeWrapper ];
-  # The npm package "node" (a pinned Node for contributors) downloads a binary when installed; Nix gives Node itself.
-  npmFlags = [ "--ignore-scripts" ];
+  # The pinned Node of the npm packages node-linux-<arch> (optional dependencies) is not needed: Nix gives Node itself.
+  npmFlags = [ "--ignore-scripts" "--omit=optional" ];
   dontBuild = true;
   installPhase = ''
     runHook preInstall

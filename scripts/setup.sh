@@ -3,10 +3,13 @@
 # host packages (apt), npm dependencies (with the pinned Node they bring), and with --images the testbed images.
 #   scripts/setup.sh            packages + npm dependencies + testbed images
 #   scripts/setup.sh --quick    packages + npm dependencies (images are built on first use)
+#   scripts/setup.sh --host     packages only: what `fleetlab setup` runs from an installed package, whose npm
+#                               dependencies are the fleet repository's business (it then builds the images itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0
+quick=0 host=0
 [ "${1:-}" = --quick ] && quick=1
+[ "${1:-}" = --host ] && quick=1 host=1
 say() { [ "$quick" = 1 ] || echo "setup: $*"; }
 
 APT_PACKAGES=(
@@ -49,7 +52,9 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$update_lists" = 1 ]; then
   fi
 fi
 
-# npm dependencies, reinstalled when package-lock.json changes; they include the pinned Node (npm package "node").
+[ "$host" = 1 ] && exit 0
+
+# npm dependencies, reinstalled when package-lock.json changes; they include the pinned Node (npm package node-linux-<arch>).
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/node ] || [ "$(cat node_modules/.fleetlab-lock 2>/dev/null)" != "$lock_hash" ]; then
   command -v npm >/dev/null || { echo "setup: npm is missing: apt-get install -y npm" >&2; exit 1; }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // fleetlab's command line: yargs commands over the runner, reports and providers.
+import './self-resolve.ts';
 import '../../machines/testbed/register.ts';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -10,6 +11,9 @@ import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
+import { initRepository } from './init-command.ts';
+import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
+import { execa } from 'execa';
 import { listCommand, runCommand, type RunArgs } from './run-command.ts';
 import { mergeJunit } from '../report/merge-junit.ts';
 import { serveReport } from '../report/serve-report.ts';
@@ -28,6 +32,22 @@ function selectionOptions<T>(y: Argv<T>) {
     .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' });
 }
 
+/** Builds the testbed images `names` and the boot disks of the profiles that use them, printing where they are. */
+async function buildImages(names: string[], rebuild = false): Promise<void> {
+  const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
+  for (const n of names) {
+    const recipe = testbedRecipes[n];
+    if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
+    const img = await ensureTestbed(recipe, { rebuild, log: (l) => console.error(l) });
+    console.log(`${n}: ${img.dir}`);
+    for (const { name, boot } of profiles) {
+      if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
+      const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
+      console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
+    }
+  }
+}
+
 /** Exit codes: 0 passed, 1 test failure, 2 configuration or usage error, 3 infrastructure error, 130 interrupted. */
 export const EXIT = { ok: 0, testFailure: 1, usage: 2, infrastructure: 3, interrupted: 130 } as const;
 
@@ -42,6 +62,33 @@ await yargs(hideBin(process.argv))
       const report = await runDoctor({ refresh: argv.refresh });
       console.log(argv.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
       process.exitCode = report.problems.length ? 1 : 0;
+    },
+  )
+  .command(
+    'setup',
+    "Set this host up: the Debian packages fleetlab uses (apt, as root or through sudo) and the testbed images (cached); idempotent, quick when all is there",
+    (y) => y.option('images', { type: 'boolean', default: true, describe: 'Also build the testbed images (--no-images: packages only; images are then built on first use)' }),
+    async (argv) => {
+      const script = packageFile('scripts/setup.sh');
+      if (!script) throw new FleetlabError('infrastructure', `this fleetlab has no scripts/setup.sh (looked in ${PACKAGE_ROOT}); reinstall the package`);
+      const r = await execa('bash', [script, '--host'], { stdio: 'inherit', reject: false });
+      if (r.exitCode !== 0) throw new FleetlabError('infrastructure', `host setup (${script} --host) exited ${r.exitCode}; see its message above`);
+      if (argv.images) await buildImages(Object.keys(testbedRecipes));
+      console.log('fleetlab: the host is set up; "fleetlab doctor" shows what it can do');
+    },
+  )
+  .command(
+    'init [dir]',
+    "Start a fleet repository's fleetlab files: scenarios/smoke.ts, machines/my-device.ts (a profile extending a built-in one), CI jobs for GitHub Actions and GitLab; existing files are kept",
+    (y) =>
+      y
+        .positional('dir', { type: 'string', default: '.', describe: 'The repository (default: the current directory)' })
+        .option('force', { type: 'boolean', default: false, describe: 'Overwrite files that exist' }),
+    async (argv) => {
+      const r = await initRepository(argv.dir, { force: argv.force });
+      for (const f of r.written) console.log(`wrote ${f}`);
+      for (const f of r.kept) console.log(`kept  ${f} (exists; --force overwrites)`);
+      console.log('next: npx fleetlab setup, then npx fleetlab run scenarios/smoke.ts');
     },
   )
   .command(
@@ -117,19 +164,7 @@ await yargs(hideBin(process.argv))
             .positional('names', { type: 'string', array: true, describe: `Testbeds to build (default: all: ${Object.keys(testbedRecipes).join(', ')})` })
             .option('rebuild', { type: 'boolean', default: false, describe: 'Build even if the cache has the image' }),
         async (argv) => {
-          const names = argv.names?.length ? argv.names : Object.keys(testbedRecipes);
-          const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
-          for (const n of names) {
-            const recipe = testbedRecipes[n];
-            if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
-            const img = await ensureTestbed(recipe, { rebuild: argv.rebuild, log: (l) => console.error(l) });
-            console.log(`${n}: ${img.dir}`);
-            for (const { name, boot } of profiles) {
-              if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
-              const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
-              console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
-            }
-          }
+          await buildImages(argv.names?.length ? argv.names : Object.keys(testbedRecipes), argv.rebuild);
         },
       )
       .command(
@@ -156,6 +191,7 @@ await yargs(hideBin(process.argv))
     console.error(`${msg}\n\nRun "fleetlab --help" for usage.`);
     process.exit(EXIT.usage);
   })
+  .version(VERSION)
   .help()
   .parseAsync()
   .catch((err: unknown) => {

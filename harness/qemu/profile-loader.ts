@@ -5,13 +5,20 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { profileSchema, type MachineProfile } from './profile.ts';
 
-/** The project's machines/ directory. */
+/** fleetlab's own machines/ directory (dist/machines in an installed package, whose profiles are compiled .js). */
 export const BUILTIN_MACHINES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../machines');
 
-/** Directories searched for profiles: $FLEETLAB_MACHINES (colon-separated) then machines/. */
+/** A profile file: a .ts (or, for fleetlab's compiled built-ins, .js) module that is not a test or a declaration. */
+const PROFILE_FILE = /^(?!.*\.(test|d)\.[jt]s$).*\.[jt]s$/;
+
+/**
+ * Directories searched for profiles, first match wins: `extra`, $FLEETLAB_MACHINES (colon-separated), the current
+ * directory's machines/ (a fleet repository's own profiles), then fleetlab's built-in ones.
+ */
 export function machineDirs(extra: string[] = []): string[] {
   const env = (process.env.FLEETLAB_MACHINES ?? '').split(':').filter(Boolean);
-  return [...extra, ...env, BUILTIN_MACHINES_DIR];
+  const own = resolve('machines');
+  return [...new Set([...extra, ...env, ...(existsSync(own) ? [own] : []), BUILTIN_MACHINES_DIR])];
 }
 
 /** Names of every profile found. */
@@ -19,14 +26,14 @@ export function listProfiles(dirs = machineDirs()): string[] {
   const names = new Set<string>();
   for (const d of dirs) {
     if (!existsSync(d)) continue;
-    for (const f of readdirSync(d)) if (f.endsWith('.ts') && !f.endsWith('.test.ts')) names.add(f.slice(0, -3));
+    for (const f of readdirSync(d)) if (PROFILE_FILE.test(f)) names.add(f.slice(0, -3));
   }
   return [...names].sort();
 }
 
 /** Loads profile `name` (or a path to a profile file), validating it; ConfigurationError names the file and field. */
 export async function loadProfile(nameOrPath: string, dirs = machineDirs()): Promise<MachineProfile> {
-  const file = nameOrPath.endsWith('.ts') ? resolve(nameOrPath) : dirs.map((d) => join(d, `${nameOrPath}.ts`)).find((f) => existsSync(f));
+  const file = /\.[jt]s$/.test(nameOrPath) ? resolve(nameOrPath) : dirs.flatMap((d) => [join(d, `${nameOrPath}.ts`), join(d, `${nameOrPath}.js`)]).find((f) => existsSync(f));
   if (!file || !existsSync(file)) {
     throw new ConfigurationError(
       `Unknown machine profile "${nameOrPath}". Known profiles: ${listProfiles(dirs).join(', ') || '(none)'}; searched ${dirs.join(', ')}. ` +

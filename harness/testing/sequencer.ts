@@ -14,6 +14,7 @@ const SECONDS: Record<string, number> = {
   'harness/qemu/foreign-guest.test.ts': 73,
   'harness/runner/cli-run.test.ts': 72,
   'harness/qemu/warm-start.test.ts': 66,
+  'harness/package/package.test.ts': 30,
 };
 
 export default class LongestFirst extends BaseSequencer {

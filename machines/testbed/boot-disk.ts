@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
+import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import { bootLayouts } from '../../harness/qemu/profile.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
@@ -23,7 +23,7 @@ export type { BootLayout } from '../../harness/qemu/profile.ts';
 
 export type { BootDisk, BootEntry } from '../../harness/qemu/testbed-source.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
+const here = sourceDir(import.meta.url);
 const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */
@@ -37,7 +37,7 @@ export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, ap
   if (!(layout in LAYOUT_BUILDERS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${bootLayouts.join(', ')}`);
   const arch = testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64';
   // The disk holds generation 1, so its builder and the guest scripts it carries are part of its key.
-  const builder = Buffer.concat(await Promise.all([fileURLToPath(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f))));
+  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f))));
   const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
   // The index spares resolving the bootloader packages through apt on every machine start.
   return viaIndex(

@@ -4,15 +4,15 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
+import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import { aptListsStamp, aptShow, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
+const here = sourceDir(import.meta.url);
 const ROOTFS = join(here, 'rootfs');
 
 type Log = (line: string) => void;
@@ -272,7 +272,7 @@ async function packInitramfs(root: string, out: string): Promise<void> {
 async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify(recipe));
-  h.update(await readFile(fileURLToPath(import.meta.url)));
+  h.update(await readFile(sourceFile(import.meta.url)));
   const walk = async (d: string): Promise<void> => {
     for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);

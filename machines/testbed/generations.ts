@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigurationError } from '../../harness/errors/fleetlab-error.ts';
+import { sourceDir } from '../../harness/package-files.ts';
 import type { GenerationSpec, Toplevel } from '../../harness/nixos/generation.ts';
 import type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
 
-const SCRIPTS = join(dirname(fileURLToPath(import.meta.url)), 'nixos');
+const SCRIPTS = join(sourceDir(import.meta.url), 'nixos');
 
 export type { GenerationSpec, ServiceSpec, Toplevel } from '../../harness/nixos/generation.ts';
 

@@ -1,0 +1,122 @@
+// fleetlab init: a starter for a fleet repository that adds fleetlab as a dependency: a smoke scenario, a profile of
+// its own that extends a built-in one, and CI jobs (GitHub Actions, GitLab) that keep junit.xml and report.html.
+// It never overwrites a file unless told to (--force), and says what it wrote and what it left alone.
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+const SCENARIO = `// A first scenario: boot a machine, run commands in it, reboot it.
+//   npx fleetlab run scenarios/smoke.ts                         on fleetlab's default VM
+//   npx fleetlab run scenarios/smoke.ts --machine my-device     on the profile in machines/my-device.ts
+import assert from 'node:assert/strict';
+import { scenario } from 'fleetlab';
+
+export const smoke = scenario({
+  name: 'smoke',
+  machines: { main: 'x86_64-direct' },
+  timeout: 5 * 60_000,
+  async run({ machines: { main }, step }) {
+    await step('the shell answers', async () => {
+      assert.equal((await main.succeed('echo hello')).trim(), 'hello');
+      assert.equal((await main.execute('exit 3')).exitCode, 3);
+    });
+    await step('hostname is the machine name', async () => {
+      assert.equal((await main.succeed('hostname')).trim(), main.name);
+    });
+    await step('reboot changes the boot id', async () => {
+      const before = await main.bootId();
+      await main.reboot();
+      assert.notEqual(await main.bootId(), before);
+    });
+  },
+});
+`;
+
+const PROFILE = `// A machine profile of this fleet: fleetlab's x86_64 UEFI VM with more memory. Profiles in machines/ are found by
+// name (--machine my-device, or machines: { main: 'my-device' } in a scenario); see fleetlab's README for every field.
+import { extendProfile, profiles } from 'fleetlab';
+
+export default extendProfile(profiles['x86_64-uefi']!, {
+  name: 'my-device',
+  description: 'x86_64 UEFI mini PC of the fleet (fleetlab testbed guest)',
+  qemu: { memoryMiB: 512 },
+});
+`;
+
+const GITHUB = `# fleetlab scenarios on every push; junit.xml feeds the test summary, report.html is kept as an artifact.
+name: fleetlab
+on: [push, pull_request]
+jobs:
+  scenarios:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 60
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-node@v4
+        with: { node-version: 24, cache: npm }
+      - run: npm ci
+      - run: sudo npx fleetlab setup        # QEMU, firmware and tools from apt; testbed images, cached
+      - uses: actions/cache@v4
+        with: { path: ~/.cache/fleetlab, key: fleetlab-\${{ runner.os }}-\${{ hashFiles('package-lock.json') }} }
+      - run: npx fleetlab run scenarios/
+        env: { CI: 'true' }
+      - if: always()
+        uses: actions/upload-artifact@v4
+        with: { name: fleetlab-report, path: reports/latest/ }
+      - if: always()
+        uses: mikepenz/action-junit-report@v5
+        with: { report_paths: reports/latest/junit.xml }
+`;
+
+const GITLAB = `# fleetlab scenarios in GitLab CI: include this file from .gitlab-ci.yml (include: local: ci/fleetlab.gitlab-ci.yml).
+fleetlab:
+  image: debian:12
+  timeout: 1h
+  variables: { CI: 'true' }
+  before_script:
+    - apt-get update -qq && apt-get install -y -qq nodejs npm
+    - npm ci
+    - npx fleetlab setup
+  script:
+    - npx fleetlab run scenarios/
+  artifacts:
+    when: always
+    paths: [reports/latest/]
+    reports:
+      junit: reports/latest/junit.xml
+`;
+
+/** The files init writes, by path relative to the repository. */
+export const STARTER_FILES: Readonly<Record<string, string>> = {
+  'scenarios/smoke.ts': SCENARIO,
+  'machines/my-device.ts': PROFILE,
+  '.github/workflows/fleetlab.yml': GITHUB,
+  'ci/fleetlab.gitlab-ci.yml': GITLAB,
+};
+
+export interface InitResult {
+  written: string[];
+  kept: string[];
+}
+
+/** Writes the starter into `dir`; existing files are kept unless `force`. reports/ goes into .gitignore. */
+export async function initRepository(dir: string, opts: { force?: boolean } = {}): Promise<InitResult> {
+  const result: InitResult = { written: [], kept: [] };
+  for (const [path, text] of Object.entries(STARTER_FILES)) {
+    const file = join(dir, path);
+    if (existsSync(file) && !opts.force) {
+      result.kept.push(path);
+      continue;
+    }
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, text);
+    result.written.push(path);
+  }
+  const ignore = join(dir, '.gitignore');
+  const lines = existsSync(ignore) ? (await readFile(ignore, 'utf8')).split('\n') : [];
+  if (!lines.some((l) => /^\/?reports\/?$/.test(l.trim()))) {
+    await appendFile(ignore, `${lines.length && lines.at(-1) !== '' ? '\n' : ''}# fleetlab's run output\nreports/\n`);
+    result.written.push(relative(dir, ignore));
+  }
+  return result;
+}
