@@ -22,7 +22,7 @@ export interface QemuLaunch {
   /** A file of "MAC ADDRESS/PREFIX" lines for the guest (fw_cfg opt/fleetlab/net). */
   netConfig?: string;
   /** A NIC on QEMU's user networking, restricted (no way out), whose only use is a forward of 127.0.0.1:hostPort to the guest's port 22. */
-  sshForward?: { hostPort: number; mac: string };
+  hostLink?: { hostPort: number; mac: string };
 }
 
 /** One disk or CD-ROM of a launch. */
@@ -91,9 +91,9 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
     args.push('-netdev', `dgram,id=net${i},local.type=inet,local.host=127.0.0.1,local.port=${n.qemuPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${n.switchPort}`);
     args.push('-device', `${q.nicModel},netdev=net${i},mac=${n.mac}`);
   });
-  if (launch.sshForward) {
-    args.push('-netdev', `user,id=ssh0,restrict=on,hostfwd=tcp:127.0.0.1:${launch.sshForward.hostPort}-:22`);
-    args.push('-device', `${q.nicModel},netdev=ssh0,mac=${launch.sshForward.mac}`);
+  if (launch.hostLink) {
+    args.push('-netdev', `user,id=ssh0,restrict=on,hostfwd=tcp:127.0.0.1:${launch.hostLink.hostPort}-:22`);
+    args.push('-device', `${q.nicModel},netdev=ssh0,mac=${launch.hostLink.mac}`);
   }
   if (launch.netConfig) args.push('-fw_cfg', `name=opt/fleetlab/net,file=${launch.netConfig}`);
   args.push(...q.extraArgs);

@@ -55,8 +55,11 @@ export interface QemuMachineOptions {
   consoleChecks?: ConsoleCheckSettings;
   /** NICs on the case's fabric (harness/net/fabric.ts), in the order of the scenario's networks. */
   nics?: NicPlan[];
-  /** A restricted user-mode NIC whose only use is a forward of a 127.0.0.1 port to the guest's SSH server (for ssh()). */
-  sshForward?: boolean;
+  /**
+   * A host link: a restricted user-mode NIC (the guest reaches nothing through it) that only 127.0.0.1 forwards reach:
+   * the guest's SSH server (ssh()) and any port forwardPort() asks for.
+   */
+  hostLink?: boolean;
 }
 
 /** Lifecycle of the QEMU process. */
@@ -137,8 +140,10 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private killing: Promise<void> | undefined;
   /** From start() until the shell first answers: a console check then is an infrastructure error, not a test failure. */
   private booting = false;
-  /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (sshForward). */
+  /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (hostLink). */
   private sshPort: number | undefined;
+  /** Guest TCP ports forwarded from 127.0.0.1 by forwardPort(), guest port to host port; kept across QEMU restarts. */
+  private readonly forwards = new Map<number, number>();
   /** The last login prompt the serial console printed since this boot began (cleared at each start and reset). */
   private promptThisBoot: string | undefined;
   /** The Pi firmware stand-in loads a boot loader (U-Boot), which reads the SD card again at each reset by itself. */
@@ -408,7 +413,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
 
   /** This machine's NICs' MACs in QEMU's device order: the fabric's, then the SSH forward's. */
   private nicMacs(): string[] {
-    return [...(this.opts.nics ?? []).map((n) => n.mac), ...(this.opts.sshForward ? [this.sshMac()] : [])];
+    return [...(this.opts.nics ?? []).map((n) => n.mac), ...(this.opts.hostLink ? [this.sshMac()] : [])];
   }
 
   /** Why this machine cannot be restored from (or saved to) a snapshot; undefined when it can. */
@@ -417,7 +422,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     if (this.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
     if (this.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
     const testbed = this.profile.boot.kind === 'testbed' || this.profile.boot.kind === 'testbed-disk';
-    if ((this.opts.nics?.length || this.opts.sshForward) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
+    if ((this.opts.nics?.length || this.opts.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
     const b = this.profile.boot;
     if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
     return undefined;
@@ -430,9 +435,9 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     const append = boot.append?.split(/\s+/).map((w) => (w === `fleetlab.hostname=${this.name}` ? 'fleetlab.hostname=$NAME' : w)).join(' ');
     // NICs as devices (model, count, order); their MACs, ports and addresses are this machine's, set after a restore.
     const nics = (this.opts.nics ?? []).map((_, i) => ({ mac: `$MAC${i}`, qemuPort: 0, switchPort: 0 }));
-    const sshForward = this.opts.sshForward ? { hostPort: 0, mac: '$SSHMAC' } : undefined;
-    const netConfig = nics.length || sshForward ? '$RUN/net.conf' : undefined;
-    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined, nics, sshForward, netConfig });
+    const hostLink = this.opts.hostLink ? { hostPort: 0, mac: '$SSHMAC' } : undefined;
+    const netConfig = nics.length || hostLink ? '$RUN/net.conf' : undefined;
+    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined, nics, hostLink, netConfig });
     const fw = this.profile.firmware;
     const files = [this.profile.qemu.binary.includes('/') ? this.profile.qemu.binary : (which(this.profile.qemu.binary) ?? this.profile.qemu.binary), boot.kernel, boot.initrd, boot.dtb, ...this.diskSources.map((d) => d.path), ...(fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [])];
     return { v: 1, profile: this.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
@@ -527,17 +532,17 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     }
     const nics = this.opts.nics ?? [];
     let netConfig: string | undefined;
-    const sshForward = this.opts.sshForward ? { hostPort: await freeTcpPort(), mac: this.sshMac() } : undefined;
-    this.sshPort = sshForward?.hostPort;
+    const hostLink = this.opts.hostLink ? { hostPort: await freeTcpPort(), mac: this.sshMac() } : undefined;
+    this.sshPort = hostLink?.hostPort;
     const netLines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
     // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
-    if (sshForward) netLines.push(`${sshForward.mac} 10.0.2.15/24\n`);
+    if (hostLink) netLines.push(`${hostLink.mac} 10.0.2.15/24\n`);
     if (netLines.length) {
       if (this.profile.firmware.kind === 'raspi') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but QEMU's Raspberry Pi model has no NIC fleetlab can attach; use an aarch64-uboot or aarch64-uefi machine for networked Arm tests.`, { details: { machine: this.name } });
       netConfig = join(this.runDir, 'net.conf');
       await writeFile(netConfig, netLines.join(''));
     }
-    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig, sshForward });
+    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig, hostLink });
     const snap = this.restoreFrom;
     if (snap) {
       // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
@@ -559,6 +564,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       await this.connect(proc, deadline, withLife(signal, this.life));
       if (snap) await this.incoming(proc, snap, deadline, withLife(signal, this.life));
       await this.qmp!.execute('cont');
+      await this.restoreForwards();
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
       if (proc.running && (await raceDeadline(proc.exited, 500)).timedOut) throw err;
@@ -922,13 +928,51 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   }
 
   /**
+   * A 127.0.0.1 port forwarded to the guest's TCP `guestPort` over the machine's host link (the scenario's
+   * `hostLink: true`, or `ssh: true`): added to the running QEMU (hostfwd_add) and again after every restart, on the
+   * same host port while it is free. Only the host's loopback reaches it, and the guest reaches nothing through it.
+   */
+  async forwardPort(guestPort: number): Promise<number> {
+    if (!Number.isInteger(guestPort) || guestPort < 1 || guestPort > 65535) throw new ConfigurationError(`forwardPort(${guestPort}): a guest TCP port is a whole number from 1 to 65535`);
+    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no host link to forward port ${guestPort} over; declare hostLink: true in the scenario (a restricted NIC that only 127.0.0.1 forwards reach)`);
+    if (guestPort === 22 && this.sshPort) return this.sshPort;
+    const known = this.forwards.get(guestPort);
+    if (known !== undefined) return known;
+    if (!this.qmp || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot forward its port ${guestPort}`);
+    const hostPort = await freeTcpPort();
+    await this.hostfwd(hostPort, guestPort);
+    this.forwards.set(guestPort, hostPort);
+    return hostPort;
+  }
+
+  /** Adds one forward to the running QEMU; its human monitor answers errors as text. */
+  private async hostfwd(hostPort: number, guestPort: number): Promise<void> {
+    const out = await this.qmp!.execute<string>('human-monitor-command', { 'command-line': `hostfwd_add ssh0 tcp:127.0.0.1:${hostPort}-:${guestPort}` });
+    if (typeof out === 'string' && out.trim()) throw new InfrastructureError(`QEMU refused to forward 127.0.0.1:${hostPort} to port ${guestPort} of ${this.name}: ${out.trim()}`);
+    this.log.note(`forward: 127.0.0.1:${hostPort} -> ${this.name}:${guestPort}`);
+  }
+
+  /** A new QEMU process has none of the forwards: the same host ports again, or new ones where they were taken. */
+  private async restoreForwards(): Promise<void> {
+    for (const [guestPort, hostPort] of this.forwards) {
+      try {
+        await this.hostfwd(hostPort, guestPort);
+      } catch {
+        const fresh = await freeTcpPort();
+        await this.hostfwd(fresh, guestPort);
+        this.forwards.set(guestPort, fresh);
+      }
+    }
+  }
+
+  /**
    * An SSH session into the guest (ssh2), through the restricted forward the scenario's `ssh: true` gives the machine.
    * The testbed's user, key and host key are known; for other images pass user and privateKey. The host key is pinned:
    * the testbed's, else the first one seen; a different one fails unless `expectNewHostKey` (a reinstall) re-pins it.
    * Retries until the guest's server answers, within the timeout and the machine's life.
    */
   async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
-    if (!this.opts.sshForward) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
+    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
     if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
     const key = opts.privateKey ?? this.testbedSsh?.privateKey;
     if (!key) throw new ConfigurationError(`machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed`);

@@ -2,6 +2,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { CaseBrowser } from '../browser/browser.ts';
 import { TimeoutError } from '../errors/fleetlab-error.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
@@ -75,7 +76,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
       accel: opts.accel,
       consoleChecks: c.scenario.consoleChecks,
       nics: fabric ? await fabric.plan(c.scenario.name, role) : undefined,
-      sshForward: c.scenario.ssh,
+      hostLink: c.scenario.ssh || c.scenario.hostLink,
       onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: name, line }),
     });
     m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: name, state }));
@@ -117,6 +118,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     }
   };
 
+  // The case's browser, started by the first browser.open().
+  let caseBrowser: CaseBrowser | undefined;
   const ctx: ScenarioContext<Record<string, string>> = {
     machines: machines as Record<string, Machine>,
     step,
@@ -133,6 +136,9 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     signal: caseAbort.signal,
     attempt: opts.attempt,
     net: fabricHandle(fabric),
+    browser: {
+      open: (machine, o) => (caseBrowser ??= new CaseBrowser({ logDir, log: (line) => result.output.push(line), signal: caseAbort.signal })).open(machine, o),
+    },
   };
 
   let error: unknown;
@@ -189,6 +195,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     result.status = info.kind === 'interrupted' ? 'interrupted' : info.kind === 'test-failure' ? 'failed' : 'error';
   }
   for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
+  if (caseBrowser) result.artifacts.push(...(await caseBrowser.finish(result.status === 'failed' || result.status === 'error' || result.status === 'interrupted')));
 
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');

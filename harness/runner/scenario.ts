@@ -1,4 +1,5 @@
 // The scenario API: what a scenario file exports and what its body receives.
+import type { BrowserChecks } from '../browser/browser.ts';
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
 import type { FabricHandle } from '../net/fabric-handle.ts';
@@ -37,6 +38,12 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
   attempt: number;
   /** The scenario's networks: partitions, link faults, captures (empty when it declares none). */
   net: FabricHandle;
+  /**
+   * Browser checks: `await browser.open(machine, { port: 80, path: '/' })` is a Playwright page (playwright-core) on
+   * the host's Chromium, showing the machine's forwarded port (the scenario needs hostLink: true). A failed case gets
+   * each page's screenshot and a Playwright trace.
+   */
+  browser: BrowserChecks;
 }
 
 /** A scenario as declared in a scenario file. */
@@ -67,8 +74,13 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
    * a shape in the run boots and makes it); 'none' always boots, even under --warm. Default: what --warm says.
    */
   snapshot?: 'boot' | 'none';
-  /** Give every machine a restricted 127.0.0.1 forward to its SSH server, for machine.ssh(). */
+  /** Give every machine a restricted 127.0.0.1 forward to its SSH server, for machine.ssh() (a host link, as below). */
   ssh?: boolean;
+  /**
+   * Give every machine a host link: a restricted user-mode NIC that only 127.0.0.1 forwards reach (port 22, and any
+   * port machine.forwardPort() or browser.open() asks for); the guest reaches nothing through it.
+   */
+  hostLink?: boolean;
   run: (ctx: ScenarioContext<M>) => Promise<void>;
 }
 

@@ -10,7 +10,7 @@ import { QemuMachine } from '../qemu/qemu-machine.ts';
 let m: QemuMachine;
 
 beforeAll(async () => {
-  m = new QemuMachine(await loadProfile('x86_64-direct'), { name: 'sshtest', sshForward: true, logDir: join(tmpdir(), `fleetlab-test-ssh-${process.pid}`) });
+  m = new QemuMachine(await loadProfile('x86_64-direct'), { name: 'sshtest', hostLink: true, logDir: join(tmpdir(), `fleetlab-test-ssh-${process.pid}`) });
   await m.start();
   await m.waitForShell({ timeout: 120_000 });
 }, 180_000);

@@ -15,6 +15,7 @@ const SECONDS: Record<string, number> = {
   'harness/runner/cli-run.test.ts': 72,
   'harness/qemu/warm-start.test.ts': 66,
   'harness/package/package.test.ts': 30,
+  'harness/browser/browser.test.ts': 30,
 };
 
 export default class LongestFirst extends BaseSequencer {
