@@ -1,4 +1,7 @@
-// Console reporter: live progress on a terminal; plain lines when not a TTY or CI is set; honours NO_COLOR.
+// Console reporter. On a terminal: finished cases and steps scroll above a live block that is redrawn in place, one
+// line per running case (its elapsed time, current step and machines' states) and a progress line (done/total,
+// failures so far, an ETA from the durations of finished cases). Not a TTY, or CI set: plain lines only, each step as
+// it ends. Honours NO_COLOR.
 import type { CaseResult, StepResult } from '../runner/results.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
@@ -16,7 +19,13 @@ export class ConsoleReporter implements Reporter {
   private readonly color: boolean;
   private readonly running = new Map<string, Live>();
   private timer: NodeJS.Timeout | undefined;
-  private statusShown = false;
+  /** Lines of the live block on screen now (erased before anything else is printed). */
+  private statusLines = 0;
+  private total = 0;
+  private workers = 1;
+  private done = 0;
+  private failures = 0;
+  private readonly finishedMs: number[] = [];
 
   constructor(out: NodeJS.WriteStream = process.stdout) {
     this.out = out;
@@ -35,6 +44,8 @@ export class ConsoleReporter implements Reporter {
   }
 
   onRunBegin(run: RunInfo): void {
+    this.total = run.cases.length;
+    this.workers = Math.max(1, run.workers);
     this.print(`fleetlab run ${run.runId}: ${run.cases.length} case${run.cases.length === 1 ? '' : 's'} on ${run.workers} worker${run.workers === 1 ? '' : 's'}, output ${run.outputDir}`);
     if (this.live) this.timer = setInterval(() => this.drawStatus(), 500).unref();
   }
@@ -65,6 +76,9 @@ export class ConsoleReporter implements Reporter {
 
   onCaseEnd(r: CaseResult): void {
     this.running.delete(r.id);
+    this.done++;
+    if (r.status === 'failed' || r.status === 'error' || r.status === 'interrupted') this.failures++;
+    if (r.status !== 'skipped') this.finishedMs.push(r.durationMs);
     const last = r.attempts[r.attempts.length - 1]!;
     const secs = `${(r.durationMs / 1000).toFixed(1)} s`;
     const marks: Record<string, string> = { passed: this.paint('32', '✓ passed'), flaky: this.paint('33', '✓ passed on retry (flaky)'), failed: this.paint('31', '✗ failed'), error: this.paint('31', '✗ error'), skipped: this.paint('2', '- skipped'), interrupted: this.paint('31', '✗ interrupted') };
@@ -89,18 +103,50 @@ export class ConsoleReporter implements Reporter {
   }
 
   private drawStatus(): void {
-    if (!this.live || !this.running.size) return;
-    const parts = [...this.running].map(([id, r]) => {
+    if (!this.live) return;
+    const width = Math.max(20, (this.out.columns || 120) - 1);
+    const fit = (line: string) => (line.length > width ? `${line.slice(0, width - 1)}…` : line);
+    const lines = [...this.running].map(([id, r]) => {
       const machines = [...r.machines].map(([n, st]) => `${n}:${st}`).join(' ');
-      return `${id} ${((Date.now() - r.started) / 1000).toFixed(0)}s${r.step ? ` › ${r.step}` : ''}${machines ? ` [${machines}]` : ''}`;
+      return fit(`  ${id}${r.attempt > 1 ? ` (try ${r.attempt})` : ''} ${formatSecs(Date.now() - r.started)}${r.step ? ` › ${r.step}` : ''}${machines ? ` [${machines}]` : ''}`);
     });
-    const width = this.out.columns || 120;
-    this.out.write(`\r\x1b[K${this.paint('2', parts.join(' | ').slice(0, width - 1))}`);
-    this.statusShown = true;
+    lines.push(fit(this.progressLine()));
+    this.clearStatus();
+    this.out.write(lines.map((l, i) => this.paint(i === lines.length - 1 ? '1' : '2', l)).join('\n'));
+    this.statusLines = lines.length;
+  }
+
+  /** "3/12 done · 1 failed · 2 running · ETA 1m20s": the ETA once a case has finished. */
+  progressLine(): string {
+    const parts = [`${this.done}/${this.total} done`];
+    if (this.failures) parts.push(`${this.failures} failed`);
+    if (this.running.size) parts.push(`${this.running.size} running`);
+    const eta = this.etaMs();
+    if (eta !== undefined) parts.push(`ETA ${formatSecs(eta)}`);
+    return parts.join(' · ');
+  }
+
+  /** What is left, at the mean duration of finished cases, spread over the workers; running cases count what they have left. */
+  private etaMs(): number | undefined {
+    if (!this.finishedMs.length) return undefined;
+    const mean = this.finishedMs.reduce((a, b) => a + b, 0) / this.finishedMs.length;
+    const waiting = Math.max(0, this.total - this.done - this.running.size);
+    const runningLeft = [...this.running.values()].reduce((sum, r) => sum + Math.max(0, mean - (Date.now() - r.started)), 0);
+    return (waiting * mean + runningLeft) / Math.min(this.workers, Math.max(1, waiting + this.running.size));
   }
 
   private clearStatus(): void {
-    if (this.statusShown) this.out.write('\r\x1b[K');
-    this.statusShown = false;
+    if (!this.statusLines) return;
+    // To the start of the block's first line, then erase to the end of the screen.
+    this.out.write(`\r${this.statusLines > 1 ? `\x1b[${this.statusLines - 1}A` : ''}\x1b[J`);
+    this.statusLines = 0;
   }
+}
+
+/** 42s, 3m05s, 1h02m. */
+function formatSecs(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
