@@ -15,7 +15,7 @@ import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
 import { execa } from 'execa';
 import { listCommand, runCommand, type RunArgs } from './run-command.ts';
-import { mergeJunit } from '../report/merge-junit.ts';
+import { mergeReports } from '../report/merge-report.ts';
 import { serveReport } from '../report/serve-report.ts';
 import type { Argv } from 'yargs';
 
@@ -144,12 +144,16 @@ await yargs(hideBin(process.argv))
         },
       )
       .command(
-        'merge <files..>',
-        'Merge the JUnit files of shards into one',
-        (yy) => yy.positional('files', { type: 'string', array: true, demandOption: true }).option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged file' }),
+        'merge <inputs..>',
+        "Merge shards (run folders, or their junit.xml files) into one junit.xml, with report.json and report.html beside it",
+        (yy) =>
+          yy
+            .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'The shards: reports/<run-id> folders or junit.xml files' })
+            .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged junit.xml; report.html and report.json go into its folder' }),
         async (argv) => {
-          const r = await mergeJunit(argv.files as string[], argv.o);
+          const r = await mergeReports(argv.inputs as string[], argv.o);
           console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
+          console.log(r.html ? `report: ${r.html}` : `report.html not merged: ${r.htmlSkipped}`);
         },
       )
       .demandCommand(1, 'report needs a subcommand: show or merge'),

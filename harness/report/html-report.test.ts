@@ -3,7 +3,7 @@
 // and error; the filters work; the failing case's console is scrolled to the failing step; a screenshot is kept.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -108,6 +108,30 @@ describe('report.html in Chromium', () => {
       await show;
     }
   });
+
+  it('fleetlab report merge merges shards\' report.html, linking into their folders', async () => {
+    const shards = await mkdtemp(join(tmpdir(), 'fleetlab-shards-'));
+    try {
+      for (const k of [1, 2]) {
+        const r = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/report/fixtures/progress.ts', '--shard', `${k}/2`, '--output', join(shards, `s${k}`)], { cwd: root, reject: false, timeout: 120_000, env: { CI: '1', NO_COLOR: '1' } });
+        expect(r.stdout, r.stderr).toMatch(/^\d passed/m);
+      }
+      const merge = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'report', 'merge', join(shards, 's1'), join(shards, 's2/junit.xml'), '-o', join(shards, 'all/junit.xml')], { cwd: root, reject: false });
+      expect(merge.exitCode, merge.stderr).toBe(0);
+      expect(merge.stdout).toContain(`report: ${join(shards, 'all/report.html')}`);
+      const merged = await browser.newPage();
+      await merged.goto(`file://${join(shards, 'all/report.html')}`);
+      await expect(merged.locator('.case').count()).resolves.toBe(3);
+      await expect(merged.locator('header').textContent()).resolves.toMatch(/3 of 3 cases.*2 passed.*1 failed/);
+      // The failing case's step and error, from whichever shard ran it; its log linked into that shard's folder.
+      const failed = merged.locator('.case[data-status="failed"]');
+      await expect(failed.locator('.error').textContent()).resolves.toMatch(/the answer/);
+      await expect(failed.locator('a', { hasText: 'full console log' }).getAttribute('href')).resolves.toMatch(/^\.\.\/s[12]\/machines\//);
+      await merged.close();
+    } finally {
+      await rm(shards, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it('a screenshot of the page, kept beside the report', async () => {
     const shot = join(out, 'report.png');

@@ -39,8 +39,7 @@ export class HtmlReporter implements Reporter {
   }
 
   private async write(summary: RunSummary | undefined): Promise<void> {
-    const cases = await Promise.all(this.results.map((r) => this.caseData(r)));
-    const data = {
+    await writeHtmlReport(this.file, this.dir, {
       runId: this.run?.runId ?? '',
       startedAt: this.run?.startedAt ?? '',
       commit: gitCommit(),
@@ -48,30 +47,49 @@ export class HtmlReporter implements Reporter {
       durationMs: summary?.durationMs,
       exitCode: summary?.exitCode,
       interrupted: summary?.interrupted ?? false,
-      planned: this.run?.cases.length ?? cases.length,
-      cases,
-    };
-    await this.file.write(() => renderHtml(data));
+      planned: this.run?.cases.length ?? this.results.length,
+      results: this.results,
+    });
   }
+}
 
-  private async caseData(r: CaseResult) {
-    return {
+/** What report.html shows: a run (or shards merged) and its cases. */
+export interface HtmlReportRun {
+  runId: string;
+  startedAt: string;
+  commit: string | undefined;
+  finished: boolean;
+  durationMs: number | undefined;
+  exitCode: number | undefined;
+  interrupted: boolean;
+  planned: number;
+  results: CaseResult[];
+}
+
+/**
+ * Writes report.html for `run` into `file`, which lives in `dir`: console logs and attachments are linked relative to
+ * `dir` (a merged report links into its shards' folders with "../"), and each log's end is embedded.
+ */
+export async function writeHtmlReport(file: AtomicFile | string, dir: string, run: HtmlReportRun, opts: { linkUp?: boolean } = {}): Promise<void> {
+  const href = (path: string): string => {
+    const rel = relative(dir, path);
+    return rel.startsWith('..') && !opts.linkUp ? `file://${path}` : rel.split('/').map((p) => (p === '..' ? p : encodeURIComponent(p))).join('/');
+  };
+  const cases = await Promise.all(
+    run.results.map(async (r) => ({
       ...r,
       attempts: await Promise.all(
         r.attempts.map(async (a) => ({
           ...a,
-          machines: await Promise.all(a.machines.map(async (m) => ({ ...m, logHref: this.href(m.logPath), log: await tail(m.logPath, LOG_EMBED_BYTES) }))),
-          artifacts: a.artifacts.map((x) => ({ ...x, href: this.href(x.path) })),
+          machines: await Promise.all(a.machines.map(async (m) => ({ ...m, logHref: href(m.logPath), log: await tail(m.logPath, LOG_EMBED_BYTES) }))),
+          artifacts: a.artifacts.map((x) => ({ ...x, href: href(x.path) })),
         })),
       ),
-    };
-  }
-
-  /** A link relative to the report, so the folder can be moved or served as a whole. */
-  private href(path: string): string {
-    const rel = relative(this.dir, path);
-    return rel.startsWith('..') ? `file://${path}` : rel.split('/').map(encodeURIComponent).join('/');
-  }
+    })),
+  );
+  const { results: _results, ...head } = run;
+  const out = typeof file === 'string' ? new AtomicFile(file) : file;
+  await out.write(() => renderHtml({ ...head, cases }));
 }
 
 /** The last `max` bytes of a file (from a line start), and whether it was cut. */

@@ -222,5 +222,6 @@ describe('report merge', () => {
     const doc = parse(await readFile(join(dir, 'all.xml'), 'utf8'));
     expect(doc.testsuites).toMatchObject({ tests: '3', failures: '1', errors: '1' });
     expect(doc.testsuites.testsuite.map((s: { name: string }) => s.name)).toEqual(['x', 'y']);
+    expect(r.stdout).toMatch(/report\.html not merged: no report\.json beside/);
   });
 });
