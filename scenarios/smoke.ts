@@ -24,8 +24,8 @@ export const smoke = scenario({
       await main.fail('false');
     });
     // fleetlab names the machine through the kernel command line or QEMU's fw_cfg; the Pi under U-Boot has neither
-    // (U-Boot boots extlinux.conf's command line), so there the system keeps its own name, as a board does.
-    const named = !(profile.boot.kind === 'testbed-disk' && profile.boot.layout === 'raspi-uboot');
+    // (U-Boot boots extlinux.conf's command line), and a lab board has no such channel: the system keeps its own name.
+    const named = main.passesHostname;
     await step(named ? 'hostname is the machine name' : "hostname is the system's own (nothing passes the machine's name)", async () => {
       assert.equal((await main.succeed('hostname')).trim(), named ? main.name : (await main.succeed('cat /etc/static/hostname')).trim());
     });

@@ -11,6 +11,7 @@ import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
+import { labCommand } from './lab-command.ts';
 import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
 import { execa } from 'execa';
@@ -25,11 +26,13 @@ function selectionOptions<T>(y: Argv<T>) {
     .positional('paths', { type: 'string', array: true, default: [] as string[], describe: 'Scenario files or directories (default: scenarios/)' })
     .option('grep', { alias: 'g', type: 'string', describe: 'Only cases whose "name [machine]" or id matches this regular expression' })
     .option('tag', { type: 'string', array: true, describe: 'Only scenarios with one of these tags (repeatable)' })
-    .option('machine', { alias: 'm', type: 'string', array: true, describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile' })
+    .option('machine', { alias: 'm', type: 'string', array: true, describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile; board:<name> or tag:<tag> for boards of the --lab' })
     .option('shard', { type: 'string', describe: 'Run shard K of N (K/N), split by stable case id' })
     .option('retries', { type: 'number', default: 0, describe: 'Retry cases that hit an infrastructure error (never test failures) up to N times' })
     .option('reporter', { type: 'string', array: true, default: ['console', 'junit', 'json', 'html'], describe: 'Reporters: console, junit, json, html (several at once)' })
-    .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' });
+    .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' })
+    .option('lab', { type: 'string', describe: 'A lab inventory (lab/*.ts): --machine board:<name> or tag:<tag> then runs on its boards' })
+    .option('lab-db', { type: 'string', describe: "Where the lab's leases are: a SQLite file (default: one per lab in ~/.local/state/fleetlab) or postgres://…" });
 }
 
 /** Builds the testbed images `names` and the boot disks of the profiles that use them, printing where they are. */
@@ -158,6 +161,7 @@ await yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'report needs a subcommand: show or merge'),
   )
+  .command('lab', "A lab's boards (--lab): status, reserve, release, acquire, power, check", labCommand)
   .command('images', 'Testbed images: build them, or print where one file of them is', (y) =>
     y
       .command(

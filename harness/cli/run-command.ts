@@ -14,6 +14,7 @@ import { ReporterMux, type Reporter } from '../report/reporter.ts';
 import { planRun, type PlanOptions } from '../runner/plan.ts';
 import { defaultWorkers, runPlan } from '../runner/runner.ts';
 import { setTimeoutScale } from '../time/deadline.ts';
+import { LabSession } from '../../lab/lab-session.ts';
 
 /** The options of `fleetlab run` as yargs parsed them. */
 export interface RunArgs {
@@ -36,6 +37,8 @@ export interface RunArgs {
   initrd?: string;
   dtb?: string;
   append?: string;
+  lab?: string;
+  labDb?: string;
 }
 
 const REPORTERS = ['console', 'junit', 'json', 'html'];
@@ -61,13 +64,23 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
   return { ...a, reporter: reporters.length ? reporters : REPORTERS };
 }
 
-function planOptions(a: RunArgs): PlanOptions {
-  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard, boot: { image: a.image, kernel: a.kernel, initrd: a.initrd, dtb: a.dtb, append: a.append } };
+function planOptions(a: RunArgs, lab?: LabSession): PlanOptions {
+  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard, boot: { image: a.image, kernel: a.kernel, initrd: a.initrd, dtb: a.dtb, append: a.append }, lab };
+}
+
+/** The run's lab (--lab), its leases in --lab-db; provisioned only for a run that uses its boards. */
+async function openLab(a: RunArgs, run: string | undefined): Promise<LabSession | undefined> {
+  if (!a.lab) {
+    if (a.labDb) throw new ConfigurationError('--lab-db names where a lab\'s leases are: give the lab too (--lab <lab file>)');
+    return undefined;
+  }
+  return LabSession.open(a.lab, { db: a.labDb, run, provision: run !== undefined });
 }
 
 /** `fleetlab list`: the scenario × machine cases a run would have. */
 export async function listCommand(a: RunArgs): Promise<number> {
-  const cases = await planRun(planOptions(normaliseRunArgs(a)));
+  const lab = await openLab(a, undefined);
+  const cases = await planRun(planOptions(normaliseRunArgs(a), lab)).finally(() => lab?.close());
   for (const c of cases) console.log(c.id);
   console.error(`${cases.length} case${cases.length === 1 ? '' : 's'}`);
   return 0;
@@ -77,9 +90,18 @@ export async function listCommand(a: RunArgs): Promise<number> {
 export async function runCommand(raw: RunArgs): Promise<number> {
   const a = normaliseRunArgs(raw);
   setTimeoutScale(a.timeoutScale);
-  const cases = await planRun(planOptions(a));
-  if (!cases.length) throw new ConfigurationError(`No scenario matched (paths: ${a.paths.join(' ') || 'scenarios'}${a.grep ? `, --grep ${a.grep}` : ''}${a.tag?.length ? `, --tag ${a.tag.join(',')}` : ''}${a.shard ? `, --shard ${a.shard}` : ''}).`);
   const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(2).toString('hex')}`;
+  const lab = await openLab(a, runId);
+  try {
+    return await runWith(a, runId, lab);
+  } finally {
+    await lab?.close();
+  }
+}
+
+async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): Promise<number> {
+  const cases = await planRun(planOptions(a, lab));
+  if (!cases.length) throw new ConfigurationError(`No scenario matched (paths: ${a.paths.join(' ') || 'scenarios'}${a.grep ? `, --grep ${a.grep}` : ''}${a.tag?.length ? `, --tag ${a.tag.join(',')}` : ''}${a.shard ? `, --shard ${a.shard}` : ''}).`);
   const outputDir = resolve(a.output ?? join('reports', runId));
   mkdirSync(outputDir, { recursive: true });
   if (!a.output) pointLatest(outputDir);
@@ -114,7 +136,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, keepSnapshots: a.keepSnapshots }, mux);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, keepSnapshots: a.keepSnapshots, boards: lab }, mux);
   await mux.emit('onRunEnd', summary);
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);

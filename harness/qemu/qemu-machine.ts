@@ -209,6 +209,14 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     return new QemuMachine(await loadProfile(name), opts);
   }
 
+  /**
+   * Whether fleetlab gives the guest its name (the testbed reads it from the kernel command line or fw_cfg). Not on
+   * the Pi's U-Boot boot, which boots extlinux.conf's own command line; nor on lab boards: there the system keeps its own.
+   */
+  get passesHostname(): boolean {
+    return !(this.profile.boot.kind === 'testbed-disk' && this.profile.boot.layout === 'raspi-uboot');
+  }
+
   get machineName(): string {
     return this.name;
   }

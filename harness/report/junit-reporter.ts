@@ -122,6 +122,12 @@ export class JunitReporter implements Reporter {
     for (const m of last.machines) {
       const prefix = last.machines.length > 1 ? `machine.${m.role}.` : 'machine.';
       tc.property(`${prefix}profile`, m.profile);
+      if (m.board) {
+        tc.property(`${prefix}board`, m.board.board);
+        tc.property(`${prefix}board.lab`, m.board.lab);
+        tc.property(`${prefix}board.serial`, m.board.serial);
+        tc.property(`${prefix}board.power`, m.board.power);
+      }
       if (m.facts) {
         tc.property(`${prefix}arch`, m.facts.arch);
         tc.property(`${prefix}firmware`, m.facts.firmware);

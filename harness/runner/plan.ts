@@ -9,6 +9,7 @@ import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/b
 import type { MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type MachineRequest, type ScenarioDefinition } from './scenario.ts';
 import { Fabric } from '../net/fabric.ts';
+import type { BoardProvider } from './boards.ts';
 
 /** One scenario on one set of profiles: the unit that runs, retries and reports. */
 export interface PlannedCase {
@@ -19,6 +20,8 @@ export interface PlannedCase {
   variant: string;
   /** Role -> validated profile. */
   profiles: Record<string, MachineProfile>;
+  /** Role -> the lab boards it may run on (from board:<name> or tag:<tag>), when it runs on a board. */
+  boards?: Record<string, string[]>;
 }
 
 /** What narrows a plan. */
@@ -33,6 +36,8 @@ export interface PlanOptions {
   /** Boot this instead of each profile's own boot (--image, --kernel, ...); paths relative to cwd. */
   boot?: BootOverride;
   cwd?: string;
+  /** The lab for board:<name> and tag:<tag> machines (--lab). */
+  lab?: BoardProvider;
 }
 
 /** Expands paths (files or directories) to scenario files. */
@@ -93,8 +98,9 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
     for (const s of await loadScenarioFile(file, cwd)) {
       const requested: Record<string, MachineRequest> = {};
       for (const [role, r] of Object.entries(s.machines)) {
-        if (typeof r !== 'string' && typeof r?.profile !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name or { profile: 'name', image?, kernel?, initrd?, dtb?, append? }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
-        requested[role] = typeof r === 'string' ? { profile: r } : r;
+        const board = typeof r === 'object' && r !== null ? (r as { board?: unknown }).board : undefined;
+        if (typeof r !== 'string' && typeof r?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
+        requested[role] = typeof r === 'string' ? { profile: r } : typeof board === 'string' ? { profile: /^(board|tag):/.test(board) ? board : `board:${board}` } : r;
       }
       if (s.networks !== undefined) Fabric.validate(s.networks, Object.keys(s.machines), `${rel}: scenario ${JSON.stringify(s.name)}, networks`);
       const variants: Record<string, MachineRequest>[] = machineList?.length
@@ -103,9 +109,17 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
       for (const requests of variants) {
         const profiles: Record<string, MachineProfile> = {};
         const roles: Record<string, string> = {};
+        const boards: Record<string, string[]> = {};
         for (const [role, req] of Object.entries(requests)) {
           const { profile: name, ...own } = req;
           roles[role] = name;
+          if (/^(board|tag):/.test(name)) {
+            // A lab board: its profile is what the scenario sees; which board of the selector is decided at lease time.
+            if (!opts.lab) throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role} is "${name}", a lab board: give the lab with --lab <lab file> (see lab/example-virtual.ts).`, { details: { file: rel, field: `machines.${role}` } });
+            boards[role] = opts.lab.candidates(name);
+            profiles[role] = await opts.lab.profileOf(boards[role][0]!);
+            continue;
+          }
           try {
             let p = await profile(name);
             p = applyBootOverride(p, own, dirname(file), `${rel}, machine ${role}`);
@@ -117,7 +131,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
         }
         const names = [...new Set(Object.values(roles))];
         const variant = names.length === 1 ? names[0]! : Object.entries(roles).map(([r, n]) => `${r}=${n}`).join(',');
-        cases.push({ id: `${rel}::${s.name}[${variant}]`, file: rel, scenario: s, variant, profiles });
+        cases.push({ id: `${rel}::${s.name}[${variant}]`, file: rel, scenario: s, variant, profiles, ...(Object.keys(boards).length ? { boards } : {}) });
       }
     }
   }

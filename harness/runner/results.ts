@@ -33,6 +33,8 @@ export interface MachineResult {
   /** Epoch ms the console log's line stamps count from (to line it up with steps). */
   logStartedAt?: number;
   facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string; start?: StartReport };
+  /** The lab board it ran on, for a board. */
+  board?: { board: string; lab: string; serial: string; power: string };
 }
 
 /** Outcome of one try. */

@@ -3,7 +3,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CaseBrowser } from '../browser/browser.ts';
-import { TimeoutError } from '../errors/fleetlab-error.ts';
+import type { BoardLease, BoardProvider } from './boards.ts';
+import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
 import type { WarmPlan } from '../qemu/qemu-machine.ts';
@@ -40,6 +41,8 @@ export interface RunCaseOptions {
   snapshots?: SnapshotStore;
   /** This case's place in the run, for deciding warm starts in plan order. */
   warmTurn?: number;
+  /** The lab, for cases on boards (--lab). */
+  boards?: BoardProvider;
 }
 
 /** The try's result, and the machines left running when keepOnFailure asked for it. */
@@ -67,7 +70,39 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const fabric = c.scenario.networks ? new Fabric(c.scenario.networks, { pcapDir: logDir, onEvent: (e) => result.output.push(`[${new Date().toISOString()}] ${e}`) }) : undefined;
   const machines: Record<string, QemuMachine> = {};
   const died: string[] = [];
+  // Lab boards first: a lease for each board role (waiting while they are busy), or the case is skipped.
+  const leases = new Map<string, BoardLease>();
+  const releaseBoards = async (quarantine?: (role: string) => string | undefined) => {
+    for (const [role, l] of leases) await l.release({ quarantine: quarantine?.(role) }).catch((err: Error) => result.output.push(`[${new Date().toISOString()}] lab: releasing ${l.info.board} failed: ${err.message}`));
+    leases.clear();
+  };
+  for (const [role, candidates] of Object.entries(c.boards ?? {})) {
+    if (!opts.boards) throw new ConfigurationError(`case ${c.id} runs on lab boards but the run has no lab (--lab)`);
+    const got = await opts.boards
+      .lease(candidates, { role, logDir, deadline, signal: caseAbort.signal, onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: role, line }), onLost: (why) => caseAbort.abort(new InfrastructureError(why)) })
+      .catch(async (err: unknown) => {
+        await releaseBoards();
+        throw err;
+      });
+    if ('skip' in got) {
+      await releaseBoards();
+      opts.signal.removeEventListener('abort', onRunAbort);
+      result.status = 'skipped';
+      result.skipReason = got.skip;
+      return { result, kept: [] };
+    }
+    leases.set(role, got);
+    result.output.push(`[${new Date().toISOString()}] lab: ${role} runs on board ${got.info.board} (${got.info.lab}; serial ${got.info.serial}; power ${got.info.power})`);
+  }
   for (const [role, profile] of Object.entries(c.profiles)) {
+    const lease = leases.get(role);
+    if (lease) {
+      const m = lease.machine;
+      m.on('state', (state: string) => opts.reporters.emitSync('onMachineState', { id: c.id, machine: role, state }));
+      machines[role] = m;
+      result.machines.push({ role, name: role, profile: profile.name, logPath: m.log.path, logStartedAt: m.log.t0, board: lease.info });
+      continue;
+    }
     // The role is the machine's name and so the testbed's hostname.
     const name = role;
     const m = new QemuMachine(profile, {
@@ -141,6 +176,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     },
   };
 
+  /** Machines that came up (started, and their shell answered): a board that did not failed its health check. */
+  const healthy = new Set<QemuMachine>();
   let error: unknown;
   try {
     await withDeadline(deadline, async () => {
@@ -153,7 +190,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
           if (store && mode === 'shell') {
             await store.inTurn(opts.warmTurn ?? 0, async () => {
               try {
-                for (const m of Object.values(machines)) if (m.profile.guest.shell.kind !== 'none') plans.set(m, await m.prepareWarm(store));
+                for (const [role, m] of Object.entries(machines)) if (!leases.has(role) && m.profile.guest.shell.kind !== 'none') plans.set(m, await m.prepareWarm(store));
               } catch (err) {
                 // A build claimed here will not happen: whoever waits for it boots cold instead of waiting forever.
                 for (const p of plans.values()) if (p.kind === 'build') p.done(undefined);
@@ -171,6 +208,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
               }
               await m.start({ signal: caseAbort.signal });
               if (mode === 'shell' && m.profile.guest.shell.kind !== 'none') await m.waitForShell({ signal: caseAbort.signal });
+              healthy.add(m);
             }),
           );
         });
@@ -200,8 +238,11 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');
   const keep = opts.keepOnFailure && (result.status === 'failed' || result.status === 'error');
-  const kept = keep ? Object.values(machines).filter((m) => m.state === 'running') : [];
+  const kept = keep ? Object.entries(machines).filter(([role, m]) => !leases.has(role) && m.state === 'running').map(([, m]) => m) : [];
   await Promise.all(Object.values(machines).filter((m) => !kept.includes(m)).map((m) => m.stop()));
+  // A board that did not come up in an infrastructure failure failed its health check: out of service until it passes one.
+  const unhealthy = result.error?.kind === 'infrastructure' && (c.scenario.start ?? 'shell') === 'shell';
+  await releaseBoards((role) => (unhealthy && !healthy.has(machines[role]!) ? `did not come up for ${c.id}: ${result.error!.message.split('\n')[0]}` : undefined));
   if (fabric && !kept.length) await fabric.close();
   for (const n of fabric?.networks.values() ?? []) result.artifacts.push({ name: `${n.name}.pcap`, path: n.pcap.path });
   result.durationMs = now() - started;

@@ -1,4 +1,5 @@
 // Runs the planned cases on a pool of workers, retries infrastructure errors, and tells the reporters.
+import type { BoardProvider } from './boards.ts';
 import { cpus, freemem, totalmem } from 'node:os';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { ReporterMux, RunSummary } from '../report/reporter.ts';
@@ -21,6 +22,8 @@ export interface RunOptions {
   warm?: boolean;
   /** Keep the run's snapshots in this directory for later runs (--keep-snapshots). */
   keepSnapshots?: string;
+  /** The lab, for cases on boards (--lab). */
+  boards?: BoardProvider;
 }
 
 /** Exit codes of a run. */
@@ -56,7 +59,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id) });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
       attempts.push(result);
       kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;

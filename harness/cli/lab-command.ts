@@ -1,0 +1,175 @@
+// fleetlab lab …: a lab's boards, their leases, reservations and quarantine; power and health checks by hand.
+import type { Argv } from 'yargs';
+import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import { LabSession } from '../../lab/lab-session.ts';
+import { ownerId } from '../../lab/leases.ts';
+import { asBoardMachine, Board } from '../../lab/board.ts';
+import { makeTempDir } from '../process/temp-dirs.ts';
+
+/** "2h", "90m", "1h30m", "45s" in ms. */
+export function parseDuration(text: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
+  if (!m || !text.trim() || (!m[1] && !m[2] && !m[3])) throw new ConfigurationError(`--for ${JSON.stringify(text)}: a duration such as 2h, 90m, 1h30m or 45s`);
+  return ((Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 60 + Number(m[3] ?? 0)) * 1000;
+}
+
+/** Who a person is, for reservations: $FLEETLAB_USER, else the login name and host. */
+function personId(): string {
+  return process.env.FLEETLAB_USER ?? `${process.env.USER ?? 'someone'}@${ownerId('x').split(':')[0]}`;
+}
+
+const labOptions = <T>(y: Argv<T>) =>
+  y
+    .option('lab', { type: 'string', demandOption: true, describe: 'The lab inventory (lab/*.ts)' })
+    .option('lab-db', { type: 'string', describe: "Where the lab's leases are: a SQLite file or postgres://… (default: ~/.local/state/fleetlab/lab-<name>.sqlite)" });
+
+async function withLab<T>(argv: { lab: string; labDb?: string }, fn: (s: LabSession) => Promise<T>, provision = false): Promise<T> {
+  const s = await LabSession.open(argv.lab, { db: argv.labDb, provision });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** `lab`'s subcommands. */
+export function labCommand<T>(yy: Argv<T>) {
+  return (
+    labOptions(yy)
+      .command(
+        'status',
+        'Every board with its state: free, leased (owner, expiry), reserved (holder, end) or quarantined (reason)',
+        (z) => z.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+        async (argv) => {
+          const rows = await withLab(argv, (s) => s.status());
+          if (argv.json) {
+            console.log(JSON.stringify({ lab: argv.lab, boards: rows }, null, 2));
+            return;
+          }
+          for (const r of rows) {
+            const detail = r.state === 'leased' ? `by ${r.owner} until ${r.expiresAt}` : r.state === 'reserved' ? `by ${r.holder} until ${r.until}${r.reason ? ` (${r.reason})` : ''}` : r.state === 'quarantined' ? `since ${r.since}: ${r.reason}` : '';
+            console.log(`${r.board.padEnd(16)} ${r.state.padEnd(12)} ${detail}`.trimEnd() + (r.tags.length ? `  [${r.tags.join(', ')}]` : ''));
+          }
+        },
+      )
+      .command(
+        'reserve <boards>',
+        'Reserve a board (or the first free one of tag:<tag>) for a person; runs skip it (or wait) until the end',
+        (z) =>
+          z
+            .positional('boards', { type: 'string', demandOption: true, describe: 'board:<name>, <name> or tag:<tag>' })
+            .option('for', { type: 'string', default: '2h', describe: 'How long: 2h, 90m, 1h30m' })
+            .option('reason', { type: 'string', describe: 'Why, shown in status' }),
+        async (argv) => {
+          const ms = parseDuration(argv.for);
+          await withLab(argv, async (s) => {
+            const candidates = s.candidates(argv.boards);
+            const who = personId();
+            // Reserve the first board no one else holds, leasing it for a moment so no runner takes it meanwhile.
+            const lease = await s.store.acquire(candidates, s.owner, 10_000);
+            if (!lease) throw new InfrastructureError(`no board of ${candidates.join(', ')} is free to reserve; see fleetlab lab status`);
+            await s.store.reserve(lease.board, who, Date.now() + ms, argv.reason);
+            await s.store.release(lease.board, s.owner);
+            console.log(`${lease.board} reserved by ${who} until ${new Date(Date.now() + ms).toISOString()}`);
+          });
+        },
+      )
+      .command(
+        'release <board>',
+        'End your reservation of a board (--force: anyone\'s reservation)',
+        (z) => z.positional('board', { type: 'string', demandOption: true }).option('force', { type: 'boolean', default: false }),
+        async (argv) => {
+          await withLab(argv, async (s) => {
+            const [board] = s.candidates(argv.board);
+            await s.store.unreserve(board!, argv.force ? undefined : personId());
+            console.log(`${board}: ${(await s.store.state(board!)).state}`);
+          });
+        },
+      )
+      .command(
+        'acquire <boards>',
+        'Lease a board (or one of tag:<tag>) and hold it, renewed, until Ctrl-C',
+        (z) => z.positional('boards', { type: 'string', demandOption: true }),
+        async (argv) => {
+          await withLab(argv, async (s) => {
+            const lease = await s.store.acquire(s.candidates(argv.boards), s.owner, s.ttlMs);
+            if (!lease) throw new InfrastructureError(`no board of ${argv.boards} is free; see fleetlab lab status`);
+            console.log(`${lease.board} leased by ${s.owner}; Ctrl-C releases it`);
+            const renew = setInterval(() => void s.store.renew(lease.board, s.owner, s.ttlMs), s.ttlMs / 3);
+            await new Promise<void>((done) => {
+              process.once('SIGINT', done);
+              process.once('SIGTERM', done);
+            });
+            clearInterval(renew);
+            await s.store.release(lease.board, s.owner);
+            console.log(`${lease.board} released`);
+          });
+        },
+      )
+      .command(
+        'power <board> <action>',
+        'Switch a board: on, off or cycle (it must not be leased by someone else)',
+        (z) => z.positional('board', { type: 'string', demandOption: true }).positional('action', { type: 'string', choices: ['on', 'off', 'cycle'], demandOption: true }),
+        async (argv) => {
+          await withLab(
+            argv,
+            async (s) => {
+              const [name] = s.candidates(argv.board);
+              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
+              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; fleetlab lab status says by whom`);
+              try {
+                const board = new Board(name!, s.lab.boards[name!]!, await s.profileOf(name!), { name: name!, logDir: await makeTempDir('fleetlab-logs-lab-') });
+                if (argv.action !== 'on') await board.power.set(false);
+                if (argv.action === 'cycle') await new Promise((r) => setTimeout(r, s.lab.boards[name!]!.power.offDelayMs));
+                if (argv.action !== 'off') await board.power.set(true);
+                console.log(`${name}: power ${argv.action} (${board.power.describe})`);
+              } finally {
+                await s.store.release(name!, s.owner);
+              }
+            },
+            true,
+          );
+        },
+      )
+      .command(
+        'check <board>',
+        "Health check: power cycle, the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in",
+        (z) => z.positional('board', { type: 'string', demandOption: true }),
+        async (argv) => {
+          const ok = await withLab(
+            argv,
+            async (s) => {
+              const [name] = s.candidates(argv.board);
+              const spec = s.lab.boards[name!]!;
+              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
+              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; a health check needs it free`);
+              const logDir = await makeTempDir('fleetlab-logs-lab-');
+              const board = new Board(name!, spec, await s.profileOf(name!), { name: name!, logDir });
+              const m = asBoardMachine(board);
+              try {
+                await board.start({ timeout: spec.healthTimeoutMs });
+                await board.waitForShell({ timeout: spec.healthTimeoutMs });
+                const arch = (await m.succeed('uname -m')).trim();
+                const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
+                if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
+                await s.store.unquarantine(name!);
+                console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
+                return true;
+              } catch (err) {
+                const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
+                await s.store.quarantine(name!, reason);
+                console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
+                return false;
+              } finally {
+                await board.stop();
+                await s.store.release(name!, s.owner);
+              }
+            },
+            true,
+          );
+          process.exitCode = ok ? 0 : 3;
+        },
+      )
+      .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power or check')
+  );
+}

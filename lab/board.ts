@@ -1,0 +1,329 @@
+// A lab board as a machine: its power through a power driver, its serial line through the `serialport` package (or
+// a serial server's raw TCP port), with the same console capture, waitForConsoleText, serial login and framed shell
+// channel that a QEMU machine has. Scenario code cannot tell it from a QemuMachine except by what the hardware lacks:
+// those members throw "not supported by board X" (asBoardMachine()).
+//
+// The shell channel runs over a serial login, as on QEMU's Pi: login, then the tty is put raw and the backdoor
+// protocol runs on it. Mind the throughput: at 115200 baud a line carries about 11 KB/s, so the channel's answers
+// should stay small (a 10 MB output takes a quarter of an hour); use SSH (a board with a network address) for bulk.
+import { EventEmitter } from 'node:events';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { SerialPort } from 'serialport';
+import { ConsoleLog } from '../harness/console/console-log.ts';
+import { serialLogin } from '../harness/console/serial-login.ts';
+import { StreamConsole } from '../harness/console/stream-console.ts';
+import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
+import type { ExecOptions, ExecResult } from '../harness/protocols/shell.ts';
+import type { WaitOptions } from '../harness/protocols/wait-options.ts';
+import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
+import type { MachineFacts, MachineState } from '../harness/qemu/qemu-machine.ts';
+import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
+import type { MachineProfile } from '../harness/qemu/profile.ts';
+import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
+import { ShellOps } from '../harness/shell/shell-ops.ts';
+import { deadlineFrom } from '../harness/time/deadline.ts';
+import { Lifeline, withLife } from '../harness/time/lifeline.ts';
+import { powerDriver, type PowerDriver } from './drivers/power.ts';
+import { serialTarget, type BoardSpec } from './inventory.ts';
+
+export interface BoardOptions {
+  /** The role's name in the scenario (what QEMU machines are named by). */
+  name: string;
+  logDir: string;
+  onConsoleLine?: (line: string) => void;
+}
+
+export class Board extends EventEmitter {
+  readonly name: string;
+  readonly boardName: string;
+  readonly spec: BoardSpec;
+  readonly profile: MachineProfile;
+  readonly log: ConsoleLog;
+  readonly power: PowerDriver;
+  /** Boards boot what their own storage holds: fleetlab built no boot disk for them. */
+  readonly bootDisk = undefined;
+  /** fleetlab cannot give a board its name (no kernel command line, no fw_cfg): the system keeps its own. */
+  readonly passesHostname = false;
+  facts: MachineFacts | undefined;
+  private readonly serialConsole: StreamConsole;
+  private readonly backdoor: BackdoorShell;
+  private readonly shell: ShellOps;
+  private stream: SerialPort | Socket | undefined;
+  private life = new Lifeline();
+  private _state: MachineState = 'stopped';
+  private serialShellStart: Promise<void> | undefined;
+  private boots = 0;
+
+  constructor(boardName: string, spec: BoardSpec, profile: MachineProfile, opts: BoardOptions) {
+    super();
+    if (profile.guest.shell.kind === 'backdoor') {
+      throw new ConfigurationError(`board ${boardName}: its profile ${profile.name} has a backdoor shell on ${profile.guest.shell.console}, which a board does not have; give the board a profile whose guest.shell is { kind: 'serial-login', console: '${profile.serialConsole}' }`);
+    }
+    this.name = opts.name;
+    this.boardName = boardName;
+    this.spec = spec;
+    this.profile = profile;
+    this.power = powerDriver(spec.power, boardName);
+    this.log = new ConsoleLog(join(opts.logDir, `${opts.name}.log`));
+    if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
+    this.serialConsole = new StreamConsole(profile.serialConsole, opts.name, this.log, () => this.life);
+    this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life });
+    this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
+  }
+
+  get state(): MachineState {
+    return this._state;
+  }
+
+  get powerState(): 'on' | 'off' {
+    return this._state === 'running' ? 'on' : 'off';
+  }
+
+  /** Where the serial line is: the device path (or host:port), for reports. */
+  get serialDevice(): string {
+    const t = serialTarget(this.spec);
+    return 'tcp' in t ? `tcp:${t.tcp}` : t.path;
+  }
+
+  /** Opens the serial line, then power-cycles the board: off (if the switch can say it is on, or cannot say), then on. */
+  async start(opts?: WaitOptions): Promise<void> {
+    if (this._state !== 'stopped') throw new InfrastructureError(`board ${this.boardName} is already ${this._state}`);
+    this._state = 'starting';
+    this.emit('state', this._state);
+    const deadline = deadlineFrom(opts, 60_000, `start of board ${this.boardName}`);
+    try {
+      this.life = new Lifeline();
+      await this.openSerial(deadline.remaining());
+      if ((await this.power.get()) !== false) {
+        this.log.note(`power off (${this.power.describe}), ${this.spec.power.offDelayMs} ms`);
+        await this.power.set(false);
+        await sleep(this.spec.power.offDelayMs);
+      }
+      this.serialConsole.mark();
+      this.log.note(`power on (${this.power.describe})`);
+      await this.power.set(true);
+      if (this.spec.power.onDelayMs) await sleep(this.spec.power.onDelayMs);
+    } catch (err) {
+      this._state = 'stopped';
+      this.closeSerial('start failed');
+      throw err;
+    }
+    this.boots++;
+    this._state = 'running';
+    this.emit('state', this._state);
+    this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel: 'board', accelReason: `lab board ${this.boardName}`, qemuVersion: '' };
+  }
+
+  private async openSerial(timeoutMs: number): Promise<void> {
+    const t = serialTarget(this.spec);
+    let stream: SerialPort | Socket;
+    if ('tcp' in t) {
+      const [host, port] = t.tcp.split(/:(?=\d+$)/) as [string, string];
+      stream = connect({ host, port: Number(port) });
+      await once(stream, 'connect', timeoutMs, `the serial server ${t.tcp} of board ${this.boardName}`);
+    } else {
+      const path = resolveSerialPath(t.path, this.boardName);
+      stream = new SerialPort({ path, baudRate: t.baud, autoOpen: false });
+      await new Promise<void>((ok, fail) => (stream as SerialPort).open((err) => (err ? fail(new InfrastructureError(`board ${this.boardName}: cannot open serial line ${path}: ${err.message}`)) : ok())));
+    }
+    this.stream = stream;
+    const life = this.life;
+    stream.on('close', () => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      life.finish(new MachineDied(this.boardName, `its serial line ${this.serialDevice} closed`, '', () => this.log.lastLines(20), undefined));
+      this.backdoor.detach('the serial line closed');
+    });
+    stream.on('error', () => undefined);
+    this.serialConsole.attach(stream as unknown as Socket);
+    this.backdoor.attach(stream as unknown as Socket);
+    this.log.note(`serial line ${this.serialDevice} open`);
+  }
+
+  private closeSerial(why: string): void {
+    const s = this.stream;
+    this.stream = undefined;
+    if (!s) return;
+    this.serialConsole.detach(why);
+    this.backdoor.detach(why);
+    if (s instanceof SerialPort) {
+      if (s.isOpen) s.close(() => undefined);
+    } else s.destroy();
+  }
+
+  /** Logs in on the serial line and turns it into the framed shell channel; waits until it answers. */
+  async waitForShell(opts?: WaitOptions): Promise<void> {
+    const deadline = deadlineFrom(opts, 180_000, `shell of board ${this.boardName} to come up`, 'pass { timeout } to waitForShell(), or --timeout-scale for a run');
+    const signal = withLife(opts?.signal, this.life);
+    if (!this.backdoor.isReady) {
+      this.serialShellStart ??= (async () => {
+        // A key on the line while the bootloader counts down ("Hit any key to stop autoboot") stops the boot, and the
+        // bootloader shares the line on most boards: so no poke until a login prompt shows or the line has been quiet
+        // for QUIET_BEFORE_POKE_MS (a board booted before the line was opened shows nothing).
+        await Promise.race([
+          this.serialConsole.expect(/login: *$/, { deadline, signal, quietMs: 400 }),
+          this.serialConsole.expect(/$/, { deadline, signal, quietMs: QUIET_BEFORE_POKE_MS }),
+        ]);
+        await this.login(undefined, undefined, { deadline, signal });
+        // As on QEMU's serial-login profiles: the banner is split in the command so the echo cannot pass for it.
+        await this.serialConsole.write(`exec sh -c 'dmesg -n 1 2>/dev/null; stty raw -echo; printf "Spawning backdoor %s\\n" "root shell..."; PS1= exec /bin/sh "$(tty)"'\n`);
+      })();
+      this.serialShellStart.catch(() => (this.serialShellStart = undefined));
+      await this.serialShellStart;
+    }
+    await this.backdoor.waitReady({ deadline, signal });
+  }
+
+  login(user?: string, password?: string, opts?: WaitOptions): Promise<void> {
+    const u = user ?? this.spec.login?.user ?? this.profile.guest.login?.user;
+    const p = password ?? this.spec.login?.password ?? this.profile.guest.login?.password;
+    if (u === undefined || p === undefined) throw new ConfigurationError(`board ${this.boardName}: no login given (board.login in the lab file, or the profile's guest.login)`);
+    return serialLogin(this.serialConsole, this.boardName, u, p, { ...opts, signal: withLife(opts?.signal, this.life) });
+  }
+
+  console(): StreamConsole {
+    return this.serialConsole;
+  }
+  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
+    return this.serialConsole.expect(pattern, opts);
+  }
+  sendConsole(text: string): Promise<void> {
+    return this.serialConsole.write(text);
+  }
+  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.shell.execute(command, opts);
+  }
+  succeed(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.succeed(command, opts);
+  }
+  fail(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.fail(command, opts);
+  }
+  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilSucceeds(command, opts);
+  }
+  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilFails(command, opts);
+  }
+  waitForFile(path: string, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForFile(path, opts);
+  }
+  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForOpenPort(port, opts);
+  }
+  async bootId(opts?: ExecOptions): Promise<string> {
+    return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();
+  }
+
+  /** Reboots through the guest's reboot command and waits for a new login and shell; resolves with the boot count. */
+  async reboot(opts?: WaitOptions): Promise<number> {
+    const deadline = deadlineFrom(opts, 300_000, `reboot of board ${this.boardName}`, 'pass { timeout } to reboot()');
+    const signal = withLife(opts?.signal, this.life);
+    await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
+    // Our own command ended the session: nothing more goes to that shell; the next boot's login starts a new one.
+    this.backdoor.guestReset();
+    this.serialShellStart = undefined;
+    this.serialConsole.mark();
+    await this.serialConsole.expect(/login: *$/m, { deadline, signal }).catch((err: unknown) => {
+      if (err instanceof TimeoutError) throw new TimeoutError('infrastructure', { awaited: `board ${this.boardName} to come back after "${this.profile.guest.rebootCommand}" (a login prompt)`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
+      throw err;
+    });
+    await this.waitForShell({ deadline, signal: opts?.signal });
+    return ++this.boots;
+  }
+
+  /** Clean shutdown through the guest, then the power is switched off. */
+  async shutdown(opts?: WaitOptions): Promise<void> {
+    if (this._state === 'stopped') return;
+    const deadline = deadlineFrom(opts, 120_000, `clean shutdown of board ${this.boardName}`);
+    this.serialConsole.mark();
+    await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline, signal: withLife(opts?.signal, this.life) });
+    await this.serialConsole.expect(/reboot: (Power down|System halted)/, { deadline }).catch(() => this.log.note('no "reboot: Power down" seen; switching off anyway'));
+    await this.stop();
+  }
+
+  /** Cuts the power at once. */
+  async crash(): Promise<void> {
+    this.log.note('crash: power cut');
+    await this.power.set(false);
+    this.backdoor.guestReset();
+    this.serialShellStart = undefined;
+  }
+
+  /** Power off and close the serial line; waits on the board end as machine stops do. */
+  async stop(): Promise<void> {
+    if (this._state === 'stopped') return;
+    this._state = 'stopping';
+    this.emit('state', this._state);
+    this.life.finish(new MachineStopped(this.boardName, 'stop()'));
+    this.closeSerial('the board was stopped');
+    await this.power.set(false).catch((err: Error) => this.log.note(`power off failed: ${err.message}`));
+    this.log.note(`power off (${this.power.describe})`);
+    this._state = 'stopped';
+    this.emit('state', this._state);
+  }
+
+  async screenshot(): Promise<void> {
+    throw unsupported(this.boardName, 'screenshot', 'a board has no screen fleetlab can read');
+  }
+}
+
+/** How long the serial line must be quiet before fleetlab presses Enter to get a login prompt. */
+const QUIET_BEFORE_POKE_MS = 8_000;
+
+function unsupported(board: string, member: string, why: string): ConfigurationError {
+  return new ConfigurationError(`${member} is not supported by board ${board}: ${why}`);
+}
+
+/**
+ * The board as scenarios see it, typed as a Machine: members of QemuMachine that a board lacks (QMP, snapshots, the
+ * fabric, screens) throw "not supported by board X" instead of being undefined.
+ */
+export function asBoardMachine(board: Board): QemuMachine {
+  return new Proxy(board, {
+    get(target, prop, receiver) {
+      if (prop in target) return Reflect.get(target, prop, receiver);
+      if (typeof prop === 'string' && prop in QemuMachine.prototype) {
+        const d = Object.getOwnPropertyDescriptor(QemuMachine.prototype, prop);
+        if (d?.get) throw unsupported(target.boardName, prop, 'it is a feature of QEMU machines');
+        return () => {
+          throw unsupported(target.boardName, `${prop}()`, 'it is a feature of QEMU machines');
+        };
+      }
+      return undefined;
+    },
+  }) as unknown as QemuMachine;
+}
+
+/** A serial device path; a by-id name that is only part of a link's name (a USB serial number) is looked up. */
+function resolveSerialPath(path: string, board: string): string {
+  if (existsSync(path)) return path;
+  const byId = '/dev/serial/by-id/';
+  if (path.startsWith(byId)) {
+    const want = path.slice(byId.length);
+    const found = existsSync(byId) ? readdirSync(byId).find((n) => n.includes(want)) : undefined;
+    if (found) return byId + found;
+  }
+  throw new InfrastructureError(`board ${board}: its serial line ${path} does not exist (adapter unplugged? a different by-id name?)`);
+}
+
+function once(stream: Socket, event: string, ms: number, what: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new InfrastructureError(`${what} did not answer within ${Math.round(ms / 1000)} s`)), ms);
+    stream.once(event, () => {
+      clearTimeout(timer);
+      ok();
+    });
+    stream.once('error', (err) => {
+      clearTimeout(timer);
+      fail(new InfrastructureError(`${what}: ${err.message}`));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+

@@ -1,0 +1,151 @@
+// Leases of lab boards: who holds a board, until when. A lease has an owner, a heartbeat and an expiry; a runner
+// renews its leases while it runs (every third of the TTL), releases them when it ends (SIGTERM and Ctrl-C too), and a
+// runner killed with SIGKILL loses them when they expire, so no board is held forever by a cancelled CI job.
+// Reservations (a person reproducing a bug holds a board for hours; CI skips or waits) and quarantine (a board that
+// failed its health check is handed to no one) live beside them.
+//
+// SQLite by default, through Node's built-in node:sqlite (no native module): one file per lab, shared by every
+// process on the host; WAL mode and BEGIN IMMEDIATE make each acquisition atomic. Every decision is one transaction
+// that compares against the database's own clock-independent inputs (the caller's now), so racing processes never
+// hand out one board twice.
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
+
+export type BoardState =
+  | { state: 'free' }
+  | { state: 'leased'; owner: string; expiresAt: string }
+  | { state: 'reserved'; holder: string; until: string; reason?: string }
+  | { state: 'quarantined'; reason: string; since: string };
+
+export interface Lease {
+  board: string;
+  owner: string;
+  expiresAt: number;
+}
+
+export interface LeaseStore {
+  /** Leases the first free board of `boards` (not leased, reserved by someone else, or quarantined) to `owner`. */
+  acquire(boards: string[], owner: string, ttlMs: number): Promise<Lease | undefined>;
+  /** Extends a lease; false when it is no longer `owner`'s (expired and taken, or released). */
+  renew(board: string, owner: string, ttlMs: number): Promise<boolean>;
+  release(board: string, owner: string): Promise<void>;
+  /** Releases every lease of `owner` synchronously where the store can (process exit). */
+  releaseAllSync?(owner: string): void;
+  reserve(board: string, holder: string, untilMs: number, reason?: string): Promise<void>;
+  unreserve(board: string, holder?: string): Promise<void>;
+  quarantine(board: string, reason: string): Promise<void>;
+  unquarantine(board: string): Promise<void>;
+  state(board: string): Promise<BoardState>;
+  close(): Promise<void>;
+}
+
+/** A lease owner id: host, pid and a run id, readable in `lab status`. */
+export function ownerId(run: string): string {
+  return `${hostname()}:${process.pid}:${run}`;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class SqliteLeases implements LeaseStore {
+  private readonly db: DatabaseSync;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new DatabaseSync(path, { timeout: 10_000 });
+    } catch (err) {
+      throw new ConfigurationError(`lab database ${path} cannot be opened: ${(err as Error).message}; give another with --lab-db`, { cause: err });
+    }
+    this.db.exec(`
+      PRAGMA journal_mode = WAL;
+      CREATE TABLE IF NOT EXISTS leases (board TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS reservations (board TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL, reason TEXT);
+      CREATE TABLE IF NOT EXISTS quarantine (board TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);
+    `);
+  }
+
+  private tx<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const v = fn();
+      this.db.exec('COMMIT');
+      return v;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async acquire(boards: string[], owner: string, ttlMs: number): Promise<Lease | undefined> {
+    const now = Date.now();
+    return this.tx(() => {
+      for (const board of boards) {
+        if (this.db.prepare('SELECT 1 FROM quarantine WHERE board = ?').get(board)) continue;
+        const r = this.db.prepare('SELECT holder FROM reservations WHERE board = ? AND until > ?').get(board, now) as { holder: string } | undefined;
+        if (r && r.holder !== owner) continue;
+        this.db.prepare('DELETE FROM leases WHERE board = ? AND expires_at <= ?').run(board, now);
+        const ins = this.db.prepare('INSERT INTO leases (board, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (board) DO NOTHING').run(board, owner, now, now + ttlMs);
+        if (ins.changes === 1) return { board, owner, expiresAt: now + ttlMs };
+      }
+      return undefined;
+    });
+  }
+
+  async renew(board: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    return this.db.prepare('UPDATE leases SET expires_at = ? WHERE board = ? AND owner = ? AND expires_at > ?').run(now + ttlMs, board, owner, now).changes === 1;
+  }
+
+  async release(board: string, owner: string): Promise<void> {
+    this.db.prepare('DELETE FROM leases WHERE board = ? AND owner = ?').run(board, owner);
+  }
+
+  releaseAllSync(owner: string): void {
+    if (!this.db.isOpen) return;
+    this.db.prepare('DELETE FROM leases WHERE owner = ?').run(owner);
+  }
+
+  async reserve(board: string, holder: string, untilMs: number, reason?: string): Promise<void> {
+    this.db.prepare('INSERT INTO reservations (board, holder, until, reason) VALUES (?, ?, ?, ?) ON CONFLICT (board) DO UPDATE SET holder = excluded.holder, until = excluded.until, reason = excluded.reason').run(board, holder, untilMs, reason ?? null);
+  }
+
+  async unreserve(board: string, holder?: string): Promise<void> {
+    if (holder) this.db.prepare('DELETE FROM reservations WHERE board = ? AND holder = ?').run(board, holder);
+    else this.db.prepare('DELETE FROM reservations WHERE board = ?').run(board);
+  }
+
+  async quarantine(board: string, reason: string): Promise<void> {
+    this.db.prepare('INSERT INTO quarantine (board, reason, since) VALUES (?, ?, ?) ON CONFLICT (board) DO UPDATE SET reason = excluded.reason').run(board, reason, Date.now());
+  }
+
+  async unquarantine(board: string): Promise<void> {
+    this.db.prepare('DELETE FROM quarantine WHERE board = ?').run(board);
+  }
+
+  async state(board: string): Promise<BoardState> {
+    const now = Date.now();
+    const q = this.db.prepare('SELECT reason, since FROM quarantine WHERE board = ?').get(board) as { reason: string; since: number } | undefined;
+    if (q) return { state: 'quarantined', reason: q.reason, since: iso(q.since) };
+    const l = this.db.prepare('SELECT owner, expires_at FROM leases WHERE board = ? AND expires_at > ?').get(board, now) as { owner: string; expires_at: number } | undefined;
+    if (l) return { state: 'leased', owner: l.owner, expiresAt: iso(l.expires_at) };
+    const r = this.db.prepare('SELECT holder, until, reason FROM reservations WHERE board = ? AND until > ?').get(board, now) as { holder: string; until: number; reason: string | null } | undefined;
+    if (r) return { state: 'reserved', holder: r.holder, until: iso(r.until), ...(r.reason ? { reason: r.reason } : {}) };
+    return { state: 'free' };
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+/** The lease store a --lab-db value names: a path (SQLite) or a postgres:// URL. */
+export async function openLeaseStore(spec: string): Promise<LeaseStore> {
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const { PostgresLeases } = await import('./leases-postgres.ts');
+    return PostgresLeases.connect(spec);
+  }
+  return new SqliteLeases(spec.replace(/^sqlite:/, ''));
+}
