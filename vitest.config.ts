@@ -5,7 +5,7 @@ import LongestFirst from './harness/testing/sequencer.ts';
 // parent process with PR_SET_PDEATHSIG, which a worker thread's exit would trigger), and generous timeouts.
 export default defineConfig({
   test: {
-    include: ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts'],
+    include: ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 120_000,

@@ -23,3 +23,6 @@ export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Boo
 export type { GenerationSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';
 export type { BrowserChecks, BrowserOpenOptions } from './browser/browser.ts';
 export type { Page } from 'playwright-core';
+export { defineLab } from '../lab/inventory.ts';
+export type { LabInput, BoardSpec } from '../lab/inventory.ts';
+export type { Board } from '../lab/board.ts';

@@ -26,6 +26,8 @@ import { ShellOps } from '../harness/shell/shell-ops.ts';
 import { deadlineFrom } from '../harness/time/deadline.ts';
 import { Lifeline, withLife } from '../harness/time/lifeline.ts';
 import { powerDriver, type PowerDriver } from './drivers/power.ts';
+import type { WriteReport } from './drivers/image-writer.ts';
+import { flashThroughMux, sdMux } from './drivers/sd-mux.ts';
 import { serialTarget, type BoardSpec } from './inventory.ts';
 
 export interface BoardOptions {
@@ -87,15 +89,20 @@ export class Board extends EventEmitter {
     return 'tcp' in t ? `tcp:${t.tcp}` : t.path;
   }
 
-  /** Opens the serial line, then power-cycles the board: off (if the switch can say it is on, or cannot say), then on. */
+  /**
+   * Opens the serial line (if it is not open: it stays open across crash() and start(), as a USB serial adapter
+   * does), then power-cycles the board: off (if the switch says it is on, or cannot say), then on.
+   */
   async start(opts?: WaitOptions): Promise<void> {
     if (this._state !== 'stopped') throw new InfrastructureError(`board ${this.boardName} is already ${this._state}`);
     this._state = 'starting';
     this.emit('state', this._state);
     const deadline = deadlineFrom(opts, 60_000, `start of board ${this.boardName}`);
     try {
-      this.life = new Lifeline();
-      await this.openSerial(deadline.remaining());
+      if (!this.stream) {
+        this.life = new Lifeline();
+        await this.openSerial(deadline.remaining());
+      }
       if ((await this.power.get()) !== false) {
         this.log.note(`power off (${this.power.describe}), ${this.spec.power.offDelayMs} ms`);
         await this.power.set(false);
@@ -244,17 +251,27 @@ export class Board extends EventEmitter {
     await this.stop();
   }
 
-  /** Cuts the power at once. */
+  /** Cuts the power at once; the serial line stays open, and start() powers the board on again. */
   async crash(): Promise<void> {
     this.log.note('crash: power cut');
     await this.power.set(false);
     this.backdoor.guestReset();
     this.serialShellStart = undefined;
+    this._state = 'stopped';
+    this.emit('state', this._state);
+  }
+
+  /** Writes `image` onto the board's SD card through its mux, the board off; start() then boots it. */
+  async flash(image: string): Promise<WriteReport> {
+    if (!this.spec.sdMux) throw unsupported(this.boardName, 'flash()', 'the lab file gives it no SD mux (sdMux)');
+    if (this._state !== 'stopped') await this.crash();
+    else await this.power.set(false);
+    return flashThroughMux(sdMux(this.spec.sdMux, this.boardName), image, this.boardName, (l) => this.log.note(l));
   }
 
   /** Power off and close the serial line; waits on the board end as machine stops do. */
   async stop(): Promise<void> {
-    if (this._state === 'stopped') return;
+    if (this._state === 'stopped' && !this.stream) return;
     this._state = 'stopping';
     this.emit('state', this._state);
     this.life.finish(new MachineStopped(this.boardName, 'stop()'));

@@ -25,10 +25,12 @@ const board = (n: number) => ({
 
 export default defineLab({
   name: 'example-virtual',
-  leaseTtlSeconds: 30,
+  // A runner killed with SIGKILL loses its boards this long after its last renewal (FLEETLAB_VLAB_TTL: tests make it short).
+  leaseTtlSeconds: Number(process.env.FLEETLAB_VLAB_TTL ?? 30),
   boards: { 'vboard-1': board(1), 'vboard-2': board(2) },
   async provision() {
     const { startVirtualLab, testbedCard } = await import('./virtual/virtual-lab.ts');
-    await startVirtualLab({ dir, boards: [1, 2].map((n) => ({ name: `vboard-${n}`, port: basePort + n })), cardImage: testbedCard });
+    const lab = await startVirtualLab({ dir, boards: [1, 2].map((n) => ({ name: `vboard-${n}`, port: basePort + n })), cardImage: () => testbedCard() });
+    return () => lab.close();
   },
 });

@@ -71,8 +71,11 @@ export const labSchema = z.object({
   boards: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "-" and "_"'), boardSchema),
   /** Lease time to live in seconds: a runner that dies loses its boards this long after its last renewal. */
   leaseTtlSeconds: z.number().int().min(5).max(3600).default(30),
-  /** Something to do before the lab is used (bring up ser2net, a virtual lab); awaited once per process. */
-  provision: z.custom<() => Promise<void>>((v) => v === undefined || typeof v === 'function').optional(),
+  /**
+   * Something to do before the lab is used (bring up ser2net, a virtual lab), awaited by each process that uses the
+   * lab; it may return a function that undoes it, called when that process is done with the lab.
+   */
+  provision: z.custom<() => Promise<void | (() => Promise<void>)>>((v) => v === undefined || typeof v === 'function').optional(),
 });
 
 export type LabInput = z.input<typeof labSchema>;

@@ -29,10 +29,13 @@ export class LabSession implements BoardProvider {
   private readonly profiles = new Map<string, Promise<MachineProfile>>();
   private readonly held = new Set<string>();
 
-  private constructor(lab: Lab, store: LeaseStore, owner: string) {
+  private unprovision: (() => Promise<void>) | undefined;
+
+  private constructor(lab: Lab, store: LeaseStore, owner: string, unprovision?: () => Promise<void>) {
     this.lab = lab;
     this.store = store;
     this.owner = owner;
+    this.unprovision = unprovision;
     // A runner that exits (crash, process.exit after a signal) gives its boards back at once where the store can;
     // SIGKILL leaves them to expire.
     process.once('exit', this.onExit);
@@ -44,8 +47,16 @@ export class LabSession implements BoardProvider {
   static async open(file: string, opts: { db?: string; run?: string; provision?: boolean } = {}): Promise<LabSession> {
     const lab = await loadLab(file);
     const store = await openLeaseStore(opts.db ?? defaultLabDb(lab));
-    if (opts.provision !== false && lab.provision) await lab.provision();
-    return new LabSession(lab, store, ownerId(opts.run ?? randomBytes(3).toString('hex')));
+    let undo: void | (() => Promise<void>) = undefined;
+    if (opts.provision !== false && lab.provision) {
+      try {
+        undo = await lab.provision();
+      } catch (err) {
+        await store.close();
+        throw new ConfigurationError(`${lab.file}: provision failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return new LabSession(lab, store, ownerId(opts.run ?? randomBytes(3).toString('hex')), undo || undefined);
   }
 
   get label(): string {
@@ -126,5 +137,8 @@ export class LabSession implements BoardProvider {
     for (const b of this.held) await this.store.release(b, this.owner).catch(() => undefined);
     this.held.clear();
     await this.store.close();
+    const undo = this.unprovision;
+    this.unprovision = undefined;
+    await undo?.();
   }
 }

@@ -36,17 +36,17 @@ export class PostgresLeases implements LeaseStore {
     return new PostgresLeases(pool);
   }
 
-  async acquire(boards: string[], owner: string, ttlMs: number): Promise<Lease | undefined> {
+  async acquire(boards: string[], owner: string, ttlMs: number, opts: { evenQuarantined?: boolean } = {}): Promise<Lease | undefined> {
     for (const board of boards) {
       const r = await this.pool.query<{ expires_at: string }>(
         `INSERT INTO leases (board, owner, acquired_at, expires_at)
            SELECT $1, $2, ${NOW}, ${NOW} + $3
-           WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE board = $1)
+           WHERE ($4 OR NOT EXISTS (SELECT 1 FROM quarantine WHERE board = $1))
              AND NOT EXISTS (SELECT 1 FROM reservations WHERE board = $1 AND until > ${NOW} AND holder <> $2)
          ON CONFLICT (board) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
            WHERE leases.expires_at <= ${NOW}
          RETURNING expires_at`,
-        [board, owner, ttlMs],
+        [board, owner, ttlMs, !!opts.evenQuarantined],
       );
       if (r.rowCount === 1) return { board, owner, expiresAt: Number(r.rows[0]!.expires_at) };
     }

@@ -27,8 +27,11 @@ export interface Lease {
 }
 
 export interface LeaseStore {
-  /** Leases the first free board of `boards` (not leased, reserved by someone else, or quarantined) to `owner`. */
-  acquire(boards: string[], owner: string, ttlMs: number): Promise<Lease | undefined>;
+  /**
+   * Leases the first free board of `boards` (not leased, reserved by someone else, or quarantined) to `owner`;
+   * `evenQuarantined` takes a quarantined one too (the health check that may bring it back).
+   */
+  acquire(boards: string[], owner: string, ttlMs: number, opts?: { evenQuarantined?: boolean }): Promise<Lease | undefined>;
   /** Extends a lease; false when it is no longer `owner`'s (expired and taken, or released). */
   renew(board: string, owner: string, ttlMs: number): Promise<boolean>;
   release(board: string, owner: string): Promise<void>;
@@ -79,11 +82,11 @@ export class SqliteLeases implements LeaseStore {
     }
   }
 
-  async acquire(boards: string[], owner: string, ttlMs: number): Promise<Lease | undefined> {
+  async acquire(boards: string[], owner: string, ttlMs: number, opts: { evenQuarantined?: boolean } = {}): Promise<Lease | undefined> {
     const now = Date.now();
     return this.tx(() => {
       for (const board of boards) {
-        if (this.db.prepare('SELECT 1 FROM quarantine WHERE board = ?').get(board)) continue;
+        if (!opts.evenQuarantined && this.db.prepare('SELECT 1 FROM quarantine WHERE board = ?').get(board)) continue;
         const r = this.db.prepare('SELECT holder FROM reservations WHERE board = ? AND until > ?').get(board, now) as { holder: string } | undefined;
         if (r && r.holder !== owner) continue;
         this.db.prepare('DELETE FROM leases WHERE board = ? AND expires_at <= ?').run(board, now);

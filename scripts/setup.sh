@@ -18,7 +18,7 @@ APT_PACKAGES=(
   busybox-static socat cpio xz-utils device-tree-compiler
   grub-common mtools dosfstools fdisk e2fsprogs xorriso
   vde2 dropbear-bin util-linux
-  nix-bin tcpdump chromium tmux
+  nix-bin tcpdump chromium tmux postgresql
 )
 # The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).
 FOREIGN_ARCHS=(arm64)

@@ -141,7 +141,7 @@ export function labCommand<T>(yy: Argv<T>) {
             async (s) => {
               const [name] = s.candidates(argv.board);
               const spec = s.lab.boards[name!]!;
-              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
+              const lease = await s.store.acquire([name!], s.owner, s.ttlMs, { evenQuarantined: true });
               if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; a health check needs it free`);
               const logDir = await makeTempDir('fleetlab-logs-lab-');
               const board = new Board(name!, spec, await s.profileOf(name!), { name: name!, logDir });

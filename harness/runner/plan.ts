@@ -7,7 +7,7 @@ import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/boot-override.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
-import { isScenario, type MachineRequest, type ScenarioDefinition } from './scenario.ts';
+import { isScenario, type ScenarioDefinition } from './scenario.ts';
 import { Fabric } from '../net/fabric.ts';
 import type { BoardProvider } from './boards.ts';
 
@@ -82,6 +82,9 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
   return unique;
 }
 
+/** A role's request once boards are written as profiles "board:<name>" / "tag:<tag>". */
+type ProfileRequest = { profile: string } & BootOverride;
+
 /** The cases of a run, in a stable order, filtered and sharded; every profile is loaded and validated before anything boots. */
 export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
   const cwd = opts.cwd ?? process.cwd();
@@ -96,14 +99,14 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
   for (const file of scenarioFiles(opts.paths, cwd)) {
     const rel = relative(cwd, file);
     for (const s of await loadScenarioFile(file, cwd)) {
-      const requested: Record<string, MachineRequest> = {};
+      const requested: Record<string, ProfileRequest> = {};
       for (const [role, r] of Object.entries(s.machines)) {
         const board = typeof r === 'object' && r !== null ? (r as { board?: unknown }).board : undefined;
-        if (typeof r !== 'string' && typeof r?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
-        requested[role] = typeof r === 'string' ? { profile: r } : typeof board === 'string' ? { profile: /^(board|tag):/.test(board) ? board : `board:${board}` } : r;
+        if (typeof r !== 'string' && typeof (r as { profile?: unknown } | null)?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
+        requested[role] = typeof r === 'string' ? { profile: r } : typeof board === 'string' ? { profile: /^(board|tag):/.test(board) ? board : `board:${board}` } : (r as ProfileRequest);
       }
       if (s.networks !== undefined) Fabric.validate(s.networks, Object.keys(s.machines), `${rel}: scenario ${JSON.stringify(s.name)}, networks`);
-      const variants: Record<string, MachineRequest>[] = machineList?.length
+      const variants: Record<string, ProfileRequest>[] = machineList?.length
         ? machineList.map((m) => Object.fromEntries(Object.entries(requested).map(([role, r]) => [role, { ...r, profile: m }])))
         : [requested];
       for (const requests of variants) {

@@ -10,8 +10,11 @@ import type { Deadline } from '../time/deadline.ts';
 /** A machine handle as scenarios see it: a QEMU VM today; lab boards implement the same protocols. */
 export type Machine = QemuMachine;
 
-/** A role's machine: a profile, optionally booting the user's image instead (paths relative to the scenario file). */
-export type MachineRequest = { profile: string } & BootOverride;
+/**
+ * A role's machine: a profile, optionally booting the user's image instead (paths relative to the scenario file), or
+ * a board of the run's lab (--lab): { board: 'tag:rpi4' } or { board: 'board:pi4-03' }.
+ */
+export type MachineRequest = ({ profile: string } & BootOverride) | { board: string };
 
 /** How far the runner brings machines before the body runs. */
 export type StartMode = 'shell' | 'power-on' | 'manual';

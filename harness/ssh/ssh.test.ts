@@ -72,7 +72,7 @@ describe('machine.ssh()', () => {
   it('without ssh: true there is no forward, and ssh() says how to get one', async () => {
     const plain = await QemuMachine.fromProfile('x86_64-direct', { name: 'nossh' });
     await expect(plain.ssh()).rejects.toThrow(ConfigurationError);
-    await expect(plain.ssh()).rejects.toThrow(/declare ssh: true in the scenario/);
+    await expect(plain.ssh()).rejects.toThrow(/declare ssh: true \(or hostLink: true\) in the scenario/);
     await plain.stop();
   });
 });

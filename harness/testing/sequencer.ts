@@ -15,6 +15,8 @@ const SECONDS: Record<string, number> = {
   'harness/runner/cli-run.test.ts': 72,
   'harness/qemu/warm-start.test.ts': 66,
   'harness/package/package.test.ts': 30,
+  'lab/boards.test.ts': 75,
+  'lab/leases.test.ts': 25,
   'harness/browser/browser.test.ts': 30,
 };
 

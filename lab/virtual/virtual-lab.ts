@@ -90,7 +90,8 @@ class VirtualBoard {
     const q = url.searchParams;
     if (url.pathname === '/cm') {
       // Tasmota: cmnd=Power, Power1, "Power On", "Power1 off", "Power Toggle".
-      const m = /^power(\d?)\s*(on|off|toggle|1|0)?$/i.exec((q.get('cmnd') ?? '').trim());
+      // A plug with one relay: Power and Power1 name it; another number is a command it does not know.
+      const m = /^power(1?)\s*(on|off|toggle|1|0)?$/i.exec((q.get('cmnd') ?? '').trim());
       if (!m) return { Command: 'Unknown' };
       const key = `POWER${m[1] ?? ''}`;
       const want = m[2]?.toLowerCase();
@@ -203,12 +204,15 @@ async function open(opts: VirtualLabOptions): Promise<VirtualLab> {
   };
 }
 
-/** The card the virtual boards start with: the aarch64 testbed's extlinux disk (built and cached like any profile's). */
-export async function testbedCard(): Promise<string> {
+/**
+ * The card the virtual boards start with: the aarch64 testbed's extlinux disk (built and cached like any profile's);
+ * another `append` makes another card (tests flash one to tell it from the first).
+ */
+export async function testbedCard(append = 'console=ttyAMA0 panic=-1'): Promise<string> {
   await import('../../machines/testbed/register.ts');
   const { ensureTestbed } = await import('../../machines/testbed/build.ts');
   const { ensureBootDisk } = await import('../../machines/testbed/boot-disk.ts');
   const { testbedRecipes } = await import('../../machines/testbed/index.ts');
   const image = await ensureTestbed(testbedRecipes.aarch64!);
-  return (await ensureBootDisk(image, 'extlinux', 'console=ttyAMA0 panic=-1')).path;
+  return (await ensureBootDisk(image, 'extlinux', append)).path;
 }

@@ -1,0 +1,65 @@
+// Scenarios on the virtual lab's boards, through the real drivers: a serial line that is a pseudo-terminal opened by
+// serialport, a Tasmota plug over HTTP, an SD mux switched by a usbsdmux-compatible command. smoke.ts passes on a
+// board picked by tag (the JUnit case names the board, its serial device and power driver); a card flashed through
+// the mux boots; a power cut in the middle of a boot is recovered from; `lab check` takes a board out of quarantine.
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { XMLParser } from 'fast-xml-parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteLeases } from './leases.ts';
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'harness/cli/main.ts');
+const fleetlab = (args: string[]) => execa(process.execPath, [cli, ...args], { cwd: root, reject: false, timeout: 480_000, env: { CI: 'true', NO_COLOR: '1' } });
+
+describe('scenarios on virtual lab boards', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetlab-boards-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('smoke.ts passes on a board picked by tag; JUnit names the board, serial device and power driver', async () => {
+    const db = join(dir, 'smoke.sqlite');
+    const out = join(dir, 'smoke');
+    const r = await fleetlab(['run', 'scenarios/smoke.ts', '--lab', 'lab/example-virtual.ts', '--lab-db', db, '--machine', 'tag:virtual', '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✓ passed scenarios\/smoke\.ts::smoke\[tag:virtual\] .*main: board/);
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(await readFile(join(out, 'junit.xml'), 'utf8'));
+    const props = Object.fromEntries((doc.testsuites.testsuite.testcase.properties.property as Array<{ name: string; value: string }>).map((p) => [p.name, p.value]));
+    expect(props['machine.board']).toMatch(/^vboard-[12]$/);
+    expect(props['machine.board.serial']).toMatch(new RegExp(`/${props['machine.board']}\\.tty$`));
+    expect(props['machine.board.power']).toMatch(/^tasmota http:\/\/127\.0\.0\.1:\d+$/);
+    // The board went back to the lab, and no one else took it meanwhile.
+    const store = new SqliteLeases(db);
+    expect(await store.state(props['machine.board']!)).toEqual({ state: 'free' });
+    await store.close();
+  }, 500_000);
+
+  it('a card flashed through the SD mux boots, and a power cut mid-boot is recovered from (two boards at once)', async () => {
+    const out = join(dir, 'faults');
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', '^(a card flashed|a power cut)', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'faults.sqlite'), '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✓ the flashed system booted/);
+    expect(r.stdout).toMatch(/✓ power on again: the board comes up/);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    const boards = report.results.map((c: { attempts: Array<{ machines: Array<{ board: { board: string } }> }> }) => c.attempts[0]!.machines[0]!.board.board);
+    expect(new Set(boards).size).toBe(2);
+  }, 500_000);
+
+  it('lab check: a healthy board leaves quarantine', async () => {
+    const db = join(dir, 'check.sqlite');
+    const store = new SqliteLeases(db);
+    await store.quarantine('vboard-2', 'suspected flaky console');
+    await store.close();
+    const r = await fleetlab(['lab', 'check', 'vboard-2', '--lab', 'lab/example-virtual.ts', '--lab-db', db]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/vboard-2: healthy \(shell answers, aarch64\)/);
+    const status = await fleetlab(['lab', 'status', '--lab', 'lab/example-virtual.ts', '--lab-db', db, '--json']);
+    expect(JSON.parse(status.stdout).boards[1]).toMatchObject({ board: 'vboard-2', state: 'free' });
+  }, 300_000);
+});

@@ -1,0 +1,217 @@
+// Leases, reservations and quarantine against real databases (SQLite through node:sqlite, and a PostgreSQL started
+// from Debian's package), racing processes, runners killed with SIGKILL and SIGTERM, `fleetlab lab status --json`, a
+// board that fails to come up, the power drivers against the virtual lab's plug, and the image writer with a bmap.
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPostgres, type TestPostgres } from '../harness/testing/postgres.ts';
+import { processesMatching } from '../harness/testing/processes.ts';
+import { writeImage } from './drivers/image-writer.ts';
+import { powerDriver } from './drivers/power.ts';
+import { SqliteLeases } from './leases.ts';
+import { startVirtualLab, type VirtualLab } from './virtual/virtual-lab.ts';
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'harness/cli/main.ts');
+const LAB = 'lab/example-virtual.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetlab-leases-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const fleetlab = (args: string[], env: Record<string, string> = {}) => execa(process.execPath, [cli, ...args], { cwd: root, reject: false, timeout: 300_000, env: { CI: 'true', NO_COLOR: '1', ...env } });
+const status = async (db: string, lab = LAB) => {
+  const r = await fleetlab(['lab', 'status', '--lab', lab, '--lab-db', db, '--json']);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout).boards as Array<Record<string, string>>;
+};
+
+describe('fleetlab lab status --json', () => {
+  it('prints every board: free, leased (owner, expiry), reserved (holder, end), quarantined (reason)', async () => {
+    const db = join(dir, 'status.sqlite');
+    const store = new SqliteLeases(db);
+    const lease = await store.acquire(['vboard-1'], 'ci-runner-7', 30_000);
+    expect(lease?.board).toBe('vboard-1');
+    await store.reserve('vboard-2', 'alice', Date.now() + 3600_000, 'bug 42');
+    let boards = await status(db);
+    expect(boards.map((b) => b.board)).toEqual(['vboard-1', 'vboard-2']);
+    expect(boards[0]).toMatchObject({ state: 'leased', owner: 'ci-runner-7' });
+    expect(Date.parse(boards[0]!.expiresAt!)).toBeGreaterThan(Date.now());
+    expect(boards[1]).toMatchObject({ state: 'reserved', holder: 'alice', reason: 'bug 42' });
+    await store.release('vboard-1', 'ci-runner-7');
+    await store.quarantine('vboard-1', 'no console');
+    await store.unreserve('vboard-2');
+    boards = await status(db);
+    expect(boards[0]).toMatchObject({ state: 'quarantined', reason: 'no console' });
+    expect(boards[1]).toMatchObject({ state: 'free' });
+    await store.close();
+  });
+});
+
+describe('a runner that dies', () => {
+  const hold = async (signal: 'SIGKILL' | 'SIGTERM', db: string) => {
+    const ttl = 8;
+    const env = { CI: 'true', NO_COLOR: '1', FLEETLAB_VLAB_TTL: String(ttl), FLEETLAB_TEST_TAG: `lease-${signal}-${process.pid}` };
+    const run = execa(process.execPath, [cli, 'run', 'lab/fixtures/board-scenarios.ts', '--grep', '^holds', '--lab', LAB, '--lab-db', db, '--output', join(dir, `out-${signal}`)], { cwd: root, reject: false, timeout: 120_000, env });
+    let out = '';
+    await new Promise<void>((ok, fail) => {
+      run.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('holding the board')) ok();
+      });
+      void run.then((r) => fail(new Error(`the runner ended before it held its board: ${r.stdout}${r.stderr}`)));
+    });
+    expect((await status(db))[0]).toMatchObject({ state: 'leased' });
+    expect((await status(db))[0]!.owner).toContain(`:${run.pid}:`);
+    run.kill(signal);
+    const killed = Date.now();
+    await run;
+    let boards = await status(db);
+    while (boards[0]!.state !== 'free' && Date.now() - killed < (ttl + 10) * 1000) {
+      await new Promise((r) => setTimeout(r, 250));
+      boards = await status(db);
+    }
+    // Nothing of the virtual lab outlives its runner either: its QEMUs and socats die with it.
+    expect(processesMatching('socat', { environ: `FLEETLAB_TEST_TAG=${env.FLEETLAB_TEST_TAG}` })).toEqual([]);
+    return { freeAfterMs: Date.now() - killed, state: boards[0]!.state, ttl };
+  };
+
+  it('killed with SIGKILL: its board is free again within the lease TTL plus 5 s', async () => {
+    const r = await hold('SIGKILL', join(dir, 'kill.sqlite'));
+    expect(r.state).toBe('free');
+    expect(r.freeAfterMs).toBeLessThanOrEqual((r.ttl + 5) * 1000);
+  }, 180_000);
+
+  it('stopped with SIGTERM: its board is released at once', async () => {
+    const r = await hold('SIGTERM', join(dir, 'term.sqlite'));
+    expect(r.state).toBe('free');
+    expect(r.freeAfterMs).toBeLessThan(r.ttl * 1000);
+  }, 180_000);
+});
+
+describe('racing acquisitions: no board is leased twice', () => {
+  let pg: TestPostgres | undefined;
+  afterAll(async () => {
+    await pg?.stop();
+  });
+
+  const race = async (spec: string) => {
+    const boards = ['b1', 'b2', 'b3'];
+    const racers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => execa(process.execPath, ['lab/fixtures/race.ts', spec, `racer-${i}`, ...boards], { cwd: root, reject: false, timeout: 60_000 })),
+    );
+    for (const r of racers) expect(r.exitCode, r.stderr).toBe(0);
+    const got = racers.map((r) => JSON.parse(r.stdout) as { owner: string; board: string | null }).filter((g) => g.board);
+    expect(got.map((g) => g.board).sort()).toEqual(boards);
+  };
+
+  it('SQLite (node:sqlite), 10 processes, 3 boards', async () => {
+    await race(join(dir, 'race.sqlite'));
+  }, 120_000);
+
+  it('PostgreSQL (a real server from Debian\'s package), 10 processes, 3 boards', async () => {
+    pg = await startPostgres();
+    await race(pg.url);
+  }, 180_000);
+});
+
+describe('health', () => {
+  it('a board that cannot come up is quarantined: its case is an infrastructure error, the next run skips it', async () => {
+    const db = join(dir, 'broken.sqlite');
+    const lab = 'lab/fixtures/broken-lab.ts';
+    const first = await fleetlab(['run', 'scenarios/smoke.ts', '--lab', lab, '--lab-db', db, '--machine', 'tag:dead', '--output', join(dir, 'broken-1')]);
+    expect(first.exitCode, first.stdout + first.stderr).toBe(3);
+    expect(first.stdout).toMatch(/✗ error scenarios\/smoke\.ts::smoke\[tag:dead\]/);
+    const [board] = await status(db, lab);
+    expect(board).toMatchObject({ board: 'dead-1', state: 'quarantined' });
+    expect(board!.reason).toMatch(/did not come up for scenarios\/smoke\.ts::smoke\[tag:dead\]: .*127\.0\.0\.1:9/);
+    const second = await fleetlab(['run', 'scenarios/smoke.ts', '--lab', lab, '--lab-db', db, '--machine', 'tag:dead', '--output', join(dir, 'broken-2')]);
+    expect(second.exitCode, second.stdout + second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/- skipped .*\n\s+no board of dead-1 is available: dead-1 quarantined \(did not come up/);
+  }, 120_000);
+
+  it('bad lab input is a configuration error naming the file and field, before anything boots', async () => {
+    const bad = join(dir, 'bad-lab.ts');
+    await writeFile(bad, `export default { name: 'bad', boards: { b1: { profile: 'x86_64-direct', serial: { device: '/dev/ttyUSB0' }, power: { driver: 'tasmota', url: 'not a url' } } } };\n`);
+    const r = await fleetlab(['lab', 'status', '--lab', bad, '--lab-db', join(dir, 'bad.sqlite')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/lab file .*bad-lab\.ts is invalid:\n\s+- boards\.b1\.power\.url/);
+    const noLab = await fleetlab(['run', 'scenarios/smoke.ts', '--machine', 'tag:virtual']);
+    expect(noLab.exitCode).toBe(2);
+    expect(noLab.stderr).toMatch(/a lab board: give the lab with --lab <lab file>/);
+  });
+});
+
+describe('power drivers against the virtual lab\'s plug', () => {
+  let lab: VirtualLab;
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  it('Tasmota, Shelly Gen1 and Shelly Gen2 switch the same plug; a command driver reads its status', async () => {
+    const card = join(dir, 'tiny-card.img');
+    await writeFile(card, Buffer.alloc(1024 * 1024));
+    const port = 24_000 + (process.pid % 5000);
+    lab = await startVirtualLab({ dir: join(tmpdir(), `fleetlab-vlab-drivers-${process.pid}`), boards: [{ name: 'p1', port }], cardImage: async () => card });
+    const url = `http://127.0.0.1:${port}`;
+    const drivers = [powerDriver({ driver: 'tasmota', url, offDelayMs: 0, onDelayMs: 0 }, 'p1'), powerDriver({ driver: 'shelly-gen1', url, relay: 0, offDelayMs: 0, onDelayMs: 0 }, 'p1'), powerDriver({ driver: 'shelly-gen2', url, id: 0, offDelayMs: 0, onDelayMs: 0 }, 'p1')];
+    for (const d of drivers) {
+      await d.set(true);
+      for (const other of drivers) expect(await other.get(), `${other.describe} after ${d.describe} on`).toBe(true);
+      await d.set(false);
+      for (const other of drivers) expect(await other.get(), `${other.describe} after ${d.describe} off`).toBe(false);
+    }
+    await expect(powerDriver({ driver: 'tasmota', url, relay: 3, offDelayMs: 0, onDelayMs: 0 }, 'p1').get()).rejects.toThrow(/without "POWER3": wrong relay number/);
+    await expect(powerDriver({ driver: 'tasmota', url: 'http://127.0.0.1:9', offDelayMs: 0, onDelayMs: 0 }, 'p1').set(true)).rejects.toThrow(/did not answer/);
+    const flag = join(dir, 'relay-on');
+    const cmd = powerDriver({ driver: 'command', on: `touch ${flag}`, off: `rm -f ${flag}`, status: `test -e ${flag}`, offDelayMs: 0, onDelayMs: 0 }, 'p1');
+    await cmd.set(true);
+    expect(await cmd.get()).toBe(true);
+    await cmd.set(false);
+    expect(await cmd.get()).toBe(false);
+  }, 60_000);
+});
+
+describe('image writer', () => {
+  const block = 4096;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  it('with a bmap: writes only the mapped blocks, checks them, and reads them back', async () => {
+    const image = Buffer.alloc(16 * block);
+    for (const b of [0, 1, 5, 6, 7, 12]) image.fill(b + 1, b * block, (b + 1) * block);
+    const img = join(dir, 'card.img');
+    await writeFile(img, image);
+    const range = (a: number, z: number) => `<Range chksum="${sha(image.subarray(a * block, (z + 1) * block))}">${a === z ? a : `${a}-${z}`}</Range>`;
+    await writeFile(`${img}.bmap`, `<?xml version="1.0" ?>\n<bmap version="2.0">\n<ImageSize> ${image.length} </ImageSize>\n<BlockSize> ${block} </BlockSize>\n<BlocksCount> 16 </BlocksCount>\n<MappedBlocksCount> 6 </MappedBlocksCount>\n<ChecksumType> sha256 </ChecksumType>\n<BlockMap>\n${range(0, 1)}\n${range(5, 7)}\n${range(12, 12)}\n</BlockMap>\n</bmap>\n`);
+    // A used card: what the bmap leaves out keeps its old bytes.
+    const dev = join(dir, 'card.dev');
+    await writeFile(dev, Buffer.alloc(16 * block, 0xaa));
+    const r = await writeImage(img, dev);
+    expect(r).toEqual({ bytesWritten: 6 * block, ranges: 3, bmap: true });
+    const after = await readFile(dev);
+    for (const b of [0, 1, 5, 6, 7, 12]) expect(after[b * block], `block ${b}`).toBe(b + 1);
+    expect(after[3 * block]).toBe(0xaa);
+    // A damaged image is caught by its bmap's checksums.
+    image.fill(0x55, 6 * block, 6 * block + 10);
+    await writeFile(img, image);
+    await expect(writeImage(img, dev)).rejects.toThrow(/do not match their checksum/);
+  });
+
+  it('without a bmap: every block (zeros skipped only in a file it creates)', async () => {
+    const image = Buffer.alloc(8 * block);
+    image.fill(7, 2 * block, 3 * block);
+    const img = join(dir, 'plain.img');
+    await writeFile(img, image);
+    const dev = join(dir, 'plain.dev');
+    const r = await writeImage(img, dev);
+    expect(r.bmap).toBe(false);
+    expect(await readFile(dev)).toEqual(image);
+  });
+});
