@@ -123,6 +123,20 @@ export class Board extends EventEmitter {
     this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel: 'board', accelReason: `lab board ${this.boardName}`, qemuVersion: '' };
   }
 
+  /** Opens the serial line alone, the power left as it is (fleetlab lab console). */
+  async attachConsole(timeoutMs = 10_000): Promise<StreamConsole> {
+    if (!this.stream) {
+      this.life = new Lifeline();
+      await this.openSerial(timeoutMs);
+    }
+    return this.serialConsole;
+  }
+
+  /** Closes the serial line opened by attachConsole(). */
+  detachConsole(): void {
+    this.closeSerial('detached');
+  }
+
   private async openSerial(timeoutMs: number): Promise<void> {
     const t = serialTarget(this.spec);
     let stream: SerialPort | Socket;

@@ -96,6 +96,32 @@ describe('a runner that dies', () => {
   }, 180_000);
 });
 
+describe('fleetlab lab console', () => {
+  it('attaches a terminal to the serial line, holding the lease, and Ctrl-] detaches and releases', async () => {
+    const db = join(dir, 'console.sqlite');
+    const session = `fleetlab-labcon-${process.pid}`;
+    const done = join(dir, 'console-done');
+    const tmux = (...args: string[]) => execa('tmux', args, { reject: false, timeout: 10_000 });
+    await tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '20', `cd ${root} && ${process.execPath} ${cli} lab console vboard-1 --lab ${LAB} --lab-db ${db}; touch ${done}; sleep 30`);
+    try {
+      const until = Date.now() + 60_000;
+      let screen = '';
+      while (Date.now() < until && !/attached to vboard-1's serial line/.test(screen)) {
+        await new Promise((r) => setTimeout(r, 250));
+        screen = (await tmux('capture-pane', '-p', '-t', session)).stdout;
+      }
+      expect(screen).toMatch(/attached to vboard-1's serial line \S+vboard-1\.tty \(Ctrl-\] to detach\)/);
+      expect((await status(db))[0]).toMatchObject({ state: 'leased' });
+      await tmux('send-keys', '-t', session, 'C-]');
+      const gone = Date.now() + 20_000;
+      while (Date.now() < gone && (await execa('test', ['-e', done], { reject: false })).exitCode !== 0) await new Promise((r) => setTimeout(r, 250));
+      expect((await status(db))[0]).toMatchObject({ state: 'free' });
+    } finally {
+      await tmux('kill-session', '-t', session);
+    }
+  }, 120_000);
+});
+
 describe('racing acquisitions: no board is leased twice', () => {
   let pg: TestPostgres | undefined;
   afterAll(async () => {

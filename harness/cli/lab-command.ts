@@ -132,6 +132,44 @@ export function labCommand<T>(yy: Argv<T>) {
         },
       )
       .command(
+        'console <board>',
+        "Attach this terminal to a board's serial line (leased while attached; the power left as it is); Ctrl-] detaches",
+        (z) => z.positional('board', { type: 'string', demandOption: true }),
+        async (argv) => {
+          await withLab(
+            argv,
+            async (s) => {
+              const [name] = s.candidates(argv.board);
+              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
+              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; fleetlab lab status says by whom`);
+              const renew = setInterval(() => void s.store.renew(name!, s.owner, s.ttlMs), s.ttlMs / 3);
+              const board = new Board(name!, s.lab.boards[name!]!, await s.profileOf(name!), { name: name!, logDir: await makeTempDir('fleetlab-logs-lab-') });
+              try {
+                const con = await board.attachConsole();
+                process.stderr.write(`attached to ${name}'s serial line ${board.serialDevice} (Ctrl-] to detach); log ${board.log.path}\n`);
+                const off = board.log.onLine((line) => process.stdout.write(`${line}\r\n`));
+                if (process.stdin.isTTY) process.stdin.setRawMode(true);
+                await new Promise<void>((done) => {
+                  process.stdin.on('data', (d: Buffer) => {
+                    if (d.includes(0x1d)) return done();
+                    void con.write(d.toString('utf8')).catch(() => done());
+                  });
+                  process.stdin.once('end', () => done());
+                });
+                off();
+                if (process.stdin.isTTY) process.stdin.setRawMode(false);
+                process.stdin.pause();
+              } finally {
+                board.detachConsole();
+                clearInterval(renew);
+                await s.store.release(name!, s.owner);
+              }
+            },
+            true,
+          );
+        },
+      )
+      .command(
         'check <board>',
         "Health check: power cycle, the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in",
         (z) => z.positional('board', { type: 'string', demandOption: true }),
@@ -170,6 +208,6 @@ export function labCommand<T>(yy: Argv<T>) {
           process.exitCode = ok ? 0 : 3;
         },
       )
-      .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power or check')
+      .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console or check')
   );
 }

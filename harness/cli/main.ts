@@ -161,7 +161,7 @@ await yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'report needs a subcommand: show or merge'),
   )
-  .command('lab', "A lab's boards (--lab): status, reserve, release, acquire, power, check", labCommand)
+  .command('lab', "A lab's boards (--lab): status, reserve, release, acquire, power, console, check", labCommand)
   .command('images', 'Testbed images: build them, or print where one file of them is', (y) =>
     y
       .command(
