@@ -23,6 +23,8 @@ import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
+import { lifeBoundShell, SshSession, type SshShell } from '../harness/ssh/ssh-session.ts';
+import { readFile } from 'node:fs/promises';
 import { deadlineFrom } from '../harness/time/deadline.ts';
 import { Lifeline, withLife } from '../harness/time/lifeline.ts';
 import { powerDriver, type PowerDriver } from './drivers/power.ts';
@@ -57,6 +59,8 @@ export class Board extends EventEmitter {
   private _state: MachineState = 'stopped';
   private serialShellStart: Promise<void> | undefined;
   private boots = 0;
+  private pinnedHostKey: string | undefined;
+  private readonly sshSessions = new Set<SshSession>();
 
   constructor(boardName: string, spec: BoardSpec, profile: MachineProfile, opts: BoardOptions) {
     super();
@@ -289,11 +293,33 @@ export class Board extends EventEmitter {
     this._state = 'stopping';
     this.emit('state', this._state);
     this.life.finish(new MachineStopped(this.boardName, 'stop()'));
+    for (const ssh of this.sshSessions) ssh.close();
+    this.sshSessions.clear();
     this.closeSerial('the board was stopped');
     await this.power.set(false).catch((err: Error) => this.log.note(`power off failed: ${err.message}`));
     this.log.note(`power off (${this.power.describe})`);
     this._state = 'stopped';
     this.emit('state', this._state);
+  }
+
+  /**
+   * An SSH session to the board's network address (the lab file's network), with the shell helpers, transfers and
+   * forwards of a VM's; the host key is pinned at the first connection (expectNewHostKey after a reinstall).
+   */
+  async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
+    const net = this.spec.network;
+    if (!net) throw unsupported(this.boardName, 'ssh()', 'the lab file gives it no network address (network: { address })');
+    if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot open SSH`);
+    const key = opts.privateKey ?? net.privateKey;
+    if (!key) throw new ConfigurationError(`board ${this.boardName}: ssh() needs a private key: network.privateKey in the lab file, or ssh({ privateKey })`);
+    const deadline = deadlineFrom(opts, 120_000, `SSH to board ${this.boardName}`, 'pass { timeout } to ssh()');
+    const session = await SshSession.connect(
+      { machine: this.boardName, host: net.address, port: net.sshPort, user: opts.user ?? net.user, privateKey: Buffer.isBuffer(key) ? key : await readFile(key), hostKey: opts.expectNewHostKey ? undefined : this.pinnedHostKey },
+      { deadline, signal: withLife(opts.signal, this.life) },
+    );
+    if (!this.pinnedHostKey || opts.expectNewHostKey) this.pinnedHostKey = session.hostKey;
+    this.sshSessions.add(session);
+    return lifeBoundShell(session, this.name, this.life);
   }
 
   async screenshot(): Promise<void> {

@@ -1,7 +1,8 @@
 // Scenarios on the virtual lab's boards, through the real drivers: a serial line that is a pseudo-terminal opened by
 // serialport, a Tasmota plug over HTTP, an SD mux switched by a usbsdmux-compatible command. smoke.ts passes on a
 // board picked by tag (the JUnit case names the board, its serial device and power driver); a card flashed through
-// the mux boots; a power cut in the middle of a boot is recovered from; `lab check` takes a board out of quarantine.
+// the mux boots; a power cut in the middle of a boot is recovered from; SSH reaches a board's network address;
+// `lab check` takes a board out of quarantine.
 import { execa } from 'execa';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,12 +41,13 @@ describe('scenarios on virtual lab boards', () => {
     await store.close();
   }, 500_000);
 
-  it('a card flashed through the SD mux boots, and a power cut mid-boot is recovered from (two boards at once)', async () => {
+  it('a card flashed through the SD mux boots, a power cut mid-boot is recovered from, SSH reaches a board (two boards at once)', async () => {
     const out = join(dir, 'faults');
-    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', '^(a card flashed|a power cut)', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'faults.sqlite'), '--output', out]);
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', '^(a card flashed|a power cut|ssh to a board)', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'faults.sqlite'), '--output', out]);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/✓ the flashed system booted/);
     expect(r.stdout).toMatch(/✓ power on again: the board comes up/);
+    expect(r.stdout).toMatch(/✓ the same system over SSH and over the serial line/);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     const boards = report.results.map((c: { attempts: Array<{ machines: Array<{ board: { board: string } }> }> }) => c.attempts[0]!.machines[0]!.board.board);
     expect(new Set(boards).size).toBe(2);

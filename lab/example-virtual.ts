@@ -7,11 +7,13 @@
 //   ./fleetlab lab status --lab lab/example-virtual.ts --json
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { copyFile } from 'node:fs/promises';
 import { defineLab } from './inventory.ts';
 
 /** Each process that uses this lab gets its own virtual boards; their device paths are fixed when this file loads. */
 const dir = process.env.FLEETLAB_VLAB_DIR ?? join(tmpdir(), `fleetlab-vlab-${process.pid}`);
-const basePort = Number(process.env.FLEETLAB_VLAB_PORT ?? 20_000 + (process.pid % 20_000) * 2);
+/** Four ports per process: the plugs at +1 and +2, the boards' SSH at +3 and +4. */
+const basePort = Number(process.env.FLEETLAB_VLAB_PORT ?? 20_000 + (process.pid % 9000) * 4);
 
 const board = (n: number) => ({
   profile: './virtual/vboard-profile.ts',
@@ -20,6 +22,8 @@ const board = (n: number) => ({
   serial: { device: join(dir, `vboard-${n}.tty`), baud: 115200 },
   power: { driver: 'tasmota' as const, url: `http://127.0.0.1:${basePort + n}`, offDelayMs: 200 },
   sdMux: { driver: 'usbsdmux' as const, control: join(dir, `vboard-${n}.sg`), device: join(dir, `vboard-${n}.sd.img`), command: join(import.meta.dirname, 'virtual/usbsdmux.mjs') },
+  // Its SSH server, as a board on the lab network would have one: a 127.0.0.1 port forwarded to the VM's port 22.
+  network: { address: '127.0.0.1', sshPort: basePort + 2 + n, user: 'root', privateKey: join(dir, 'ssh-key') },
   login: { user: 'root', password: 'fleetlab' },
 });
 
@@ -29,8 +33,9 @@ export default defineLab({
   leaseTtlSeconds: Number(process.env.FLEETLAB_VLAB_TTL ?? 30),
   boards: { 'vboard-1': board(1), 'vboard-2': board(2) },
   async provision() {
-    const { startVirtualLab, testbedCard } = await import('./virtual/virtual-lab.ts');
-    const lab = await startVirtualLab({ dir, boards: [1, 2].map((n) => ({ name: `vboard-${n}`, port: basePort + n })), cardImage: () => testbedCard() });
+    const { startVirtualLab, testbedCard, testbedSshKey } = await import('./virtual/virtual-lab.ts');
+    const lab = await startVirtualLab({ dir, boards: [1, 2].map((n) => ({ name: `vboard-${n}`, port: basePort + n, sshPort: basePort + 2 + n })), cardImage: () => testbedCard() });
+    await copyFile(await testbedSshKey(), join(dir, 'ssh-key'));
     return () => lab.close();
   },
 });

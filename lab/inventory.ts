@@ -59,7 +59,15 @@ export const boardSchema = z.object({
   power: powerSchema.and(z.object({ offDelayMs: z.number().int().min(0).default(2000), onDelayMs: z.number().int().min(0).default(0) })),
   sdMux: sdMuxSchema.optional(),
   /** Where SSH reaches the board, if it does. */
-  network: z.object({ address: z.string().min(1), sshPort: z.number().int().positive().default(22) }).optional(),
+  network: z
+    .object({
+      address: z.string().min(1),
+      sshPort: z.number().int().positive().default(22),
+      /** SSH user and private key file for ssh() (a scenario may pass its own). */
+      user: z.string().default('root'),
+      privateKey: z.string().optional(),
+    })
+    .optional(),
   /** The serial shell's user and password (default: the profile's guest.login). */
   login: z.object({ user: z.string(), password: z.string() }).optional(),
   /** Budget of the health check, in ms. */

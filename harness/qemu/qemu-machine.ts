@@ -36,7 +36,7 @@ import { QmpClient, type QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
 import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
-import { SshSession, SshShell } from '../ssh/ssh-session.ts';
+import { lifeBoundShell, SshSession, type SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
 import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
 import { fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
@@ -995,23 +995,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
       this.log.note(`ssh: host key of ${this.name} is ${session.hostKey.slice(0, 40)}…`);
     }
     this.sshSessions.add(session);
-    const life = this.life;
-    const runner = {
-      machineName: this.name,
-      execute: async (command: string, o?: ExecOptions) => {
-        try {
-          return await session.execute(command, { ...o, signal: withLife(o?.signal, life) });
-        } catch (err) {
-          // A lost connection is the machine's death when that is what happened (its exit is seen a moment later).
-          if (err instanceof InfrastructureError && err.details.connectionLost) {
-            await raceDeadline(new Promise((r) => (life.ended ? r(undefined) : life.signal.addEventListener('abort', r, { once: true }))), 2000);
-            if (life.ended) throw life.reason!.during(`SSH command ${abbreviate(command)}`);
-          }
-          throw err;
-        }
-      },
-    };
-    return new SshShell(session, runner);
+    return lifeBoundShell(session, this.name, this.life);
   }
 
   /** batman-adv helpers for this machine's mesh (bat0): originators, neighbours, next hops, routes. */

@@ -5,7 +5,7 @@ import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { CommandRunner, ExecOptions, ExecResult } from '../protocols/shell.ts';
 import { deadlineFrom, now, raceDeadline, sleep, type Deadline } from '../time/deadline.ts';
-import { abortError } from '../time/lifeline.ts';
+import { abortError, withLife, type Lifeline } from '../time/lifeline.ts';
 import { abbreviate } from '../shell/backdoor-shell.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
@@ -247,4 +247,26 @@ export class SshShell extends ShellOps {
   close(): void {
     this.session.close();
   }
+}
+
+/**
+ * An SshShell over `session` bound to a machine's life: each command races it, and a lost connection is the
+ * machine's death when that is what happened (its end is seen up to 2 s later), else an infrastructure error.
+ */
+export function lifeBoundShell(session: SshSession, machineName: string, life: Lifeline): SshShell {
+  const runner: CommandRunner = {
+    machineName,
+    execute: async (command: string, o?: ExecOptions) => {
+      try {
+        return await session.execute(command, { ...o, signal: withLife(o?.signal, life) });
+      } catch (err) {
+        if (err instanceof InfrastructureError && err.details.connectionLost) {
+          await raceDeadline(new Promise((r) => (life.ended ? r(undefined) : life.signal.addEventListener('abort', r, { once: true }))), 2000);
+          if (life.ended) throw life.reason!.during(`SSH command ${abbreviate(command)}`);
+        }
+        throw err;
+      }
+    },
+  };
+  return new SshShell(session, runner);
 }

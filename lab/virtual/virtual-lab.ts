@@ -15,6 +15,7 @@
 //                    (switching to host while the board runs pulls the card from under it: the VM stops).
 // The cards start with the aarch64 testbed's extlinux disk (NixOS sd-image layout). Everything it starts is a
 // supervised child of the process that started it.
+import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -28,6 +29,8 @@ export interface VirtualBoardSpec {
   name: string;
   /** The plug's HTTP port on 127.0.0.1. */
   port: number;
+  /** A 127.0.0.1 port forwarded to the board's SSH server: its "network address" (QEMU user networking, restricted). */
+  sshPort?: number;
 }
 
 export interface VirtualLabOptions {
@@ -62,7 +65,18 @@ class VirtualBoard {
     this.card = join(dir, `${spec.name}.sd.img`);
   }
 
+  /** The board's NIC: a fixed MAC, configured by the testbed from fw_cfg as a DHCP lease would be. */
+  get mac(): string {
+    const n = createHash('sha256').update(this.spec.name).digest();
+    return `52:54:00:${[n[0], n[1], n[2]].map((b) => b!.toString(16).padStart(2, '0')).join(':')}`;
+  }
+
+  get netConf(): string {
+    return join(this.dir, `${this.spec.name}.net`);
+  }
+
   async open(cardImage: () => Promise<string>): Promise<void> {
+    if (this.spec.sshPort) await writeFile(this.netConf, `${this.mac} 10.0.2.15/24\n`);
     if (!existsSync(this.card)) await execa('qemu-img', ['convert', '-O', 'raw', await cardImage(), this.card]);
     await writeFile(join(this.dir, `${this.spec.name}.sg`), `virtual SD mux of ${this.spec.name}: lab/virtual/usbsdmux.mjs switches it\n`);
     // The parent socat holds the pseudo-terminal for the lab's life; each QEMU connection is served by a child.
@@ -140,6 +154,9 @@ class VirtualBoard {
       '-bios', '/usr/lib/u-boot/qemu_arm64/u-boot.bin',
       '-chardev', `socket,id=ser0,path=${this.sock}`, '-serial', 'chardev:ser0',
       '-device', 'virtio-rng-pci',
+      ...(this.spec.sshPort
+        ? ['-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${this.spec.sshPort}-:22`, '-device', `virtio-net-pci,netdev=n0,mac=${this.mac}`, '-fw_cfg', `name=opt/fleetlab/net,file=${this.netConf}`]
+        : []),
       ...(this.mux === 'dut' ? ['-drive', `if=none,id=sd,file=${this.card},format=raw`, '-device', 'virtio-blk-pci,drive=sd'] : []),
     ];
     this.qemu = spawnSupervised(`vboard-${this.spec.name}`, 'qemu-system-aarch64', args);
@@ -215,4 +232,14 @@ export async function testbedCard(append = 'console=ttyAMA0 panic=-1'): Promise<
   const { testbedRecipes } = await import('../../machines/testbed/index.ts');
   const image = await ensureTestbed(testbedRecipes.aarch64!);
   return (await ensureBootDisk(image, 'extlinux', append)).path;
+}
+
+/** root's private key for the testbed's SSH server (made per cache build; the cards carry its public half). */
+export async function testbedSshKey(): Promise<string> {
+  await import('../../machines/testbed/register.ts');
+  const { ensureTestbed } = await import('../../machines/testbed/build.ts');
+  const { testbedRecipes } = await import('../../machines/testbed/index.ts');
+  const key = (await ensureTestbed(testbedRecipes.aarch64!)).ssh?.privateKey;
+  if (!key) throw new Error('the aarch64 testbed has no SSH server');
+  return key;
 }
