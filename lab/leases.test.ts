@@ -11,6 +11,7 @@ import { startPostgres, type TestPostgres } from '../harness/testing/postgres.ts
 import { processesMatching } from '../harness/testing/processes.ts';
 import { writeImage } from './drivers/image-writer.ts';
 import { powerDriver } from './drivers/power.ts';
+import { sdMux } from './drivers/sd-mux.ts';
 import { SqliteLeases } from './leases.ts';
 import { startVirtualLab, type VirtualLab } from './virtual/virtual-lab.ts';
 
@@ -203,6 +204,41 @@ describe('power drivers against the virtual lab\'s plug', () => {
     await cmd.set(false);
     expect(await cmd.get()).toBe(false);
   }, 60_000);
+});
+
+describe('drivers that run commands (gpioset, usbrelay, sd-mux-ctrl stand-ins in lab/virtual/bin)', () => {
+  it('switch with the command lines the real tools take; the manual driver needs a person at a terminal', async () => {
+    const log = join(dir, 'standins.log');
+    const saved = { PATH: process.env.PATH, LOG: process.env.FLEETLAB_STANDIN_LOG };
+    process.env.PATH = `${join(root, 'lab/virtual/bin')}:${process.env.PATH}`;
+    process.env.FLEETLAB_STANDIN_LOG = log;
+    try {
+      const gpio = powerDriver({ driver: 'gpio', chip: 'gpiochip0', line: 17, activeLow: true, offDelayMs: 0, onDelayMs: 0 }, 'g1');
+      await gpio.set(true);
+      await gpio.set(false);
+      const relay = powerDriver({ driver: 'usbrelay', relay: 'HURTM_2', offDelayMs: 0, onDelayMs: 0 }, 'r1');
+      await relay.set(true);
+      const mux = sdMux({ driver: 'sd-mux-ctrl', serial: 'sd-wire_11', device: join(dir, 'card.dev') }, 's1');
+      await mux.switch('host');
+      await mux.switch('dut');
+      await expect(mux.switch('off')).rejects.toThrow(/an SDWire has no "off"/);
+      expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual([
+        'gpioset gpiochip0 17=0 mode=exit',
+        'gpioset gpiochip0 17=1 mode=exit',
+        'usbrelay HURTM_2=1',
+        'sd-mux-ctrl sd-wire_11 ts',
+        'sd-mux-ctrl sd-wire_11 dut',
+      ]);
+      // A tool that is not installed says which.
+      process.env.PATH = '/nonexistent';
+      await expect(relay.set(false)).rejects.toThrow(/usbrelay \(Debian package usbrelay\) is not installed/);
+    } finally {
+      process.env.PATH = saved.PATH;
+      process.env.FLEETLAB_STANDIN_LOG = saved.LOG;
+    }
+    // The test runs without a terminal on stdin: a manual switch cannot be asked for.
+    await expect(powerDriver({ driver: 'manual', offDelayMs: 0, onDelayMs: 0 }, 'm1').set(true)).rejects.toThrow(/manual switching needs a person at a terminal: Switch board m1 ON/);
+  });
 });
 
 describe('image writer', () => {
