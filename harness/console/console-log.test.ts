@@ -33,6 +33,18 @@ describe('console log', () => {
     expect(text).toMatch(/^\[\s+\d+\.\d{3}\]\*--- fleetlab: a note from fleetlab, not guest output$/m);
   });
 
+  it('a line written out in pieces reaches listeners and lastLines whole, with the pieces before it', async () => {
+    const log = new ConsoleLog(join(await mkdtemp(join(tmpdir(), 'fleetlab-consolelog-')), 'm.log'));
+    const lines: string[] = [];
+    log.onLine((l) => lines.push(l));
+    log.push('[    4.2] An error occurred in stage 1 of');
+    log.note('a note splits the record'); // as a slow UART's pause and a note from fleetlab did on the Pi
+    log.push(' the boot process, which must mount\r\nnext\n');
+    expect(lines).toEqual(['[    4.2] An error occurred in stage 1 of', '[    4.2] An error occurred in stage 1 of the boot process, which must mount', 'next']);
+    expect(log.lastLines(5)).toEqual(['[    4.2] An error occurred in stage 1 of the boot process, which must mount', 'next']);
+    await log.close();
+  });
+
   it('lastLines shows printable text, notes left out', async () => {
     const log = new ConsoleLog(join(await mkdtemp(join(tmpdir(), 'fleetlab-consolelog-')), 'm.log'));
     log.push('one\n');

@@ -22,6 +22,8 @@ export class ConsoleLog {
   private readonly recent: string[] = [];
   private readonly listeners = new Set<(line: string) => void>();
   private flushTimer: NodeJS.Timeout | undefined;
+  /** The text of partial records already written out for the line that is still open (its listeners saw them). */
+  private carried = '';
   /** When the log began (epoch ms): its line stamps are seconds since. */
   readonly t0: number;
   /** Bytes written so far: where a case's slice of the log begins. */
@@ -80,10 +82,19 @@ export class ConsoleLog {
     this.guestRecord(p, false);
   }
 
-  /** One guest record; `newline` says whether the guest's own newline ended it. */
+  /**
+   * One guest record; `newline` says whether the guest's own newline ended it. A line written out in pieces (quiet
+   * in the middle, or a note from fleetlab in between) reaches the listeners and lastLines() whole as well: each
+   * piece is passed on joined to the pieces before it, so a console check sees "An error occurred in stage 1 of the
+   * boot process" even when a slow UART paused after "of".
+   */
   private guestRecord(bytes: Buffer, newline: boolean): void {
     this.write(newline ? ' ' : '~', bytes);
-    const line = text(bytes).replace(/\r$/, '');
+    const piece = text(bytes);
+    const joined = this.carried + piece;
+    const line = newline ? joined.replace(/\r$/, '') : joined;
+    if (this.carried) this.recent.pop();
+    this.carried = newline ? '' : this.carried + piece;
     this.recent.push(line);
     if (this.recent.length > RECENT_LINES) this.recent.shift();
     for (const fn of this.listeners) fn(line);
