@@ -17,7 +17,7 @@
 // supervised child of the process that started it.
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -79,10 +79,19 @@ class VirtualBoard {
     if (this.spec.sshPort) await writeFile(this.netConf, `${this.mac} 10.0.2.15/24\n`);
     if (!existsSync(this.card)) await execa('qemu-img', ['convert', '-O', 'raw', await cardImage(), this.card]);
     await writeFile(join(this.dir, `${this.spec.name}.sg`), `virtual SD mux of ${this.spec.name}: lab/virtual/usbsdmux.mjs switches it\n`);
-    // The parent socat holds the pseudo-terminal for the lab's life; each QEMU connection is served by a child.
-    this.socat = spawnSupervised('socat', 'socat', [`PTY,link=${this.tty},rawer`, `UNIX-LISTEN:${this.sock},fork`]);
-    const ready = await pollUntil(() => (existsSync(this.tty) && existsSync(this.sock) ? true : undefined), { deadline: Deadline.after(10_000, `socat for ${this.spec.name}`, { unscaled: true }), intervalMs: 20 });
-    if (ready.timedOut) throw new Error(`virtual lab: socat did not create ${this.tty}: ${this.socat.stderrTail()}`);
+    // The parent socat holds the pseudo-terminal for the lab's life; each QEMU connection is served by a child. The
+    // board's device name is our own link to it: socat's link= option would be removed by the first child that exits
+    // (a power-off), and the line must outlive power cycles as a USB serial adapter does.
+    let pts: string | undefined;
+    this.socat = spawnSupervised('socat', 'socat', ['-d', '-d', 'PTY,rawer', `UNIX-LISTEN:${this.sock},fork`], {
+      onLine: (_stream, line) => {
+        const m = / PTY is (\/dev\/pts\/\d+)/.exec(line);
+        if (m) pts ??= m[1];
+      },
+    });
+    const ready = await pollUntil(() => (pts && existsSync(this.sock) ? true : undefined), { deadline: Deadline.after(10_000, `socat for ${this.spec.name}`, { unscaled: true }), intervalMs: 20 });
+    if (ready.timedOut || !pts) throw new Error(`virtual lab: socat made no pseudo-terminal for ${this.spec.name}: ${this.socat.stderrTail()}`);
+    await symlink(pts, this.tty);
     this.server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       void this.handle(url).then(
