@@ -6,7 +6,6 @@
 // The shell channel runs over a serial login, as on QEMU's Pi: login, then the tty is put raw and the backdoor
 // protocol runs on it. Mind the throughput: at 115200 baud a line carries about 11 KB/s, so the channel's answers
 // should stay small (a 10 MB output takes a quarter of an hour); use SSH (a board with a network address) for bulk.
-import { EventEmitter } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -15,7 +14,6 @@ import { ConsoleLog } from '../harness/console/console-log.ts';
 import { serialLogin } from '../harness/console/serial-login.ts';
 import { StreamConsole } from '../harness/console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
-import type { ExecOptions, ExecResult } from '../harness/protocols/shell.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import type { MachineFacts, MachineState } from '../harness/qemu/qemu-machine.ts';
@@ -23,6 +21,7 @@ import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
+import { ShellMachine } from '../harness/shell/shell-machine.ts';
 import { lifeBoundShell, SshSession, type SshShell } from '../harness/ssh/ssh-session.ts';
 import { readFile } from 'node:fs/promises';
 import { deadlineFrom } from '../harness/time/deadline.ts';
@@ -39,7 +38,7 @@ export interface BoardOptions {
   onConsoleLine?: (line: string) => void;
 }
 
-export class Board extends EventEmitter {
+export class Board extends ShellMachine {
   readonly name: string;
   readonly boardName: string;
   readonly spec: BoardSpec;
@@ -53,7 +52,7 @@ export class Board extends EventEmitter {
   facts: MachineFacts | undefined;
   private readonly serialConsole: StreamConsole;
   private readonly backdoor: BackdoorShell;
-  private readonly shell: ShellOps;
+  protected readonly shell: ShellOps;
   private stream: SerialPort | Socket | undefined;
   private life = new Lifeline();
   private _state: MachineState = 'stopped';
@@ -216,30 +215,6 @@ export class Board extends EventEmitter {
   }
   sendConsole(text: string): Promise<void> {
     return this.serialConsole.write(text);
-  }
-  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
-    return this.shell.execute(command, opts);
-  }
-  succeed(command: string, opts?: ExecOptions): Promise<string> {
-    return this.shell.succeed(command, opts);
-  }
-  fail(command: string, opts?: ExecOptions): Promise<string> {
-    return this.shell.fail(command, opts);
-  }
-  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
-    return this.shell.waitUntilSucceeds(command, opts);
-  }
-  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
-    return this.shell.waitUntilFails(command, opts);
-  }
-  waitForFile(path: string, opts?: ExecOptions): Promise<void> {
-    return this.shell.waitForFile(path, opts);
-  }
-  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
-    return this.shell.waitForOpenPort(port, opts);
-  }
-  async bootId(opts?: ExecOptions): Promise<string> {
-    return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();
   }
 
   /** Reboots through the guest's reboot command and waits for a new login and shell; resolves with the boot count. */

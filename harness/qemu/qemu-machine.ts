@@ -1,6 +1,5 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import type { WaitOptions } from '../protocols/wait-options.ts';
 import { abbreviate, BackdoorShell } from '../shell/backdoor-shell.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
+import { ShellMachine } from '../shell/shell-machine.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
@@ -106,7 +106,7 @@ export const KVM_SIGN_OF_LIFE_MS = 20_000;
 export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
 
 /** A QEMU VM that implements the Power, Shell and Screen protocols and exposes its consoles. */
-export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
+export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
   readonly name: string;
   readonly profile: MachineProfile;
   readonly logDir: string;
@@ -129,7 +129,7 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
   private readonly consoles = new Map<string, StreamConsole>();
   private readonly consoleLogs = new Map<string, ConsoleLog>();
   private readonly backdoor: BackdoorShell | undefined;
-  private readonly shell: ShellOps;
+  protected readonly shell: ShellOps;
   private readonly opts: QemuMachineOptions;
   private readonly watcher: ConsoleWatcher;
   /** The life of the current QEMU process: every wait on this machine races it. */
@@ -215,10 +215,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
    */
   get passesHostname(): boolean {
     return !(this.profile.boot.kind === 'testbed-disk' && this.profile.boot.layout === 'raspi-uboot');
-  }
-
-  get machineName(): string {
-    return this.name;
   }
 
   get state(): MachineState {
@@ -903,27 +899,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     return serialLogin(this.console(), this.name, u, p, opts);
   }
 
-  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
-    return this.shell.execute(command, opts);
-  }
-  succeed(command: string, opts?: ExecOptions): Promise<string> {
-    return this.shell.succeed(command, opts);
-  }
-  fail(command: string, opts?: ExecOptions): Promise<string> {
-    return this.shell.fail(command, opts);
-  }
-  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
-    return this.shell.waitUntilSucceeds(command, opts);
-  }
-  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
-    return this.shell.waitUntilFails(command, opts);
-  }
-  waitForFile(path: string, opts?: ExecOptions): Promise<void> {
-    return this.shell.waitForFile(path, opts);
-  }
-  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
-    return this.shell.waitForOpenPort(port, opts);
-  }
 
   /** This machine's address on `network` (a network of the scenario it is on). */
   address(network: string): string {
@@ -1028,11 +1003,6 @@ export class QemuMachine extends EventEmitter implements Power, Shell, Screen {
     return this.nixosHelpers;
   }
   private nixosHelpers: NixosHelpers | undefined;
-
-  /** The guest kernel's boot id: changes on every boot. */
-  async bootId(opts?: ExecOptions): Promise<string> {
-    return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();
-  }
 
   /** Clean shutdown through the guest's poweroff command, then waits for QEMU to exit cleanly. */
   async shutdown(opts?: WaitOptions): Promise<void> {

@@ -1,0 +1,41 @@
+// The shell half of a machine, once for every kind: a QEMU machine and a lab board both hand their commands to a
+// ShellOps (over the backdoor or a serial-login channel) and answer the Shell protocol through it.
+import { EventEmitter } from 'node:events';
+import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import type { ShellOps } from './shell-ops.ts';
+
+export abstract class ShellMachine extends EventEmitter implements Shell {
+  /** The machine's name in messages. */
+  abstract readonly name: string;
+  /** Where its commands go. */
+  protected abstract readonly shell: ShellOps;
+
+  get machineName(): string {
+    return this.name;
+  }
+  execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.shell.execute(command, opts);
+  }
+  succeed(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.succeed(command, opts);
+  }
+  fail(command: string, opts?: ExecOptions): Promise<string> {
+    return this.shell.fail(command, opts);
+  }
+  waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilSucceeds(command, opts);
+  }
+  waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
+    return this.shell.waitUntilFails(command, opts);
+  }
+  waitForFile(path: string, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForFile(path, opts);
+  }
+  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForOpenPort(port, opts);
+  }
+  /** The guest kernel's boot id: changes on every boot. */
+  async bootId(opts?: ExecOptions): Promise<string> {
+    return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();
+  }
+}
