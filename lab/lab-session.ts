@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
+import { ConfigurationError, InfrastructureError } from '../harness/errors/fleetlab-error.ts';
+import { makeTempDir } from '../harness/process/temp-dirs.ts';
 import { loadProfile } from '../harness/qemu/profile-loader.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import type { BoardLease, BoardProvider } from '../harness/runner/boards.ts';
@@ -108,6 +109,12 @@ export class LabSession implements BoardProvider {
   }
 
   private async machineFor(boardName: string, opts: { role: string; logDir: string; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<BoardLease> {
+    const { board, release } = await this.boardFor(boardName, opts);
+    return { machine: asBoardMachine(board), info: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe }, release };
+  }
+
+  /** The Board of a board this process has just leased, renewing the lease until `release`. */
+  private async boardFor(boardName: string, opts: { role: string; logDir: string; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<{ board: Board; release: BoardLease['release'] }> {
     this.held.add(boardName);
     const renew = setInterval(() => {
       void this.store.renew(boardName, this.owner, this.ttlMs).then(
@@ -124,13 +131,28 @@ export class LabSession implements BoardProvider {
     };
     try {
       const spec = this.lab.boards[boardName]!;
-      const board = new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine });
-      return { machine: asBoardMachine(board), info: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe }, release };
+      return { board: new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine }), release };
     } catch (err) {
       await release();
       throw err;
     }
   }
+
+  /**
+   * For a command run by a person (lab power, console, check): leases board `name` now or fails saying its state and
+   * `whyFree`, runs `fn` with its Board (the lease renewed meanwhile), then gives it back.
+   */
+  async withBoard<T>(name: string, fn: (board: Board) => Promise<T>, opts: { whyFree: string; evenQuarantined?: boolean }): Promise<T> {
+    const lease = await this.store.acquire([name], this.owner, this.ttlMs, { evenQuarantined: opts.evenQuarantined });
+    if (!lease) throw new InfrastructureError(`${name} is ${(await this.store.state(name)).state}; ${opts.whyFree}`);
+    const { board, release } = await this.boardFor(name, { role: name, logDir: await makeTempDir('fleetlab-logs-lab-'), onLost: (why) => process.stderr.write(`fleetlab: ${why}\n`) });
+    try {
+      return await fn(board);
+    } finally {
+      await release();
+    }
+  }
+
 
   async close(): Promise<void> {
     process.off('exit', this.onExit);

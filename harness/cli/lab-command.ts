@@ -3,8 +3,6 @@ import type { Argv } from 'yargs';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { LabSession } from '../../lab/lab-session.ts';
 import { ownerId } from '../../lab/leases.ts';
-import { asBoardMachine, Board } from '../../lab/board.ts';
-import { makeTempDir } from '../process/temp-dirs.ts';
 
 /** "2h", "90m", "1h30m", "45s" in ms. */
 export function parseDuration(text: string): number {
@@ -115,17 +113,16 @@ export function labCommand<T>(yy: Argv<T>) {
             argv,
             async (s) => {
               const [name] = s.candidates(argv.board);
-              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
-              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; fleetlab lab status says by whom`);
-              try {
-                const board = new Board(name!, s.lab.boards[name!]!, await s.profileOf(name!), { name: name!, logDir: await makeTempDir('fleetlab-logs-lab-') });
-                if (argv.action !== 'on') await board.power.set(false);
-                if (argv.action === 'cycle') await new Promise((r) => setTimeout(r, s.lab.boards[name!]!.power.offDelayMs));
-                if (argv.action !== 'off') await board.power.set(true);
-                console.log(`${name}: power ${argv.action} (${board.power.describe})`);
-              } finally {
-                await s.store.release(name!, s.owner);
-              }
+              await s.withBoard(
+                name!,
+                async (board) => {
+                  if (argv.action !== 'on') await board.power.set(false);
+                  if (argv.action === 'cycle') await new Promise((r) => setTimeout(r, board.spec.power.offDelayMs));
+                  if (argv.action !== 'off') await board.power.set(true);
+                  console.log(`${name}: power ${argv.action} (${board.power.describe})`);
+                },
+                { whyFree: 'fleetlab lab status says by whom' },
+              );
             },
             true,
           );
@@ -140,30 +137,30 @@ export function labCommand<T>(yy: Argv<T>) {
             argv,
             async (s) => {
               const [name] = s.candidates(argv.board);
-              const lease = await s.store.acquire([name!], s.owner, s.ttlMs);
-              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; fleetlab lab status says by whom`);
-              const renew = setInterval(() => void s.store.renew(name!, s.owner, s.ttlMs), s.ttlMs / 3);
-              const board = new Board(name!, s.lab.boards[name!]!, await s.profileOf(name!), { name: name!, logDir: await makeTempDir('fleetlab-logs-lab-') });
-              try {
-                const con = await board.attachConsole();
-                process.stderr.write(`attached to ${name}'s serial line ${board.serialDevice} (Ctrl-] to detach); log ${board.log.path}\n`);
-                const off = board.log.onLine((line) => process.stdout.write(`${line}\r\n`));
-                if (process.stdin.isTTY) process.stdin.setRawMode(true);
-                await new Promise<void>((done) => {
-                  process.stdin.on('data', (d: Buffer) => {
-                    if (d.includes(0x1d)) return done();
-                    void con.write(d.toString('utf8')).catch(() => done());
-                  });
-                  process.stdin.once('end', () => done());
-                });
-                off();
-                if (process.stdin.isTTY) process.stdin.setRawMode(false);
-                process.stdin.pause();
-              } finally {
-                board.detachConsole();
-                clearInterval(renew);
-                await s.store.release(name!, s.owner);
-              }
+              await s.withBoard(
+                name!,
+                async (board) => {
+                  try {
+                    const con = await board.attachConsole();
+                    process.stderr.write(`attached to ${name}'s serial line ${board.serialDevice} (Ctrl-] to detach); log ${board.log.path}\n`);
+                    const off = board.log.onLine((line) => process.stdout.write(`${line}\r\n`));
+                    if (process.stdin.isTTY) process.stdin.setRawMode(true);
+                    await new Promise<void>((done) => {
+                      process.stdin.on('data', (d: Buffer) => {
+                        if (d.includes(0x1d)) return done();
+                        void con.write(d.toString('utf8')).catch(() => done());
+                      });
+                      process.stdin.once('end', () => done());
+                    });
+                    off();
+                    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+                    process.stdin.pause();
+                  } finally {
+                    board.detachConsole();
+                  }
+                },
+                { whyFree: 'fleetlab lab status says by whom' },
+              );
             },
             true,
           );
@@ -178,30 +175,30 @@ export function labCommand<T>(yy: Argv<T>) {
             argv,
             async (s) => {
               const [name] = s.candidates(argv.board);
-              const spec = s.lab.boards[name!]!;
-              const lease = await s.store.acquire([name!], s.owner, s.ttlMs, { evenQuarantined: true });
-              if (!lease) throw new InfrastructureError(`${name} is ${(await s.store.state(name!)).state}; a health check needs it free`);
-              const logDir = await makeTempDir('fleetlab-logs-lab-');
-              const board = new Board(name!, spec, await s.profileOf(name!), { name: name!, logDir });
-              const m = asBoardMachine(board);
-              try {
-                await board.start({ timeout: spec.healthTimeoutMs });
-                await board.waitForShell({ timeout: spec.healthTimeoutMs });
-                const arch = (await m.succeed('uname -m')).trim();
-                const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
-                if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
-                await s.store.unquarantine(name!);
-                console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
-                return true;
-              } catch (err) {
-                const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
-                await s.store.quarantine(name!, reason);
-                console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
-                return false;
-              } finally {
-                await board.stop();
-                await s.store.release(name!, s.owner);
-              }
+              return s.withBoard(
+                name!,
+                async (board) => {
+                  const spec = board.spec;
+                  try {
+                    await board.start({ timeout: spec.healthTimeoutMs });
+                    await board.waitForShell({ timeout: spec.healthTimeoutMs });
+                    const arch = (await board.succeed('uname -m')).trim();
+                    const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
+                    if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
+                    await s.store.unquarantine(name!);
+                    console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
+                    return true;
+                  } catch (err) {
+                    const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
+                    await s.store.quarantine(name!, reason);
+                    console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
+                    return false;
+                  } finally {
+                    await board.stop();
+                  }
+                },
+                { whyFree: 'a health check needs it free', evenQuarantined: true },
+              );
             },
             true,
           );
