@@ -3,7 +3,11 @@
 import '../machines/testbed/register.ts';
 
 export { scenario } from './runner/scenario.ts';
-export type { Machine, ScenarioContext, ScenarioSpec, StartMode } from './runner/scenario.ts';
+export type { Machine, ScenarioContext, ScenarioSpec, StartMode, InstallFlows } from './runner/scenario.ts';
+export { fromIso as installFromIso, sdImage as installSdImage, ISO_PHASES, SD_PHASES } from './install/install.ts';
+export type { InstallReport, IsoInstallOptions, SdInstallOptions, StepRunner } from './install/install.ts';
+export { testbed } from './install/testbed-media.ts';
+export type { Media, MediaSpec } from './protocols/media.ts';
 export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
 export type { LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
 export { defineProfile, extendProfile } from './qemu/profile.ts';

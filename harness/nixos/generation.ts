@@ -24,6 +24,14 @@ export interface GenerationSpec {
   configurationRevision?: string;
   /** A generation that does not boot: its init is missing, so stage 1 fails (and reboots with boot.panic_on_fail). */
   broken?: 'no-init';
+  /**
+   * The boot loader this system installs (boot.loader.* in NixOS terms), as the testbed's bootloader.conf spells it
+   * (flavour, boot_mount, append, timeout, loader: the store path of its binaries, ...). Set on systems an installer
+   * installs: nixos-install writes the machine's /etc/fleetlab/bootloader.conf from it and the mounted devices.
+   */
+  bootloader?: Record<string, string>;
+  /** Store paths (already under the closure's root) this system depends on beyond its kernel and initrd. */
+  extraClosure?: string[];
 }
 
 /** A built generation: its store path in the guest, and where its closure lies on the host. */

@@ -1,4 +1,5 @@
 // The user's or the testbed's disk images, booted through a per-machine qcow2 overlay so the original is never written.
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { runTool } from './host-packages.ts';
 
 /** What qemu-img says of an image. */
@@ -23,12 +24,13 @@ export async function imageInfo(path: string, field = 'image'): Promise<ImageInf
  * Creates `dest`, a qcow2 overlay backed by `base` (absolute path): writes land in the overlay.
  * `powerOfTwo` grows the overlay's size to the next power of two, as QEMU's SD card model demands.
  */
-export async function createOverlay(base: string, format: string, dest: string, opts: { powerOfTwo?: boolean } = {}): Promise<void> {
+export async function createOverlay(base: string, format: string, dest: string, opts: { powerOfTwo?: boolean; size?: number } = {}): Promise<void> {
   const args = ['create', '-q', '-f', 'qcow2', '-F', format, '-b', base, dest];
-  if (opts.powerOfTwo) {
+  if (opts.powerOfTwo || opts.size !== undefined) {
     const { virtualSize } = await imageInfo(base);
-    let size = 1;
-    while (size < virtualSize) size *= 2;
+    if (opts.size !== undefined && opts.size < virtualSize) throw new ConfigurationError(`image ${base} (${virtualSize} bytes) does not fit on a disk of ${opts.size} bytes`, { details: { field: 'size', value: opts.size } });
+    let size = opts.size ?? 1;
+    if (opts.size === undefined) while (size < virtualSize) size *= 2;
     if (size !== virtualSize) args.push(String(size));
   }
   await runTool('qemu-img', args, { timeout: 30_000 });

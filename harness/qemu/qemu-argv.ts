@@ -124,8 +124,9 @@ function diskArgs(profile: MachineProfile, disks: LaunchDisk[], kernelBoot: bool
     args.push('-drive', `if=none,id=${id},format=${d.format},file=${d.path}${ro}`);
     const boot = kernelBoot ? '' : `,bootindex=${k}`;
     if (d.media === 'cdrom') {
-      if (profile.arch === 'x86_64' || profile.arch === 'i386' || bus === 'ahci') args.push('-device', `ide-cd,drive=${id},bus=ide.${ide++}${boot}`);
-      else args.push('-device', `scsi-cd,drive=${id},bus=${scsiBus()}${boot}`);
+      // The device's id (cd<k>-dev) is what QMP's eject names.
+      if (profile.arch === 'x86_64' || profile.arch === 'i386' || bus === 'ahci') args.push('-device', `ide-cd,drive=${id},id=${id}-dev,bus=ide.${ide++}${boot}`);
+      else args.push('-device', `scsi-cd,drive=${id},id=${id}-dev,bus=${scsiBus()}${boot}`);
     } else if (bus === 'virtio') {
       args.push('-device', `virtio-blk-pci,drive=${id}${boot}`);
     } else if (bus === 'ahci') {

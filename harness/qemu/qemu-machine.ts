@@ -12,6 +12,7 @@ import { ConfigurationError, FleetlabError, InfrastructureError, TestFailure, Ti
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { connectUnix } from '../process/unix-socket.ts';
+import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
@@ -23,7 +24,7 @@ import { ShellMachine } from '../shell/shell-machine.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
-import { QEMU_PACKAGES, which } from './host-packages.ts';
+import { QEMU_PACKAGES, runTool, which } from './host-packages.ts';
 import { loadProfile } from './profile-loader.ts';
 import type { MachineProfile } from './profile.ts';
 import { createOverlay, imageInfo } from './disk-overlay.ts';
@@ -101,12 +102,14 @@ export interface StartReport {
 }
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
+/** A mebibyte. */
+const MiB = 1024 * 1024;
 export const KVM_SIGN_OF_LIFE_MS = 20_000;
 /** A serial login prompt with no backdoor greeting this long after it means the image has no test instrumentation. */
 export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
-
+/** A QEMU VM that implements the Power, Shell, Screen and Media protocols and exposes its consoles. */
 /** A QEMU VM that implements the Power, Shell and Screen protocols and exposes its consoles. */
-export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
+export class QemuMachine extends ShellMachine implements Power, Shell, Screen, Media {
   readonly name: string;
   readonly profile: MachineProfile;
   readonly logDir: string;
@@ -163,6 +166,8 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
   private restoreFrom: SnapshotFiles | undefined;
   /** The sources of this machine's disk overlays, for snapshot keys. */
   private diskSources: LaunchDisk[] = [];
+  /** Media put in by useMedia() (an install flow): they replace the profile's disk. */
+  private media: MediaSpec | undefined;
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
     super();
@@ -429,6 +434,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
     if ((this.opts.nics?.length || this.opts.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
     const b = this.profile.boot;
     if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
+    if (this.media) return 'its media were changed (useMedia: an install flow)';
     return undefined;
   }
 
@@ -623,6 +629,16 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
       const disks = boot.image ? (this.disks ??= [await this.overlayOf(await this.userImage(boot.image))]) : undefined;
       return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append, disks, fwCfgHostname: this.name };
     }
+    if (this.media) {
+      // An install flow's media instead of the profile's disk; a testbed profile still says whose keys the system has.
+      if (boot.kind === 'testbed-disk') {
+        const img = await testbedImage(boot.image, this.profile.name, log);
+        this.testbedSsh = img.ssh;
+        this.testbed = img;
+      }
+      const disks = (this.disks ??= await this.mediaDisks(this.media));
+      return this.profile.firmware.kind === 'raspi' ? this.raspiBoot(disks, runDir, hostname) : { disks, fwCfgHostname: this.name };
+    }
     let source: LaunchDisk;
     if (boot.kind === 'testbed-disk') {
       const img = await testbedImage(boot.image, this.profile.name, log);
@@ -634,14 +650,70 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen {
       source = await this.userImage(boot.image, boot.format, boot.media);
     }
     const disks = (this.disks ??= [await this.overlayOf(source)]);
-    if (this.profile.firmware.kind === 'raspi') {
-      const fw = await raspiFirmwareBoot(disks[0]!.path, disks[0]!.format, runDir);
-      log(`raspi firmware: kernel ${fw.config.kernel ?? 'kernel8.img'}, initramfs ${fw.config.initramfs ?? '-'}, device tree ${fw.dtb ? fw.dtb.split('/').pop() : '-'}`);
-      // A boot loader as the "kernel" (U-Boot) reads the SD card itself at every reset; a Linux kernel does not.
-      this.raspiBootloader = /u-boot/i.test(fw.config.kernel ?? '');
-      return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
-    }
+    if (this.profile.firmware.kind === 'raspi') return this.raspiBoot(disks, runDir, hostname);
     return { disks, fwCfgHostname: this.name };
+  }
+
+  /** The Pi's boot: fleetlab plays the firmware, reading config.txt and cmdline.txt from the SD card. */
+  private async raspiBoot(disks: LaunchDisk[], runDir: string, hostname: string): Promise<{ kernel?: string; initrd?: string; dtb?: string; append?: string; disks: LaunchDisk[] }> {
+    const fw = await raspiFirmwareBoot(disks[0]!.path, disks[0]!.format, runDir);
+    this.log.note(`raspi firmware: kernel ${fw.config.kernel ?? 'kernel8.img'}, initramfs ${fw.config.initramfs ?? '-'}, device tree ${fw.dtb ? fw.dtb.split('/').pop() : '-'}`);
+    // A boot loader as the "kernel" (U-Boot) reads the SD card itself at every reset; a Linux kernel does not.
+    this.raspiBootloader = /u-boot/i.test(fw.config.kernel ?? '');
+    return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
+  }
+
+  /**
+   * Media: what the machine boots from, changed while it is off (the Media protocol, as an SD mux or a USB stick is
+   * on a board). `disk` replaces the profile's disk: `{ blank: bytes }` is an empty one, `{ image, size }` a copy of
+   * an image (written through an overlay: the image itself is never written) on a disk of `size` bytes, as an image
+   * written to a bigger card. `cdrom` puts an ISO in the CD-ROM drive, which boots after the (empty) disk.
+   */
+  async useMedia(media: MediaSpec): Promise<void> {
+    if (this._state !== 'stopped') throw new InfrastructureError(`machine ${this.name}: its media can only be changed while it is off (it is ${this._state}); shut it down or crash() it first`);
+    const where = `machine ${this.name} (profile ${this.profile.name})`;
+    const sd = this.profile.qemu.diskBus === 'sd';
+    const size = 'blank' in media.disk ? media.disk.blank : media.disk.size;
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < MiB || size % 512 !== 0)) throw new ConfigurationError(`${where}: disk size ${size} bytes: give a whole number of 512-byte sectors, at least 1 MiB`, { details: { field: 'disk.size', value: size } });
+    if (sd && size !== undefined && (size & (size - 1)) !== 0) throw new ConfigurationError(`${where}: its SD card must be a power of two in size (QEMU's SD model); ${size} bytes is not`, { details: { field: 'disk.size', value: size } });
+    if ('image' in media.disk && !existsSync(media.disk.image)) throw new ConfigurationError(`${where}: image ${media.disk.image} does not exist`, { details: { field: 'image', value: media.disk.image } });
+    if (media.cdrom !== undefined) {
+      if (sd) throw new ConfigurationError(`${where} has only an SD card slot; it has no CD-ROM drive for ${media.cdrom}`, { details: { field: 'cdrom', value: media.cdrom } });
+      if (!existsSync(media.cdrom)) throw new ConfigurationError(`${where}: ISO ${media.cdrom} does not exist`, { details: { field: 'cdrom', value: media.cdrom } });
+    }
+    this.media = { ...media, disk: { ...media.disk } };
+    this.disks = undefined;
+    this.diskSources = [];
+  }
+
+  /** Takes the ISO out of the CD-ROM drive (QMP eject, forced past the guest's tray lock): the next boot is from the disk. */
+  async ejectCdrom(): Promise<void> {
+    const k = (this.disks ?? []).findIndex((d) => d.media === 'cdrom');
+    if (k < 0) throw new ConfigurationError(`machine ${this.name} has no CD-ROM in its drive to eject`);
+    await this.requireQmp('eject the CD-ROM').execute('eject', { id: `cd${k}-dev`, force: true });
+    this.log.note(`CD-ROM ejected (${this.disks![k]!.path})`);
+    // A QEMU started again (crash(), start()) comes up without it too.
+    this.disks = this.disks!.filter((d) => d.media !== 'cdrom');
+    if (this.media) this.media = { ...this.media, cdrom: undefined };
+  }
+
+  /** The disks useMedia() asked for: this machine's overlay (blank, or on the image) and the CD-ROM. */
+  private async mediaDisks(m: MediaSpec): Promise<LaunchDisk[]> {
+    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
+    const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
+    await rm(overlay, { force: true });
+    if ('blank' in m.disk) {
+      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', overlay, String(m.disk.blank)], { timeout: 30_000 });
+      this.log.note(`disk: blank, ${Math.round(m.disk.blank / MiB)} MiB (${overlay})`);
+    } else {
+      const source = await this.userImage(m.disk.image, m.disk.format, 'disk');
+      this.diskSources.push(source);
+      await createOverlay(source.path, source.format, overlay, { size: m.disk.size, powerOfTwo: this.profile.qemu.diskBus === 'sd' });
+      this.log.note(`disk: ${source.path} written to a ${m.disk.size ? `${Math.round(m.disk.size / MiB)} MiB` : 'disk of its size'} (overlay ${overlay}; the image itself is not written)`);
+    }
+    const disks: LaunchDisk[] = [{ path: overlay, format: 'qcow2', media: 'disk' }];
+    if (m.cdrom) disks.push({ path: resolve(m.cdrom), format: 'raw', media: 'cdrom' });
+    return disks;
   }
 
   /** A disk or ISO the user names, checked and with its format found. */

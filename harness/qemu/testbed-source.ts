@@ -40,6 +40,17 @@ export interface BootDisk {
   entries: BootEntry[];
 }
 
+/** A built installer ISO: the live testbed, and one system on it to install (nixos-install --system). */
+export interface InstallerIso {
+  path: string;
+  /** The boot layout the system on it installs. */
+  layout: BootLayout;
+  /** Its toplevel store path, in the ISO's /nix/store. */
+  system: string;
+  volumeId: string;
+  key: string;
+}
+
 type Log = (line: string) => void;
 
 /** What machines/testbed provides: images by recipe name, and boot disks built from them. */
@@ -47,6 +58,10 @@ export interface TestbedSource {
   names(): string[];
   image(name: string, opts?: { log?: Log }): Promise<TestbedImage>;
   bootDisk(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
+  /** The installer ISO whose system installs in `layout` (x86_64 testbeds: grub-bios, systemd-boot, grub-efi-ia32). */
+  installerIso(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<InstallerIso>;
+  /** An SD image in NixOS's sd-image layout (extlinux, raspi-uboot) that grows its root at the first boot. */
+  sdImage(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
   /** Builds a NixOS-shaped generation for `image` under `into` (the testbed's stand-in for building a toplevel). */
   generation(image: TestbedImage, spec: GenerationSpec, into: string): Promise<Toplevel>;
 }

@@ -102,7 +102,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
       const requested: Record<string, ProfileRequest> = {};
       for (const [role, r] of Object.entries(s.machines)) {
         const board = typeof r === 'object' && r !== null ? (r as { board?: unknown }).board : undefined;
-        if (typeof r !== 'string' && typeof (r as { profile?: unknown } | null)?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
+        if (typeof r !== 'string' && typeof (r as { profile?: unknown } | null)?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', memoryMiB?, image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
         requested[role] = typeof r === 'string' ? { profile: r } : typeof board === 'string' ? { profile: /^(board|tag):/.test(board) ? board : `board:${board}` } : (r as ProfileRequest);
       }
       if (s.networks !== undefined) Fabric.validate(s.networks, Object.keys(s.machines), `${rel}: scenario ${JSON.stringify(s.name)}, networks`);
@@ -114,7 +114,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
         const roles: Record<string, string> = {};
         const boards: Record<string, string[]> = {};
         for (const [role, req] of Object.entries(requests)) {
-          const { profile: name, ...own } = req;
+          const { profile: name, memoryMiB, ...own } = req as ProfileRequest & { memoryMiB?: unknown };
           roles[role] = name;
           if (/^(board|tag):/.test(name)) {
             // A lab board: its profile is what the scenario sees; which board of the selector is decided at lease time.
@@ -127,6 +127,10 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
             let p = await profile(name);
             p = applyBootOverride(p, own, dirname(file), `${rel}, machine ${role}`);
             if (hasBootOverride(opts.boot)) p = applyBootOverride(p, opts.boot, cwd, 'the run\'s --image/--kernel options');
+            if (memoryMiB !== undefined) {
+              if (typeof memoryMiB !== 'number' || !Number.isInteger(memoryMiB) || memoryMiB < 64) throw new ConfigurationError(`memoryMiB: ${JSON.stringify(memoryMiB)} is no memory size; give whole MiB, at least 64`, { details: { field: `machines.${role}.memoryMiB`, value: memoryMiB } });
+              p = { ...p, qemu: { ...p.qemu, memoryMiB } };
+            }
             profiles[role] = p;
           } catch (err) {
             throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role}: ${(err as Error).message}`, { cause: err, details: { file: rel, field: `machines.${role}` } });

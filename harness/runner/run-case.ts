@@ -3,6 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CaseBrowser } from '../browser/browser.ts';
+import { installFlows } from '../install/flows.ts';
 import type { BoardLease, BoardProvider } from './boards.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
@@ -174,6 +175,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     browser: {
       open: (machine, o) => (caseBrowser ??= new CaseBrowser({ logDir, log: (line) => result.output.push(line), signal: caseAbort.signal })).open(machine, o),
     },
+    install: installFlows(step, (message) => result.output.push(message), (name, value) => ((result.properties ??= {})[name] = String(value))),
   };
 
   /** Machines that came up (started, and their shell answered): a board that did not failed its health check. */

@@ -3,6 +3,7 @@ import type { BrowserChecks } from '../browser/browser.ts';
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
 import type { FabricHandle } from '../net/fabric-handle.ts';
+import type { InstallReport, IsoInstallOptions, SdInstallOptions } from '../install/install.ts';
 import type { BootOverride } from '../qemu/boot-override.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { Deadline } from '../time/deadline.ts';
@@ -11,10 +12,11 @@ import type { Deadline } from '../time/deadline.ts';
 export type Machine = QemuMachine;
 
 /**
- * A role's machine: a profile, optionally booting the user's image instead (paths relative to the scenario file), or
+ * A role's machine: a profile, optionally with more (or less) memory than it gives (memoryMiB) and booting the user's
+ * image instead (paths relative to the scenario file), or
  * a board of the run's lab (--lab): { board: 'tag:rpi4' } or { board: 'board:pi4-03' }.
  */
-export type MachineRequest = ({ profile: string } & BootOverride) | { board: string };
+export type MachineRequest = ({ profile: string; memoryMiB?: number } & BootOverride) | { board: string };
 
 /** How far the runner brings machines before the body runs. */
 export type StartMode = 'shell' | 'power-on' | 'manual';
@@ -47,6 +49,17 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
    * each page's screenshot and a Playwright trace.
    */
   browser: BrowserChecks;
+  /**
+   * Install flows, each phase a step of this case with its own deadline: `install.fromIso(machine, { iso, system,
+   * target: { disk: '4G' } })` and `install.sdImage(machine, { image })`. The machine must be off: start: 'manual'.
+   */
+  install: InstallFlows;
+}
+
+/** The install flows as a scenario calls them (harness/install/install.ts). */
+export interface InstallFlows {
+  fromIso(machine: Machine, opts: IsoInstallOptions): Promise<InstallReport>;
+  sdImage(machine: Machine, opts: SdInstallOptions): Promise<InstallReport>;
 }
 
 /** A scenario as declared in a scenario file. */

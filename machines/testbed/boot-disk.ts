@@ -33,28 +33,31 @@ const MiB = 1024 * 1024;
 const BUILDING = 'building a boot disk';
 
 /** Builds (or finds in the cache) the boot disk of `layout` for a testbed image; `append` goes on every entry's command line. */
-export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void } = {}): Promise<BootDisk> {
+export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void; sdImage?: boolean } = {}): Promise<BootDisk> {
+  const sd = !!opts.sdImage;
+  if (sd && layout !== 'extlinux' && layout !== 'raspi-uboot') throw new ConfigurationError(`an SD image is built in NixOS's sd-image layout (extlinux, raspi-uboot), not in "${layout}"`);
+  const kind = sd ? `sd-${layout}` : layout;
   if (!(layout in LAYOUT_BUILDERS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${bootLayouts.join(', ')}`);
   const arch = testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64';
   // The disk holds generation 1, so its builder and the guest scripts it carries are part of its key.
   const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f))));
-  const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
+  const local = createHash('sha256').update(`${image.key}\0${kind}\0${append}\0`).update(builder).digest('hex');
   // The index spares resolving the bootloader packages through apt on every machine start.
   return viaIndex(
-    cacheDir('images', `disk-${image.recipe}-${layout}.index.json`),
+    cacheDir('images', `disk-${image.recipe}-${kind}.index.json`),
     `${local}|${await aptListsStamp()}`,
     (disk) => existsSync(disk.path),
     async () => {
       const pkgs = await bootloaderPackages(layout, arch);
-      const h = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`);
+      const h = createHash('sha256').update(`${image.key}\0${kind}\0${append}\0`);
       for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
       const key = h.update(builder).digest('hex').slice(0, 16);
-      const dir = cacheDir('images', `disk-${image.recipe}-${layout}-${key}`);
+      const dir = cacheDir('images', `disk-${image.recipe}-${kind}-${key}`);
       return buildOnce(dir, false, async (out, work) => {
-        opts.log?.(`building ${layout} boot disk for testbed ${image.recipe} into ${dir}`);
+        opts.log?.(`building ${sd ? `${layout} SD image` : `${layout} boot disk`} for testbed ${image.recipe} into ${dir}`);
         const bl = join(work, 'bootloader');
         for (const p of pkgs) await unpackDeb(p, bl);
-        const entries = await LAYOUT_BUILDERS[layout]({ image, append, work, bootloader: bl, disk: join(out, 'disk.img'), arch });
+        const entries = await LAYOUT_BUILDERS[layout]({ image, append, work, bootloader: bl, disk: join(out, 'disk.img'), arch, sd });
         opts.log?.(`boot disk ready: ${join(dir, 'disk.img')}`);
         return { path: join(dir, 'disk.img'), layout, key, entries };
       });
@@ -62,7 +65,7 @@ export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, ap
   );
 }
 
-async function bootloaderPackages(layout: BootLayout, arch: 'amd64' | 'arm64'): Promise<DebPackage[]> {
+export async function bootloaderPackages(layout: BootLayout, arch: 'amd64' | 'arm64'): Promise<DebPackage[]> {
   switch (layout) {
     case 'grub-bios':
       return [await resolvePackage('grub-pc-bin', 'amd64')];
@@ -86,6 +89,11 @@ interface LayoutInput {
   /** The disk image to write. */
   disk: string;
   arch: 'amd64' | 'arm64';
+  /**
+   * An SD image as NixOS's sd-image builds it: the disk just as big as its partitions, and /nix-path-registration on
+   * the root, which makes the first boot grow the root partition to the card (machines/testbed/rootfs/etc/fleetlab/first-boot).
+   */
+  sd?: boolean;
 }
 
 const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[]>> = {
@@ -185,7 +193,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     ];
     const fw = join(i.work, 'firmware.fat');
     await fatImage(fw, 64, 'FIRMWARE', files);
-    await assembleDisk(i.disk, 'dos', [{ file: fw, type: 'c' }, { file: root.image, type: '83', bootable: true }], 256);
+    await assembleDisk(i.disk, 'dos', [{ file: fw, type: 'c' }, { file: root.image, type: '83', bootable: true }], i.sd ? undefined : 256);
     return extlinuxEntries();
   },
 
@@ -214,7 +222,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
 
 /** The first generation every testbed disk holds: its spec, and the date its profile link carries. */
 export const GEN1 = { version: '26.05.1-testbed' };
-const GEN1_DATE = '2026-01-01';
+export const GEN1_DATE = '2026-01-01';
 /** systemd-boot's boot counting on testbed disks: new entries are installed with this many tries. */
 export const SYSTEMD_BOOT_TRIES = 2;
 /** GPT type of a Linux filesystem partition. */
@@ -253,6 +261,8 @@ async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, str
   const stamp = new Date(`${GEN1_DATE}T00:00:00Z`);
   await execa('touch', ['-h', '-d', stamp.toISOString(), join(profiles, 'system-1-link')]);
   await writeFile(join(dir, 'etc/NIXOS'), '');
+  // An SD image's store, registered at its first boot (NixOS: nix-store --load-db), which also grows the root.
+  if (i.sd) await writeFile(join(dir, 'nix-path-registration'), g.closure.join('\n') + '\n');
   const rootParam = `root=LABEL=${label}`;
   const append = oneLine(i.append);
   const all: Record<string, string> = { boot_mount: '/boot', root_param: rootParam, append, grub_uuid: FAT_UUID, ...conf };
@@ -354,22 +364,28 @@ function grubFiles(i: LayoutInput, r: NixosRoot, terminal: string): { files: Fat
 }
 
 /** A kernel command line on one line with single spaces. */
-function oneLine(s: string): string {
+export function oneLine(s: string): string {
   return s.trim().replace(/\s+/g, ' ');
 }
 
-/** A GRUB image for `format` with the modules built in and a first config that finds the boot partition. */
-async function grubImage(grubDir: string, format: string, out: string, work: string, modules: string[]): Promise<void> {
+/**
+ * A GRUB image for `format` with the modules built in and a first config that finds the boot partition: by the volume
+ * id fleetlab gives its FAT, or, with `findFile`, as the partition holding that file (an installer's GRUB, which
+ * cannot know the id mkfs.fat will choose).
+ */
+export async function grubImage(grubDir: string, format: string, out: string, work: string, modules: string[], findFile?: string): Promise<void> {
   const early = join(work, `early-${format}.cfg`);
-  await writeFile(early, `search --no-floppy --fs-uuid --set=root ${FAT_UUID}\nset prefix=($root)/grub\nconfigfile $prefix/grub.cfg\n`);
-  await runTool('grub-mkimage', ['-d', grubDir, '-O', format, '-o', out, '-p', '/grub', '-c', early, ...modules], { purpose: BUILDING });
+  const search = findFile ? `search --no-floppy --file --set=root ${findFile}` : `search --no-floppy --fs-uuid --set=root ${FAT_UUID}`;
+  const prefix = findFile ? findFile.slice(0, findFile.lastIndexOf('/')) : '/grub';
+  await writeFile(early, `${search}\nset prefix=($root)${prefix}\nconfigfile $prefix/grub.cfg\n`);
+  await runTool('grub-mkimage', ['-d', grubDir, '-O', format, '-o', out, '-p', prefix, '-c', early, ...modules], { purpose: BUILDING });
 }
 
-type FatFile = [dest: string, src: string | Buffer];
+export type FatFile = [dest: string, src: string | Buffer];
 
-/** A FAT32 image of `sizeMiB` holding `files` (mkfs.fat + mtools: no mount needed). */
-async function fatImage(path: string, sizeMiB: number, label: string, files: FatFile[]): Promise<void> {
-  await runTool('mkfs.fat', ['-F', '32', '-n', label, '-i', FAT_SERIAL, '-C', path, String(sizeMiB * 1024)], { purpose: BUILDING });
+/** A FAT image (FAT32 unless `bits` says) of `sizeMiB` holding `files` (mkfs.fat + mtools: no mount needed). */
+export async function fatImage(path: string, sizeMiB: number, label: string, files: FatFile[], bits: 12 | 16 | 32 = 32): Promise<void> {
+  await runTool('mkfs.fat', ['-F', String(bits), '-n', label, '-i', FAT_SERIAL, '-C', path, String(sizeMiB * 1024)], { purpose: BUILDING });
   const dirs = new Set<string>();
   for (const [dest] of files) {
     const parts = dest.split('/').slice(0, -1);

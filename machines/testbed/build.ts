@@ -273,6 +273,8 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   const h = createHash('sha256');
   h.update(JSON.stringify(recipe));
   h.update(await readFile(sourceFile(import.meta.url)));
+  // How packages and their libraries are chosen is part of what goes in.
+  h.update(await readFile(join(here, 'debian-packages.ts')));
   const walk = async (d: string): Promise<void> => {
     for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);

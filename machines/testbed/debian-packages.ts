@@ -11,6 +11,7 @@ export interface DebPackage {
   name: string;
   version: string;
   arch: string;
+  /** Pre-Depends and Depends, comma-separated. */
   depends: string;
 }
 
@@ -25,7 +26,8 @@ export async function aptShow(name: string, arch: string): Promise<DebPackage> {
     );
   }
   const field = (f: string) => res.stdout.match(new RegExp(`^${f}: (.*)$`, 'm'))?.[1] ?? '';
-  return { name: field('Package'), version: field('Version'), arch, depends: field('Depends') };
+  // Pre-Depends count as well: e2fsprogs names its libraries there.
+  return { name: field('Package'), version: field('Version'), arch, depends: [field('Pre-Depends'), field('Depends')].filter(Boolean).join(', ') };
 }
 
 /** Downloads a package's .deb into the cache (once per version) and returns its path. */

@@ -103,8 +103,12 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
     'org.nixos.specialisation.v1': {},
   };
   await writeFile(join(tmp, 'boot.json'), JSON.stringify(bootspec, null, 2) + '\n');
+  if (spec.bootloader) {
+    const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+    await writeFile(join(tmp, 'bootloader.conf'), Object.entries(spec.bootloader).map(([key, v]) => `${key}=${quote(v)}`).join('\n') + '\n');
+  }
   await rm(top, { recursive: true, force: true });
   await mkdir(storeDir, { recursive: true });
   await rename(tmp, top);
-  return { path, root: into, closure: [k.kernel, k.initrd, ...(k.dtbs ? [k.dtbs] : []), path], spec };
+  return { path, root: into, closure: [k.kernel, k.initrd, ...(k.dtbs ? [k.dtbs] : []), ...(spec.extraClosure ?? []), path], spec };
 }

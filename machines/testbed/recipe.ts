@@ -41,3 +41,10 @@ export interface TestbedRecipe {
 }
 
 export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
+
+/**
+ * Debian packages of what NixOS's installer and sd-image use to partition, format and grow disks: sfdisk (fdisk),
+ * mkfs.ext4, e2label and resize2fs (e2fsprogs), mkfs.fat and fatlabel (dosfstools); kexec (kexec-tools) for the
+ * nixos-anywhere flow's kexec into the installer.
+ */
+export const INSTALL_TOOLS = ['fdisk', 'e2fsprogs', 'dosfstools', 'kexec-tools'];

@@ -3,11 +3,14 @@ import { registerTestbedSource } from '../../harness/qemu/testbed-source.ts';
 import { ensureBootDisk } from './boot-disk.ts';
 import { ensureTestbed } from './build.ts';
 import { buildGeneration } from './generations.ts';
+import { ensureInstallerIso } from './installer-iso.ts';
 import { testbedRecipes } from './index.ts';
 
 registerTestbedSource({
   names: () => Object.keys(testbedRecipes),
   image: (name, opts) => ensureTestbed(testbedRecipes[name]!, opts),
   bootDisk: (image, layout, append, opts) => ensureBootDisk(image, layout, append, opts),
+  installerIso: (image, layout, append, opts) => ensureInstallerIso(image, layout, append, opts),
+  sdImage: (image, layout, append, opts) => ensureBootDisk(image, layout, append, { ...opts, sdImage: true }),
   generation: (image, spec, into) => buildGeneration(image, testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64', spec, into),
 });

@@ -1,0 +1,35 @@
+// The testbed's install media for a machine: the installer ISO and the SD image fleetlab builds from Debian
+// packages, matched to the machine's profile (its testbed image, boot layout and command line). Real fleets pass their
+// own: the NixOS installer ISO, the sd-image their flake builds.
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { testbedImage, testbedSource } from '../qemu/testbed-source.ts';
+
+function testbedDisk(machine: QemuMachine, what: string) {
+  const boot = machine.profile.boot;
+  if (boot.kind !== 'testbed-disk') throw new ConfigurationError(`testbed.${what}(${machine.name}): profile ${machine.profile.name} does not boot a testbed disk (boot.kind ${boot.kind}); pass your own image instead`, { details: { field: 'boot.kind', value: boot.kind } });
+  return boot;
+}
+
+export const testbed = {
+  /**
+   * The testbed's installer ISO for `machine`: it boots on BIOS, 64-bit and 32-bit UEFI, and carries the system that
+   * installs in the machine's profile's boot layout (grub-bios, systemd-boot, grub-efi-ia32): { iso, system }.
+   */
+  async installerIso(machine: QemuMachine): Promise<{ iso: string; system: string }> {
+    const boot = testbedDisk(machine, 'installerIso');
+    const log = (l: string) => machine.log.note(l);
+    const img = await testbedImage(boot.image, machine.profile.name, log);
+    const iso = await testbedSource().installerIso(img, boot.layout, boot.append, { log });
+    return { iso: iso.path, system: iso.system };
+  },
+
+  /** The testbed's SD image for `machine` in NixOS's sd-image layout (extlinux, raspi-uboot), which grows its root at the first boot. */
+  async sdImage(machine: QemuMachine): Promise<{ image: string }> {
+    const boot = testbedDisk(machine, 'sdImage');
+    const log = (l: string) => machine.log.note(l);
+    const img = await testbedImage(boot.image, machine.profile.name, log);
+    const disk = await testbedSource().sdImage(img, boot.layout, boot.append, { log });
+    return { image: disk.path };
+  },
+};

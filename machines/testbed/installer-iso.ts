@@ -1,0 +1,153 @@
+// The testbed's installer ISO, built like NixOS's installation CD (grub-mkrescue's El Torito layout, made with
+// xorriso): bootable from a CD-ROM on a BIOS (GRUB i386-pc), 64-bit UEFI (GRUB x86_64-efi as EFI/BOOT/BOOTX64.EFI)
+// and 32-bit UEFI (GRUB i386-efi as BOOTIA32.EFI, for the T100TA). It boots the testbed's kernel and initrd with
+// fleetlab.installer on the command line (the CD then mounts on /iso and its store on /nix), and carries one system
+// to install: generation 1 of a target boot layout, its closure registered for nixos-install (the testbed's
+// stand-in, machines/testbed/rootfs/usr/bin/nixos-install), including the loader binaries it installs.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheDir } from '../../harness/cache/cache-dir.ts';
+import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
+import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
+import { sourceDir, sourceFile } from '../../harness/package-files.ts';
+import { runTool } from '../../harness/qemu/host-packages.ts';
+import type { InstallerIso, TestbedImage } from '../../harness/qemu/testbed-source.ts';
+import type { BootLayout } from '../../harness/qemu/profile.ts';
+import { fatImage, GEN1, grubImage, oneLine, type FatFile } from './boot-disk.ts';
+import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
+import { buildGeneration, storeHash } from './generations.ts';
+import { testbedRecipes } from './index.ts';
+
+const here = sourceDir(import.meta.url);
+const INPUTS = ['boot-disk.ts', 'generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
+const BUILDING = 'building the installer ISO';
+/** The file GRUB on the CD finds its own partition by (its grub.cfg sits beside it). */
+const ISO_MARK = '/boot/grub/fleetlab-installer';
+/** Where an installed GRUB finds its boot partition: the partition holding this file. */
+const INSTALLED_GRUB_CFG = '/grub/grub.cfg';
+
+/** What an installer can install: the layouts of x86 machines booting from a disk through their firmware. */
+export const ISO_LAYOUTS = ['grub-bios', 'systemd-boot', 'grub-efi-ia32'] as const;
+
+/** Builds (or finds in the cache) the installer ISO whose system installs in `layout`; `append` goes on its kernel command lines. */
+export async function ensureInstallerIso(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void } = {}): Promise<InstallerIso> {
+  if (!(ISO_LAYOUTS as readonly string[]).includes(layout)) {
+    throw new ConfigurationError(`the testbed's installer ISO installs systems that boot with ${ISO_LAYOUTS.join(', ')}; layout "${layout}" boots from an SD image or a kernel (use install.sdImage)`);
+  }
+  if (testbedRecipes[image.recipe]!.debArch !== 'amd64') throw new ConfigurationError(`the testbed's installer ISO is built for x86_64 testbeds; ${image.recipe} is not one`);
+  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...INPUTS].map((f) => readFile(f))));
+  const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
+  return viaIndex(
+    cacheDir('images', `iso-${image.recipe}-${layout}.index.json`),
+    `${local}|${await aptListsStamp()}`,
+    (iso) => existsSync(iso.path),
+    async () => {
+      const pkgs = await Promise.all(['grub-pc-bin', 'grub-efi-amd64-bin', 'grub-efi-ia32-bin', 'systemd-boot-efi'].map((p) => resolvePackage(p, 'amd64')));
+      const h = createHash('sha256').update(local);
+      for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
+      const key = h.digest('hex').slice(0, 16);
+      const dir = cacheDir('images', `iso-${image.recipe}-${layout}-${key}`);
+      return buildOnce(dir, false, async (out, work) => {
+        opts.log?.(`building the installer ISO for ${layout} systems on testbed ${image.recipe} into ${dir}`);
+        const bl = join(work, 'bootloader');
+        for (const p of pkgs) await unpackDeb(p, bl);
+        const iso = await buildIso(image, layout, oneLine(append), work, bl, join(out, 'installer.iso'), pkgs);
+        return { ...iso, path: join(dir, 'installer.iso'), key };
+      });
+    },
+  );
+}
+
+async function buildIso(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, out: string, pkgs: DebPackage[]): Promise<Omit<InstallerIso, 'key'>> {
+  const root = join(work, 'iso');
+  await mkdir(join(root, 'boot/grub'), { recursive: true });
+  // The system to install: the loader binaries as a store path of their own, generation 1 naming them.
+  const loader = await loaderStorePath(image, layout, append, work, bl, root, pkgs);
+  const boot = bootloaderSettings(layout, append, loader);
+  const g = await buildGeneration(image, 'amd64', { version: GEN1.version, bootloader: boot, extraClosure: [loader] }, root);
+  const registry = join(root, 'nix/var/nix/closures');
+  await mkdir(registry, { recursive: true });
+  await writeFile(join(registry, g.path.split('/').pop()!), g.closure.join('\n') + '\n');
+
+  // The live system: the testbed's kernel and initrd (the latter is also the base nixos-install copies).
+  await copyFile(image.kernelImage, join(root, 'boot/bzImage'));
+  await copyFile(image.initrd, join(root, 'boot/initrd'));
+  await writeFile(join(root, ISO_MARK), 'fleetlab testbed installer\n');
+  const cfg = [
+    'if [ "$grub_platform" = pc ]; then',
+    '  serial --unit=0 --speed=115200',
+    '  terminal_input serial console',
+    '  terminal_output serial console',
+    'fi',
+    'set timeout=0',
+    `menuentry "NixOS ${GEN1.version} Installer (fleetlab testbed, Linux ${image.kernelVersion})" {`,
+    `  linux /boot/bzImage ${append} fleetlab.installer=1`,
+    '  initrd /boot/initrd',
+    '}',
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'boot/grub/grub.cfg'), cfg);
+
+  // El Torito: GRUB i386-pc for BIOS, and a FAT image with GRUB for both UEFI widths.
+  const cdModules = ['iso9660', 'normal', 'linux', 'search', 'search_fs_file', 'configfile', 'echo', 'test', 'serial', 'terminal'];
+  await grubImage(join(bl, 'usr/lib/grub/i386-pc'), 'i386-pc-eltorito', join(root, 'boot/grub/bios.img'), work, ['biosdisk', ...cdModules], ISO_MARK);
+  const x64 = join(work, 'BOOTX64.EFI');
+  const ia32 = join(work, 'BOOTIA32.EFI');
+  await grubImage(join(bl, 'usr/lib/grub/x86_64-efi'), 'x86_64-efi', x64, work, ['part_gpt', 'part_msdos', 'fat', 'efi_gop', ...cdModules], ISO_MARK);
+  await grubImage(join(bl, 'usr/lib/grub/i386-efi'), 'i386-efi', ia32, work, ['part_gpt', 'part_msdos', 'fat', 'efi_gop', ...cdModules], ISO_MARK);
+  await fatImage(join(root, 'boot/efi.img'), 8, 'EFIBOOT', [['EFI/BOOT/BOOTX64.EFI', x64], ['EFI/BOOT/BOOTIA32.EFI', ia32]], 12);
+
+  const volid = `nixos-testbed-${image.kernelVersion.split('-')[0]}-x86_64`.slice(0, 32);
+  await runTool(
+    'xorriso',
+    ['-as', 'mkisofs', '-quiet', '-R', '-J', '-V', volid, '-o', out, '-b', 'boot/grub/bios.img', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', '-eltorito-alt-boot', '-e', 'boot/efi.img', '-no-emul-boot', root],
+    { purpose: BUILDING, timeout: 120_000 },
+  );
+  if (!existsSync(out)) throw new InfrastructureError(`xorriso wrote no ${out}`);
+  return { path: out, layout, system: g.path, volumeId: volid };
+}
+
+/** The boot loader settings of the installed system (its bootloader.conf, less the devices nixos-install finds). */
+function bootloaderSettings(layout: BootLayout, append: string, loader: string): Record<string, string> {
+  const common = { boot_mount: '/boot', append, timeout: '0', loader };
+  switch (layout) {
+    case 'systemd-boot':
+      return { flavour: 'systemd-boot', ...common };
+    case 'grub-bios':
+      return { flavour: 'grub', grub_terminal: 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console', ...common };
+    default:
+      return { flavour: 'grub', grub_terminal: '', ...common };
+  }
+}
+
+/**
+ * The loader binaries of `layout` as a store path under `root`: boot/ is copied onto the boot partition (EFI
+ * binaries at the removable path), mbr/ holds GRUB's boot.img and core.img for a BIOS disk.
+ */
+async function loaderStorePath(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, root: string, pkgs: DebPackage[]): Promise<string> {
+  const name = layout === 'systemd-boot' ? 'systemd-boot' : `grub-${layout === 'grub-bios' ? 'i386-pc' : 'i386-efi'}`;
+  const version = pkgs.find((p) => p.name === (layout === 'systemd-boot' ? 'systemd-boot-efi' : layout === 'grub-bios' ? 'grub-pc-bin' : 'grub-efi-ia32-bin'))!.version.replace(/[^a-zA-Z0-9._+-]/g, '_');
+  const path = `/nix/store/${storeHash('loader', image.key, layout, append, version)}-${name}-${version}`;
+  const dir = join(root, path);
+  const files: FatFile[] = [];
+  const diskModules = ['part_msdos', 'part_gpt', 'fat', 'normal', 'linux', 'search', 'search_fs_file', 'search_fs_uuid', 'configfile', 'echo', 'test', 'loadenv'];
+  if (layout === 'systemd-boot') {
+    const sdboot = join(bl, 'usr/lib/systemd/boot/efi/systemd-bootx64.efi');
+    files.push(['boot/EFI/BOOT/BOOTX64.EFI', sdboot], ['boot/EFI/systemd/systemd-bootx64.efi', sdboot]);
+  } else if (layout === 'grub-efi-ia32') {
+    const efi = join(work, 'installed-BOOTIA32.EFI');
+    await grubImage(join(bl, 'usr/lib/grub/i386-efi'), 'i386-efi', efi, work, [...diskModules, 'efi_gop'], INSTALLED_GRUB_CFG);
+    files.push(['boot/EFI/BOOT/BOOTIA32.EFI', efi]);
+  } else {
+    const core = join(work, 'installed-core.img');
+    await grubImage(join(bl, 'usr/lib/grub/i386-pc'), 'i386-pc', core, work, ['biosdisk', ...diskModules, 'serial', 'terminal'], INSTALLED_GRUB_CFG);
+    files.push(['mbr/boot.img', join(bl, 'usr/lib/grub/i386-pc/boot.img')], ['mbr/core.img', core]);
+  }
+  for (const [dest, src] of files) {
+    await mkdir(join(dir, dest, '..'), { recursive: true });
+    await copyFile(src as string, join(dir, dest));
+  }
+  return path;
+}
