@@ -184,6 +184,9 @@ export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: St
     // Grown to the card: what is left after the root partition is less than 1 MiB.
     const end = await partitionEnd(machine, r.root);
     if (card! - end > 1024 * 1024) throw new TestFailure(`${where}: the root partition ends at ${end} bytes of a ${card} byte card: it did not grow to fill the card`);
+    // And the filesystem with it: ext4's blocks cover (nearly) the whole partition.
+    const fsBytes = Number((await machine.succeed("df -k / | awk 'NR == 2 { print $2 }'")).trim()) * 1024;
+    if (fsBytes < r.rootBytes * 0.9) throw new TestFailure(`${where}: the root filesystem is ${fsBytes} bytes on a ${r.rootBytes} byte partition: resize2fs did not grow it`);
     return r;
   }, { timeout: timeouts['first boot'] });
   return { ...report, output: '' };
