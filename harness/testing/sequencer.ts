@@ -18,6 +18,7 @@ const SECONDS: Record<string, number> = {
   'lab/boards.test.ts': 75,
   'lab/leases.test.ts': 25,
   'harness/browser/browser.test.ts': 30,
+  'harness/install/install.test.ts': 160,
 };
 
 export default class LongestFirst extends BaseSequencer {
