@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { FleetlabError } from '../errors/fleetlab-error.ts';
 import { formatDoctor, runDoctor } from '../doctor/doctor.ts';
 import { ensureBootDisk } from '../../machines/testbed/boot-disk.ts';
+import { ensureInstallerIso, ISO_LAYOUTS } from '../../machines/testbed/installer-iso.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
@@ -47,6 +48,15 @@ async function buildImages(names: string[], rebuild = false): Promise<void> {
       if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
       const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
       console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
+      // The install media for the profile: its installer ISO or its SD image (testbed.installerIso / sdImage).
+      if ((ISO_LAYOUTS as readonly string[]).includes(boot.layout) && recipe.debArch === 'amd64') {
+        const iso = await ensureInstallerIso(img, boot.layout, boot.append, { log: (l) => console.error(l) });
+        console.log(`${n} ${boot.layout} installer ISO (${name}): ${iso.path}`);
+      }
+      if (boot.layout === 'extlinux' || boot.layout === 'raspi-uboot') {
+        const sd = await ensureBootDisk(img, boot.layout, boot.append, { sdImage: true, log: (l) => console.error(l) });
+        console.log(`${n} ${boot.layout} SD image (${name}): ${sd.path}`);
+      }
     }
   }
 }
