@@ -44,14 +44,14 @@ describe('qemuArgv', () => {
     const firmwareBoot = { name: 'm1', runDir: '/run/x', accel: 'tcg' as const };
     const virtio = qemuArgv(validateProfile(base, 'base'), { ...firmwareBoot, disks, fwCfgHostname: 'm1' }).join(' ');
     expect(virtio).toContain('-drive if=none,id=disk0,format=qcow2,file=/s/disk0.qcow2 -device virtio-blk-pci,drive=disk0,bootindex=0');
-    expect(virtio).toContain('-drive if=none,id=cd1,format=raw,file=/u/installer.iso,media=cdrom,readonly=on -device ide-cd,drive=cd1,bus=ide.0,bootindex=1');
+    expect(virtio).toContain('-drive if=none,id=cd1,format=raw,file=/u/installer.iso,media=cdrom,readonly=on -device ide-cd,drive=cd1,id=cd1-dev,bus=ide.0,bootindex=1');
     expect(virtio).toContain('-fw_cfg name=opt/fleetlab/hostname,string=m1');
     const sata = qemuArgv(validateProfile(extendProfile(base, { name: 's', qemu: { diskBus: 'ahci' } }), 's'), { ...firmwareBoot, disks: disks.slice(0, 1) }).join(' ');
     expect(sata).toContain('-device ide-hd,drive=disk0,bus=ide.0,bootindex=0');
     const arm = validateProfile(extendProfile(base, { name: 'a', arch: 'aarch64', qemu: { binary: 'qemu-system-aarch64', machine: 'virt', diskBus: 'scsi' } }), 'a');
     const scsi = qemuArgv(arm, { ...firmwareBoot, disks }).join(' ');
     expect(scsi).toContain('-drive if=none,id=disk0,format=qcow2,file=/s/disk0.qcow2 -device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0');
-    expect(scsi).toContain('-device scsi-cd,drive=cd1,bus=scsi0.0,bootindex=1');
+    expect(scsi).toContain('-device scsi-cd,drive=cd1,id=cd1-dev,bus=scsi0.0,bootindex=1');
     expect(scsi.match(/virtio-scsi-pci/g)).toHaveLength(1);
   });
 
