@@ -90,10 +90,8 @@ export const standaloneSteps: StepRunner = async (name, fn, opts) => {
  */
 export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
   const where = `install.fromIso(${machine.name})`;
-  const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
-  if (!o || typeof o.iso !== 'string' || !o.iso) throw bad('iso', o?.iso, 'give the installer ISO to boot (a path)');
-  const iso = resolve(o.iso);
-  if (!existsSync(iso)) throw bad('iso', o.iso, `${iso} does not exist`);
+  const bad = badOption(where);
+  const iso = existingFile(where, 'iso', o?.iso, 'the installer ISO to boot');
   const bytes = parseSize(o.target?.disk, `${where}: target.disk`);
   if (!o.steps && !o.system && !o.flake) throw bad('system', undefined, 'say what to install: system (a toplevel store path in the installer) or flake (a flake output), or give your own steps');
   if (o.system !== undefined && !/^\/nix\/store\/[0-9a-z]{32}-[^/\s]+$/.test(o.system)) throw bad('system', o.system, 'expected a toplevel store path, /nix/store/<hash>-nixos-system-<host>-<version>');
@@ -160,10 +158,8 @@ export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: S
  */
 export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
   const where = `install.sdImage(${machine.name})`;
-  const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
-  if (!o || typeof o.image !== 'string' || !o.image) throw bad('image', o?.image, 'give the SD image to write (a path)');
-  const image = resolve(o.image);
-  if (!existsSync(image)) throw bad('image', o.image, `${image} does not exist`);
+  const bad = badOption(where);
+  const image = existingFile(where, 'image', o?.image, 'the SD image to write');
   const timeouts = phaseTimeouts(o.timeouts, SD_DEFAULT_MS, where);
   if (machine.state !== 'stopped') throw bad('machine', machine.state, `${machine.name} is ${machine.state}; sdImage writes its card while it is off: declare the scenario with start: 'manual'`);
   const imageBytes = statSync(image).size;
@@ -190,6 +186,19 @@ export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: St
     return r;
   }, { timeout: timeouts['first boot'] });
   return { ...report, output: '' };
+}
+
+/** A configuration error about option `field` of the flow `where`. */
+function badOption(where: string) {
+  return (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
+}
+
+/** The absolute path of option `field`, a file that must exist. */
+function existingFile(where: string, field: string, value: unknown, what: string): string {
+  if (typeof value !== 'string' || !value) throw badOption(where)(field, value, `give ${what} (a path)`);
+  const path = resolve(value);
+  if (!existsSync(path)) throw badOption(where)(field, value, `${path} does not exist`);
+  return path;
 }
 
 /** The target's device: the one disk of exactly `bytes` bytes (QEMU gives the blank disk that size). */
