@@ -1,11 +1,20 @@
 import { defineConfig } from 'vitest/config';
 import LongestFirst from './harness/testing/sequencer.ts';
 
+/**
+ * The matrix tier: long runs of one behaviour across every boot loader and cut point. scripts/test.sh runs the suite
+ * (everything else) first, then these; FLEETLAB_TEST_TIER picks one (unset: all files).
+ */
+const MATRIX = ['harness/nixos/update-rollback-x86.test.ts', 'harness/nixos/update-rollback-arm.test.ts', 'harness/nixos/power-cut.test.ts'];
+const ALL = ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts'];
+const tier = process.env.FLEETLAB_TEST_TIER;
+
 // Integration tests boot real QEMU guests under TCG: processes, not threads (QEMU is tied to its
 // parent process with PR_SET_PDEATHSIG, which a worker thread's exit would trigger), and generous timeouts.
 export default defineConfig({
   test: {
-    include: ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts'],
+    include: tier === 'matrix' ? MATRIX : ALL,
+    exclude: tier === 'suite' ? [...MATRIX, '**/node_modules/**'] : ['**/node_modules/**'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 120_000,

@@ -7,6 +7,8 @@ export type { Machine, ScenarioContext, ScenarioSpec, StartMode, InstallFlows } 
 export { fromIso as installFromIso, sdImage as installSdImage, ISO_PHASES, SD_PHASES } from './install/install.ts';
 export type { InstallReport, IsoInstallOptions, SdInstallOptions, StepRunner } from './install/install.ts';
 export { testbed } from './install/testbed-media.ts';
+export { nixosAnywhere, ANYWHERE_PHASES } from './install/nixos-anywhere.ts';
+export type { AnywhereReport, NixosAnywhereOptions } from './install/nixos-anywhere.ts';
 export type { Media, MediaSpec } from './protocols/media.ts';
 export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
 export type { LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';

@@ -14,7 +14,9 @@ import { ConsoleLog } from '../harness/console/console-log.ts';
 import { serialLogin } from '../harness/console/serial-login.ts';
 import { StreamConsole } from '../harness/console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
+import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
+import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import type { MachineFacts, MachineState } from '../harness/qemu/qemu-machine.ts';
 import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
@@ -38,7 +40,7 @@ export interface BoardOptions {
   onConsoleLine?: (line: string) => void;
 }
 
-export class Board extends ShellMachine {
+export class Board extends ShellMachine implements Media {
   readonly name: string;
   readonly boardName: string;
   readonly spec: BoardSpec;
@@ -253,6 +255,26 @@ export class Board extends ShellMachine {
     this._state = 'stopped';
     this.emit('state', this._state);
   }
+
+  /**
+   * The Media protocol on a board: `disk: { image }` is written onto its SD card through the mux (flash()); the card
+   * is the board's own, so `size` is not fleetlab's to choose. A board has no blank disk or CD-ROM fleetlab can give it.
+   */
+  async useMedia(media: MediaSpec): Promise<void> {
+    if (media.cdrom !== undefined) throw unsupported(this.boardName, 'a CD-ROM (useMedia cdrom)', 'a board boots what its own storage holds; write an SD image instead');
+    if ('blank' in media.disk) throw unsupported(this.boardName, 'a blank disk (useMedia blank)', 'its storage is its SD card; write an image to it');
+    await this.flash(media.disk.image);
+  }
+
+  async ejectCdrom(): Promise<void> {
+    throw unsupported(this.boardName, 'ejectCdrom()', 'a board has no CD-ROM drive fleetlab controls');
+  }
+
+  /** NixOS generations on the board, through its shell (what needs QEMU, such as keys into a menu, says it is unsupported). */
+  get nixos(): NixosHelpers {
+    return (this._nixos ??= new NixosHelpers(asBoardMachine(this)));
+  }
+  private _nixos: NixosHelpers | undefined;
 
   /** Writes `image` onto the board's SD card through its mux, the board off; start() then boots it. */
   async flash(image: string): Promise<WriteReport> {

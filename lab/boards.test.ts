@@ -41,11 +41,13 @@ describe('scenarios on virtual lab boards', () => {
     await store.close();
   }, 500_000);
 
-  it('a card flashed through the SD mux boots, a power cut mid-boot is recovered from, SSH reaches a board (two boards at once)', async () => {
+  it('a card flashed through the SD mux boots, an SD image installs by the VM flow, a power cut mid-boot is recovered from, SSH reaches a board (two boards at once)', async () => {
     const out = join(dir, 'faults');
-    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', '^(a card flashed|a power cut|ssh to a board)', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'faults.sqlite'), '--output', out]);
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', '^(a card flashed|an SD image installed|a power cut|ssh to a board)', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'faults.sqlite'), '--output', out]);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/✓ the flashed system booted/);
+    // install.sdImage on a board: the card written through its mux, the root grown to the board's own card.
+    expect(r.stdout).toMatch(/✓ write card[\s\S]*✓ first boot/);
     expect(r.stdout).toMatch(/✓ power on again: the board comes up/);
     expect(r.stdout).toMatch(/✓ the same system over SSH and over the serial line/);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));

@@ -2,9 +2,12 @@
 // rebooted into it:
 // - ISO install (NixOS's manual install driven through the installer's shell, the CD ejected through QMP) on
 //   x86_64-bios (GRUB in the MBR), x86_64-uefi (systemd-boot) and t100ta (GRUB i386-efi on 32-bit UEFI);
+// - nixos-anywhere (kexec into the installer over SSH, disko, install, reboot) from a running testbed on x86_64-uefi
+//   and aarch64-uefi;
 // - SD image (written to the card, grown to fill it at the first boot, extlinux) on raspi3b and aarch64-uboot.
-// The testbed's installer ISO and SD image stand in for NixOS's (testbed.installerIso / testbed.sdImage); pass your
-// own ISO and `system` (or `flake`) for a real NixOS installer.
+// The testbed's installer ISO, SD image and nixos-anywhere inputs stand in for NixOS's (testbed.installerIso,
+// testbed.sdImage, testbed.nixosAnywhere, whose command is a stand-in for nixos-anywhere); pass your own ISO and
+// `system` (or `flake`), your sd-image, your nixos-anywhere and flake for real NixOS.
 //   fleetlab run scenarios/install.ts
 import assert from 'node:assert/strict';
 import { scenario, testbed, type Machine, type ScenarioContext } from 'fleetlab';
@@ -43,6 +46,31 @@ const isoCase = (profile: string, bootloader: 'systemd-boot' | 'grub') =>
 export const isoBios = isoCase('x86_64-bios', 'grub');
 export const isoUefi = isoCase('x86_64-uefi', 'systemd-boot');
 export const isoT100ta = isoCase('t100ta', 'grub');
+
+const anywhereCase = (profile: string) =>
+  scenario({
+    name: `nixos-anywhere: ${profile}`,
+    // nixos-anywhere's kexec installer needs about 1.5 GB; the running testbed is the machine it takes over.
+    machines: { host: { profile, memoryMiB: 1536 } },
+    ssh: true,
+    start: 'manual',
+    snapshot: 'none',
+    timeout: 15 * 60_000,
+    tags: ['install', 'nixos-anywhere'],
+    async run({ machines: { host }, install, step }) {
+      // The testbed running from its usual disk, on a 1 GiB disk (its image alone leaves no room for a second system).
+      await host.useMedia({ disk: { ...(await testbed.bootDisk(host)), format: 'raw', size: 2 ** 30 } });
+      const na = await testbed.nixosAnywhere(host);
+      const r = await install.nixosAnywhere(host, { command: na.command, storePaths: na.storePaths, kexec: na.kexec });
+      assert.ok(r.rebooted);
+      assert.equal(r.booted.generation, 1);
+      assert.equal(r.booted.toplevel, na.system);
+      await updateToGeneration2(host, step);
+    },
+  });
+
+export const anywhereUefi = anywhereCase('x86_64-uefi');
+export const anywhereArm = anywhereCase('aarch64-uefi');
 
 const sdCase = (profile: string) =>
   scenario({

@@ -16,7 +16,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-utils
   ovmf ovmf-ia32 qemu-efi-aarch64 u-boot-qemu
   busybox-static socat cpio xz-utils device-tree-compiler
-  grub-common mtools dosfstools fdisk e2fsprogs xorriso
+  grub-common mtools dosfstools fdisk e2fsprogs xorriso binutils
   vde2 dropbear-bin util-linux
   nix-bin tcpdump chromium tmux postgresql
 )

@@ -18,10 +18,28 @@ if [ -z "${FLEETLAB_NIXPKGS_LIB:-}" ]; then
   fi
 fi
 mkdir -p reports
-node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile.json=reports/vitest.json "$@"
-rc=$?
+# Two tiers: "suite" (everything but the long matrices, about 15 minutes on 2 cores) and "matrix" (updates and
+# rollbacks on every boot loader, power cuts at every point: vitest.config.ts lists them). Both run by default, the
+# suite first; FLEETLAB_TEST_TIERS=suite (npm run test:suite) runs one. Files named on the command line run as given.
+tiers=${FLEETLAB_TEST_TIERS:-suite matrix}
+[ $# -gt 0 ] && tiers=given
+rc=0
+reports=()
+for tier in $tiers; do
+  out=reports/vitest-$tier.json
+  rm -f "$out"
+  [ "$tier" = given ] || echo "== tier $tier =="
+  FLEETLAB_TEST_TIER=$tier node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile.json="$out" "$@" || rc=1
+  reports+=("$out")
+done
 node -e '
-  const r = JSON.parse(require("fs").readFileSync("reports/vitest.json", "utf8"));
-  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' || echo "vitest: 0 passed, 1 failed"
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of process.argv.slice(1)) {
+    if (!fs.existsSync(f)) { failed++; continue; }
+    const r = JSON.parse(fs.readFileSync(f, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`vitest: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "${reports[@]}" || echo "vitest: 0 passed, 1 failed"
 exit $rc

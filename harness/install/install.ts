@@ -143,7 +143,7 @@ export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: S
   const report = await run('first boot', async () => {
     const before = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
     await machine.reboot();
-    const r = await verify(machine, { ...o.expect, generation: o.expect?.generation ?? 1 }, o.system, where);
+    const r = await verifyInstalled(machine, { ...o.expect, generation: o.expect?.generation ?? 1 }, o.system, where);
     if (r.booted.bootId === before) throw new TestFailure(`${where}: the machine did not reboot (same boot id ${before})`);
     if (!r.root.startsWith(disk)) throw new TestFailure(`${where}: the installed system's root is ${r.root}, not on the disk installed onto (${disk})`);
     return r;
@@ -167,19 +167,20 @@ export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: St
   if (card === undefined) for (card = 1024 * 1024; card < imageBytes * 2; card *= 2);
   if (card < imageBytes) throw bad('card', o.card, `the image is ${imageBytes} bytes; a card of ${card} bytes cannot hold it`);
 
+  // On a VM a card of `card` bytes; a board's card is its own (written through its SD mux).
   await run('write card', () => machine.useMedia({ disk: { image, format: 'raw', size: card } }), { timeout: timeouts['write card'] });
   const report = await run('first boot', async () => {
     await machine.start();
     await machine.waitForShell();
     // The first boot's resize runs before the shell answers (rcS); it leaves no /nix-path-registration behind.
-    const r = await verify(machine, { bootloader: 'extlinux', ...o.expect, generation: o.expect?.generation ?? 1 }, undefined, where);
+    const r = await verifyInstalled(machine, { bootloader: 'extlinux', ...o.expect, generation: o.expect?.generation ?? 1 }, undefined, where);
     const pending = (await machine.succeed('[ -e /nix-path-registration ] && echo pending || echo done')).trim();
     if (pending !== 'done') throw new TestFailure(`${where}: /nix-path-registration is still there: the first-boot resize did not finish`);
     const label = (await machine.succeed(`e2label ${r.root} 2>/dev/null || true`)).trim();
     if (label !== 'NIXOS_SD') throw new TestFailure(`${where}: the root ${r.root} is labelled "${label}", not NIXOS_SD as NixOS's sd-image names it`);
-    // Grown to the card: what is left after the root partition is less than 1 MiB.
-    const end = await partitionEnd(machine, r.root);
-    if (card! - end > 1024 * 1024) throw new TestFailure(`${where}: the root partition ends at ${end} bytes of a ${card} byte card: it did not grow to fill the card`);
+    // Grown to the card (as the system sees it: a board's card is its own): less than 1 MiB left after the root.
+    const { end, diskBytes } = await partitionEnd(machine, r.root);
+    if (diskBytes - end > 1024 * 1024) throw new TestFailure(`${where}: the root partition ends at ${end} bytes of a ${diskBytes} byte card: it did not grow to fill the card`);
     // And the filesystem with it: ext4's blocks cover (nearly) the whole partition.
     const fsBytes = Number((await machine.succeed("df -k / | awk 'NR == 2 { print $2 }'")).trim()) * 1024;
     if (fsBytes < r.rootBytes * 0.9) throw new TestFailure(`${where}: the root filesystem is ${fsBytes} bytes on a ${r.rootBytes} byte partition: resize2fs did not grow it`);
@@ -214,16 +215,16 @@ function part(disk: string, n: number): string {
   return /\d$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
 }
 
-/** Where partition `dev` ends on its disk, in bytes. */
-async function partitionEnd(machine: QemuMachine, dev: string): Promise<number> {
+/** Where partition `dev` ends on its disk, and the disk's size, in bytes. */
+async function partitionEnd(machine: QemuMachine, dev: string): Promise<{ end: number; diskBytes: number }> {
   const name = dev.split('/').pop()!;
-  const out = await machine.succeed(`cat /sys/class/block/${name}/start /sys/class/block/${name}/size`);
-  const [start, size] = out.trim().split('\n').map(Number);
-  return (start! + size!) * 512;
+  const out = await machine.succeed(`cat /sys/class/block/${name}/start /sys/class/block/${name}/size /sys/class/block/${name}/../size`);
+  const [start, size, disk] = out.trim().split('\n').map(Number);
+  return { end: (start! + size!) * 512, diskBytes: disk! * 512 };
 }
 
 /** What the installed system shows: generation, hostname, boot loader, root device, firmware. */
-async function verify(machine: QemuMachine, expect: { hostname?: string; generation: number; bootloader?: Bootloader }, system: string | undefined, where: string): Promise<Omit<InstallReport, 'output' | 'disk'>> {
+export async function verifyInstalled(machine: QemuMachine, expect: { hostname?: string; generation: number; bootloader?: Bootloader }, system: string | undefined, where: string): Promise<Omit<InstallReport, 'output' | 'disk'>> {
   const booted = await machine.nixos.booted();
   if (booted.generation !== expect.generation) throw new TestFailure(`${where}: the first boot is generation ${booted.generation ?? 'none'} (${booted.toplevel}), expected ${expect.generation}`);
   if (system && booted.toplevel !== system) throw new TestFailure(`${where}: the first boot runs ${booted.toplevel}, not the system installed (${system})`);

@@ -3,6 +3,8 @@
 // own: the NixOS installer ISO, the sd-image their flake builds.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { join } from 'node:path';
+import { sourceDir } from '../package-files.ts';
 import { testbedImage, testbedSource } from '../qemu/testbed-source.ts';
 
 function testbedDisk(machine: QemuMachine, what: string) {
@@ -22,6 +24,27 @@ export const testbed = {
     const img = await testbedImage(boot.image, machine.profile.name, log);
     const iso = await testbedSource().installerIso(img, boot.layout, boot.append, { log });
     return { iso: iso.path, system: iso.system };
+  },
+
+  /**
+   * What nixos-anywhere installs on `machine` (the testbed's stand-ins for a flake's outputs), ready to pass:
+   * { command, storePaths: [disko-script, system], kexec }. `command` is fleetlab's nixos-anywhere stand-in
+   * (machines/testbed/nixos-anywhere, marked so in its file); use the real one where Nix is.
+   */
+  async nixosAnywhere(machine: QemuMachine, opts: { disk?: string } = {}): Promise<{ command: string; storePaths: [string, string]; kexec: string; system: string }> {
+    const boot = testbedDisk(machine, 'nixosAnywhere');
+    const log = (l: string) => machine.log.note(l);
+    const img = await testbedImage(boot.image, machine.profile.name, log);
+    const s = await testbedSource().installableSystem(img, boot.layout, boot.append, { log, disk: opts.disk });
+    return { command: join(sourceDir(import.meta.url), '../../machines/testbed/nixos-anywhere'), storePaths: [s.diskoPath, s.systemPath], kexec: s.kexec, system: s.system };
+  },
+
+  /** The boot disk `machine`'s profile boots (an image to put on a bigger disk with useMedia, say). */
+  async bootDisk(machine: QemuMachine): Promise<{ image: string }> {
+    const boot = testbedDisk(machine, 'bootDisk');
+    const log = (l: string) => machine.log.note(l);
+    const img = await testbedImage(boot.image, machine.profile.name, log);
+    return { image: (await testbedSource().bootDisk(img, boot.layout, boot.append, { log })).path };
   },
 
   /** The testbed's SD image for `machine` in NixOS's sd-image layout (extlinux, raspi-uboot), which grows its root at the first boot. */

@@ -18,6 +18,11 @@ export interface SpawnOptions {
   dieWithParent?: boolean;
   /** Called with every line the child prints, prefixed by nothing; the caller tags it. */
   onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /**
+   * Run the child in a process group of its own and signal the whole group: for a script whose own children (ssh,
+   * tar) must end with it.
+   */
+  processGroup?: boolean;
 }
 
 const STDERR_TAIL_BYTES = 16 * 1024;
@@ -32,6 +37,7 @@ export class SupervisedProcess {
   private readonly child: ResultPromise;
   private stderrBuf = '';
   private exit: ChildExit | undefined;
+  private readonly group: boolean;
 
   constructor(name: string, file: string, args: string[], opts: SpawnOptions = {}) {
     this.name = name;
@@ -46,7 +52,9 @@ export class SupervisedProcess {
       buffer: false,
       reject: false,
       cleanup: true,
+      detached: !!opts.processGroup,
     });
+    this.group = !!opts.processGroup;
     registry.add(this);
     let partial = { stdout: '', stderr: '' };
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -102,7 +110,16 @@ export class SupervisedProcess {
 
   /** Sends a signal if the child still runs. */
   signal(sig: NodeJS.Signals): void {
-    if (this.running) this.child.kill(sig);
+    if (!this.running) return;
+    if (this.group && this.child.pid) {
+      try {
+        process.kill(-this.child.pid, sig);
+        return;
+      } catch {
+        /* the group is gone already: signal the child alone */
+      }
+    }
+    this.child.kill(sig);
   }
 
   /**

@@ -36,6 +36,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   'grub-mkimage': 'grub-common',
   'grub-mkrescue': 'grub-common',
   xorriso: 'xorriso',
+  readelf: 'binutils',
   dd: 'coreutils',
   fdtput: 'device-tree-compiler',
   tshark: 'tshark',

@@ -1026,6 +1026,11 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
    * the testbed's, else the first one seen; a different one fails unless `expectNewHostKey` (a reinstall) re-pins it.
    * Retries until the guest's server answers, within the timeout and the machine's life.
    */
+  /** The SSH user and private key fleetlab's testbed accepts (undefined for other images: pass your own). */
+  get sshIdentity(): { user: string; privateKey: string } | undefined {
+    return this.testbedSsh ? { user: this.testbedSsh.user, privateKey: this.testbedSsh.privateKey } : undefined;
+  }
+
   async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
     if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);

@@ -51,6 +51,24 @@ export interface InstallerIso {
   key: string;
 }
 
+/**
+ * What nixos-anywhere installs on a testbed machine (the testbed's stand-ins for a flake's outputs): the system's
+ * toplevel and closure under a host directory laid out as a Nix store, the disko script, the kexec tarball.
+ */
+export interface InstallableSystem {
+  /** The toplevel's store path (/nix/store/<hash>-nixos-system-testbed-<version>). */
+  system: string;
+  closure: string[];
+  /** The host directory holding nix/store/<closure paths>, as a local Nix store would. */
+  storeRoot: string;
+  /** Host paths of the toplevel and the disko script under storeRoot: what nixos-anywhere --store-paths takes. */
+  systemPath: string;
+  disko: string;
+  diskoPath: string;
+  /** The kexec tarball (nixos-images' layout), for nixos-anywhere --kexec. */
+  kexec: string;
+}
+
 type Log = (line: string) => void;
 
 /** What machines/testbed provides: images by recipe name, and boot disks built from them. */
@@ -60,6 +78,8 @@ export interface TestbedSource {
   bootDisk(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
   /** The installer ISO whose system installs in `layout` (x86_64 testbeds: grub-bios, systemd-boot, grub-efi-ia32). */
   installerIso(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<InstallerIso>;
+  /** What nixos-anywhere installs on a machine of this image in `layout`: system, disko script, kexec tarball. */
+  installableSystem(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log; disk?: string }): Promise<InstallableSystem>;
   /** An SD image in NixOS's sd-image layout (extlinux, raspi-uboot) that grows its root at the first boot. */
   sdImage(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
   /** Builds a NixOS-shaped generation for `image` under `into` (the testbed's stand-in for building a toplevel). */

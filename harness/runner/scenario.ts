@@ -4,6 +4,7 @@ import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
 import type { FabricHandle } from '../net/fabric-handle.ts';
 import type { InstallReport, IsoInstallOptions, SdInstallOptions } from '../install/install.ts';
+import type { AnywhereReport, NixosAnywhereOptions } from '../install/nixos-anywhere.ts';
 import type { BootOverride } from '../qemu/boot-override.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { Deadline } from '../time/deadline.ts';
@@ -51,7 +52,8 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
   browser: BrowserChecks;
   /**
    * Install flows, each phase a step of this case with its own deadline: `install.fromIso(machine, { iso, system,
-   * target: { disk: '4G' } })` and `install.sdImage(machine, { image })`. The machine must be off: start: 'manual'.
+   * target: { disk: '4G' } })` and `install.sdImage(machine, { image })` (the machine off: start: 'manual'), and
+   * `install.nixosAnywhere(machine, { storePaths | flake, kexec })` (the machine running, with ssh: true).
    */
   install: InstallFlows;
 }
@@ -60,6 +62,7 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
 export interface InstallFlows {
   fromIso(machine: Machine, opts: IsoInstallOptions): Promise<InstallReport>;
   sdImage(machine: Machine, opts: SdInstallOptions): Promise<InstallReport>;
+  nixosAnywhere(machine: Machine, opts: NixosAnywhereOptions): Promise<AnywhereReport>;
 }
 
 /** A scenario as declared in a scenario file. */

@@ -11,19 +11,22 @@
 //                    (aarch64 virt, U-Boot as firmware, the SD card as its disk). Off: QEMU is killed (the plug pulled).
 //   <board>.sg       the SD mux's control device, for lab/virtual/usbsdmux.mjs (the usbsdmux CLI's stand-in), which
 //                    switches through http://127.0.0.1:<port>/fleetlab-vlab/mux.
-//   <board>.sd.img   the SD card: the VM's disk in "dut" mode; the block device fleetlab writes in "host" mode
+//   <board>.sd.img   the SD card (512 MiB, whatever image it starts with): the VM's disk in "dut" mode; the block device fleetlab writes in "host" mode
 //                    (switching to host while the board runs pulls the card from under it: the VM stops).
 // The cards start with the aarch64 testbed's extlinux disk (NixOS sd-image layout). Everything it starts is a
 // supervised child of the process that started it.
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { rm, symlink, writeFile } from 'node:fs/promises';
+import { rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { spawnSupervised, type SupervisedProcess } from '../../harness/process/supervisor.ts';
 import { makeOwnedDirSync } from '../../harness/process/temp-dirs.ts';
 import { pollUntil, Deadline } from '../../harness/time/deadline.ts';
+
+/** Every virtual board's SD card: 512 MiB. */
+const CARD_BYTES = 512 * 1024 * 1024;
 
 export interface VirtualBoardSpec {
   name: string;
@@ -77,7 +80,11 @@ class VirtualBoard {
 
   async open(cardImage: () => Promise<string>): Promise<void> {
     if (this.spec.sshPort) await writeFile(this.netConf, `${this.mac} 10.0.2.15/24\n`);
-    if (!existsSync(this.card)) await execa('qemu-img', ['convert', '-O', 'raw', await cardImage(), this.card]);
+    if (!existsSync(this.card)) {
+      await execa('qemu-img', ['convert', '-O', 'raw', await cardImage(), this.card]);
+      // A card is bigger than the image on it: room for an SD image's first boot to grow into.
+      if ((await stat(this.card)).size < CARD_BYTES) await truncate(this.card, CARD_BYTES);
+    }
     await writeFile(join(this.dir, `${this.spec.name}.sg`), `virtual SD mux of ${this.spec.name}: lab/virtual/usbsdmux.mjs switches it\n`);
     // The parent socat holds the pseudo-terminal for the lab's life; each QEMU connection is served by a child. The
     // board's device name is our own link to it: socat's link= option would be removed by the first child that exits

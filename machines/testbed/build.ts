@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, open, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
@@ -156,11 +156,92 @@ async function addPackages(recipe: TestbedRecipe, debs: string[], work: string, 
     await execa('rm', ['-rf', join(x, 'usr/share'), join(x, `usr/lib/${recipe.debArch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/gconv`)]);
     await execa('cp', ['-a', '--no-preserve=ownership', `${x}/.`, root]);
   }
+  await pruneLibraries(root, recipe.debArch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu');
   if (recipe.shell) {
     const target = ['bin', 'usr/bin'].map((d) => join(d, recipe.shell!)).find((p) => existsSync(join(root, p)));
     if (!target) throw new ConfigurationError(`testbed recipe ${recipe.name}: shell "${recipe.shell}" is not in its extraPackages (${(recipe.extraPackages ?? []).join(', ')}).`);
     await execa('ln', ['-sfn', `/${target}`, join(root, 'bin/sh')]);
   }
+}
+
+/**
+ * Removes the shared libraries no program in the guest links: what Debian's package dependencies brought along
+ * without any binary needing it (kexec-tools depends on libxenmisc, Xen's whole toolstack, of which kexec links
+ * libxenctrl and its five helpers). A library in lib/<triplet> or usr/lib/<triplet> stays when an ELF file outside
+ * those directories needs it (readelf's NEEDED), directly or through libraries it keeps, or when it is the dynamic
+ * loader, libc or an NSS module (loaded without NEEDED).
+ */
+async function pruneLibraries(root: string, triplet: string): Promise<void> {
+  const libDirs = [`lib/${triplet}`, `usr/lib/${triplet}`];
+  const files: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(join(root, d), { withFileTypes: true })) {
+      const rel = d ? `${d}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (rel !== 'lib/modules') await walk(rel);
+      } else files.push(rel);
+    }
+  };
+  await walk('');
+  const isElf = async (rel: string) => {
+    const fh = await open(join(root, rel), 'r').catch(() => undefined);
+    if (!fh) return false;
+    try {
+      const b = Buffer.alloc(4);
+      await fh.read(b, 0, 4, 0);
+      return b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    } finally {
+      await fh.close();
+    }
+  };
+  const candidate = (rel: string) => libDirs.some((d) => dirname(rel) === d) && /^lib.*\.so(\.|$)/.test(basename(rel)) && !/^(ld-linux|libc\.so|libnss_)/.test(basename(rel));
+  const elves: string[] = [];
+  for (const f of files) if ((await lstat(join(root, f))).isFile() && (await isElf(f))) elves.push(f);
+  const needed = new Map<string, string[]>();
+  for (let k = 0; k < elves.length; k += 100) {
+    const batch = elves.slice(k, k + 100);
+    const out = await runTool('readelf', ['-d', '-W', ...batch.map((f) => join(root, f))], { purpose: 'building a testbed (finding the libraries its programs link)' });
+    // One file's section follows "File: <path>" when readelf reads several; a single file has no header.
+    let current = batch.length === 1 ? batch[0]! : '';
+    for (const line of out.split('\n')) {
+      const file = /^File: (.*)$/.exec(line)?.[1];
+      if (file) current = relative(root, file);
+      const lib = /\(NEEDED\)\s+Shared library: \[(.+)\]/.exec(line)?.[1];
+      if (lib && current) needed.set(current, [...(needed.get(current) ?? []), lib]);
+    }
+  }
+  // The files behind a library name: its symlinks and the real file (absolute links point inside the guest).
+  const resolveLib = async (name: string): Promise<string[]> => {
+    for (const d of libDirs) {
+      const chain: string[] = [];
+      let rel = `${d}/${name}`;
+      for (let hop = 0; hop < 8; hop++) {
+        const st = await lstat(join(root, rel)).catch(() => undefined);
+        if (!st) break;
+        chain.push(rel);
+        if (!st.isSymbolicLink()) return chain;
+        const target = await readlink(join(root, rel));
+        rel = target.startsWith('/') ? target.slice(1) : join(dirname(rel), target);
+      }
+      if (chain.length) return chain;
+    }
+    return [];
+  };
+  const keep = new Set<string>();
+  const queue = elves.filter((f) => !candidate(f));
+  const seen = new Set<string>();
+  while (queue.length) {
+    const f = queue.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const lib of needed.get(f) ?? []) {
+      for (const rel of await resolveLib(lib)) {
+        keep.add(rel);
+        if (!seen.has(rel)) queue.push(rel);
+      }
+    }
+  }
+  for (const f of files.filter((x) => candidate(x) && !keep.has(x))) await rm(join(root, f), { force: true });
 }
 
 /**

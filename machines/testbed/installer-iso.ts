@@ -15,9 +15,9 @@ import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import type { InstallerIso, TestbedImage } from '../../harness/qemu/testbed-source.ts';
 import type { BootLayout } from '../../harness/qemu/profile.ts';
-import { fatImage, GEN1, grubImage, oneLine, type FatFile } from './boot-disk.ts';
+import { fatImage, GEN1, grubImage, oneLine } from './boot-disk.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
-import { buildGeneration, storeHash } from './generations.ts';
+import { buildInstallableSystem } from './installable.ts';
 import { testbedRecipes } from './index.ts';
 
 const here = sourceDir(import.meta.url);
@@ -25,8 +25,8 @@ const INPUTS = ['boot-disk.ts', 'generations.ts', 'nixos/init', 'nixos/activate'
 const BUILDING = 'building the installer ISO';
 /** The file GRUB on the CD finds its own partition by (its grub.cfg sits beside it). */
 const ISO_MARK = '/boot/grub/fleetlab-installer';
-/** Where an installed GRUB finds its boot partition: the partition holding this file. */
-const INSTALLED_GRUB_CFG = '/grub/grub.cfg';
+/** The package of each layout's loader binaries, among the ISO's packages. */
+const LOADER_PACKAGE: Record<string, string> = { 'grub-bios': 'grub-pc-bin', 'systemd-boot': 'systemd-boot-efi', 'grub-efi-ia32': 'grub-efi-ia32-bin' };
 
 /** What an installer can install: the layouts of x86 machines booting from a disk through their firmware. */
 export const ISO_LAYOUTS = ['grub-bios', 'systemd-boot', 'grub-efi-ia32'] as const;
@@ -63,13 +63,11 @@ export async function ensureInstallerIso(image: TestbedImage, layout: BootLayout
 async function buildIso(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, out: string, pkgs: DebPackage[]): Promise<Omit<InstallerIso, 'key'>> {
   const root = join(work, 'iso');
   await mkdir(join(root, 'boot/grub'), { recursive: true });
-  // The system to install: the loader binaries as a store path of their own, generation 1 naming them.
-  const loader = await loaderStorePath(image, layout, append, work, bl, root, pkgs);
-  const boot = bootloaderSettings(layout, append, loader);
-  const g = await buildGeneration(image, 'amd64', { version: GEN1.version, bootloader: boot, extraClosure: [loader] }, root);
+  // The system to install: generation 1 with its loader binaries, its closure registered for nixos-install.
+  const g = await buildInstallableSystem(image, layout, append, work, bl, root, pkgs.filter((p) => LOADER_PACKAGE[layout] === p.name));
   const registry = join(root, 'nix/var/nix/closures');
   await mkdir(registry, { recursive: true });
-  await writeFile(join(registry, g.path.split('/').pop()!), g.closure.join('\n') + '\n');
+  await writeFile(join(registry, g.system.split('/').pop()!), g.closure.join('\n') + '\n');
 
   // The live system: the testbed's kernel and initrd (the latter is also the base nixos-install copies).
   await copyFile(image.kernelImage, join(root, 'boot/bzImage'));
@@ -106,48 +104,5 @@ async function buildIso(image: TestbedImage, layout: BootLayout, append: string,
     { purpose: BUILDING, timeout: 120_000 },
   );
   if (!existsSync(out)) throw new InfrastructureError(`xorriso wrote no ${out}`);
-  return { path: out, layout, system: g.path, volumeId: volid };
-}
-
-/** The boot loader settings of the installed system (its bootloader.conf, less the devices nixos-install finds). */
-function bootloaderSettings(layout: BootLayout, append: string, loader: string): Record<string, string> {
-  const common = { boot_mount: '/boot', append, timeout: '0', loader };
-  switch (layout) {
-    case 'systemd-boot':
-      return { flavour: 'systemd-boot', ...common };
-    case 'grub-bios':
-      return { flavour: 'grub', grub_terminal: 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console', ...common };
-    default:
-      return { flavour: 'grub', grub_terminal: '', ...common };
-  }
-}
-
-/**
- * The loader binaries of `layout` as a store path under `root`: boot/ is copied onto the boot partition (EFI
- * binaries at the removable path), mbr/ holds GRUB's boot.img and core.img for a BIOS disk.
- */
-async function loaderStorePath(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, root: string, pkgs: DebPackage[]): Promise<string> {
-  const name = layout === 'systemd-boot' ? 'systemd-boot' : `grub-${layout === 'grub-bios' ? 'i386-pc' : 'i386-efi'}`;
-  const version = pkgs.find((p) => p.name === (layout === 'systemd-boot' ? 'systemd-boot-efi' : layout === 'grub-bios' ? 'grub-pc-bin' : 'grub-efi-ia32-bin'))!.version.replace(/[^a-zA-Z0-9._+-]/g, '_');
-  const path = `/nix/store/${storeHash('loader', image.key, layout, append, version)}-${name}-${version}`;
-  const dir = join(root, path);
-  const files: FatFile[] = [];
-  const diskModules = ['part_msdos', 'part_gpt', 'fat', 'normal', 'linux', 'search', 'search_fs_file', 'search_fs_uuid', 'configfile', 'echo', 'test', 'loadenv'];
-  if (layout === 'systemd-boot') {
-    const sdboot = join(bl, 'usr/lib/systemd/boot/efi/systemd-bootx64.efi');
-    files.push(['boot/EFI/BOOT/BOOTX64.EFI', sdboot], ['boot/EFI/systemd/systemd-bootx64.efi', sdboot]);
-  } else if (layout === 'grub-efi-ia32') {
-    const efi = join(work, 'installed-BOOTIA32.EFI');
-    await grubImage(join(bl, 'usr/lib/grub/i386-efi'), 'i386-efi', efi, work, [...diskModules, 'efi_gop'], INSTALLED_GRUB_CFG);
-    files.push(['boot/EFI/BOOT/BOOTIA32.EFI', efi]);
-  } else {
-    const core = join(work, 'installed-core.img');
-    await grubImage(join(bl, 'usr/lib/grub/i386-pc'), 'i386-pc', core, work, ['biosdisk', ...diskModules, 'serial', 'terminal'], INSTALLED_GRUB_CFG);
-    files.push(['mbr/boot.img', join(bl, 'usr/lib/grub/i386-pc/boot.img')], ['mbr/core.img', core]);
-  }
-  for (const [dest, src] of files) {
-    await mkdir(join(dir, dest, '..'), { recursive: true });
-    await copyFile(src as string, join(dir, dest));
-  }
-  return path;
+  return { path: out, layout, system: g.system, volumeId: volid };
 }

@@ -44,7 +44,7 @@ export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
 
 /**
  * Debian packages of what NixOS's installer and sd-image use to partition, format and grow disks: sfdisk (fdisk),
- * mkfs.ext4, e2label and resize2fs (e2fsprogs), mkfs.fat and fatlabel (dosfstools). About 3 MiB with their
- * libraries. (Debian's kexec-tools, which a nixos-anywhere flow will need, links Xen's libraries: 6 MiB more.)
+ * mkfs.ext4, e2label and resize2fs (e2fsprogs), mkfs.fat and fatlabel (dosfstools); kexec (kexec-tools) for
+ * nixos-anywhere's kexec into the installer. Libraries no program links are left out (build.ts pruneLibraries).
  */
-export const INSTALL_TOOLS = ['fdisk', 'e2fsprogs', 'dosfstools'];
+export const INSTALL_TOOLS = ['fdisk', 'e2fsprogs', 'dosfstools', 'kexec-tools'];

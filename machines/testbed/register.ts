@@ -3,6 +3,7 @@ import { registerTestbedSource } from '../../harness/qemu/testbed-source.ts';
 import { ensureBootDisk } from './boot-disk.ts';
 import { ensureTestbed } from './build.ts';
 import { buildGeneration } from './generations.ts';
+import { ensureInstallableSystem } from './installable.ts';
 import { ensureInstallerIso } from './installer-iso.ts';
 import { testbedRecipes } from './index.ts';
 
@@ -11,6 +12,7 @@ registerTestbedSource({
   image: (name, opts) => ensureTestbed(testbedRecipes[name]!, opts),
   bootDisk: (image, layout, append, opts) => ensureBootDisk(image, layout, append, opts),
   installerIso: (image, layout, append, opts) => ensureInstallerIso(image, layout, append, opts),
+  installableSystem: (image, layout, append, opts) => ensureInstallableSystem(image, layout, append, opts),
   sdImage: (image, layout, append, opts) => ensureBootDisk(image, layout, append, { ...opts, sdImage: true }),
   generation: (image, spec, into) => buildGeneration(image, testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64', spec, into),
 });

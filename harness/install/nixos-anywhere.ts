@@ -1,0 +1,199 @@
+// The nixos-anywhere install flow: the real `nixos-anywhere` command (on PATH, or the path a scenario gives) run as a
+// supervised child against a running machine over SSH on 127.0.0.1 (its host link's forward; the same port after
+// kexec), its "### … ###" phase lines turned into steps with deadlines of their own (nixos-anywhere has none for
+// the kexec phase, and a kexec that never comes back is its most reported failure), its output in the case's log,
+// and the installed system's first boot checked afterwards. This file knows nixos-anywhere's command line and output,
+// nothing of the testbed's stand-in for it.
+import { existsSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { ConfigurationError, InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
+import { spawnSupervised } from '../process/supervisor.ts';
+import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { Deadline, pollUntil, raceDeadline } from '../time/deadline.ts';
+import { standaloneSteps, verifyInstalled, type InstallReport, type StepRunner } from './install.ts';
+
+/** nixos-anywhere's phases (--phases), in order. */
+export const ANYWHERE_PHASES = ['kexec', 'disko', 'install', 'reboot'] as const;
+export type AnywherePhase = (typeof ANYWHERE_PHASES)[number];
+/** The flow's steps: connecting (keys, facts), nixos-anywhere's phases, then the installed system's first boot. */
+export type AnywhereStep = 'connect' | AnywherePhase | 'first boot';
+
+const DEFAULT_MS: Record<AnywhereStep, number> = { connect: 120_000, kexec: 300_000, disko: 180_000, install: 900_000, reboot: 180_000, 'first boot': 300_000 };
+/** nixos-anywhere's step lines ("### Switching system into kexec ###") and the phase each begins. */
+const MARKERS: Array<[RegExp, AnywhereStep]> = [
+  [/^Switching system into kexec$/, 'kexec'],
+  [/^(Formatting hard drive with disko|Building disko script|Uploading .* to .*)$/, 'disko'],
+  [/^(Uploading the system closure|Building the system closure|Copying extra files|Installing NixOS)$/, 'install'],
+  [/^Rebooting$/, 'reboot'],
+];
+
+/** What nixosAnywhere() did: with the reboot phase, the installed system's first boot as checked; without, its output. */
+export type AnywhereReport = (InstallReport & { rebooted: true }) | { rebooted: false; output: string };
+
+/** What nixosAnywhere() installs, and how. */
+export interface NixosAnywhereOptions {
+  /** The nixos-anywhere command: a path, or a name found on PATH. Default "nixos-anywhere". */
+  command?: string;
+  /** --store-paths <disko-script> <nixos-system>: what to install, built already. */
+  storePaths?: [disko: string, system: string];
+  /** --flake <uri#host>: what to build and install (needs Nix where nixos-anywhere runs). */
+  flake?: string;
+  /** --kexec <tarball>: the kexec installer image (default: nixos-anywhere downloads nixos-images'). */
+  kexec?: string;
+  /** --phases: which of kexec, disko, install, reboot to run. Default all. */
+  phases?: AnywherePhase[];
+  /** More arguments for nixos-anywhere (--extra-files DIR, --build-on remote, ...). */
+  args?: string[];
+  /** SSH user and private key (-i); default the testbed's root key. */
+  user?: string;
+  identity?: string;
+  /** The store path of the system expected to boot (default: the one --store-paths names). */
+  system?: string;
+  /**
+   * Memory the target must have for the kexec installer, in MiB. nixos-anywhere's kexec image unpacks into RAM and
+   * needs about 1.5 GB: a target with less is refused before anything starts. Default 1536.
+   */
+  minMemoryMiB?: number;
+  expect?: { hostname?: string; generation?: number };
+  timeouts?: Partial<Record<AnywhereStep, number>>;
+}
+
+/**
+ * Installs NixOS on a running machine with nixos-anywhere. The machine needs a host link (ssh: true or hostLink:
+ * true in the scenario); a stopped machine is started first. Bad options are configuration errors before anything
+ * runs; a kexec that never comes back is an infrastructure error after the kexec step's deadline, naming what the
+ * console showed last, and nixos-anywhere (with its ssh children) is stopped.
+ */
+export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
+  const where = `install.nixosAnywhere(${machine.name})`;
+  const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
+  const command = findCommand(o.command ?? 'nixos-anywhere');
+  if (!command) throw bad('command', o.command ?? 'nixos-anywhere', `${o.command ?? 'nixos-anywhere'} is not a file nor on PATH; install nixos-anywhere (nix profile install github:nix-community/nixos-anywhere) or give its path`);
+  if (!o.storePaths === !o.flake) throw bad('storePaths', o.storePaths, 'give either storePaths: [disko-script, nixos-system] or flake: "<uri>#<host>"');
+  if (o.storePaths) {
+    if (!Array.isArray(o.storePaths) || o.storePaths.length !== 2) throw bad('storePaths', o.storePaths, 'expected [disko-script, nixos-system]');
+    for (const p of o.storePaths) if (typeof p !== 'string' || !existsSync(p)) throw bad('storePaths', p, `${String(p)} does not exist`);
+  }
+  if (o.flake !== undefined && !/^[^\s'"]+#[^\s'"]+$/.test(o.flake)) throw bad('flake', o.flake, 'expected a flake output reference, like .#myhost');
+  if (o.kexec !== undefined && !existsSync(o.kexec)) throw bad('kexec', o.kexec, `${o.kexec} does not exist`);
+  for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
+  for (const [k, v] of Object.entries(o.timeouts ?? {})) {
+    if (!(k in DEFAULT_MS)) throw bad('timeouts', k, `unknown phase "${k}"; phases are: ${Object.keys(DEFAULT_MS).join(', ')}`);
+    if (typeof v !== 'number' || !(v > 0)) throw bad(`timeouts.${k}`, v, 'give milliseconds');
+  }
+  const timeouts = { ...DEFAULT_MS, ...(o.timeouts ?? {}) };
+  if (o.identity !== undefined && !existsSync(o.identity)) throw bad('identity', o.identity, `${o.identity} does not exist`);
+  const minMiB = o.minMemoryMiB ?? 1536;
+  const phases = o.phases ?? [...ANYWHERE_PHASES];
+  if (machine.state === 'stopped') {
+    await run('boot target', async () => {
+      await machine.start();
+      await machine.waitForShell();
+    }, { timeout: 300_000 });
+  }
+  // The testbed's key is known once its image is (the machine has started).
+  const identity = o.identity ?? machine.sshIdentity?.privateKey;
+  if (!identity) throw bad('identity', undefined, `machine ${machine.name} is not fleetlab's testbed; give { user, identity } (an SSH key its root accepts)`);
+  const user = o.user ?? machine.sshIdentity?.user ?? 'root';
+  // Checked before nixos-anywhere starts, on the machine itself (a VM's or a board's RAM alike).
+  const memKiB = Number((await machine.succeed("awk '/^MemTotal:/ { print $2 }' /proc/meminfo")).trim());
+  if (phases.includes('kexec') && memKiB / 1024 < minMiB * 0.9) {
+    throw bad('memory', Math.round(memKiB / 1024), `machine ${machine.name} has ${Math.round(memKiB / 1024)} MiB of RAM; nixos-anywhere's kexec installer needs about ${minMiB} MiB. Give it more (machines: { role: { profile: '${machine.profile.name}', memoryMiB: ${minMiB} } }), or lower minMemoryMiB for a smaller kexec image`);
+  }
+  const bootBefore = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
+  // kexec is no reset; the reboot at the end is: the installed system runs on a later boot than this.
+  const bootsBefore = machine.boots;
+  const port = await machine.forwardPort(22);
+
+  const args = [
+    ...(o.storePaths ? ['--store-paths', o.storePaths[0], o.storePaths[1]] : ['--flake', o.flake!]),
+    ...(o.kexec ? ['--kexec', resolve(o.kexec)] : []),
+    '--phases', phases.join(','),
+    '-i', identity,
+    '-p', String(port),
+    '--post-kexec-ssh-port', String(port),
+    ...(o.args ?? []),
+    '--target-host', `${user}@127.0.0.1`,
+  ];
+  const output: string[] = [];
+  let marker: { step: AnywhereStep; at: number } | undefined;
+  let wake = () => {};
+  const child = spawnSupervised('nixos-anywhere', command, args, {
+    processGroup: true,
+    onLine: (stream, line) => {
+      output.push(line);
+      machine.log.note(`nixos-anywhere${stream === 'stderr' ? ' (stderr)' : ''}: ${line}`);
+      const m = /^### (.*) ###$/.exec(line.trim());
+      const step = m && MARKERS.find(([re]) => re.test(m[1]!))?.[1];
+      if (step) {
+        marker = { step, at: output.length };
+        wake();
+      }
+    },
+  });
+  const exited = child.exited.then(() => wake());
+  const onState = () => wake();
+  machine.on('state', onState);
+  const tail = () => output.slice(-25).join('\n');
+
+  /** Resolves with the step that began after `current`, or "exit" once nixos-anywhere is done; throws on its failure. */
+  const nextBoundary = async (current: AnywhereStep, deadline: Deadline): Promise<AnywhereStep | 'exit'> => {
+    for (;;) {
+      if (marker && marker.step !== current) return marker.step;
+      if (!child.running) {
+        const exit = child.exitStatus!;
+        if (exit.exitCode === 0) return 'exit';
+        const msg = `${where}: nixos-anywhere ${exit.signal ? `was killed (${exit.signal})` : `exited ${exit.exitCode}`} in its ${current} phase:\n${tail()}`;
+        // Not getting in is the lab's problem; the target refusing what it was given is the system's.
+        throw current === 'connect' || current === 'kexec' ? new InfrastructureError(msg, { details: { phase: current, exitCode: exit.exitCode } }) : new TestFailure(msg);
+      }
+      if (machine.state === 'stopped') throw new InfrastructureError(`${where}: machine ${machine.name} stopped during nixos-anywhere's ${current} phase:\n${machine.log.lastLines(20).join('\n')}`);
+      const woke = new Promise<void>((r) => (wake = r));
+      const r = await raceDeadline(Promise.race([woke, exited]), deadline);
+      if (r.timedOut) {
+        const awaited = current === 'kexec' ? 'the machine to come back from kexec into the installer (nixos-anywhere waits forever)' : `nixos-anywhere's ${current} phase to finish`;
+        throw new TimeoutError(current === 'kexec' || current === 'reboot' || current === 'connect' ? 'infrastructure' : 'test-failure', { awaited, deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
+      }
+    }
+  };
+
+  try {
+    let current: AnywhereStep = 'connect';
+    for (;;) {
+      const step: AnywhereStep = current;
+      const next: AnywhereStep | 'exit' = await run(step, () => nextBoundary(step, Deadline.after(timeouts[step], `nixos-anywhere's ${step} phase`)), { timeout: timeouts[step] + 5_000 });
+      if (next === 'exit') break;
+      current = next;
+    }
+  } finally {
+    machine.off('state', onState);
+    await child.stop(2000).catch(() => undefined);
+  }
+  if (!phases.includes('reboot')) return { rebooted: false, output: output.join('\n') };
+  const system = o.system ?? (o.storePaths ? storePathOf(o.storePaths[1]) : undefined);
+  const report = await run('first boot', async () => {
+    // The installed system: booted from the disk (a NixOS system, not the kexec installer), on a boot of its own.
+    const deadline = Deadline.after(timeouts['first boot'], 'the installed system to come up');
+    const reset = await pollUntil(() => (machine.boots > bootsBefore ? true : undefined), { deadline, intervalMs: 200 });
+    if (reset.timedOut) throw new TimeoutError('test-failure', { awaited: 'the machine to reset after nixos-anywhere rebooted it', deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
+    await machine.waitForShell({ deadline });
+    await machine.waitUntilSucceeds(`[ -e /run/booted-system ] && ! grep -qw fleetlab.installer=kexec /proc/cmdline && [ "$(cat /proc/sys/kernel/random/boot_id)" != ${bootBefore} ]`, { deadline });
+    const r = await verifyInstalled(machine, { hostname: o.expect?.hostname, generation: o.expect?.generation ?? 1 }, system, where);
+    // A reinstalled machine has a new host key: SSH pins the one it has now.
+    (await machine.ssh({ expectNewHostKey: true })).close();
+    return r;
+  }, { timeout: timeouts['first boot'] + 5_000 });
+  return { ...report, rebooted: true, output: output.join('\n') };
+}
+
+/** `/nix/store/<name>` of a path in a store directory (`<dir>/nix/store/<name>/...`), or the path itself. */
+function storePathOf(p: string): string {
+  const m = /(\/nix\/store\/[^/]+)/.exec(p);
+  return m ? m[1]! : p;
+}
+
+function findCommand(cmd: string): string | undefined {
+  if (cmd.includes('/')) return existsSync(cmd) ? resolve(cmd) : undefined;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) if (dir && existsSync(join(dir, cmd))) return join(dir, cmd);
+  return undefined;
+}
