@@ -2,7 +2,10 @@
 // manual steps, the CD ejected through QMP, systemd-boot from the disk, then generation 2) and SD image on
 // aarch64-uboot (the root grown to the card at the first boot, extlinux), each phase a step in the report and what
 // was installed in JUnit; bad options are configuration errors before any QEMU starts; a system the installer lacks
-// fails the install phase with nixos-install's message.
+// fails the install phase with nixos-install's message. nixos-anywhere (the testbed's stand-in for the command) from
+// a running x86_64-uefi testbed: kexec, disko, install, reboot as steps; too little memory refused before it starts;
+// an SSH server that is down and a kexec that never returns end their steps at the deadline as infrastructure errors
+// with the console tail, leaving no process behind; a second run over a half-finished disk installs cleanly.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -82,5 +85,57 @@ describe('install flows', () => {
     expect(names(wrong.steps)).toEqual(expect.arrayContaining(['passed format', 'failed install']));
     expect(wrong.error.message).toMatch(/nixos-install exited 1:[\s\S]*is not a NixOS system in this installer's store/);
     expect(existsSync(join(out, 'junit.xml'))).toBe(true);
+  }, 620_000);
+
+  it('nixos-anywhere: kexec, disko, install, reboot on x86_64-uefi; too little memory, SSH down, a kexec that never returns, a half-finished disk', async () => {
+    const out = join(dir, 'anywhere');
+    const run = await execa(process.execPath, [cli, 'run', 'scenarios/install.ts', 'harness/install/fixtures/install-faults.ts', '--grep', '^nixos-anywhere(: x86_64-uefi| on a machine| to a machine| whose kexec| over a half)', '--workers', '2', '--output', out], {
+      cwd: root,
+      reject: false,
+      timeout: 600_000,
+      env: { CI: 'true', NO_COLOR: '1' },
+    });
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    const byName = (n: string) => report.results.find((c: { scenario: string }) => c.scenario === n)?.attempts.at(-1);
+    const names = (steps: Step[]): string[] => steps.flatMap((s) => [`${s.status} ${s.name}`, ...names(s.steps)]);
+    const detail = run.stdout.slice(-4000);
+
+    const ok = byName('nixos-anywhere: x86_64-uefi');
+    expect(ok?.status, detail).toBe('passed');
+    expect(names(ok.steps)).toEqual(['passed boot target', 'passed connect', 'passed kexec', 'passed disko', 'passed install', 'passed reboot', 'passed first boot', 'passed update to generation 2 and reboot into it']);
+    expect(ok.properties).toMatchObject({ 'install.kind': 'nixos-anywhere', 'install.root': '/dev/vda2', 'install.bootloader': 'systemd-boot', 'install.generation': '1' });
+    const said = ok.output.join('\n');
+    for (const line of ['### Switching system into kexec ###', '### Formatting hard drive with disko ###', '### Installing NixOS ###', 'installation finished!']) expect(said).toContain(line);
+
+    const memory = byName('nixos-anywhere on a machine with too little memory');
+    expect(memory?.status, detail).toBe('error');
+    expect(memory.error.kind).toBe('configuration');
+    expect(memory.error.message).toMatch(/has \d+ MiB of RAM; nixos-anywhere's kexec installer needs about 1536 MiB/);
+    expect(names(memory.steps)).not.toContain('passed connect');
+
+    const refused = byName('nixos-anywhere to a machine whose SSH server is down');
+    expect(refused?.status, detail).toBe('error');
+    expect(refused.error.kind).toBe('infrastructure');
+    expect(refused.error.message).toMatch(/after 20 s .*waiting for nixos-anywhere's connect phase/);
+    expect(refused.error.message).toMatch(/### Uploading install SSH keys ###/);
+
+    const hang = byName('nixos-anywhere whose kexec never comes back');
+    expect(hang?.status, detail).toBe('error');
+    expect(hang.error.kind).toBe('infrastructure');
+    expect(hang.error.message).toMatch(/after 45 s .*waiting for the machine to come back from kexec into the installer/);
+    // The console tail shows how far the kexec'd kernel got.
+    expect(hang.error.message).toMatch(/Run \/hang as init process/);
+    expect(names(hang.steps)).toContain('failed kexec');
+    expect(hang.durationMs).toBeLessThan(150_000);
+
+    const half = byName('nixos-anywhere over a half-finished install');
+    expect(half?.status, detail).toBe('passed');
+    // The second run found the installer running: no kexec; disko started the disk over.
+    expect(names(half.steps).filter((s) => s === 'passed kexec')).toHaveLength(1);
+    expect(names(half.steps)).toContain('passed nothing of the first run is left');
+
+    // nixos-anywhere and its ssh children are gone.
+    const left = (await execa('pgrep', ['-af', 'machines/testbed/nixos-anywhere'], { reject: false })).stdout.trim();
+    expect(left).toBe('');
   }, 620_000);
 });

@@ -152,7 +152,13 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
       const r = await raceDeadline(Promise.race([woke, exited]), deadline);
       if (r.timedOut) {
         const awaited = current === 'kexec' ? 'the machine to come back from kexec into the installer (nixos-anywhere waits forever)' : `nixos-anywhere's ${current} phase to finish`;
-        throw new TimeoutError(current === 'kexec' || current === 'reboot' || current === 'connect' ? 'infrastructure' : 'test-failure', { awaited, deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
+        throw new TimeoutError(current === 'kexec' || current === 'reboot' || current === 'connect' ? 'infrastructure' : 'test-failure', {
+          awaited,
+          deadline,
+          machine: machine.name,
+          lastLines: machine.log.lastLines(20),
+          hint: `nixos-anywhere's last lines:\n${tail()}\nTo allow more time: timeouts: { ${current === 'first boot' ? "'first boot'" : current}: ms }.`,
+        });
       }
     }
   };

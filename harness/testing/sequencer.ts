@@ -18,7 +18,8 @@ const SECONDS: Record<string, number> = {
   'lab/boards.test.ts': 75,
   'lab/leases.test.ts': 25,
   'harness/browser/browser.test.ts': 30,
-  'harness/install/install.test.ts': 160,
+  'harness/install/install.test.ts': 260,
+  'harness/install/install-matrix.test.ts': 200,
 };
 
 export default class LongestFirst extends BaseSequencer {
