@@ -24,6 +24,22 @@ interface Step {
   steps: Step[];
 }
 
+/** The steps of a case as "status name" lines, nested ones after their parent. */
+const names = (steps: Step[]): string[] => steps.flatMap((s) => [`${s.status} ${s.name}`, ...names(s.steps)]);
+
+/** Runs the cases of scenarios/install.ts and the fault fixtures that `grep` picks; their last attempts by name. */
+async function runCases(out: string, grep: string) {
+  const run = await execa(process.execPath, [cli, 'run', 'scenarios/install.ts', 'harness/install/fixtures/install-faults.ts', '--grep', grep, '--workers', '2', '--output', out], {
+    cwd: root,
+    reject: false,
+    timeout: 600_000,
+    env: { CI: 'true', NO_COLOR: '1' },
+  });
+  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+  const byName = (n: string) => report.results.find((c: { scenario: string }) => c.scenario === n)?.attempts.at(-1);
+  return { byName, detail: run.stdout.slice(-4000) };
+}
+
 describe('install flows', () => {
   let dir: string;
   beforeAll(async () => {
@@ -45,16 +61,7 @@ describe('install flows', () => {
 
   it('ISO install on x86_64-uefi and SD image on aarch64-uboot end booted from their own disks; bad input fails before anything boots', async () => {
     const out = join(dir, 'run');
-    const run = await execa(process.execPath, [cli, 'run', 'scenarios/install.ts', 'harness/install/fixtures/install-faults.ts', '--grep', '^(ISO install: x86_64-uefi|SD image: aarch64-uboot|missing|unparsable|unknown phase|a system the installer) ', '--workers', '2', '--output', out], {
-      cwd: root,
-      reject: false,
-      timeout: 600_000,
-      env: { CI: 'true', NO_COLOR: '1' },
-    });
-    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
-    const byName = (n: string) => report.results.find((c: { scenario: string }) => c.scenario === n)?.attempts.at(-1);
-    const names = (steps: Step[]): string[] => steps.flatMap((s) => [`${s.status} ${s.name}`, ...names(s.steps)]);
-    const detail = run.stdout.slice(-4000);
+    const { byName, detail } = await runCases(out, '^(ISO install: x86_64-uefi|SD image: aarch64-uboot|missing|unparsable|unknown phase|unknown nixos-anywhere phase|a system the installer) ');
 
     const iso = byName('ISO install: x86_64-uefi');
     expect(iso?.status, detail).toBe('passed');
@@ -72,6 +79,7 @@ describe('install flows', () => {
       ['unparsable disk size', /install.fromIso\(pc\): target.disk: "four gigs" is no size/],
       ['unknown phase', /timeouts: unknown phase "kexec"; phases are: boot installer, partition, format, install, eject, first boot/],
       ['missing SD image', /install.sdImage\(board\): image: .*no-such-sd-image.img does not exist/],
+      ['unknown nixos-anywhere phase', /install.nixosAnywhere\(host\): phases: unknown phase "partition"; nixos-anywhere's phases are kexec, disko, install, reboot/],
     ] as const) {
       const c = byName(name);
       expect(c?.status, `${name}: ${detail}`).toBe('error');
@@ -89,16 +97,7 @@ describe('install flows', () => {
 
   it('nixos-anywhere: kexec, disko, install, reboot on x86_64-uefi; too little memory, SSH down, a kexec that never returns, a half-finished disk', async () => {
     const out = join(dir, 'anywhere');
-    const run = await execa(process.execPath, [cli, 'run', 'scenarios/install.ts', 'harness/install/fixtures/install-faults.ts', '--grep', '^nixos-anywhere(: x86_64-uefi| on a machine| to a machine| whose kexec| over a half)', '--workers', '2', '--output', out], {
-      cwd: root,
-      reject: false,
-      timeout: 600_000,
-      env: { CI: 'true', NO_COLOR: '1' },
-    });
-    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
-    const byName = (n: string) => report.results.find((c: { scenario: string }) => c.scenario === n)?.attempts.at(-1);
-    const names = (steps: Step[]): string[] => steps.flatMap((s) => [`${s.status} ${s.name}`, ...names(s.steps)]);
-    const detail = run.stdout.slice(-4000);
+    const { byName, detail } = await runCases(out, '^nixos-anywhere(: x86_64-uefi| on a machine| to a machine| whose kexec| over a half)');
 
     const ok = byName('nixos-anywhere: x86_64-uefi');
     expect(ok?.status, detail).toBe('passed');

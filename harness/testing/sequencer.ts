@@ -15,11 +15,11 @@ const SECONDS: Record<string, number> = {
   'harness/runner/cli-run.test.ts': 72,
   'harness/qemu/warm-start.test.ts': 66,
   'harness/package/package.test.ts': 30,
-  'lab/boards.test.ts': 75,
+  'lab/boards.test.ts': 145,
   'lab/leases.test.ts': 25,
   'harness/browser/browser.test.ts': 30,
   'harness/install/install.test.ts': 260,
-  'harness/install/install-matrix.test.ts': 200,
+  'harness/install/install-matrix.test.ts': 290,
 };
 
 export default class LongestFirst extends BaseSequencer {
