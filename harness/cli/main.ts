@@ -176,7 +176,7 @@ await yargs(hideBin(process.argv))
     y
       .command(
         'build [names..]',
-        'Build the testbed guest images from Debian packages and the boot disks of the profiles that use them (cached by a hash of their inputs)',
+        'Build the testbed guest images from Debian packages, the boot disks of the profiles that use them and their install media (installer ISOs, SD images), cached by a hash of their inputs',
         (y) =>
           y
             .positional('names', { type: 'string', array: true, describe: `Testbeds to build (default: all: ${Object.keys(testbedRecipes).join(', ')})` })
