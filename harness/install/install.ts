@@ -190,7 +190,7 @@ export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: St
 }
 
 /** A configuration error about option `field` of the flow `where`. */
-function badOption(where: string) {
+export function badOption(where: string) {
   return (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
 }
 
@@ -246,7 +246,8 @@ export async function verifyInstalled(machine: QemuMachine, expect: { hostname?:
   return { booted, hostname, bootloader, root, firmware, rootBytes };
 }
 
-function phaseTimeouts<P extends string>(given: Partial<Record<P, number>> | undefined, defaults: Record<P, number>, where: string): Record<P, number> {
+/** The phases' budgets: `given` over `defaults`; an unknown phase or a budget that is no duration is a configuration error. */
+export function phaseTimeouts<P extends string>(given: Partial<Record<P, number>> | undefined, defaults: Record<P, number>, where: string): Record<P, number> {
   for (const [k, v] of Object.entries(given ?? {})) {
     if (!(k in defaults)) throw new ConfigurationError(`${where}: timeouts: unknown phase "${k}"; phases are: ${Object.keys(defaults).join(', ')}`, { details: { field: 'timeouts', value: k } });
     if (typeof v !== 'number' || !(v > 0)) throw new ConfigurationError(`${where}: timeouts.${k}: ${String(v)} is no duration; give milliseconds`, { details: { field: `timeouts.${k}`, value: v } });

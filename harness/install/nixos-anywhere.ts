@@ -6,11 +6,11 @@
 // nothing of the testbed's stand-in for it.
 import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { ConfigurationError, InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
+import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised } from '../process/supervisor.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import { Deadline, pollUntil, raceDeadline } from '../time/deadline.ts';
-import { standaloneSteps, verifyInstalled, type InstallReport, type StepRunner } from './install.ts';
+import { badOption, phaseTimeouts, standaloneSteps, verifyInstalled, type InstallReport, type StepRunner } from './install.ts';
 
 /** nixos-anywhere's phases (--phases), in order. */
 export const ANYWHERE_PHASES = ['kexec', 'disko', 'install', 'reboot'] as const;
@@ -66,7 +66,7 @@ export interface NixosAnywhereOptions {
  */
 export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
   const where = `install.nixosAnywhere(${machine.name})`;
-  const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`${where}: ${field}: ${msg}`, { details: { field, value } });
+  const bad = badOption(where);
   const command = findCommand(o.command ?? 'nixos-anywhere');
   if (!command) throw bad('command', o.command ?? 'nixos-anywhere', `${o.command ?? 'nixos-anywhere'} is not a file nor on PATH; install nixos-anywhere (nix profile install github:nix-community/nixos-anywhere) or give its path`);
   if (!o.storePaths === !o.flake) throw bad('storePaths', o.storePaths, 'give either storePaths: [disko-script, nixos-system] or flake: "<uri>#<host>"');
@@ -77,11 +77,7 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
   if (o.flake !== undefined && !/^[^\s'"]+#[^\s'"]+$/.test(o.flake)) throw bad('flake', o.flake, 'expected a flake output reference, like .#myhost');
   if (o.kexec !== undefined && !existsSync(o.kexec)) throw bad('kexec', o.kexec, `${o.kexec} does not exist`);
   for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
-  for (const [k, v] of Object.entries(o.timeouts ?? {})) {
-    if (!(k in DEFAULT_MS)) throw bad('timeouts', k, `unknown phase "${k}"; phases are: ${Object.keys(DEFAULT_MS).join(', ')}`);
-    if (typeof v !== 'number' || !(v > 0)) throw bad(`timeouts.${k}`, v, 'give milliseconds');
-  }
-  const timeouts = { ...DEFAULT_MS, ...(o.timeouts ?? {}) };
+  const timeouts = phaseTimeouts(o.timeouts, DEFAULT_MS, where);
   if (o.identity !== undefined && !existsSync(o.identity)) throw bad('identity', o.identity, `${o.identity} does not exist`);
   const minMiB = o.minMemoryMiB ?? 1536;
   const phases = o.phases ?? [...ANYWHERE_PHASES];
@@ -116,7 +112,8 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
     '--target-host', `${user}@127.0.0.1`,
   ];
   const output: string[] = [];
-  let marker: { step: AnywhereStep; at: number } | undefined;
+  /** The phase nixos-anywhere's latest step line began. */
+  let marked: AnywhereStep | undefined;
   let wake = () => {};
   const child = spawnSupervised('nixos-anywhere', command, args, {
     processGroup: true,
@@ -126,7 +123,7 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
       const m = /^### (.*) ###$/.exec(line.trim());
       const step = m && MARKERS.find(([re]) => re.test(m[1]!))?.[1];
       if (step) {
-        marker = { step, at: output.length };
+        marked = step;
         wake();
       }
     },
@@ -139,7 +136,7 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
   /** Resolves with the step that began after `current`, or "exit" once nixos-anywhere is done; throws on its failure. */
   const nextBoundary = async (current: AnywhereStep, deadline: Deadline): Promise<AnywhereStep | 'exit'> => {
     for (;;) {
-      if (marker && marker.step !== current) return marker.step;
+      if (marked && marked !== current) return marked;
       if (!child.running) {
         const exit = child.exitStatus!;
         if (exit.exitCode === 0) return 'exit';

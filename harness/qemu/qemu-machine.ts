@@ -102,13 +102,13 @@ export interface StartReport {
 }
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
-/** A mebibyte. */
-const MiB = 1024 * 1024;
 export const KVM_SIGN_OF_LIFE_MS = 20_000;
 /** A serial login prompt with no backdoor greeting this long after it means the image has no test instrumentation. */
 export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
+/** A mebibyte. */
+const MiB = 1024 * 1024;
+
 /** A QEMU VM that implements the Power, Shell, Screen and Media protocols and exposes its consoles. */
-/** A QEMU VM that implements the Power, Shell and Screen protocols and exposes its consoles. */
 export class QemuMachine extends ShellMachine implements Power, Shell, Screen, Media {
   readonly name: string;
   readonly profile: MachineProfile;
@@ -629,27 +629,19 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
       const disks = boot.image ? (this.disks ??= [await this.overlayOf(await this.userImage(boot.image))]) : undefined;
       return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append, disks, fwCfgHostname: this.name };
     }
-    if (this.media) {
-      // An install flow's media instead of the profile's disk; a testbed profile still says whose keys the system has.
-      if (boot.kind === 'testbed-disk') {
-        const img = await testbedImage(boot.image, this.profile.name, log);
-        this.testbedSsh = img.ssh;
-        this.testbed = img;
-      }
-      const disks = (this.disks ??= await this.mediaDisks(this.media));
-      return this.profile.firmware.kind === 'raspi' ? this.raspiBoot(disks, runDir, hostname) : { disks, fwCfgHostname: this.name };
-    }
-    let source: LaunchDisk;
-    if (boot.kind === 'testbed-disk') {
-      const img = await testbedImage(boot.image, this.profile.name, log);
+    // A testbed disk profile says whose system (and SSH keys) the machine has, even when an install flow's media
+    // (useMedia) replace the disk it would boot.
+    const img = boot.kind === 'testbed-disk' ? await testbedImage(boot.image, this.profile.name, log) : undefined;
+    if (img) {
       this.testbedSsh = img.ssh;
       this.testbed = img;
-      this.bootDisk = await testbedSource().bootDisk(img, boot.layout, boot.append, { log });
-      source = { path: this.bootDisk.path, format: 'raw', media: 'disk' };
-    } else {
-      source = await this.userImage(boot.image, boot.format, boot.media);
     }
-    const disks = (this.disks ??= [await this.overlayOf(source)]);
+    const profileDisk = async (): Promise<LaunchDisk> => {
+      if (boot.kind !== 'testbed-disk') return this.userImage(boot.image, boot.format, boot.media);
+      this.bootDisk = await testbedSource().bootDisk(img!, boot.layout, boot.append, { log });
+      return { path: this.bootDisk.path, format: 'raw', media: 'disk' };
+    };
+    const disks = (this.disks ??= this.media ? await this.mediaDisks(this.media) : [await this.overlayOf(await profileDisk())]);
     if (this.profile.firmware.kind === 'raspi') return this.raspiBoot(disks, runDir, hostname);
     return { disks, fwCfgHostname: this.name };
   }
@@ -699,21 +691,16 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
 
   /** The disks useMedia() asked for: this machine's overlay (blank, or on the image) and the CD-ROM. */
   private async mediaDisks(m: MediaSpec): Promise<LaunchDisk[]> {
-    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
-    const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
-    await rm(overlay, { force: true });
+    let disk: LaunchDisk;
     if ('blank' in m.disk) {
+      const overlay = await this.overlayPath();
       await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', overlay, String(m.disk.blank)], { timeout: 30_000 });
       this.log.note(`disk: blank, ${Math.round(m.disk.blank / MiB)} MiB (${overlay})`);
+      disk = { path: overlay, format: 'qcow2', media: 'disk' };
     } else {
-      const source = await this.userImage(m.disk.image, m.disk.format, 'disk');
-      this.diskSources.push(source);
-      await createOverlay(source.path, source.format, overlay, { size: m.disk.size, powerOfTwo: this.profile.qemu.diskBus === 'sd' });
-      this.log.note(`disk: ${source.path} written to a ${m.disk.size ? `${Math.round(m.disk.size / MiB)} MiB` : 'disk of its size'} (overlay ${overlay}; the image itself is not written)`);
+      disk = await this.overlayOf(await this.userImage(m.disk.image, m.disk.format, 'disk'), m.disk.size);
     }
-    const disks: LaunchDisk[] = [{ path: overlay, format: 'qcow2', media: 'disk' }];
-    if (m.cdrom) disks.push({ path: resolve(m.cdrom), format: 'raw', media: 'cdrom' });
-    return disks;
+    return m.cdrom ? [disk, { path: resolve(m.cdrom), format: 'raw', media: 'cdrom' }] : [disk];
   }
 
   /** A disk or ISO the user names, checked and with its format found. */
@@ -732,18 +719,23 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     if (efiVars && this.efiVars) await copyFile(efiVars, this.efiVars);
   }
 
-  /** A disk as this machine sees it: a qcow2 overlay of the image (ISOs attach read-only as they are). */
-  private async overlayOf(source: LaunchDisk): Promise<LaunchDisk> {
+  /** A disk as this machine sees it: a qcow2 overlay of the image, of `size` bytes if given (ISOs attach read-only as they are). */
+  private async overlayOf(source: LaunchDisk, size?: number): Promise<LaunchDisk> {
     if (source.media === 'cdrom') {
       if (this.profile.qemu.diskBus === 'sd') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) has only an SD card slot; it cannot boot the ISO ${source.path}.`, { details: { field: 'boot.image', value: source.path } });
       return source;
     }
-    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
-    const overlay = join(this.stateDir, `${this.name}.disk0.qcow2`);
+    const overlay = await this.overlayPath();
     this.diskSources.push(source);
-    await createOverlay(source.path, source.format, overlay, { powerOfTwo: this.profile.qemu.diskBus === 'sd' });
-    this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format}); the image itself is not written`);
+    await createOverlay(source.path, source.format, overlay, { size, powerOfTwo: this.profile.qemu.diskBus === 'sd' });
+    this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format})${size ? `, a ${Math.round(size / MiB)} MiB disk` : ''}; the image itself is not written`);
     return { path: overlay, format: 'qcow2', media: 'disk' };
+  }
+
+  /** Where this machine's disk overlay lives (in its state dir, made on first use). */
+  private async overlayPath(): Promise<string> {
+    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
+    return join(this.stateDir, `${this.name}.disk0.qcow2`);
   }
 
   /** Connects QMP and every console while the VM is paused, so no byte is missed. */
@@ -1020,16 +1012,17 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     }
   }
 
+  /** The SSH user and private key fleetlab's testbed accepts (undefined for other images: pass your own). */
+  get sshIdentity(): { user: string; privateKey: string } | undefined {
+    return this.testbedSsh ? { user: this.testbedSsh.user, privateKey: this.testbedSsh.privateKey } : undefined;
+  }
+
   /**
    * An SSH session into the guest (ssh2), through the restricted forward the scenario's `ssh: true` gives the machine.
    * The testbed's user, key and host key are known; for other images pass user and privateKey. The host key is pinned:
    * the testbed's, else the first one seen; a different one fails unless `expectNewHostKey` (a reinstall) re-pins it.
    * Retries until the guest's server answers, within the timeout and the machine's life.
    */
-  /** The SSH user and private key fleetlab's testbed accepts (undefined for other images: pass your own). */
-  get sshIdentity(): { user: string; privateKey: string } | undefined {
-    return this.testbedSsh ? { user: this.testbedSsh.user, privateKey: this.testbedSsh.privateKey } : undefined;
-  }
 
   async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);

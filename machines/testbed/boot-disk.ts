@@ -24,7 +24,8 @@ export type { BootLayout } from '../../harness/qemu/profile.ts';
 export type { BootDisk, BootEntry } from '../../harness/qemu/testbed-source.ts';
 
 const here = sourceDir(import.meta.url);
-const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
+/** The generation builder and the guest scripts every generation carries: part of what a disk's cache key covers. */
+export const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */
 const FAT_UUID = `${FAT_SERIAL.slice(0, 4)}-${FAT_SERIAL.slice(4)}`.toUpperCase();

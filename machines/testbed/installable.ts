@@ -13,13 +13,13 @@ import { ConfigurationError } from '../../harness/errors/fleetlab-error.ts';
 import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import type { BootLayout } from '../../harness/qemu/profile.ts';
 import type { InstallableSystem, TestbedImage } from '../../harness/qemu/testbed-source.ts';
-import { GEN1, grubImage, oneLine, type FatFile } from './boot-disk.ts';
+import { GEN1, GENERATION_FILES, grubImage, oneLine, type FatFile } from './boot-disk.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
 import { buildGeneration, storeHash } from './generations.ts';
 import { testbedRecipes } from './index.ts';
 
-const here = sourceDir(import.meta.url);
-const INPUTS = ['boot-disk.ts', 'generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
+/** The files what this module builds comes from (itself, the disk builder's helpers, the generations): part of cache keys. */
+export const SYSTEM_INPUTS = [sourceFile(import.meta.url), join(sourceDir(import.meta.url), 'boot-disk.ts'), ...GENERATION_FILES];
 /** Where an installed GRUB finds its boot partition: the partition holding this file. */
 const INSTALLED_GRUB_CFG = '/grub/grub.cfg';
 
@@ -160,7 +160,7 @@ export async function ensureInstallableSystem(image: TestbedImage, layout: BootL
   const arch = archOf(image);
   const disk = opts.disk ?? '/dev/vda';
   if (!/^\/dev\/[a-z0-9]+$/.test(disk)) throw new ConfigurationError(`disk "${disk}": give the target disk's device, like /dev/vda or /dev/nvme0n1`);
-  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...INPUTS].map((f) => readFile(f))));
+  const builder = Buffer.concat(await Promise.all(SYSTEM_INPUTS.map((f) => readFile(f))));
   const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0${disk}\0`).update(builder).digest('hex');
   return viaIndex(
     cacheDir('images', `installable-${image.recipe}-${layout}.index.json`),

@@ -11,25 +11,20 @@ import { join } from 'node:path';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
-import { sourceDir, sourceFile } from '../../harness/package-files.ts';
+import { sourceFile } from '../../harness/package-files.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import type { InstallerIso, TestbedImage } from '../../harness/qemu/testbed-source.ts';
 import type { BootLayout } from '../../harness/qemu/profile.ts';
 import { fatImage, GEN1, grubImage, oneLine } from './boot-disk.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
-import { buildInstallableSystem } from './installable.ts';
+import { buildInstallableSystem, INSTALL_LAYOUTS, loaderPackages, SYSTEM_INPUTS } from './installable.ts';
 import { testbedRecipes } from './index.ts';
 
-const here = sourceDir(import.meta.url);
-const INPUTS = ['boot-disk.ts', 'generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
 const BUILDING = 'building the installer ISO';
 /** The file GRUB on the CD finds its own partition by (its grub.cfg sits beside it). */
 const ISO_MARK = '/boot/grub/fleetlab-installer';
-/** The package of each layout's loader binaries, among the ISO's packages. */
-const LOADER_PACKAGE: Record<string, string> = { 'grub-bios': 'grub-pc-bin', 'systemd-boot': 'systemd-boot-efi', 'grub-efi-ia32': 'grub-efi-ia32-bin' };
-
-/** What an installer can install: the layouts of x86 machines booting from a disk through their firmware. */
-export const ISO_LAYOUTS = ['grub-bios', 'systemd-boot', 'grub-efi-ia32'] as const;
+/** What the installer ISO can install: the layouts of x86 machines booting from a disk through their firmware. */
+export const ISO_LAYOUTS = INSTALL_LAYOUTS;
 
 /** Builds (or finds in the cache) the installer ISO whose system installs in `layout`; `append` goes on its kernel command lines. */
 export async function ensureInstallerIso(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void } = {}): Promise<InstallerIso> {
@@ -37,14 +32,18 @@ export async function ensureInstallerIso(image: TestbedImage, layout: BootLayout
     throw new ConfigurationError(`the testbed's installer ISO installs systems that boot with ${ISO_LAYOUTS.join(', ')}; layout "${layout}" boots from an SD image or a kernel (use install.sdImage)`);
   }
   if (testbedRecipes[image.recipe]!.debArch !== 'amd64') throw new ConfigurationError(`the testbed's installer ISO is built for x86_64 testbeds; ${image.recipe} is not one`);
-  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...INPUTS].map((f) => readFile(f))));
+  // The system on the CD is installable.ts's, so its inputs are part of the ISO's key.
+  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...SYSTEM_INPUTS].map((f) => readFile(f))));
   const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0`).update(builder).digest('hex');
   return viaIndex(
     cacheDir('images', `iso-${image.recipe}-${layout}.index.json`),
     `${local}|${await aptListsStamp()}`,
     (iso) => existsSync(iso.path),
     async () => {
-      const pkgs = await Promise.all(['grub-pc-bin', 'grub-efi-amd64-bin', 'grub-efi-ia32-bin', 'systemd-boot-efi'].map((p) => resolvePackage(p, 'amd64')));
+      // GRUB for the CD's three boots, and the loader of the system it installs.
+      const cd = await Promise.all(['grub-pc-bin', 'grub-efi-amd64-bin', 'grub-efi-ia32-bin'].map((p) => resolvePackage(p, 'amd64')));
+      const loader = await loaderPackages(layout, 'amd64');
+      const pkgs = [...cd, ...loader.filter((l) => !cd.some((p) => p.name === l.name))];
       const h = createHash('sha256').update(local);
       for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
       const key = h.digest('hex').slice(0, 16);
@@ -53,18 +52,18 @@ export async function ensureInstallerIso(image: TestbedImage, layout: BootLayout
         opts.log?.(`building the installer ISO for ${layout} systems on testbed ${image.recipe} into ${dir}`);
         const bl = join(work, 'bootloader');
         for (const p of pkgs) await unpackDeb(p, bl);
-        const iso = await buildIso(image, layout, oneLine(append), work, bl, join(out, 'installer.iso'), pkgs);
+        const iso = await buildIso(image, layout, oneLine(append), work, bl, join(out, 'installer.iso'), loader);
         return { ...iso, path: join(dir, 'installer.iso'), key };
       });
     },
   );
 }
 
-async function buildIso(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, out: string, pkgs: DebPackage[]): Promise<Omit<InstallerIso, 'key'>> {
+async function buildIso(image: TestbedImage, layout: BootLayout, append: string, work: string, bl: string, out: string, loader: DebPackage[]): Promise<Omit<InstallerIso, 'key'>> {
   const root = join(work, 'iso');
   await mkdir(join(root, 'boot/grub'), { recursive: true });
   // The system to install: generation 1 with its loader binaries, its closure registered for nixos-install.
-  const g = await buildInstallableSystem(image, layout, append, work, bl, root, pkgs.filter((p) => LOADER_PACKAGE[layout] === p.name));
+  const g = await buildInstallableSystem(image, layout, append, work, bl, root, loader);
   const registry = join(root, 'nix/var/nix/closures');
   await mkdir(registry, { recursive: true });
   await writeFile(join(registry, g.system.split('/').pop()!), g.closure.join('\n') + '\n');
