@@ -41,6 +41,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   fdtput: 'device-tree-compiler',
   tshark: 'tshark',
   nix: 'nix-bin',
+  'nix-store': 'nix-bin',
 };
 
 /** The absolute path of `cmd` on PATH (or as given, if absolute), or undefined. */

@@ -17,6 +17,11 @@ export interface TestbedImage {
   initrd: string;
   /** An ext4 root filesystem (label "nixos") holding the same system, for root= on the kernel command line. */
   rootfs?: string;
+  /**
+   * Stage 2's system as a cpio archive, where it holds more than the initramfs (a recipe's rootPackages, such as
+   * Nix): disk roots unpack this instead of the initrd.
+   */
+  stage2?: string;
   kernelVersion: string;
   /** Device trees by file name (bcm2837-rpi-3-b.dtb), patched as the recipe says. */
   deviceTrees: Record<string, string>;
@@ -91,6 +96,11 @@ let registered: TestbedSource | undefined;
 /** Registers the testbed recipes (machines/testbed/register.ts does, imported by the CLI and the public API). */
 export function registerTestbedSource(source: TestbedSource): void {
   registered = source;
+}
+
+/** The registered source, if any (no error: for checks that can also wait until a machine starts). */
+export function registeredTestbedSource(): TestbedSource | undefined {
+  return registered;
 }
 
 /** The registered source; a configuration error when a profile names a testbed and none is registered. */

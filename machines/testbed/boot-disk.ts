@@ -11,6 +11,7 @@ import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { buildOnce, viaIndex } from '../../harness/cache/cached-build.ts';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import { sourceDir, sourceFile } from '../../harness/package-files.ts';
+import { registerClosure, REGISTRATION_VERSION } from '../../harness/nixos/nix-store.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import { bootLayouts } from '../../harness/qemu/profile.ts';
 import { aptListsStamp, resolvePackage, unpackDeb, type DebPackage } from './debian-packages.ts';
@@ -41,7 +42,7 @@ export async function ensureBootDisk(image: TestbedImage, layout: BootLayout, ap
   if (!(layout in LAYOUT_BUILDERS)) throw new ConfigurationError(`boot layout "${layout}" is unknown; have: ${bootLayouts.join(', ')}`);
   const arch = testbedRecipes[image.recipe]!.debArch === 'arm64' ? 'arm64' : 'amd64';
   // The disk holds generation 1, so its builder and the guest scripts it carries are part of its key.
-  const builder = Buffer.concat(await Promise.all([sourceFile(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f))));
+  const builder = Buffer.concat([...(await Promise.all([sourceFile(import.meta.url), ...GENERATION_FILES].map((f) => readFile(f)))), Buffer.from(`registration ${REGISTRATION_VERSION}`)]);
   const local = createHash('sha256').update(`${image.key}\0${kind}\0${append}\0`).update(builder).digest('hex');
   // The index spares resolving the bootloader packages through apt on every machine start.
   return viaIndex(
@@ -252,7 +253,8 @@ interface NixosRoot {
 async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, string>, extra?: (dir: string, r: NixosRoot) => Promise<void>): Promise<NixosRoot> {
   const dir = join(i.work, 'root');
   await mkdir(dir, { recursive: true });
-  await execa('cpio', ['--quiet', '-idm', '--no-absolute-filenames'], { cwd: dir, inputFile: i.image.initrd });
+  // Stage 2's system: the initramfs tree, or the larger tree of a recipe with root-only packages (Nix).
+  await execa('cpio', ['--quiet', '-idm', '--no-absolute-filenames'], { cwd: dir, inputFile: i.image.stage2 ?? i.image.initrd });
   const g = await buildGeneration(i.image, i.arch, { version: GEN1.version }, dir);
   const k = kernelPaths(i.image, i.arch);
   const profiles = join(dir, 'nix/var/nix/profiles');
@@ -276,7 +278,12 @@ async function nixosRoot(i: LayoutInput, label: string, conf: Record<string, str
     append,
   };
   await extra?.(dir, r);
-  await ext4Image(r.image, i.arch === 'arm64' ? 160 : 128, label, dir);
+  // A system with Nix has its store registered in its database, as nixos-install and make-disk-image leave it.
+  if (existsSync(join(dir, 'usr/bin/nix-store'))) await registerClosure(dir, g.closure);
+  // Stage 2 with root-only packages is as big as they make it; the others keep their layouts' sizes.
+  const used = Number((await execa('du', ['-sm', '--apparent-size', dir])).stdout.split('\t')[0]);
+  const base = i.arch === 'arm64' ? 160 : 128;
+  await ext4Image(r.image, i.image.stage2 ? Math.max(base, Math.ceil(used * 1.3) + 32) : base, label, dir);
   return r;
 }
 

@@ -36,13 +36,17 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
   const kernelPkg = await resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/);
   const busyboxPkg = await aptShow(recipe.busyboxPackage, recipe.debArch);
   const extraPkgs = await withLibraries(recipe.extraPackages ?? [], recipe.debArch);
-  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs]);
+  // Stage 2's own packages with all their libraries, even those the initramfs has: its copy was pruned to what its
+  // own programs link (fdisk brings libreadline8, whose libhistory only Nix needs).
+  const rootPkgs = await withLibraries(recipe.rootPackages ?? [], recipe.debArch);
+  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs, ...rootPkgs]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
   return buildOnce(dir, !!opts.rebuild, async (out, work) => {
     log(`building testbed ${recipe.name} (${kernelPkg.name} ${kernelPkg.version}, ${busyboxPkg.name} ${busyboxPkg.version}) into ${dir}`);
     const [kernelDeb, busyboxDeb] = await Promise.all([downloadDeb(kernelPkg), downloadDeb(busyboxPkg)]);
     const extraDebs = await Promise.all(extraPkgs.map((p) => downloadDeb(p)));
-    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, extraDebs, { kernel: kernelPkg, busybox: busyboxPkg, extra: extraPkgs });
+    const rootDebs = await Promise.all(rootPkgs.map((p) => downloadDeb(p)));
+    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, extraDebs, rootDebs, { kernel: kernelPkg, busybox: busyboxPkg, extra: [...extraPkgs, ...rootPkgs.filter((p) => !extraPkgs.some((e) => e.name === p.name))] });
     log(`testbed ${recipe.name} ready: ${dir}`);
     return image;
   });
@@ -57,6 +61,7 @@ async function build(
   kernelDeb: string,
   busyboxDeb: string,
   extraDebs: string[],
+  rootDebs: string[],
   pkgs: { kernel: DebPackage; busybox: DebPackage; extra: DebPackage[] },
 ): Promise<TestbedImage> {
   const kx = join(work, 'kernel');
@@ -105,8 +110,17 @@ async function build(
   // Mount points of stage 2 on a disk root (the initramfs creates its own at boot).
   for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'newroot']) await mkdir(join(root, d), { recursive: true });
   await packInitramfs(root, join(out, 'initrd.img'));
+  // Stage 2's system: the initramfs tree and, where the recipe has them, packages for the root filesystem only.
+  let stage2Root = root;
+  if (rootDebs.length) {
+    stage2Root = join(work, 'stage2');
+    await execa('cp', ['-a', root, stage2Root]);
+    await unpackDebs(recipe, rootDebs, work, stage2Root, 'root');
+    await packInitramfs(stage2Root, join(out, 'stage2.cpio'));
+  }
   // The same system as an ext4 root filesystem labelled like NixOS's, for root=LABEL=nixos (stage 1 in /init).
-  await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'nixos', '-d', root, '-E', 'root_owner=0:0', join(out, 'rootfs.ext4'), '160M'], { purpose: `building testbed ${recipe.name}` });
+  const rootfsMiB = Math.max(160, Math.ceil((await treeBytes(stage2Root)) / 1024 / 1024 * 1.3) + 32);
+  await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'nixos', '-d', stage2Root, '-E', 'root_owner=0:0', join(out, 'rootfs.ext4'), `${rootfsMiB}M`], { purpose: `building testbed ${recipe.name}` });
 
   const image: TestbedImage = {
     recipe: recipe.name,
@@ -116,6 +130,7 @@ async function build(
     kernelImage: join(finalDir, 'kernel.img'),
     initrd: join(finalDir, 'initrd.img'),
     rootfs: join(finalDir, 'rootfs.ext4'),
+    ...(rootDebs.length ? { stage2: join(finalDir, 'stage2.cpio') } : {}),
     kernelVersion,
     deviceTrees,
     packages: Object.fromEntries([pkgs.kernel, pkgs.busybox, ...pkgs.extra].map((p) => [p.name, p.version])),
@@ -149,19 +164,33 @@ async function withLibraries(names: string[], arch: string): Promise<DebPackage[
  * and gconv modules left out) and points /bin/sh at the recipe's shell.
  */
 async function addPackages(recipe: TestbedRecipe, debs: string[], work: string, root: string): Promise<void> {
+  await unpackDebs(recipe, debs, work, root, 'extra');
+  if (recipe.shell) {
+    const target = ['bin', 'usr/bin'].map((d) => join(d, recipe.shell!)).find((p) => existsSync(join(root, p)));
+    if (!target) throw new ConfigurationError(`testbed recipe ${recipe.name}: shell "${recipe.shell}" is not in its extraPackages (${(recipe.extraPackages ?? []).join(', ')}).`);
+    await execa('ln', ['-sfn', `/${target}`, join(root, 'bin/sh')]);
+  }
+}
+
+/** Unpacks Debian packages into `root` (no documentation, locales or gconv modules) and prunes unlinked libraries. */
+async function unpackDebs(recipe: TestbedRecipe, debs: string[], work: string, root: string, tag: string): Promise<void> {
   for (const [i, deb] of debs.entries()) {
-    const x = join(work, `extra-${i}`);
+    const x = join(work, `${tag}-${i}`);
     await mkdir(x);
     await execa('dpkg-deb', ['-x', deb, x]);
     await execa('rm', ['-rf', join(x, 'usr/share'), join(x, `usr/lib/${recipe.debArch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/gconv`)]);
     await execa('cp', ['-a', '--no-preserve=ownership', `${x}/.`, root]);
   }
   await pruneLibraries(root, recipe.debArch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu');
-  if (recipe.shell) {
-    const target = ['bin', 'usr/bin'].map((d) => join(d, recipe.shell!)).find((p) => existsSync(join(root, p)));
-    if (!target) throw new ConfigurationError(`testbed recipe ${recipe.name}: shell "${recipe.shell}" is not in its extraPackages (${(recipe.extraPackages ?? []).join(', ')}).`);
-    await execa('ln', ['-sfn', `/${target}`, join(root, 'bin/sh')]);
+}
+
+/** Bytes of the files under `dir` (apparent sizes; a filesystem for it needs some more). */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await lstat(join(e.parentPath, e.name))).size;
   }
+  return total;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The testbed recipes by name, as profiles' boot.image refers to them.
 import type { TestbedRecipe } from './recipe.ts';
 import { aarch64Testbed } from './aarch64.ts';
+import { x86_64NixTestbed } from './nix.ts';
 import { x86_64BashTestbed, x86_64DashTestbed } from './shell-variants.ts';
 import { x86_64Testbed } from './x86_64.ts';
 
@@ -10,4 +11,5 @@ export const testbedRecipes: Record<string, TestbedRecipe> = {
   aarch64: aarch64Testbed,
   'x86_64-dash': x86_64DashTestbed,
   'x86_64-bash': x86_64BashTestbed,
+  'x86_64-nix': x86_64NixTestbed,
 };

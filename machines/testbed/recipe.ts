@@ -38,6 +38,12 @@ export interface TestbedRecipe {
   extraPackages?: string[];
   /** What /bin/sh is: busybox's ash (default), or a shell from extraPackages ('dash', 'bash'). */
   shell?: string;
+  /**
+   * Debian packages (with their shared libraries) for stage 2 only: on the root filesystem (rootfs.ext4 and the
+   * disk images' roots), never in the initramfs, as NixOS keeps Nix in the store and not in stage 1. For what is too
+   * big to load with every boot: Nix's closure is about 80 MB.
+   */
+  rootPackages?: string[];
 }
 
 export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
