@@ -25,7 +25,7 @@ export type { Power } from './protocols/power.ts';
 export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';
 export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';
-export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Bootloader, CrashPoint, SwitchAction } from './nixos/nixos.ts';
+export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Bootloader, CrashPoint, SwitchAction, CopyOptions, CopyResult, CopyVia } from './nixos/nixos.ts';
 export type { GenerationSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';
 export type { BrowserChecks, BrowserOpenOptions } from './browser/browser.ts';
 export type { Page } from 'playwright-core';

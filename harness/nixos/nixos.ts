@@ -2,12 +2,16 @@
 // (nixos-rebuild, nix-env profiles, switch-to-configuration, systemd-boot/GRUB/extlinux files, EFI variables), so a
 // scenario runs unchanged on a real NixOS image; the testbed provides the same commands as stand-ins.
 import { execa } from 'execa';
-import { TestFailure, ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TestFailure, ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import { makeTempDir } from '../process/temp-dirs.ts';
 import { testbedSource } from '../qemu/testbed-source.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
-import { deadlineFrom, sleep } from '../time/deadline.ts';
+import { deadlineFrom, raceDeadline, sleep } from '../time/deadline.ts';
+import { spawnSupervised } from '../process/supervisor.ts';
+import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH } from './nix-store.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { GenerationSpec, Toplevel } from './generation.ts';
 
@@ -35,6 +39,26 @@ export interface ActivationResult {
   failedUnits: string[];
   stdout: string;
   stderr: string;
+}
+
+/** How copyClosure() moves a closure: nix copy over SSH, a tar stream through the shell channel, or nix when it can. */
+export type CopyVia = 'auto' | 'nix' | 'shell';
+
+export interface CopyOptions extends WaitOptions {
+  /** Default auto: nix when the host and the machine have Nix and the machine has ssh: true, else shell. */
+  via?: CopyVia;
+  /** The Nix store URL a store path is copied from (nix copy --from); default the host's own store. */
+  from?: string;
+  /** SSH user and private key file for nix copy; default the testbed's (root and its key). */
+  user?: string;
+  identity?: string;
+}
+
+/** What copyClosure() did: the store paths it copied, those the machine had, and how. */
+export interface CopyResult {
+  copied: string[];
+  present: string[];
+  via: 'nix' | 'shell';
 }
 
 export type SwitchAction = 'switch' | 'boot' | 'test' | 'dry-activate';
@@ -126,10 +150,37 @@ export class NixosHelpers {
   }
 
   /**
-   * Copies the store paths of `top`'s closure that the machine lacks, as `nix copy` does (the testbed's closures are
-   * host directories, sent through the shell channel as a tar stream). Returns what was copied and what was there.
+   * Copies the store paths of `top`'s closure that the machine lacks. Two ways:
+   * - `nix`: `nix copy --to ssh://root@<machine>` from the host's Nix, as nixos-rebuild --target-host and deploy-rs
+   *   do. It needs Nix on the host and on the machine, and the machine's SSH forward (ssh: true). A store path (a
+   *   toplevel you built with nix) is copied from `from` (a Nix store URL; default the host's own store); a testbed
+   *   Toplevel is registered in a Nix database beside its closure first (host nix-store), so it goes the same way.
+   *   The machine's Nix then holds the paths as valid, with their hashes and references.
+   * - `shell`: a tar stream through the shell channel (the testbed without Nix, or no SSH); on a machine with Nix the
+   *   paths are registered there afterwards (nix-store --load-db).
+   * `auto` (the default) takes nix when it can. Returns what was copied, what was there, and how.
    */
-  async copyClosure(top: Toplevel, opts?: WaitOptions): Promise<{ copied: string[]; present: string[] }> {
+  async copyClosure(top: Toplevel | string, opts: CopyOptions = {}): Promise<CopyResult> {
+    const path = typeof top === 'string' ? top : top.path;
+    const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`machine ${this.m.name}: copyClosure(${path}): ${msg}`, { details: { field, value } });
+    if (!STORE_PATH.test(path)) throw bad('toplevel', path, `"${path}" is no Nix store path (/nix/store/<32 base-32 characters>-<name>)`);
+    const via = opts.via ?? 'auto';
+    if (!['auto', 'nix', 'shell'].includes(via)) throw bad('via', via, `via: "${via}" is none of auto, nix, shell`);
+    if (typeof top === 'string' && via === 'shell') throw bad('via', via, 'a store path is copied from a Nix store with nix copy; via: "shell" takes a Toplevel fleetlab built');
+    if (typeof top !== 'string' && opts.from !== undefined) throw bad('from', opts.from, 'from names the Nix store a store path comes from; a Toplevel fleetlab built brings its own');
+    const guestNix = (await this.m.succeed('command -v nix-store || true', opts)).trim() !== '';
+    if (via === 'nix' || typeof top === 'string') {
+      const hostHas = await hostNix();
+      if (!hostHas) throw bad('via', 'nix', 'nix copy needs Nix on this host: apt-get install nix-bin (scripts/setup.sh does), or give a Toplevel and via: "shell"');
+      if (!guestNix) throw bad('via', 'nix', `nix copy needs Nix on the machine, and ${this.m.name} has no nix-store (the testbed with Nix is testbed: 'x86_64-nix')`);
+      return this.copyWithNix(top, opts);
+    }
+    if (via === 'auto' && guestNix && this.m.hasHostLink && (await hostNix())) return this.copyWithNix(top, opts);
+    return this.copyWithShell(top, guestNix, opts);
+  }
+
+  /** The tar stream through the shell channel, each path renamed into the store whole. */
+  private async copyWithShell(top: Toplevel, guestNix: boolean, opts: WaitOptions): Promise<CopyResult> {
     const have = (await this.m.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
     const missing = top.closure.filter((p) => !have.includes(p));
     if (missing.length) {
@@ -143,8 +194,67 @@ export class NixosHelpers {
         { timeout: 120_000, ...opts },
       );
     }
-    this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} (${top.closure.length - missing.length} present)`);
-    return { copied: missing, present: have };
+    // A machine with Nix learns the paths too, or its nix-env refuses them.
+    if (guestNix && (await hostNix())) await this.m.succeed(`printf %s ${shellQuote(await registration(top.root, top.closure))} | nix-store --load-db`, opts);
+    this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} through the shell channel (${top.closure.length - missing.length} present)`);
+    return { copied: missing, present: have, via: 'shell' };
+  }
+
+  /** `nix copy --to ssh://` from the host's Nix, over the machine's SSH forward, within a deadline and the machine's life. */
+  private async copyWithNix(top: Toplevel | string, opts: CopyOptions): Promise<CopyResult> {
+    const path = typeof top === 'string' ? top : top.path;
+    const deadline = deadlineFrom(opts, 600_000, `nix copy of ${path} to ${this.m.name}`, 'pass { timeout } to copyClosure()');
+    let from = opts.from;
+    let closure: string[];
+    if (typeof top === 'string') {
+      const q = await execa('nix-store', [...(from ? ['--store', from] : []), '-qR', path], { reject: false, env: nixEnv() });
+      if (q.exitCode !== 0) throw new ConfigurationError(`machine ${this.m.name}: copyClosure(${path}): the host's Nix store${from ? ` ${from}` : ''} does not have it (nix-store -qR: ${q.stderr.trim().split('\n').pop()}). Build it there first (nix build), or pass from: '<store URL>'`, { details: { field: 'toplevel', value: path } });
+      closure = q.stdout.trim().split('\n').filter(Boolean);
+    } else {
+      // The testbed's closure is a directory laid out as a store: registered beside it, it is a chroot store.
+      await registerClosure(top.root, top.closure);
+      from = chrootStore(top.root);
+      closure = top.closure;
+    }
+    const invalid = (await this.m.succeed(`nix-store --check-validity --print-invalid ${closure.map(shellQuote).join(' ')}`, opts)).trim().split('\n').filter(Boolean);
+    let ep = this.m.sshEndpoint();
+    const user = opts.user ?? ep.user;
+    const identity = opts.identity ?? ep.privateKey;
+    if (!identity) throw new ConfigurationError(`machine ${this.m.name}: copyClosure(${path}) with nix copy needs an SSH key its ${user} accepts: pass { identity: '<private key file>' }`, { details: { field: 'identity' } });
+    if (!ep.hostKey) {
+      // A machine fleetlab has not reached by SSH yet: its host key is pinned now, and checked by ssh from here on.
+      (await this.m.ssh({ ...opts, user, privateKey: identity })).close();
+      ep = this.m.sshEndpoint();
+    }
+    const dir = await makeTempDir(`fleetlab-nix-copy-${this.m.name}-`);
+    const knownHosts = join(dir, 'known_hosts');
+    await writeFile(knownHosts, `[${ep.host}]:${ep.port} ${ep.hostKey!.split(' ').slice(0, 2).join(' ')}\n`);
+    const sshOpts = ['-p', String(ep.port), '-i', identity, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20'];
+    const args = ['copy', '--no-check-sigs', ...(from ? ['--from', from] : []), '--to', `ssh://${user}@${ep.host}`, path];
+    this.m.log.note(`nixos: nix ${args.join(' ')} (NIX_SSHOPTS=${sshOpts.join(' ')})`);
+    const output: string[] = [];
+    const started = Date.now();
+    const child = spawnSupervised('nix copy', 'nix', args, {
+      processGroup: true,
+      env: nixEnv({ NIX_SSHOPTS: sshOpts.join(' ') }),
+      onLine: (stream, line) => {
+        output.push(line);
+        this.m.log.note(`nix copy${stream === 'stderr' ? ' (stderr)' : ''}: ${line}`);
+      },
+    });
+    const tail = () => output.slice(-20).join('\n');
+    try {
+      const r = await raceDeadline(child.exited, deadline, this.m.lifeSignal(opts.signal), `nix copy of ${path} to ${this.m.name}`);
+      if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: `nix copy of ${path} (${invalid.length} path(s)) to finish`, deadline, machine: this.m.name, lastLines: this.m.log.lastLines(20), hint: `nix copy's last lines:\n${tail()}\nTo allow more time: copyClosure(top, { timeout: ms })` });
+      if (r.value.exitCode !== 0) throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} ${r.value.signal ? `was killed (${r.value.signal})` : `exited ${r.value.exitCode}`}:\n${tail()}`, { details: { exitCode: r.value.exitCode } });
+    } finally {
+      await child.stop(2000).catch(() => undefined);
+    }
+    // Nix on the machine holds the toplevel as valid now, or the copy did not happen.
+    const check = await this.m.execute(`nix-store --check-validity ${shellQuote(path)}`, opts);
+    if (check.exitCode !== 0) throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} exited 0, but the machine's Nix does not hold it as valid: ${(check.stderr || check.stdout).trim()}`);
+    this.m.log.note(`nixos: nix copy of ${path}: ${invalid.length} store path(s) copied, ${closure.length - invalid.length} present, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return { copied: invalid, present: closure.filter((p) => !invalid.includes(p)), via: 'nix' };
   }
 
   /**
@@ -157,7 +267,7 @@ export class NixosHelpers {
   async switch(top: Toplevel | string, opts: WaitOptions & { action?: SwitchAction; crashAt?: CrashPoint } = {}): Promise<ActivationResult> {
     const action = opts.action ?? 'switch';
     const path = typeof top === 'string' ? top : top.path;
-    if (typeof top !== 'string') await this.copyClosure(top, opts);
+    await this.ensureOnMachine(top, opts);
     if (opts.crashAt === 'after-copy') return this.cut(action, 'after-copy');
     if (action === 'switch' || action === 'boot') await this.m.succeed(`nix-env -p ${PROFILE} --set ${shellQuote(path)}`, opts);
     if (opts.crashAt === 'after-profile') return this.cut(action, 'after-profile');
@@ -176,6 +286,12 @@ export class NixosHelpers {
       throw new TestFailure(`machine ${this.m.name}: switch-to-configuration ${action} of ${path} exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
     }
     return result;
+  }
+
+  /** A Toplevel's closure copied to the machine; a store path too, unless the machine has it already (nix copy). */
+  private async ensureOnMachine(top: Toplevel | string, opts: WaitOptions): Promise<void> {
+    if (typeof top === 'string' && (await this.m.execute(`[ -e ${shellQuote(top)} ]`, opts)).exitCode === 0) return;
+    await this.copyClosure(top, opts);
   }
 
   private async cut(action: SwitchAction, point: CrashPoint): Promise<ActivationResult> {
@@ -492,7 +608,7 @@ export class NixosHelpers {
    */
   async switchWithMagicRollback(top: Toplevel | string, opts: WaitOptions & { confirmWithinMs?: number; healthCheck: () => Promise<boolean | void> }): Promise<{ confirmed: boolean; rolledBack: boolean; activation: number; log: string }> {
     const path = typeof top === 'string' ? top : top.path;
-    if (typeof top !== 'string') await this.copyClosure(top, opts);
+    await this.ensureOnMachine(top, opts);
     const seconds = Math.max(5, Math.round((opts.confirmWithinMs ?? 30_000) / 1000));
     const dir = '/run/fleetlab/magic-rollback';
     const script = [

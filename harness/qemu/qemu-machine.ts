@@ -1012,6 +1012,27 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     }
   }
 
+  /**
+   * Where an SSH client outside fleetlab (ssh, nix copy, nixos-anywhere) reaches this machine: the restricted
+   * 127.0.0.1 forward, the testbed's user and key (or none: bring your own), and the host key ssh() pinned (or the
+   * testbed's), for a known_hosts line.
+   */
+  sshEndpoint(): { host: string; port: number; user: string; privateKey?: string; hostKey?: string } {
+    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
+    if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot reach it over SSH`);
+    return { host: '127.0.0.1', port: this.sshPort, user: this.testbedSsh?.user ?? 'root', privateKey: this.testbedSsh?.privateKey, hostKey: this.pinnedHostKey ?? this.testbedSsh?.hostKey };
+  }
+
+  /** Whether the machine has a host link (ssh: true or hostLink: true): 127.0.0.1 forwards to its ports. */
+  get hasHostLink(): boolean {
+    return !!this.opts.hostLink;
+  }
+
+  /** `signal` joined with this machine's life: aborted when either ends (for a host process that works on the machine). */
+  lifeSignal(signal?: AbortSignal): AbortSignal {
+    return withLife(signal, this.life)!;
+  }
+
   /** The SSH user and private key fleetlab's testbed accepts (undefined for other images: pass your own). */
   get sshIdentity(): { user: string; privateKey: string } | undefined {
     return this.testbedSsh ? { user: this.testbedSsh.user, privateKey: this.testbedSsh.privateKey } : undefined;

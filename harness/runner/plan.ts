@@ -102,7 +102,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
       const requested: Record<string, ProfileRequest> = {};
       for (const [role, r] of Object.entries(s.machines)) {
         const board = typeof r === 'object' && r !== null ? (r as { board?: unknown }).board : undefined;
-        if (typeof r !== 'string' && typeof (r as { profile?: unknown } | null)?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', memoryMiB?, image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
+        if (typeof r !== 'string' && typeof (r as { profile?: unknown } | null)?.profile !== 'string' && typeof board !== 'string') throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machines.${role}: expected a profile name, { profile: 'name', memoryMiB?, testbed?, image?, kernel?, initrd?, dtb?, append? } or { board: 'tag:<tag>' | 'board:<name>' }, got ${JSON.stringify(r)}.`, { details: { file: rel, field: `machines.${role}` } });
         requested[role] = typeof r === 'string' ? { profile: r } : typeof board === 'string' ? { profile: /^(board|tag):/.test(board) ? board : `board:${board}` } : (r as ProfileRequest);
       }
       if (s.networks !== undefined) Fabric.validate(s.networks, Object.keys(s.machines), `${rel}: scenario ${JSON.stringify(s.name)}, networks`);
