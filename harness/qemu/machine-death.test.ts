@@ -124,12 +124,13 @@ describe('a machine that dies ends every wait on it', () => {
 
   it('a guest reset in the middle of an answer fails that command at once, and the next boot\'s shell takes the helper again', async () => {
     await booted();
-    await m.succeed('head -c 4000000 /dev/zero | tr "\\0" x > /tmp/big');
+    await m.succeed('head -c 16000000 /dev/zero | tr "\\0" x > /tmp/big');
     const boots = m.boots;
     const t0 = performance.now();
-    // The answer (4 MB) goes in 64 KiB chunks, each sent by a dd of the channel's helper: a background job resets the
-    // guest (sysrq b) as soon as it sees one, so the reset comes while the answer streams.
-    const watcher = 'for i in $(seq 1200); do pidof dd >/dev/null && echo b > /proc/sysrq-trigger; sleep 0.05; done';
+    // The answer (16 MB) goes in 64 KiB chunks, each sent by a dd of the channel's helper: a background job resets the
+    // guest (sysrq b) as soon as it sees one, so the reset comes while the answer streams. It looks without pausing:
+    // a dd lives only while its chunk is written, and with a pause between looks a fast host's whole answer slipped by.
+    const watcher = 'i=0; while [ $i -lt 100000 ]; do pidof dd >/dev/null && echo b > /proc/sysrq-trigger; i=$((i+1)); done';
     const err = (await m.execute(`(${watcher}) >/dev/null 2>&1 & cat /tmp/big`, { timeout: 120_000 }).catch((e: unknown) => e)) as FleetlabError;
     expect(err).toBeInstanceOf(FleetlabError);
     expect(err.message).toMatch(/the guest deathtest reset \(rebooted\) while running/);
