@@ -5,7 +5,11 @@ import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetlabError } from '../errors/fleetlab-error.ts';
+import { applyBootOverride } from '../qemu/boot-override.ts';
+import { loadProfile } from '../qemu/profile-loader.ts';
 import { QemuMachine } from '../qemu/qemu-machine.ts';
+import { processesMatching } from '../testing/processes.ts';
 import { runScenario } from './run-scenario.ts';
 
 const root = join(import.meta.dirname, '../..');
@@ -52,4 +56,38 @@ describe('copyClosure and the testbed choice: bad input', () => {
       expect(`${r.stdout}\n${r.stderr}`).toMatch(message);
     }, 90_000);
   }
+});
+
+describe('a machine that dies during nix copy', () => {
+  it('ends the copy at once with the machine\'s death, and leaves no nix or ssh behind', async () => {
+    const profile = applyBootOverride(await loadProfile('x86_64-bios'), { testbed: 'x86_64-nix' }, root, 'the test');
+    const v = new QemuMachine(profile, { name: 'nixvictim', hostLink: true, logDir: join(tmpdir(), `fleetlab-test-nixdeath-${process.pid}`) });
+    try {
+      await v.start();
+      await v.waitForShell({ timeout: 180_000 });
+      // A generation with 64 MB of /etc: its copy takes seconds under TCG, long enough to kill QEMU in the middle.
+      const big = await v.nixos.testbedGeneration({ version: '26.05.9-big', etc: { blob: 'x'.repeat(64 * 1024 * 1024) } });
+      const copying = v.nixos.copyClosure(big, { timeout: 300_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // Kill it once nix copy has started sending.
+      const t = Date.now();
+      while (!processesMatching('nix copy').some(([, c]) => c.includes(big.path)) && Date.now() - t < 60_000) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
+      const killedAt = performance.now();
+      process.kill(v.pid!, 'SIGKILL');
+      const err = (await copying) as FleetlabError;
+      expect(err, 'the copy must fail, not succeed').toBeInstanceOf(FleetlabError);
+      expect(performance.now() - killedAt).toBeLessThan(5000);
+      expect(err.kind).toBe('infrastructure');
+      expect(err.message).toMatch(/^Machine nixvictim died while fleetlab waited for nix copy of \/nix\/store\/\S+-nixos-system-testbed-26\.05\.9-big to nixvictim/);
+      // nix copy and the ssh it started were in one process group, stopped with it.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(processesMatching(big.path), 'nix copy').toEqual([]);
+      expect(processesMatching('fleetlab-nix-copy-nixvictim-'), 'its ssh (known_hosts in its arguments)').toEqual([]);
+    } finally {
+      await v.stop();
+    }
+  }, 300_000);
 });

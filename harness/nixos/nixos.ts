@@ -11,6 +11,7 @@ import { testbedSource } from '../qemu/testbed-source.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
 import { deadlineFrom, raceDeadline, sleep } from '../time/deadline.ts';
 import { spawnSupervised } from '../process/supervisor.ts';
+import { abortError } from '../time/lifeline.ts';
 import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH } from './nix-store.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { GenerationSpec, Toplevel } from './generation.ts';
@@ -243,9 +244,16 @@ export class NixosHelpers {
       },
     });
     const tail = () => output.slice(-20).join('\n');
+    const awaited = `nix copy of ${path} to ${this.m.name}`;
+    const life = this.m.lifeSignal(opts.signal);
     try {
-      const r = await raceDeadline(child.exited, deadline, this.m.lifeSignal(opts.signal), `nix copy of ${path} to ${this.m.name}`);
+      const r = await raceDeadline(child.exited, deadline, life, awaited);
       if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: `nix copy of ${path} (${invalid.length} path(s)) to finish`, deadline, machine: this.m.name, lastLines: this.m.log.lastLines(20), hint: `nix copy's last lines:\n${tail()}\nTo allow more time: copyClosure(top, { timeout: ms })` });
+      if (r.value.exitCode !== 0) {
+        // A machine that died takes its SSH server with it, and nix copy may notice first: the death is the cause.
+        await sleep(250);
+        if (life.aborted) throw abortError(life, awaited);
+      }
       if (r.value.exitCode !== 0) throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} ${r.value.signal ? `was killed (${r.value.signal})` : `exited ${r.value.exitCode}`}:\n${tail()}`, { details: { exitCode: r.value.exitCode } });
     } finally {
       await child.stop(2000).catch(() => undefined);
