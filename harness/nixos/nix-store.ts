@@ -85,20 +85,31 @@ export async function scanReferences(root: string, closure: string[]): Promise<M
   return refs;
 }
 
+/** Registration texts already made, by root and closure. */
+const registered = new Map<string, string>();
+
 /**
  * Registration of `closure` (store paths under `root`) in the format `nix-store --load-db` reads and NixOS's images
  * carry as /nix-path-registration: path, NAR hash, NAR size, deriver (none), references.
  */
 export async function registration(root: string, closure: string[]): Promise<string> {
   for (const p of closure) if (!STORE_PATH.test(p)) throw new ConfigurationError(`"${p}" is no Nix store path (/nix/store/<32 base-32 characters>-<name>)`);
-  const refs = await scanReferences(root, closure);
-  const out: string[] = [];
-  for (const p of closure) {
-    const nar = await narOf(join(root, p));
-    const r = refs.get(p)!;
-    out.push(p, nar.hash, String(nar.size), '', String(r.length), ...r);
+  // A store path's contents never change: one closure under one root is dumped and scanned once per process (a
+  // switch() copies what copyClosure() just copied, and each copy would hash the initrd again).
+  const key = `${root}\0${closure.join('\0')}`;
+  let text = registered.get(key);
+  if (!text) {
+    const refs = await scanReferences(root, closure);
+    const out: string[] = [];
+    for (const p of closure) {
+      const nar = await narOf(join(root, p));
+      const r = refs.get(p)!;
+      out.push(p, nar.hash, String(nar.size), '', String(r.length), ...r);
+    }
+    text = out.join('\n') + '\n';
+    registered.set(key, text);
   }
-  return out.join('\n') + '\n';
+  return text;
 }
 
 /** The Nix store URL of a store directory laid out under `root` (<root>/nix/store): a chroot store. */

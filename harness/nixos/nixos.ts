@@ -204,7 +204,8 @@ export class NixosHelpers {
   /** `nix copy --to ssh://` from the host's Nix, over the machine's SSH forward, within a deadline and the machine's life. */
   private async copyWithNix(top: Toplevel | string, opts: CopyOptions): Promise<CopyResult> {
     const path = typeof top === 'string' ? top : top.path;
-    const deadline = deadlineFrom(opts, 600_000, `nix copy of ${path} to ${this.m.name}`, 'pass { timeout } to copyClosure()');
+    const awaited = `nix copy of ${path} to ${this.m.name}`;
+    const deadline = deadlineFrom(opts, 600_000, awaited, 'pass { timeout } to copyClosure()');
     let from = opts.from;
     let closure: string[];
     if (typeof top === 'string') {
@@ -244,7 +245,6 @@ export class NixosHelpers {
       },
     });
     const tail = () => output.slice(-20).join('\n');
-    const awaited = `nix copy of ${path} to ${this.m.name}`;
     const life = this.m.lifeSignal(opts.signal);
     try {
       const r = await raceDeadline(child.exited, deadline, life, awaited);
@@ -253,8 +253,8 @@ export class NixosHelpers {
         // A machine that died takes its SSH server with it, and nix copy may notice first: the death is the cause.
         await sleep(250);
         if (life.aborted) throw abortError(life, awaited);
+        throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} ${r.value.signal ? `was killed (${r.value.signal})` : `exited ${r.value.exitCode}`}:\n${tail()}`, { details: { exitCode: r.value.exitCode } });
       }
-      if (r.value.exitCode !== 0) throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} ${r.value.signal ? `was killed (${r.value.signal})` : `exited ${r.value.exitCode}`}:\n${tail()}`, { details: { exitCode: r.value.exitCode } });
     } finally {
       await child.stop(2000).catch(() => undefined);
     }
