@@ -55,6 +55,7 @@ describe('networks', () => {
       ['bad-member.ts', /network lan: member "ghost" is not a machine of this scenario \(machines: a\)/],
       ['bad-link.ts', /network mesh: link \[b, ghost\]: "ghost" is not a machine of this scenario/],
       ['link-twice.ts', /network mesh: link \[b, a\] is declared twice/],
+      ['pi-on-lan.ts', /scenario "pi on a lan", machine pi \(profile raspi3b\) is on network lan, but QEMU's Raspberry Pi model \(raspi3b\) has no NIC fleetlab can attach/],
     ];
     for (const [file, message] of cases) {
       const r = await fleetlab(['run', `harness/net/fixtures/${file}`, '--output', join(dir, file)]);

@@ -180,3 +180,13 @@ function deepMerge(a: unknown, b: unknown): unknown {
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/**
+ * Why machines of `profile` can have no NIC (a network or a host link), or undefined when they can. QEMU's Raspberry
+ * Pi model has no Ethernet of its own; its USB host controller (dwc2) never reports a device connected in QEMU 7.2, so
+ * a USB NIC (usb-net) on it never comes up in the guest (tried: the kernel's dwc2 says "Not connected" throughout).
+ */
+export function nicUnsupported(profile: MachineProfile): string | undefined {
+  if (profile.firmware.kind === 'raspi') return `QEMU's Raspberry Pi model (${profile.qemu.machine}) has no NIC fleetlab can attach (no Ethernet, and a USB NIC never connects on its USB controller); use an aarch64-uboot or aarch64-uefi machine for networked Arm tests`;
+  return undefined;
+}

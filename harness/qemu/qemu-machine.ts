@@ -26,7 +26,7 @@ import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
 import { QEMU_PACKAGES, runTool, which } from './host-packages.ts';
 import { loadProfile } from './profile-loader.ts';
-import type { MachineProfile } from './profile.ts';
+import { nicUnsupported, type MachineProfile } from './profile.ts';
 import { createOverlay, imageInfo } from './disk-overlay.ts';
 import { ConsoleCheckFired, MachineDied, MachineStopped } from './machine-end.ts';
 import { consoleSocket, qemuArgv, qmpSocket, type LaunchDisk } from './qemu-argv.ts';
@@ -548,7 +548,8 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
     if (hostLink) netLines.push(`${hostLink.mac} 10.0.2.15/24\n`);
     if (netLines.length) {
-      if (this.profile.firmware.kind === 'raspi') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but QEMU's Raspberry Pi model has no NIC fleetlab can attach; use an aarch64-uboot or aarch64-uefi machine for networked Arm tests.`, { details: { machine: this.name } });
+      const noNic = nicUnsupported(this.profile);
+      if (noNic) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but ${noNic}.`, { details: { machine: this.name } });
       netConfig = join(this.runDir, 'net.conf');
       await writeFile(netConfig, netLines.join(''));
     }

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/boot-override.ts';
-import type { MachineProfile } from '../qemu/profile.ts';
+import { nicUnsupported, type MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type ScenarioDefinition } from './scenario.ts';
 import { Fabric } from '../net/fabric.ts';
 import type { BoardProvider } from './boards.ts';
@@ -135,6 +135,11 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
           } catch (err) {
             throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role}: ${(err as Error).message}`, { cause: err, details: { file: rel, field: `machines.${role}` } });
           }
+        }
+        for (const [role, p] of Object.entries(profiles)) {
+          const on = Object.entries(s.networks ?? {}).filter(([, spec]) => (Array.isArray(spec) ? spec : spec.links.flat()).includes(role)).map(([n]) => n);
+          const noNic = (on.length || s.ssh || s.hostLink) && !boards[role] ? nicUnsupported(p) : undefined;
+          if (noNic) throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role} (profile ${p.name}) is ${on.length ? `on network ${on.join(', ')}` : 'given a host link (ssh/hostLink)'}, but ${noNic}.`, { details: { file: rel, field: `machines.${role}` } });
         }
         const names = [...new Set(Object.values(roles))];
         const variant = names.length === 1 ? names[0]! : Object.entries(roles).map(([r, n]) => `${r}=${n}`).join(',');
