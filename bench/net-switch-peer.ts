@@ -1,5 +1,5 @@
-// The sender and receiver of bench/net.ts's switch-rate measurement, in a worker thread so that the switch has the
-// main thread to itself. Closed loop: at most WINDOW frames in flight, so loopback socket buffers never overflow and
+// The sender and receiver of bench/net.ts's switch-rate measurement, in a worker thread (the switch is a process of
+// its own, fleetlab-switch). Closed loop: at most WINDOW frames in flight, so loopback socket buffers never overflow and
 // what is measured is the rate the switch sustains, not how fast the kernel drops. Then idle round trips, one frame at a
 // time, straight from socket to socket and through the switch both ways: the switch's own added latency per hop.
 import { createSocket } from 'node:dgram';

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   grub-common mtools dosfstools fdisk e2fsprogs xorriso binutils
   vde2 dropbear-bin util-linux openssh-client
   nix-bin tcpdump chromium tmux postgresql
+  gcc libc6-dev
 )
 # The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).
 FOREIGN_ARCHS=(arm64)

@@ -1,10 +1,14 @@
 // The switch itself, with real UDP sockets on 127.0.0.1 standing where QEMU's -netdev dgram ends would be:
-// learning, reordering and duplication counted frame by frame, and link conditions checked when they are set.
+// learning, cuts, loss, delay, rate, reordering and duplication counted frame by frame, link conditions checked when
+// they are set, and the switch helper's death (reported; or with its runner's).
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { execa } from 'execa';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pidAlive } from '../process/pid-alive.ts';
 import { Fabric, type NicPlan } from './fabric.ts';
 
 const mac = (m: string) => Buffer.from(m.replace(/:/g, ''), 'hex');
@@ -18,13 +22,18 @@ interface End {
   plan: NicPlan;
   socket: Socket;
   got: number[];
+  /** When each frame arrived (performance.now()). */
+  at: number[];
 }
 
 async function end(plan: NicPlan): Promise<End> {
   const socket = createSocket('udp4');
   await new Promise<void>((r) => socket.bind(plan.qemuPort, '127.0.0.1', () => r()));
-  const e: End = { plan, socket, got: [] };
-  socket.on('message', (m) => e.got.push(m.readUInt32BE(14)));
+  const e: End = { plan, socket, got: [], at: [] };
+  socket.on('message', (m) => {
+    e.got.push(m.readUInt32BE(14));
+    e.at.push(performance.now());
+  });
   return e;
 }
 
@@ -34,9 +43,9 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function pair(): Promise<{ fabric: Fabric; x: End; y: End; dir: string }> {
+async function pair(opts: { onSwitchExit?: (e: Error) => void } = {}): Promise<{ fabric: Fabric; x: End; y: End; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
-  const fabric = new Fabric({ lan: ['x', 'y'] }, { pcapDir: dir });
+  const fabric = new Fabric({ lan: ['x', 'y'] }, { pcapDir: dir, ...opts });
   const x = await end((await fabric.plan('t', 'x'))[0]!);
   const y = await end((await fabric.plan('t', 'y'))[0]!);
   cleanup.push(() => fabric.close(), () => void x.socket.close(), () => void y.socket.close());
@@ -99,6 +108,107 @@ describe('fabric switch', () => {
     expect(stats().duplicated).toBeGreaterThan(60);
     expect(stats().duplicated).toBeLessThan(140);
     expect(new Set(y.got).size).toBe(200);
+  });
+
+  it('a one-way cut drops x -> y and counts the drops; y -> x still flows', async () => {
+    const { fabric, x, y } = await pair();
+    x.got.length = 0;
+    fabric.network('lan').setLink('x', 'y', { up: false }, { oneWay: true });
+    await send(x, y, 50);
+    await send(y, x, 50);
+    await until(() => x.got.length === 50);
+    expect(y.got).toEqual([]);
+    expect(fabric.network('lan').linkStats('x', 'y')).toMatchObject({ delivered: 0, dropped: 50 });
+    fabric.network('lan').setLink('x', 'y', { up: true }, { oneWay: true });
+    await send(x, y, 5);
+    await until(() => y.got.length === 5);
+  });
+
+  it('loss drops about its share of frames, counted', async () => {
+    const { fabric, x, y } = await pair();
+    fabric.network('lan').setLink('x', 'y', { loss: 0.3 }, { oneWay: true });
+    await send(x, y, 1000);
+    const stats = () => fabric.network('lan').linkStats('x', 'y');
+    await until(() => stats().delivered + stats().dropped === 1000);
+    // 1000 frames at p = 0.3: 300 expected, 14.5 standard deviation; 5 of them either side.
+    expect(stats().dropped).toBeGreaterThan(228);
+    expect(stats().dropped).toBeLessThan(372);
+    await until(() => y.got.length === stats().delivered);
+  });
+
+  it('delay and jitter hold every frame for at least the delay, at most delay + jitter (and some slack)', async () => {
+    const { fabric, x, y } = await pair();
+    fabric.network('lan').setLink('x', 'y', { delayMs: 40, jitterMs: 20 }, { oneWay: true });
+    const sent: number[] = [];
+    for (let k = 0; k < 20; k++) {
+      sent[k] = performance.now();
+      x.socket.send(frame(y.plan.mac, x.plan.mac, k), x.plan.switchPort, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await until(() => y.got.length === 20);
+    const held = y.got.map((seq, i) => y.at[i]! - sent[seq]!);
+    expect(Math.min(...held)).toBeGreaterThanOrEqual(39);
+    expect(Math.max(...held)).toBeLessThan(60 + 50);
+    // Jitter spreads them: not all within a millisecond of each other.
+    expect(Math.max(...held) - Math.min(...held)).toBeGreaterThan(1);
+  });
+
+  it('rate: 1000 frames of 60 bytes at 960 kbit/s take about half a second, in order', async () => {
+    const { fabric, x, y } = await pair();
+    fabric.network('lan').setLink('x', 'y', { rateKbit: 960 }, { oneWay: true });
+    const t0 = performance.now();
+    await send(x, y, 1000, 50);
+    await until(() => y.got.length === 1000);
+    const seconds = (y.at.at(-1)! - t0) / 1000;
+    // 1000 x 480 bits at 960 kbit/s: 0.5 s.
+    expect(seconds).toBeGreaterThan(0.49);
+    expect(seconds).toBeLessThan(1.5);
+    expect(y.got).toEqual([...Array(1000).keys()]);
+  });
+
+  it('a switch that dies is reported once, as an infrastructure error naming the network', async () => {
+    const errors: Error[] = [];
+    const { fabric } = await pair({ onSwitchExit: (e) => errors.push(e) });
+    process.kill(fabric.switchPid!, 'SIGKILL');
+    await until(() => errors.length === 1);
+    expect(errors[0]!.name).toBe('InfrastructureError');
+    expect(errors[0]!.message).toMatch(/^the switch of network lan \(fleetlab-switch\[\d+\]\) ended while the case ran; the machines on it are cut off\.\n.*signal SIGKILL/s);
+    await fabric.close();
+    expect(errors.length).toBe(1);
+  });
+
+  it('close() ends the switch: its captures written out, no helper left, no error reported', async () => {
+    const errors: Error[] = [];
+    const { fabric, x, y, dir } = await pair({ onSwitchExit: (e) => errors.push(e) });
+    const pid = fabric.switchPid!;
+    await send(x, y, 10);
+    await until(() => y.got.length === 10);
+    await fabric.close();
+    expect(pidAlive(pid)).toBe(false);
+    expect(errors).toEqual([]);
+    expect((await readFile(join(dir, 'lan.pcap'))).length).toBe(24 + 11 * 76);
+    expect(fabric.network('lan').pcap.frames).toBe(11);
+  });
+
+  it('a runner killed with SIGKILL takes its switch along; the capture stays readable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
+    const runner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/switch-orphan.ts'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      runner.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /switch-pid (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      runner.on('exit', (code) => reject(new Error(`the fixture exited early (${code}): ${out}`)));
+    });
+    expect(pidAlive(pid)).toBe(true);
+    runner.kill('SIGKILL');
+    await until(() => !pidAlive(pid), 5000);
+    const r = await execa('tcpdump', ['-nn', '-r', join(dir, 'lan.pcap')], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    // One line per frame starts with its time (an unknown ethertype adds hex lines).
+    expect(r.stdout.split('\n').filter((l) => /^\d\d:\d\d:/.test(l))).toHaveLength(5);
   });
 
   it('refuses conditions out of range, naming the network, link and field', async () => {

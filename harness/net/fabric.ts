@@ -1,14 +1,18 @@
-// fleetlab's network fabric: a userspace Ethernet switch in the runner. Each machine's NIC is a QEMU `-netdev dgram`
-// talking UDP on 127.0.0.1 to a port of this switch; nothing leaves 127.0.0.1, and guest subnets exist only here.
-// A network is a switched LAN (every member reaches every other) or a set of explicit point-to-point links (a
-// radio-like mesh: a frame reaches only the neighbours linked to its sender). Every directed link can be cut, made
+// fleetlab's network fabric: a userspace Ethernet switch for a case's networks. Each machine's NIC is a QEMU
+// `-netdev dgram` talking UDP on 127.0.0.1 to a port of the switch; nothing leaves 127.0.0.1, and guest subnets exist
+// only here. A network is a switched LAN (every member reaches every other) or a set of explicit point-to-point links
+// (a radio-like mesh: a frame reaches only the neighbours linked to its sender). Every directed link can be cut, made
 // lossy, delayed, jittered, rate-limited, made to duplicate or reorder frames; partitions cut every link across groups.
 // Frames are captured per network.
+// This module is the model and the API; the frames go through fleetlab-switch (switch/fleetlab-switch.c), a native
+// helper this process supervises and drives (switch-helper.ts): a relay in the runner's event loop added three times
+// its latency per hop (bench/net.ts).
 import { createHash } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
-import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { freeUdpPort } from './free-port.ts';
-import { PcapWriter } from './pcap-writer.ts';
+import { SwitchHelper } from './switch-helper.ts';
 
 /** What happens to frames on one directed link (sender -> receiver). */
 export interface LinkConditions {
@@ -30,13 +34,6 @@ const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateK
 /** How long a frame picked for reordering is held back. */
 export const REORDER_HOLD_MS = 2;
 
-/** One directed link's state, looked up once per frame. */
-interface DirectedLink {
-  conditions: LinkConditions;
-  stats: LinkStats;
-  /** When the link finishes sending the frames queued by its rate limit (performance.now()). */
-  busyUntil: number;
-}
 
 /**
  * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
@@ -67,13 +64,6 @@ export interface LinkStats {
   reordered: number;
 }
 
-interface Port {
-  machine: string;
-  network: Network;
-  socket: Socket;
-  qemuPort: number;
-}
-
 /** The subnet of the network at `index`: 198.18.0.0/15 (RFC 2544's benchmarking range), one /24 each. */
 function subnet(index: number): string {
   if (index > 511) throw new ConfigurationError(`a scenario may declare at most 512 networks (got ${index + 1})`);
@@ -86,42 +76,71 @@ export function stableMac(scenario: string, machine: string, network: string): s
   return ['52', '54', h[0]!.toString(16).padStart(2, '0'), h[1]!.toString(16).padStart(2, '0'), h[2]!.toString(16).padStart(2, '0'), h[3]!.toString(16).padStart(2, '0')].join(':');
 }
 
+/** A libpcap file header (nanosecond stamps, linktype Ethernet): a network's capture before its first frame. */
+const PCAP_HEADER = Buffer.from('4d3cb2a1020004000000000000000000ffff000001000000', 'hex');
+
 /** One network of the fabric: its members, who can hear whom, and the conditions of each directed link. */
 export class Network {
   readonly name: string;
   readonly members: string[];
-  readonly pcap: PcapWriter;
   readonly subnet: string;
+  /** The network's capture: its libpcap file, and how many frames the switch has written to it. */
+  readonly pcap: { readonly path: string; readonly frames: number };
   /** Guests join their NIC to a batman-adv mesh. */
   batman = false;
+  /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
+  readonly index: number;
+  readonly counterOffset: number;
   private readonly neighbours = new Map<string, Set<string>>();
-  /** Directed links: from -> to -> state. */
-  private readonly links = new Map<string, Map<string, DirectedLink>>();
-  readonly ports = new Map<string, Port>();
-  private readonly macs = new Map<string, string>();
+  /** Directed links: from -> to -> conditions; the switch holds a copy. */
+  private readonly links = new Map<string, Map<string, LinkConditions>>();
   private readonly log: (event: string) => void;
+  private readonly fabric: Fabric;
 
-  constructor(name: string, members: string[], links: Array<[string, string]> | undefined, subnetPrefix: string, pcapPath: string, log: (event: string) => void) {
+  constructor(fabric: Fabric, index: number, counterOffset: number, name: string, members: string[], links: Array<[string, string]> | undefined, subnetPrefix: string, pcapPath: string, log: (event: string) => void) {
+    this.fabric = fabric;
+    this.index = index;
+    this.counterOffset = counterOffset;
     this.name = name;
     this.members = members;
     this.subnet = subnetPrefix;
-    this.pcap = new PcapWriter(pcapPath);
     this.log = log;
+    // The capture exists (empty) from the start; the switch rewrites it when it starts.
+    mkdirSync(dirname(pcapPath), { recursive: true });
+    writeFileSync(pcapPath, PCAP_HEADER);
+    const self = this;
+    this.pcap = {
+      path: pcapPath,
+      get frames() {
+        return self.fabric.counters(self.counterOffset, 1)[0]!;
+      },
+    };
     for (const m of members) this.neighbours.set(m, new Set());
     const pairs = links ?? members.flatMap((a, i) => members.slice(i + 1).map((b) => [a, b] as [string, string]));
     for (const [a, b] of pairs) {
       this.neighbours.get(a)!.add(b);
       this.neighbours.get(b)!.add(a);
     }
-    for (const [a, ns] of this.neighbours) {
-      const out = new Map<string, DirectedLink>();
-      for (const b of ns) out.set(b, { conditions: { ...FREE }, stats: { delivered: 0, dropped: 0, duplicated: 0, reordered: 0 }, busyUntil: 0 });
-      this.links.set(a, out);
-    }
+    for (const [a, ns] of this.neighbours) this.links.set(a, new Map([...ns].map((b) => [b, { ...FREE }])));
   }
 
-  private link(from: string, to: string): DirectedLink | undefined {
-    return this.links.get(from)?.get(to);
+  /** The switch's commands that declare this network and bring its links to their present conditions. */
+  setupCommands(): string[] {
+    const idx = (m: string) => this.members.indexOf(m);
+    const lines = [`net ${this.index} ${this.members.length} ${this.pcap.path}`];
+    for (const [a, ns] of this.neighbours) for (const b of ns) if (idx(a) < idx(b)) lines.push(`nb ${this.index} ${idx(a)} ${idx(b)}`);
+    return lines;
+  }
+
+  /** `set` commands for every link whose conditions differ from a free link's. */
+  conditionCommands(): string[] {
+    const lines: string[] = [];
+    for (const [a, out] of this.links) for (const [b, c] of out) if (Object.entries(FREE).some(([k, v]) => c[k as keyof LinkConditions] !== v)) lines.push(this.setCommand(a, b, c));
+    return lines;
+  }
+
+  private setCommand(from: string, to: string, c: LinkConditions): string {
+    return `set ${this.index} ${this.members.indexOf(from)} ${this.members.indexOf(to)} ${c.up ? 1 : 0} ${c.loss} ${c.delayMs} ${c.jitterMs} ${c.rateKbit} ${c.duplicate} ${c.reorder}`;
   }
 
   /** The address of `machine` here. */
@@ -133,12 +152,16 @@ export class Network {
 
   /** The conditions of the directed link from -> to (a copy). */
   linkConditions(from: string, to: string): LinkConditions {
-    return { ...(this.link(from, to)?.conditions ?? FREE) };
+    return { ...(this.links.get(from)?.get(to) ?? FREE) };
   }
 
-  /** Counters of the directed link from -> to. */
+  /** Counters of the directed link from -> to, as the switch has them now. */
   linkStats(from: string, to: string): LinkStats {
-    return { ...(this.link(from, to)?.stats ?? { delivered: 0, dropped: 0, duplicated: 0, reordered: 0 }) };
+    const f = this.members.indexOf(from);
+    const t = this.members.indexOf(to);
+    if (f < 0 || t < 0 || !this.links.get(from)?.has(to)) return { delivered: 0, dropped: 0, duplicated: 0, reordered: 0 };
+    const [delivered, dropped, duplicated, reordered] = this.fabric.counters(this.counterOffset + 1 + 4 * (f * this.members.length + t), 4) as [number, number, number, number];
+    return { delivered, dropped, duplicated, reordered };
   }
 
   /** Changes the link between `a` and `b`: both directions, or only `a -> b` with `{ oneWay: true }`. */
@@ -153,7 +176,8 @@ export class Network {
       }
     }
     const dirs: Array<[string, string]> = opts.oneWay ? [[a, b]] : [[a, b], [b, a]];
-    for (const [from, to] of dirs) Object.assign(this.link(from, to)!.conditions, change);
+    for (const [from, to] of dirs) Object.assign(this.links.get(from)!.get(to)!, change);
+    this.fabric.send(dirs.map(([from, to]) => this.setCommand(from, to, this.links.get(from)!.get(to)!)));
     this.log(`network ${this.name}: ${a} ${opts.oneWay ? '->' : '<->'} ${b} ${describeChange(change)}`);
   }
 
@@ -165,73 +189,35 @@ export class Network {
       if (group.has(m)) throw new ConfigurationError(`partition of network ${this.name}: machine ${m} is in two groups`);
       group.set(m, i);
     }));
-    let cut = 0;
-    for (const [a, ns] of this.neighbours) {
-      for (const b of ns) {
+    const commands: string[] = [];
+    for (const [a, out] of this.links) {
+      for (const [b, c] of out) {
         const ga = group.get(a);
         const gb = group.get(b);
         if (ga === undefined || gb === undefined || ga === gb) continue;
-        this.link(a, b)!.conditions.up = false;
-        cut++;
+        c.up = false;
+        commands.push(this.setCommand(a, b, c));
       }
     }
-    this.log(`network ${this.name}: partitioned into ${groups.map((g) => `[${g.join(', ')}]`).join(' | ')} (${cut / 2} links cut)`);
+    this.fabric.send(commands);
+    this.log(`network ${this.name}: partitioned into ${groups.map((g) => `[${g.join(', ')}]`).join(' | ')} (${commands.length / 2} links cut)`);
   }
 
   /** Brings every link up again (loss, delay and rate settings stay). */
   heal(): void {
-    for (const out of this.links.values()) for (const l of out.values()) l.conditions.up = true;
+    const commands: string[] = [];
+    for (const [a, out] of this.links) {
+      for (const [b, c] of out) {
+        c.up = true;
+        commands.push(this.setCommand(a, b, c));
+      }
+    }
+    this.fabric.send(commands);
     this.log(`network ${this.name}: healed (every link up)`);
   }
 
   private requireLink(a: string, b: string): void {
     if (!this.neighbours.get(a)?.has(b)) throw new ConfigurationError(`network ${this.name} has no link between ${a} and ${b} (members: ${this.members.join(', ')})`);
-  }
-
-  /** A frame from `from`'s NIC: captured, its sender learnt, then sent on to its destination or flooded to the neighbours. */
-  forward(from: string, frame: Buffer): void {
-    if (frame.length < 14) return;
-    this.pcap.write(frame);
-    const src = frame.toString('hex', 6, 12);
-    if (this.macs.get(src) !== from) this.macs.set(src, from);
-    const out = this.links.get(from);
-    if (!out) return;
-    const known = (frame[0]! & 1) === 1 ? undefined : this.macs.get(frame.toString('hex', 0, 6));
-    if (known !== undefined) {
-      const l = out.get(known);
-      if (l) this.deliver(l, known, frame);
-      return;
-    }
-    for (const [to, l] of out) this.deliver(l, to, frame);
-  }
-
-  private deliver(l: DirectedLink, to: string, frame: Buffer): void {
-    const c = l.conditions;
-    if (!c.up || (c.loss > 0 && Math.random() < c.loss)) {
-      l.stats.dropped++;
-      return;
-    }
-    l.stats.delivered++;
-    const port = this.ports.get(to);
-    if (!port) return;
-    let wait = c.delayMs + (c.jitterMs ? Math.random() * c.jitterMs : 0);
-    if (c.rateKbit > 0) {
-      // The link is busy sending earlier frames until busyUntil; this one goes after them at the link's rate.
-      const t = performance.now();
-      const start = Math.max(t, l.busyUntil);
-      l.busyUntil = start + (frame.length * 8) / c.rateKbit;
-      wait += l.busyUntil - t;
-    }
-    if (c.reorder > 0 && Math.random() < c.reorder) {
-      l.stats.reordered++;
-      wait += REORDER_HOLD_MS;
-    }
-    const copies = c.duplicate > 0 && Math.random() < c.duplicate ? 2 : 1;
-    if (copies === 2) l.stats.duplicated++;
-    for (let k = 0; k < copies; k++) {
-      if (wait <= 0) port.socket.send(frame, port.qemuPort, '127.0.0.1');
-      else setTimeout(() => port.socket.send(frame, port.qemuPort, '127.0.0.1'), wait).unref();
-    }
   }
 }
 
@@ -279,15 +265,62 @@ export class Fabric {
     }
   }
 
-  constructor(specs: Record<string, NetworkSpec>, opts: { pcapDir: string; onEvent?: (event: string) => void }) {
+  /**
+   * `onSwitchExit` hears of the switch helper exiting before close(): every machine on these networks is cut off, an
+   * infrastructure error that should end the case's waits.
+   */
+  constructor(specs: Record<string, NetworkSpec>, opts: { pcapDir: string; onEvent?: (event: string) => void; onSwitchExit?: (error: InfrastructureError) => void }) {
     this.onEvent = opts.onEvent ?? (() => undefined);
+    this.onSwitchExit = opts.onSwitchExit ?? (() => undefined);
+    let offset = 0;
     Object.entries(specs).forEach(([name, spec], i) => {
       const links = Array.isArray(spec) ? undefined : spec.links;
       const members = Array.isArray(spec) ? [...spec] : [...new Set(spec.links.flat())];
-      const net = new Network(name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
+      const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
+      offset += 1 + 4 * members.length * members.length;
       net.batman = !Array.isArray(spec) && !!spec.batman;
       this.networks.set(name, net);
     });
+  }
+
+  private readonly onSwitchExit: (error: InfrastructureError) => void;
+  private helper: SwitchHelper | undefined;
+  private starting: Promise<SwitchHelper> | undefined;
+  private closed = false;
+
+  /** Starts the switch (once): compiled on first use, then declared every network and the links' conditions. */
+  private start(): Promise<SwitchHelper> {
+    if (this.closed) return Promise.reject(new InfrastructureError('the network fabric is closed'));
+    this.starting ??= (async () => {
+      const nets = [...this.networks.values()];
+      const names = nets.map((n) => n.name).join(', ');
+      const helper = await SwitchHelper.start(nets.flatMap((n) => n.setupCommands()), (line) => this.record(`switch: ${line}`));
+      this.helper = helper;
+      helper.send(nets.flatMap((n) => n.conditionCommands()));
+      void helper.ended.then(({ unexpected, error }) => {
+        if (!unexpected) return;
+        const message = `the switch of network${nets.length > 1 ? 's' : ''} ${names} (fleetlab-switch[${helper.pid}]) ended while the case ran; the machines on ${nets.length > 1 ? 'them' : 'it'} are cut off.\n${error.message}`;
+        this.record(message.split('\n')[0]!);
+        this.onSwitchExit(new InfrastructureError(message, { details: { networks: nets.map((n) => n.name) } }));
+      });
+      return helper;
+    })();
+    return this.starting;
+  }
+
+  /** Commands for the switch, if it runs (a switch started later is told the model's state then). */
+  send(lines: string[]): void {
+    this.helper?.send(lines);
+  }
+
+  /** Counters from the switch (zeros before it starts). */
+  counters(offset: number, count: number): number[] {
+    return this.helper ? this.helper.counters(offset, count) : new Array<number>(count).fill(0);
+  }
+
+  /** The switch helper's pid, once it runs. */
+  get switchPid(): number | undefined {
+    return this.helper?.pid;
   }
 
   private record(event: string): void {
@@ -312,27 +345,18 @@ export class Fabric {
     const nics: NicPlan[] = [];
     for (const net of this.networks.values()) {
       if (!net.members.includes(machine)) continue;
-      const socket = createSocket('udp4');
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(0, '127.0.0.1', () => resolve());
-      });
+      const helper = await this.start();
       const qemuPort = await freeUdpPort();
-      const port: Port = { machine, network: net, socket, qemuPort };
-      socket.on('message', (frame) => net.forward(machine, frame));
-      net.ports.set(machine, port);
-      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort: socket.address().port, qemuPort, batman: net.batman });
+      const switchPort = await helper.openPort(net.index, net.members.indexOf(machine), qemuPort);
+      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort, qemuPort, batman: net.batman });
     }
     return nics;
   }
 
-  /** Closes every port and flushes the captures. */
+  /** Stops the switch; its captures are written out. */
   async close(): Promise<void> {
-    for (const net of this.networks.values()) {
-      for (const p of net.ports.values()) p.socket.close();
-      net.ports.clear();
-      await net.pcap.close();
-    }
+    this.closed = true;
+    const helper = await this.starting?.catch(() => undefined);
+    await helper?.close();
   }
 }
-

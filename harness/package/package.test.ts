@@ -35,7 +35,7 @@ describe('fleetlab installed from its npm pack tarball', () => {
 
   it('ships compiled JavaScript and declarations, not the repository', async () => {
     const pkg = join(repo, 'node_modules/fleetlab');
-    for (const f of ['bin/fleetlab.js', 'dist/harness/index.js', 'dist/harness/index.d.ts', 'dist/harness/cli/main.js', 'dist/machines/x86_64-direct.js', 'machines/testbed/rootfs/init', 'scripts/setup.sh'])
+    for (const f of ['bin/fleetlab.js', 'dist/harness/index.js', 'dist/harness/index.d.ts', 'dist/harness/cli/main.js', 'dist/machines/x86_64-direct.js', 'machines/testbed/rootfs/init', 'scripts/setup.sh', 'harness/net/switch/fleetlab-switch.c'])
       expect(existsSync(join(pkg, f)), f).toBe(true);
     for (const f of ['harness/cli/main.ts', 'package-lock.json', 'harness/package/package.test.ts', 'dist/harness/package/package.test.js']) expect(existsSync(join(pkg, f)), f).toBe(false);
     // npm init -y writes "type": "commonjs"; the scenarios below are ES modules all the same.
@@ -75,11 +75,18 @@ import { scenario, type Machine } from 'fleetlab';
 export const x = scenario({
   name: 'x',
   machines: { main: 'small' },
-  async run({ machines: { main }, step }) {
+  networks: { lan: ['main'] },
+  async run({ machines: { main }, step, net }) {
     const m: Machine = main;
     await step('memory is the profile\\'s', async () => {
       const kb = Number((await m.succeed("sed -n 's/^MemTotal: *\\\\([0-9]*\\\\) kB/\\\\1/p' /proc/meminfo")).trim());
       assert.ok(kb > 150_000 && kb <= 200 * 1024, String(kb));
+    });
+    await step('its NIC is on the LAN, through the switch the package compiled', async () => {
+      // No one answers at .99: the guest's ARP requests for it cross the switch all the same.
+      await m.succeed('ping -c 1 -W 1 ' + m.address('lan').replace(/\\d+$/, '99') + ' || true');
+      assert.match(await m.succeed('ip -o -4 addr show'), new RegExp(m.address('lan').replace(/\\./g, '\\\\.') + '/24'));
+      assert.ok(net.network('lan').pcap.frames > 0, 'frames went through the switch');
     });
   },
 });
@@ -88,6 +95,7 @@ export const x = scenario({
     const run = await execa('npx', ['fleetlab', 'run', 'scenarios/x.ts'], { cwd: repo, reject: false, timeout: 300_000, env: { CI: 'true', NO_COLOR: '1' } });
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toMatch(/✓ memory is the profile's/);
+    expect(run.stdout).toMatch(/✓ its NIC is on the LAN/);
     expect(run.stdout).toMatch(/1 passed, 0 failed/);
     expect(existsSync(join(repo, 'reports/latest/junit.xml'))).toBe(true);
     expect(existsSync(join(repo, 'reports/latest/report.html'))).toBe(true);

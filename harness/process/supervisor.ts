@@ -23,6 +23,8 @@ export interface SpawnOptions {
    * tar) must end with it.
    */
   processGroup?: boolean;
+  /** Give the child a pipe on stdin, written with write(); by default its stdin is /dev/null. */
+  stdinPipe?: boolean;
 }
 
 const STDERR_TAIL_BYTES = 16 * 1024;
@@ -48,13 +50,15 @@ export class SupervisedProcess {
       cwd: opts.cwd,
       env: opts.env,
       extendEnv: true,
-      stdin: 'ignore',
+      stdin: opts.stdinPipe ? 'pipe' : 'ignore',
       buffer: false,
       reject: false,
       cleanup: true,
       detached: !!opts.processGroup,
     });
     this.group = !!opts.processGroup;
+    // A child that has exited closes its end: the write fails with EPIPE, and its exit is what the caller hears of.
+    this.child.stdin?.on('error', () => undefined);
     registry.add(this);
     let partial = { stdout: '', stderr: '' };
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -81,6 +85,20 @@ export class SupervisedProcess {
     });
     // execa's promise rejects only with reject: true; keep it from floating.
     this.child.catch(() => undefined);
+  }
+
+  /**
+   * Writes to the child's stdin (stdinPipe). libuv writes to a pipe at once when nothing is queued before, so a short
+   * text is in the pipe when this returns.
+   */
+  write(text: string): void {
+    if (!this.child.stdin) throw new Error(`${this.tag} was started without a stdin pipe`);
+    if (this.running && this.child.stdin.writable) this.child.stdin.write(text);
+  }
+
+  /** Closes the child's stdin (stdinPipe): end of input. */
+  endInput(): void {
+    this.child.stdin?.end();
   }
 
   /** The child's pid (the setpriv wrapper execs the program, so it is the program's pid). */

@@ -23,6 +23,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   dropbearkey: 'dropbear-bin',
   dropbearconvert: 'dropbear-bin',
   tcpdump: 'tcpdump',
+  // The network fabric's switch (harness/net/switch/fleetlab-switch.c) is compiled on first use.
+  cc: 'gcc',
   'nix-instantiate': 'nix-bin',
   cpio: 'cpio',
   xz: 'xz-utils',

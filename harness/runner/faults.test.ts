@@ -1,4 +1,4 @@
-// Faults through the real CLI: a QEMU killed mid-step, a kernel panic and a stage-1 failure while booting. Each case
+// Faults through the real CLI: a QEMU killed mid-step, the network switch killed mid-wait, a kernel panic and a stage-1 failure while booting. Each case
 // ends within seconds as an infrastructure error (exit 3), the JUnit file is valid and names what happened, and no
 // QEMU is left running.
 import { execa } from 'execa';
@@ -22,7 +22,7 @@ describe('faults end cases at once', () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-faults-'));
     const img = await testbedImage('x86_64', 'test');
     const t0 = performance.now();
-    run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/runner/fixtures/faults.ts', '--workers', '3', '--output', dir], {
+    run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/runner/fixtures/faults.ts', '--workers', '4', '--output', dir], {
       cwd: root,
       reject: false,
       timeout: 240_000,
@@ -37,13 +37,19 @@ describe('faults end cases at once', () => {
 
   it('exits 3 (infrastructure) long before any budget', () => {
     expect(run.exitCode, String(run.stdout) + String(run.stderr)).toBe(3);
-    expect(seconds).toBeLessThan(60);
-    expect(cases).toHaveLength(3);
+    expect(seconds).toBeLessThan(90);
+    expect(cases).toHaveLength(4);
   });
 
   it('QEMU killed during reboot(): the error names the machine, the wait and the signal', () => {
     const msg = error('qemu killed during reboot');
     expect(msg).toMatch(/^Machine victim died while fleetlab waited for /);
+    expect(msg).toContain('signal SIGKILL');
+  });
+
+  it('the network switch killed during a wait: the wait ends at once, naming the network and the signal', () => {
+    const msg = error('switch killed during a wait');
+    expect(msg).toMatch(/^the switch of network lan \(fleetlab-switch\[\d+\]\) ended while the case ran; the machines on it are cut off\./);
     expect(msg).toContain('signal SIGKILL');
   });
 
@@ -60,6 +66,6 @@ describe('faults end cases at once', () => {
   });
 
   it('leaves no QEMU behind', () => {
-    for (const name of ['victim', 'panicky', 'rootless']) expect(processesMatching(`process=fleetlab-${name}`)).toEqual([]);
+    for (const name of ['victim', 'panicky', 'rootless', 'cutoff']) expect(processesMatching(`process=fleetlab-${name}`)).toEqual([]);
   });
 });

@@ -67,8 +67,11 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const onRunAbort = () => caseAbort.abort(opts.signal.reason);
   opts.signal.addEventListener('abort', onRunAbort, { once: true });
 
-  // The case's networks: a switch in this process, ports per machine, captures in the case's log folder.
-  const fabric = c.scenario.networks ? new Fabric(c.scenario.networks, { pcapDir: logDir, onEvent: (e) => result.output.push(`[${new Date().toISOString()}] ${e}`) }) : undefined;
+  // The case's networks: a switch helper, ports per machine, captures in the case's log folder. A switch that dies
+  // cuts its machines off: the case ends at once as an infrastructure error naming the networks.
+  const fabric = c.scenario.networks
+    ? new Fabric(c.scenario.networks, { pcapDir: logDir, onEvent: (e) => result.output.push(`[${new Date().toISOString()}] ${e}`), onSwitchExit: (err) => caseAbort.abort(err) })
+    : undefined;
   const machines: Record<string, QemuMachine> = {};
   const died: string[] = [];
   // Lab boards first: a lease for each board role (waiting while they are busy), or the case is skipped.
