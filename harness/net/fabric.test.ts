@@ -24,12 +24,13 @@ interface End {
   got: number[];
   /** When each frame arrived (performance.now()). */
   at: number[];
+  fabric: Fabric;
 }
 
-async function end(plan: NicPlan): Promise<End> {
+async function end(plan: NicPlan, fabric: Fabric): Promise<End> {
   const socket = createSocket('udp4');
   await new Promise<void>((r) => socket.bind(plan.qemuPort, '127.0.0.1', () => r()));
-  const e: End = { plan, socket, got: [], at: [] };
+  const e: End = { plan, socket, got: [], at: [], fabric };
   socket.on('message', (m) => {
     e.got.push(m.readUInt32BE(14));
     e.at.push(performance.now());
@@ -46,8 +47,8 @@ afterEach(async () => {
 async function pair(opts: { onSwitchExit?: (e: Error) => void } = {}): Promise<{ fabric: Fabric; x: End; y: End; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
   const fabric = new Fabric({ lan: ['x', 'y'] }, { pcapDir: dir, ...opts });
-  const x = await end((await fabric.plan('t', 'x'))[0]!);
-  const y = await end((await fabric.plan('t', 'y'))[0]!);
+  const x = await end((await fabric.plan('t', 'x'))[0]!, fabric);
+  const y = await end((await fabric.plan('t', 'y'))[0]!, fabric);
   cleanup.push(() => fabric.close(), () => void x.socket.close(), () => void y.socket.close());
   // y speaks first: the switch learns where y is.
   y.socket.send(frame('ff:ff:ff:ff:ff:ff', y.plan.mac, 0xffffffff), y.plan.switchPort, '127.0.0.1');
@@ -63,11 +64,16 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-/** Sends n numbered frames from x to y, `burst` at a time with a turn of the event loop between bursts. */
+/**
+ * Sends n numbered frames from x to y, `burst` at a time; before the next burst the switch has taken the last one
+ * (its capture counts them), so a host too busy to run the switch for a while does not overflow a socket's buffer.
+ */
 async function send(x: End, y: End, n: number, burst = 8): Promise<void> {
+  const captured = () => x.fabric.network('lan').pcap.frames;
+  const base = captured();
   for (let k = 0; k < n; k++) {
     x.socket.send(frame(y.plan.mac, x.plan.mac, k), x.plan.switchPort, '127.0.0.1');
-    if (k % burst === burst - 1) await new Promise((r) => setImmediate(r));
+    if (k % burst === burst - 1 || k === n - 1) await until(() => captured() >= base + k + 1, 10_000);
   }
 }
 
@@ -175,6 +181,17 @@ describe('fabric switch', () => {
     expect(errors[0]!.message).toMatch(/^the switch of network lan \(fleetlab-switch\[\d+\]\) ended while the case ran; the machines on it are cut off\.\n.*signal SIGKILL/s);
     await fabric.close();
     expect(errors.length).toBe(1);
+  });
+
+  it('SIGTERM makes the switch write out its capture and exit 0 (reported, as the case did not close it)', async () => {
+    const errors: Error[] = [];
+    const { fabric, x, y, dir } = await pair({ onSwitchExit: (e) => errors.push(e) });
+    await send(x, y, 30);
+    await until(() => y.got.length === 30);
+    process.kill(fabric.switchPid!, 'SIGTERM');
+    await until(() => errors.length === 1);
+    expect(errors[0]!.message).toMatch(/exit code 0/);
+    expect((await readFile(join(dir, 'lan.pcap'))).length).toBe(24 + 31 * 76);
   });
 
   it('close() ends the switch: its captures written out, no helper left, no error reported', async () => {

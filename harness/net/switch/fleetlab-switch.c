@@ -376,6 +376,12 @@ int main(void) {
   struct iovec iov[BATCH];
   struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
+  /* SIGTERM is let in only while waiting in ppoll, so one arriving between the loop's check and the wait is not lost. */
+  sigset_t term, waiting;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, &waiting);
+  sigdelset(&waiting, SIGTERM);
   /* Ctrl-C reaches the whole process group: the runner decides when its networks end (end of stdin). */
   signal(SIGINT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -394,7 +400,7 @@ int main(void) {
       timeout = &wait;
     }
     flush_all();
-    int ready = ppoll(pfd, (nfds_t)nports + 1, timeout, NULL);
+    int ready = ppoll(pfd, (nfds_t)nports + 1, timeout, &waiting);
     if (ready < 0 && errno != EINTR) die("poll: %s", strerror(errno));
     if (ready > 0 && pfd[0].revents) read_control();
     for (int i = 0; ready > 0 && i < nports; i++) {
