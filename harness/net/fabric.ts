@@ -5,8 +5,8 @@
 // lossy, delayed, jittered, rate-limited, made to duplicate or reorder frames; partitions cut every link across groups.
 // Frames are captured per network.
 // This module is the model and the API; the frames go through fleetlab-switch (switch/fleetlab-switch.c), a native
-// helper this process supervises and drives (switch-helper.ts): a relay in the runner's event loop added three times
-// its latency per hop (bench/net.ts).
+// helper this process supervises and drives (switch-helper.ts): a switch in the runner's event loop added several
+// times the latency of a bare C relay between guests (README, "Performance").
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
