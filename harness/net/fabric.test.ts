@@ -154,7 +154,8 @@ describe('fabric switch', () => {
     await until(() => y.got.length === 20);
     const held = y.got.map((seq, i) => y.at[i]! - sent[seq]!);
     expect(Math.min(...held)).toBeGreaterThanOrEqual(39);
-    expect(Math.max(...held)).toBeLessThan(60 + 50);
+    // The slack is for a host busy with guests: the test's own event loop may see an arrival late, never early.
+    expect(Math.max(...held)).toBeLessThan(60 + 150);
     // Jitter spreads them: not all within a millisecond of each other.
     expect(Math.max(...held) - Math.min(...held)).toBeGreaterThan(1);
   });
