@@ -26,14 +26,11 @@ export interface LinkConditions {
   rateKbit: number;
   /** Probability in [0, 1] that a frame is delivered twice. */
   duplicate: number;
-  /** Probability in [0, 1] that a frame is held back REORDER_HOLD_MS, so frames sent after it overtake it. */
+  /** Probability in [0, 1] that a frame is held back 2 ms (the switch's REORDER_HOLD_NS), so frames sent after it overtake it. */
   reorder: number;
 }
 
 const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateKbit: 0, duplicate: 0, reorder: 0 };
-/** How long a frame picked for reordering is held back. */
-export const REORDER_HOLD_MS = 2;
-
 
 /**
  * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
@@ -62,6 +59,11 @@ export interface LinkStats {
   /** Extra copies delivered, and frames held back for reordering. */
   duplicated: number;
   reordered: number;
+}
+
+/** The machines a network joins: a LAN's members, or every machine a mesh link names (in order of first mention). */
+export function networkMembers(spec: NetworkSpec): string[] {
+  return Array.isArray(spec) ? [...spec] : [...new Set(spec.links.flat())];
 }
 
 /** The subnet of the network at `index`: 198.18.0.0/15 (RFC 2544's benchmarking range), one /24 each. */
@@ -189,31 +191,32 @@ export class Network {
       if (group.has(m)) throw new ConfigurationError(`partition of network ${this.name}: machine ${m} is in two groups`);
       group.set(m, i);
     }));
-    const commands: string[] = [];
-    for (const [a, out] of this.links) {
-      for (const [b, c] of out) {
-        const ga = group.get(a);
-        const gb = group.get(b);
-        if (ga === undefined || gb === undefined || ga === gb) continue;
-        c.up = false;
-        commands.push(this.setCommand(a, b, c));
-      }
-    }
-    this.fabric.send(commands);
-    this.log(`network ${this.name}: partitioned into ${groups.map((g) => `[${g.join(', ')}]`).join(' | ')} (${commands.length / 2} links cut)`);
+    const cut = this.setUp(false, (a, b) => {
+      const ga = group.get(a);
+      const gb = group.get(b);
+      return ga !== undefined && gb !== undefined && ga !== gb;
+    });
+    this.log(`network ${this.name}: partitioned into ${groups.map((g) => `[${g.join(', ')}]`).join(' | ')} (${cut / 2} links cut)`);
   }
 
   /** Brings every link up again (loss, delay and rate settings stay). */
   heal(): void {
+    this.setUp(true, () => true);
+    this.log(`network ${this.name}: healed (every link up)`);
+  }
+
+  /** Sets `up` on every directed link `which` picks and tells the switch; how many it picked. */
+  private setUp(up: boolean, which: (from: string, to: string) => boolean): number {
     const commands: string[] = [];
     for (const [a, out] of this.links) {
       for (const [b, c] of out) {
-        c.up = true;
+        if (!which(a, b)) continue;
+        c.up = up;
         commands.push(this.setCommand(a, b, c));
       }
     }
     this.fabric.send(commands);
-    this.log(`network ${this.name}: healed (every link up)`);
+    return commands.length;
   }
 
   private requireLink(a: string, b: string): void {
@@ -275,7 +278,7 @@ export class Fabric {
     let offset = 0;
     Object.entries(specs).forEach(([name, spec], i) => {
       const links = Array.isArray(spec) ? undefined : spec.links;
-      const members = Array.isArray(spec) ? [...spec] : [...new Set(spec.links.flat())];
+      const members = networkMembers(spec);
       const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
       offset += 1 + 4 * members.length * members.length;
       net.batman = !Array.isArray(spec) && !!spec.batman;

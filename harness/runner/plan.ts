@@ -8,7 +8,7 @@ import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/boot-override.ts';
 import { nicUnsupported, type MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type ScenarioDefinition } from './scenario.ts';
-import { Fabric } from '../net/fabric.ts';
+import { Fabric, networkMembers } from '../net/fabric.ts';
 import type { BoardProvider } from './boards.ts';
 
 /** One scenario on one set of profiles: the unit that runs, retries and reports. */
@@ -137,7 +137,7 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
           }
         }
         for (const [role, p] of Object.entries(profiles)) {
-          const on = Object.entries(s.networks ?? {}).filter(([, spec]) => (Array.isArray(spec) ? spec : spec.links.flat()).includes(role)).map(([n]) => n);
+          const on = Object.entries(s.networks ?? {}).filter(([, spec]) => networkMembers(spec).includes(role)).map(([n]) => n);
           const noNic = (on.length || s.ssh || s.hostLink) && !boards[role] ? nicUnsupported(p) : undefined;
           if (noNic) throw new ConfigurationError(`${rel}: scenario ${JSON.stringify(s.name)}, machine ${role} (profile ${p.name}) is ${on.length ? `on network ${on.join(', ')}` : 'given a host link (ssh/hostLink)'}, but ${noNic}.`, { details: { file: rel, field: `machines.${role}` } });
         }

@@ -34,7 +34,7 @@
 #define BATCH 32
 #define FRAME_MAX 65536
 #define PCAP_FLUSH (256 * 1024)
-#define REORDER_HOLD_NS 2000000LL /* as REORDER_HOLD_MS in fabric.ts */
+#define REORDER_HOLD_NS 2000000LL /* how long a frame picked for reordering is held back (fabric.ts: reorder) */
 #define MAX_MACS 4096
 
 struct cond {
