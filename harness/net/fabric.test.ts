@@ -8,7 +8,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pidAlive } from '../process/pid-alive.ts';
+import { pidAlive, printedPid } from '../testing/processes.ts';
 import { Fabric, type NicPlan } from './fabric.ts';
 
 const mac = (m: string) => Buffer.from(m.replace(/:/g, ''), 'hex');
@@ -211,15 +211,7 @@ describe('fabric switch', () => {
   it('a runner killed with SIGKILL takes its switch along; the capture stays readable', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
     const runner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/switch-orphan.ts'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const pid = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      runner.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /switch-pid (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      runner.on('exit', (code) => reject(new Error(`the fixture exited early (${code}): ${out}`)));
-    });
+    const pid = await printedPid(runner, 'switch-pid');
     expect(pidAlive(pid)).toBe(true);
     runner.kill('SIGKILL');
     await until(() => !pidAlive(pid), 5000);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pidAlive, processesMatching } from '../testing/processes.ts';
+import { pidAlive, printedPid, processesMatching } from '../testing/processes.ts';
 import { sweepLeftovers } from './temp-dirs.ts';
 
 /** Temp dirs whose owner file names `pid`. */
@@ -29,15 +29,7 @@ describe('process supervision', () => {
     const name = `orphan${process.pid}`;
     const runner = spawn(process.execPath, [join(here, 'fixtures/boot-and-wait.ts'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
     // The runner prints QEMU's pid once QEMU runs, then waits for the guest.
-    const qemuPid = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      runner.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /qemu-pid (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      runner.on('exit', (code) => reject(new Error(`runner exited early (${code}): ${out}`)));
-    });
+    const qemuPid = await printedPid(runner, 'qemu-pid');
     expect(pidAlive(qemuPid)).toBe(true);
     expect(processesMatching(`fleetlab-${name}`).length).toBe(1);
     runner.kill('SIGKILL');
