@@ -17,6 +17,7 @@ import { ConfigurationError, InfrastructureError, TimeoutError } from '../harnes
 import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
+import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import type { MachineFacts, MachineState } from '../harness/qemu/qemu-machine.ts';
 import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
@@ -59,7 +60,8 @@ export class Board extends ShellMachine implements Media {
   private life = new Lifeline();
   private _state: MachineState = 'stopped';
   private serialShellStart: Promise<void> | undefined;
-  private boots = 0;
+  /** Boots so far: each power-on and each reboot counts one. */
+  boots = 0;
   private pinnedHostKey: string | undefined;
   private readonly sshSessions = new Set<SshSession>();
 
@@ -272,7 +274,7 @@ export class Board extends ShellMachine implements Media {
 
   /** NixOS generations on the board, through its shell (what needs QEMU, such as keys into a menu, says it is unsupported). */
   get nixos(): NixosHelpers {
-    return (this._nixos ??= new NixosHelpers(asBoardMachine(this)));
+    return (this._nixos ??= new NixosHelpers(this));
   }
   private _nixos: NixosHelpers | undefined;
 
@@ -321,6 +323,28 @@ export class Board extends ShellMachine implements Media {
 
   async screenshot(): Promise<void> {
     throw unsupported(this.boardName, 'screenshot', 'a board has no screen fleetlab can read');
+  }
+
+  async sendKeys(..._combos: string[]): Promise<void> {
+    throw unsupported(this.boardName, 'sendKeys()', 'a board has no keyboard fleetlab drives; a boot menu on its serial line takes sendConsole()');
+  }
+
+  /** True when the lab file gives the board a network address: an SSH client on this host reaches it there. */
+  get hasHostLink(): boolean {
+    return !!this.spec.network;
+  }
+
+  /** Where ssh, nix copy or nixos-anywhere reach the board: the lab file's network address, user and key, and the host key ssh() pinned. */
+  sshEndpoint(): SshEndpoint {
+    const net = this.spec.network;
+    if (!net) throw unsupported(this.boardName, 'sshEndpoint()', 'the lab file gives it no network address (network: { address })');
+    if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot reach it over SSH`);
+    return { host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey, hostKey: this.pinnedHostKey };
+  }
+
+  /** `signal` joined with the board's life: aborted when either ends (for a host process that works on the board). */
+  lifeSignal(signal?: AbortSignal): AbortSignal {
+    return withLife(signal, this.life)!;
   }
 }
 

@@ -12,7 +12,9 @@ import type { BoardLease, BoardProvider } from '../harness/runner/boards.ts';
 import type { Deadline } from '../harness/time/deadline.ts';
 import { asBoardMachine, Board } from './board.ts';
 import { loadLab, selectBoards, type Lab } from './inventory.ts';
-import { openLeaseStore, ownerId, type BoardState, type LeaseStore } from './leases.ts';
+import type { BoardState, LeaseStore } from './lease-store.ts';
+import { ownerId } from './lease-store.ts';
+import { openLeaseStore } from './leases.ts';
 
 /** Where a lab's leases live unless --lab-db says: $FLEETLAB_LAB_DB, else a SQLite file per lab in the state dir. */
 export function defaultLabDb(lab: Lab): string {

@@ -4,7 +4,7 @@
 // decides between racing runners, with no coordinator of fleetlab's own.
 import pg from 'pg';
 import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
-import type { BoardState, Lease, LeaseStore } from './leases.ts';
+import type { BoardState, Lease, LeaseStore } from './lease-store.ts';
 
 const NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 const iso = (ms: string | number) => new Date(Number(ms)).toISOString();

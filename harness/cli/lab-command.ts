@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { LabSession } from '../../lab/lab-session.ts';
-import { ownerId } from '../../lab/leases.ts';
+import { ownerId } from '../../lab/lease-store.ts';
 
 /** "2h", "90m", "1h30m", "45s" in ms. */
 export function parseDuration(text: string): number {

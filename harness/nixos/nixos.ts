@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestFailure, ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { NixosMachine } from './nixos-machine.ts';
 import { makeTempDir } from '../process/temp-dirs.ts';
 import { testbedSource } from '../qemu/testbed-source.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
@@ -93,9 +93,9 @@ export interface Booted {
 }
 
 export class NixosHelpers {
-  private readonly m: QemuMachine;
+  private readonly m: NixosMachine;
 
-  constructor(machine: QemuMachine) {
+  constructor(machine: NixosMachine) {
     this.m = machine;
   }
 

@@ -2,16 +2,23 @@
 // first wave with an unhealthy machine is rolled back (nixos-rebuild switch --rollback on that wave's machines
 // alone) and the rollout stops there. Every machine's switch, check and rollback is a step of the case.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { NixosHelpers } from './nixos.ts';
 import type { Toplevel } from './generation.ts';
 
 /** A wave's size: a machine count, or a share of the fleet ('50%'); sizes are cumulative (the fleet so far). */
 export type WaveSize = number | `${number}%`;
 
-export interface RolloutOptions {
+/** What a rollout needs of a machine (a VM or a board): its name, log and NixOS helpers. */
+export interface RolloutMachine {
+  readonly name: string;
+  readonly log: { note(line: string): void };
+  readonly nixos: NixosHelpers;
+}
+
+export interface RolloutOptions<M extends RolloutMachine = RolloutMachine> {
   waves: WaveSize[];
   /** True (or nothing) when the machine is healthy on the new generation; false or a throw when not. */
-  healthCheck: (m: QemuMachine) => Promise<boolean | void>;
+  healthCheck: (m: M) => Promise<boolean | void>;
   /** The scenario's step function, so each action shows in the step tree. */
   step?: <T>(name: string, fn: () => Promise<T> | T) => Promise<T>;
 }
@@ -41,7 +48,7 @@ export function waveCounts(waves: WaveSize[], n: number): number[] {
 }
 
 /** Rolls `toplevel` out to `machines` (in their order) in `opts.waves`. */
-export async function rollout(machines: QemuMachine[], toplevel: Toplevel | string | ((m: QemuMachine) => Promise<Toplevel | string>), opts: RolloutOptions): Promise<RolloutResult> {
+export async function rollout<M extends RolloutMachine>(machines: M[], toplevel: Toplevel | string | ((m: M) => Promise<Toplevel | string>), opts: RolloutOptions<M>): Promise<RolloutResult> {
   const step = opts.step ?? (<T>(_: string, fn: () => Promise<T> | T) => Promise.resolve(fn()));
   const counts = waveCounts(opts.waves, machines.length);
   const result: RolloutResult = { completed: false, waves: [], updated: [], rolledBack: [] };

@@ -1,11 +1,10 @@
 // The life of something waits depend on (a QEMU process, a board's console): every wait on it races it, the way
 // it races its deadline, so a death ends the wait at once with an error that says what was being awaited.
-import type { FleetlabError } from '../errors/fleetlab-error.ts';
-
 /** Why a lifeline ended; turns into the error a wait throws, naming what that wait awaited. */
 export interface LifeEnd {
-  /** The error for a wait on `awaited` that this end interrupted. */
-  during(awaited: string): FleetlabError;
+  /** The error for a wait on `awaited` that this end interrupted (a FleetlabError in practice; typed as Error so that
+   * the clock does not depend on the error family, which depends on the clock). */
+  during(awaited: string): Error;
 }
 
 /** Ends once; its signal aborts with the LifeEnd as reason. */
