@@ -3,6 +3,8 @@
 import '../machines/testbed/register.ts';
 
 export { scenario } from './runner/scenario.ts';
+export { need } from './protocols/machine.ts';
+export type { Capabilities, Capability, FabricNet, HostLink, MachineFacts, MachineLog, MachineState, SshOptions } from './protocols/machine.ts';
 export type { Machine, ScenarioContext, ScenarioSpec, StartMode, InstallFlows } from './runner/scenario.ts';
 export { fromIso as installFromIso, sdImage as installSdImage, ISO_PHASES, SD_PHASES } from './install/install.ts';
 export type { InstallReport, IsoInstallOptions, SdInstallOptions, StepRunner } from './install/install.ts';

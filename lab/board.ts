@@ -1,7 +1,8 @@
 // A lab board as a machine: its power through a power driver, its serial line through the `serialport` package (or
 // a serial server's raw TCP port), with the same console capture, waitForConsoleText, serial login and framed shell
-// channel that a QEMU machine has. Scenario code cannot tell it from a QemuMachine except by what the hardware lacks:
-// those members throw "not supported by board X" (asBoardMachine()).
+// channel and console checks that a QEMU machine has. It is a Machine (harness/protocols/machine.ts) as a VM is; what
+// the hardware lacks is a capability it does not have (no screen, no fabric NICs, no host-link forwards; media only
+// with an SD mux), so a scenario that uses one checks for it or calls need(), which names the board.
 //
 // The shell channel runs over a serial login, as on QEMU's Pi: login, then the tty is put raw and the backdoor
 // protocol runs on it. Mind the throughput: at 115200 baud a line carries about 11 KB/s, so the channel's answers
@@ -10,17 +11,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
+import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../harness/console/console-checks.ts';
 import { ConsoleLog } from '../harness/console/console-log.ts';
 import { serialLogin } from '../harness/console/serial-login.ts';
 import { StreamConsole } from '../harness/console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
+import type { MachineFacts, MachineState, ManagedMachine, SshOptions } from '../harness/protocols/machine.ts';
 import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
-import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
-import type { MachineFacts, MachineState } from '../harness/qemu/qemu-machine.ts';
-import { QemuMachine } from '../harness/qemu/qemu-machine.ts';
+import { ConsoleCheckFired, MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
@@ -39,9 +40,12 @@ export interface BoardOptions {
   name: string;
   logDir: string;
   onConsoleLine?: (line: string) => void;
+  /** The scenario's console checks, on top of the profile's. */
+  consoleChecks?: ConsoleCheckSettings;
 }
 
-export class Board extends ShellMachine implements Media {
+export class Board extends ShellMachine implements ManagedMachine, Media {
+  readonly kind = 'board' as const;
   readonly name: string;
   readonly boardName: string;
   readonly spec: BoardSpec;
@@ -64,6 +68,9 @@ export class Board extends ShellMachine implements Media {
   boots = 0;
   private pinnedHostKey: string | undefined;
   private readonly sshSessions = new Set<SshSession>();
+  private readonly watcher: ConsoleWatcher;
+  /** From power-on until the shell answers: a console check then is an infrastructure error (the board did not come up). */
+  private booting = false;
 
   constructor(boardName: string, spec: BoardSpec, profile: MachineProfile, opts: BoardOptions) {
     super();
@@ -77,9 +84,21 @@ export class Board extends ShellMachine implements Media {
     this.power = powerDriver(spec.power, boardName);
     this.log = new ConsoleLog(join(opts.logDir, `${opts.name}.log`));
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
+    this.watcher = new ConsoleWatcher(consoleChecks(profile.consoleChecks, opts.consoleChecks), (hit) => this.onConsoleCheck(hit));
+    this.log.onLine((line) => this.watcher.line(profile.serialConsole, line));
     this.serialConsole = new StreamConsole(profile.serialConsole, opts.name, this.log, () => this.life);
     this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life });
     this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
+  }
+
+  /** "board vboard-1 (a lab board)": how messages name it. */
+  get label(): string {
+    return `board ${this.boardName} (a lab board)`;
+  }
+
+  /** Its SD card, written through the lab file's SD mux; none without one. */
+  get media(): Media | undefined {
+    return this.spec.sdMux ? this : undefined;
   }
 
   get state(): MachineState {
@@ -109,7 +128,9 @@ export class Board extends ShellMachine implements Media {
       if (!this.stream) {
         this.life = new Lifeline();
         await this.openSerial(deadline.remaining());
-      }
+      } else if (this.life.ended) this.life = new Lifeline(); // a console check ended the last one
+      this.watcher.reset();
+      this.booting = true;
       if ((await this.power.get()) !== false) {
         this.log.note(`power off (${this.power.describe}), ${this.spec.power.offDelayMs} ms`);
         await this.power.set(false);
@@ -157,11 +178,10 @@ export class Board extends ShellMachine implements Media {
       await new Promise<void>((ok, fail) => (stream as SerialPort).open((err) => (err ? fail(new InfrastructureError(`board ${this.boardName}: cannot open serial line ${path}: ${err.message}`)) : ok())));
     }
     this.stream = stream;
-    const life = this.life;
     stream.on('close', () => {
       if (this.stream !== stream) return;
       this.stream = undefined;
-      life.finish(new MachineDied(this.boardName, `its serial line ${this.serialDevice} closed`, '', () => this.log.lastLines(20), undefined));
+      this.life.finish(new MachineDied(this.boardName, `its serial line ${this.serialDevice} closed`, undefined, () => this.log.lastLines(20), undefined));
       this.backdoor.detach('the serial line closed');
     });
     stream.on('error', () => undefined);
@@ -202,6 +222,25 @@ export class Board extends ShellMachine implements Media {
       await this.serialShellStart;
     }
     await this.backdoor.waitReady({ deadline, signal });
+    this.booting = false;
+  }
+
+  /** A console check matched: the board's life ends, so whatever waits on it fails now with the lines. */
+  private onConsoleCheck(hit: ConsoleCheckHit): void {
+    const kind = this.booting ? 'infrastructure' : 'test-failure';
+    this.log.note(`console check "${hit.check.name}" fired on ${hit.console}: ${hit.line}`);
+    this.life.finish(new ConsoleCheckFired(this.name, hit, kind));
+    this.emit('console-check', hit);
+  }
+
+  /** Runs `fn` with console check `name` silenced, for a step that provokes it; resolves once the check matched. */
+  expectConsoleCheck(name: string, fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
+    return this.watcher.expect(name, fn, opts, { machine: this.name, life: this.life, lastLines: () => this.log.lastLines(20) });
+  }
+
+  /** expectConsoleCheck('kernel-panic', fn). */
+  expectPanic(fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
+    return this.expectConsoleCheck('kernel-panic', fn, opts);
   }
 
   login(user?: string, password?: string, opts?: WaitOptions): Promise<void> {
@@ -305,7 +344,7 @@ export class Board extends ShellMachine implements Media {
    * An SSH session to the board's network address (the lab file's network), with the shell helpers, transfers and
    * forwards of a VM's; the host key is pinned at the first connection (expectNewHostKey after a reinstall).
    */
-  async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
+  async ssh(opts: SshOptions = {}): Promise<SshShell> {
     const net = this.spec.network;
     if (!net) throw unsupported(this.boardName, 'ssh()', 'the lab file gives it no network address (network: { address })');
     if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot open SSH`);
@@ -321,12 +360,14 @@ export class Board extends ShellMachine implements Media {
     return lifeBoundShell(session, this.name, this.life);
   }
 
-  async screenshot(): Promise<void> {
-    throw unsupported(this.boardName, 'screenshot', 'a board has no screen fleetlab can read');
-  }
-
   async sendKeys(..._combos: string[]): Promise<void> {
     throw unsupported(this.boardName, 'sendKeys()', 'a board has no keyboard fleetlab drives; a boot menu on its serial line takes sendConsole()');
+  }
+
+  /** The lab file's SSH user and key for the board, when it names a key. */
+  get sshIdentity(): { user: string; privateKey: string } | undefined {
+    const net = this.spec.network;
+    return net?.privateKey ? { user: net.user, privateKey: net.privateKey } : undefined;
   }
 
   /** True when the lab file gives the board a network address: an SSH client on this host reaches it there. */
@@ -353,26 +394,6 @@ const QUIET_BEFORE_POKE_MS = 8_000;
 
 function unsupported(board: string, member: string, why: string): ConfigurationError {
   return new ConfigurationError(`${member} is not supported by board ${board}: ${why}`);
-}
-
-/**
- * The board as scenarios see it, typed as a Machine: members of QemuMachine that a board lacks (QMP, snapshots, the
- * fabric, screens) throw "not supported by board X" instead of being undefined.
- */
-export function asBoardMachine(board: Board): QemuMachine {
-  return new Proxy(board, {
-    get(target, prop, receiver) {
-      if (prop in target) return Reflect.get(target, prop, receiver);
-      if (typeof prop === 'string' && prop in QemuMachine.prototype) {
-        const d = Object.getOwnPropertyDescriptor(QemuMachine.prototype, prop);
-        if (d?.get) throw unsupported(target.boardName, prop, 'it is a feature of QEMU machines');
-        return () => {
-          throw unsupported(target.boardName, `${prop}()`, 'it is a feature of QEMU machines');
-        };
-      }
-      return undefined;
-    },
-  }) as unknown as QemuMachine;
 }
 
 /** A serial device path; a by-id name that is only part of a link's name (a USB serial number) is looked up. */

@@ -55,6 +55,20 @@ describe('scenarios on virtual lab boards', () => {
     expect(new Set(boards).size).toBe(2);
   }, 500_000);
 
+  it("console checks on a board: an unexpected kernel panic fails its case naming the check; an expected one passes and the board comes up again", async () => {
+    const out = join(dir, 'checks');
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', 'panic', '--workers', '2', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'checks.sqlite'), '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    const byName = Object.fromEntries(report.results.map((c: { scenario: string; status: string; attempts: Array<{ error?: { kind: string; message: string } }> }) => [c.scenario, c]));
+    const panicked = byName['a board whose kernel panics'];
+    expect(panicked.status, JSON.stringify(panicked)).toBe('failed');
+    expect(panicked.attempts[0].error.kind).toBe('test-failure');
+    expect(panicked.attempts[0].error.message).toMatch(/Console check "kernel-panic" fired on dut: console \S+ shows/);
+    expect(panicked.attempts[0].error.message).toMatch(/Kernel panic/);
+    expect(byName['an expected panic on a board'].status, JSON.stringify(byName['an expected panic on a board'])).toBe('passed');
+  }, 500_000);
+
   it('lab check: a healthy board leaves quarantine', async () => {
     const db = join(dir, 'check.sqlite');
     const store = new SqliteLeases(db);

@@ -8,9 +8,8 @@ import { ConfigurationError, InfrastructureError } from '../harness/errors/fleet
 import { makeTempDir } from '../harness/process/temp-dirs.ts';
 import { loadProfile } from '../harness/qemu/profile-loader.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
-import type { BoardLease, BoardProvider } from '../harness/runner/boards.ts';
-import type { Deadline } from '../harness/time/deadline.ts';
-import { asBoardMachine, Board } from './board.ts';
+import type { BoardLease, BoardLeaseOptions, BoardProvider } from '../harness/runner/boards.ts';
+import { Board } from './board.ts';
 import { loadLab, selectBoards, type Lab } from './inventory.ts';
 import type { BoardState, LeaseStore } from './lease-store.ts';
 import { ownerId } from './lease-store.ts';
@@ -94,7 +93,7 @@ export class LabSession implements BoardProvider {
     return Promise.all(Object.entries(this.lab.boards).map(async ([board, b]) => ({ board, tags: b.tags, profile: b.profile, ...(await this.store.state(board)) })));
   }
 
-  async lease(candidates: string[], opts: { role: string; logDir: string; deadline: Deadline; signal: AbortSignal; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<BoardLease | { skip: string }> {
+  async lease(candidates: string[], opts: BoardLeaseOptions): Promise<BoardLease | { skip: string }> {
     for (;;) {
       const got = await this.store.acquire(candidates, this.owner, this.ttlMs);
       if (got) return this.machineFor(got.board, opts);
@@ -110,13 +109,13 @@ export class LabSession implements BoardProvider {
     }
   }
 
-  private async machineFor(boardName: string, opts: { role: string; logDir: string; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<BoardLease> {
+  private async machineFor(boardName: string, opts: Omit<BoardLeaseOptions, 'deadline' | 'signal'>): Promise<BoardLease> {
     const { board, release } = await this.boardFor(boardName, opts);
-    return { machine: asBoardMachine(board), info: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe }, release };
+    return { machine: board, info: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe }, release };
   }
 
   /** The Board of a board this process has just leased, renewing the lease until `release`. */
-  private async boardFor(boardName: string, opts: { role: string; logDir: string; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<{ board: Board; release: BoardLease['release'] }> {
+  private async boardFor(boardName: string, opts: Omit<BoardLeaseOptions, 'deadline' | 'signal'>): Promise<{ board: Board; release: BoardLease['release'] }> {
     this.held.add(boardName);
     const renew = setInterval(() => {
       void this.store.renew(boardName, this.owner, this.ttlMs).then(
@@ -133,7 +132,7 @@ export class LabSession implements BoardProvider {
     };
     try {
       const spec = this.lab.boards[boardName]!;
-      return { board: new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine }), release };
+      return { board: new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine, consoleChecks: opts.consoleChecks }), release };
     } catch (err) {
       await release();
       throw err;

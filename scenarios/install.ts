@@ -10,7 +10,7 @@
 // `system` (or `flake`), your sd-image, your nixos-anywhere and flake for real NixOS.
 //   fleetlab run scenarios/install.ts
 import assert from 'node:assert/strict';
-import { scenario, testbed, type Machine, type ScenarioContext } from 'fleetlab';
+import { need, scenario, testbed, type Machine, type ScenarioContext } from 'fleetlab';
 
 /** Generation 2 installed for the next boot, a reboot, and generation 2 booted: the installed system updates. */
 async function updateToGeneration2(m: Machine, step: ScenarioContext<Record<string, string>>['step']) {
@@ -59,7 +59,7 @@ const anywhereCase = (profile: string) =>
     tags: ['install', 'nixos-anywhere'],
     async run({ machines: { host }, install, step }) {
       // The testbed running from its usual disk, on a 1 GiB disk (its image alone leaves no room for a second system).
-      await host.useMedia({ disk: { ...(await testbed.bootDisk(host)), format: 'raw', size: 2 ** 30 } });
+      await need(host, 'media').useMedia({ disk: { ...(await testbed.bootDisk(host)), format: 'raw', size: 2 ** 30 } });
       const na = await testbed.nixosAnywhere(host);
       const r = await install.nixosAnywhere(host, { command: na.command, storePaths: na.storePaths, kexec: na.kexec });
       assert.ok(r.rebooted);

@@ -5,14 +5,20 @@
 //   fleetlab run scenarios/mesh-partition.ts
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { scenario, type Machine } from 'fleetlab';
+import { need, scenario, type Machine } from 'fleetlab';
 
 const RING = [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'a']] as Array<[string, string]>;
 
+// A node's place on the mesh: its MAC and address there, its batman-adv helpers (VMs on fleetlab's fabric have them;
+// need() names a machine that does not).
+const mac = (m: Machine) => need(m, 'net').mac('mesh');
+const addr = (m: Machine) => need(m, 'net').address('mesh');
+const mesh = (m: Machine) => need(m, 'net').mesh;
+
 /** Waits until `from`'s route to `to` no longer goes straight to it. */
 async function avoidDirect(from: Machine, to: Machine): Promise<void> {
-  const mac = to.mac('mesh');
-  await from.waitUntilSucceeds(`batctl meshif bat0 originators | grep '^ \\* ${mac}' | grep -qv ' ${mac} \\['`, { timeout: 120_000, intervalMs: 500 });
+  const toMac = mac(to);
+  await from.waitUntilSucceeds(`batctl meshif bat0 originators | grep '^ \\* ${toMac}' | grep -qv ' ${toMac} \\['`, { timeout: 120_000, intervalMs: 500 });
 }
 
 export const meshPartition = scenario({
@@ -26,20 +32,20 @@ export const meshPartition = scenario({
   async run({ machines, step, net, property }) {
     const nodes = Object.entries(machines) as Array<[string, Machine]>;
     const pairs = nodes.flatMap(([x, mx]) => nodes.filter(([y]) => y !== x).map(([y, my]) => [x, mx, y, my] as const));
-    const ping = (from: Machine, to: Machine) => from.execute(`ping -c 1 -W 1 ${to.address('mesh')}`).then((r) => r.exitCode === 0);
+    const ping = (from: Machine, to: Machine) => from.execute(`ping -c 1 -W 1 ${addr(to)}`).then((r) => r.exitCode === 0);
     /** Waits until every node pings every other by address; the milliseconds it took. */
     const allReachable = async (timeout: number) => {
       const t0 = performance.now();
-      for (const [, mx, , my] of pairs) await mx.waitUntilSucceeds(`ping -c 1 -W 1 ${my.address('mesh')}`, { timeout, intervalMs: 200 });
+      for (const [, mx, , my] of pairs) await mx.waitUntilSucceeds(`ping -c 1 -W 1 ${addr(my)}`, { timeout, intervalMs: 200 });
       return Math.round(performance.now() - t0);
     };
     const t0 = performance.now();
     await step('the mesh converges: every node has a route to and pings every other', async () => {
-      for (const [, mx, , my] of pairs) await mx.waitForMeshRoute(my, { timeout: 120_000 });
+      for (const [, mx, , my] of pairs) await need(mx, 'net').waitForMeshRoute(my, { timeout: 120_000 });
       await allReachable(120_000);
       property('mesh.convergence.initial.ms', Math.round(performance.now() - t0));
       // a and c are two hops apart on the ring.
-      assert.notEqual(await machines.a.mesh.nextHop(machines.c.mac('mesh')), machines.c.mac('mesh'));
+      assert.notEqual(await mesh(machines.a).nextHop(mac(machines.c)), mac(machines.c));
     });
     await step('partition [a, b] | [c, d]: each island whole, nothing across', async () => {
       net.partition(['a', 'b'], ['c', 'd']);
@@ -47,10 +53,10 @@ export const meshPartition = scenario({
       for (const [x, mx, y, my] of pairs) {
         if (islands(x, y)) {
           assert.ok(await ping(mx, my), `${x} pings ${y} inside its island`);
-          assert.ok(await mx.mesh.ping(my.mac('mesh')), `${x} reaches originator ${y} inside its island`);
+          assert.ok(await mesh(mx).ping(mac(my)), `${x} reaches originator ${y} inside its island`);
         } else {
           assert.ok(!(await ping(mx, my)), `${x} must not reach ${y} across the partition`);
-          assert.ok(!(await mx.mesh.ping(my.mac('mesh'))), `${x} must not reach originator ${y} across the partition`);
+          assert.ok(!(await mesh(mx).ping(mac(my))), `${x} must not reach originator ${y} across the partition`);
         }
       }
     });
@@ -68,9 +74,9 @@ export const meshPartition = scenario({
       const bothAround = async () => {
         const deadline = performance.now() + 120_000;
         for (;;) {
-          const [ab, ba] = [await a.mesh.nextHop(b.mac('mesh')), await b.mesh.nextHop(a.mac('mesh'))];
-          if (ab === d.mac('mesh') && ba === c.mac('mesh')) return true;
-          if (performance.now() > deadline) assert.fail(`a's route to b (next hop ${ab}) and b's route to a (next hop ${ba}) did not both go around the lossy link within 120 s (d is ${d.mac('mesh')}, c is ${c.mac('mesh')})`);
+          const [ab, ba] = [await mesh(a).nextHop(mac(b)), await mesh(b).nextHop(mac(a))];
+          if (ab === mac(d) && ba === mac(c)) return true;
+          if (performance.now() > deadline) assert.fail(`a's route to b (next hop ${ab}) and b's route to a (next hop ${ba}) did not both go around the lossy link within 120 s (d is ${mac(d)}, c is ${mac(c)})`);
           await new Promise((r) => setTimeout(r, 500));
         }
       };
@@ -81,9 +87,9 @@ export const meshPartition = scenario({
       // to three windows are tried. A mesh that never left the link would answer about 20 in each.
       const counts: number[] = [];
       for (let w = 0; w < 3; w++) {
-        const out = (await a.execute(`ping -c 40 -i 0.05 -W 1 ${b.address('mesh')}`, { timeout: 60_000 })).stdout;
+        const out = (await a.execute(`ping -c 40 -i 0.05 -W 1 ${addr(b)}`, { timeout: 60_000 })).stdout;
         const received = Number(/(\d+) packets received/.exec(out)?.[1]);
-        const around = (await a.mesh.nextHop(b.mac('mesh'))) === d.mac('mesh') && (await b.mesh.nextHop(a.mac('mesh'))) === c.mac('mesh');
+        const around = (await mesh(a).nextHop(mac(b))) === mac(d) && (await mesh(b).nextHop(mac(a))) === mac(c);
         counts.push(received);
         if (around && received >= 30) break;
         await bothAround();
@@ -95,11 +101,11 @@ export const meshPartition = scenario({
     });
     await step('a one-way cut c -> d: the mesh routes around it', async () => {
       const { c, d } = machines;
-      assert.equal(await c.mesh.nextHop(d.mac('mesh')), d.mac('mesh'), 'c reaches its neighbour d directly before the cut');
+      assert.equal(await mesh(c).nextHop(mac(d)), mac(d), 'c reaches its neighbour d directly before the cut');
       net.link('c', 'd').down({ oneWay: true });
       // batman-adv uses a link only when OGMs cross it both ways: c's route to d moves to the long way round.
       await avoidDirect(c, d);
-      await c.waitUntilSucceeds(`ping -c 1 -W 1 ${d.address('mesh')}`, { timeout: 60_000 });
+      await c.waitUntilSucceeds(`ping -c 1 -W 1 ${addr(d)}`, { timeout: 60_000 });
       net.link('c', 'd').up({ oneWay: true });
     });
   },

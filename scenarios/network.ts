@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scenario, type Machine } from 'fleetlab';
+import { need, scenario, type Machine } from 'fleetlab';
 
 /** "a>b" for every ordered pair whose ping gets an answer. */
 async function reachability(machines: Record<string, Machine>, network: string): Promise<string[]> {
@@ -17,7 +17,7 @@ async function reachability(machines: Record<string, Machine>, network: string):
   for (const a of names) {
     for (const b of names) {
       if (a === b) continue;
-      const r = await machines[a]!.execute(`ping -c 1 -W 2 ${machines[b]!.address(network)}`);
+      const r = await machines[a]!.execute(`ping -c 1 -W 2 ${need(machines[b]!, 'net').address(network)}`);
       if (r.exitCode === 0) ok.push(`${a}>${b}`);
     }
   }
@@ -48,12 +48,12 @@ export const lan = scenario({
     await step('every machine has its address on lan', async () => {
       for (const m of Object.values(machines)) {
         const addrs = await m.succeed('ip -o -4 addr show');
-        assert.match(addrs, new RegExp(`inet ${m.address('lan').replace(/\./g, '\\.')}/24`), `${m.name}: ${addrs}`);
-        assert.match(await m.succeed('cat /sys/class/net/eth0/address'), new RegExp(m.mac('lan')));
+        assert.match(addrs, new RegExp(`inet ${need(m, 'net').address('lan').replace(/\./g, '\\.')}/24`), `${m.name}: ${addrs}`);
+        assert.match(await m.succeed('cat /sys/class/net/eth0/address'), new RegExp(need(m, 'net').mac('lan')));
       }
     });
     await step('everyone reaches everyone', async () => {
-      await a.waitUntilSucceeds(`ping -c 1 -W 1 ${b.address('lan')}`, { timeout: 30_000 });
+      await a.waitUntilSucceeds(`ping -c 1 -W 1 ${need(b, 'net').address('lan')}`, { timeout: 30_000 });
       assert.deepEqual(await reachability(machines, 'lan'), ALL);
     });
     await step('partition [a] | [b, c]: cut across, kept inside', async () => {
@@ -67,18 +67,18 @@ export const lan = scenario({
     await step('one-way cut a -> b: b still reaches a, a never answers b', async () => {
       net.link('a', 'b').down({ oneWay: true });
       const before = await echoRequestsIn(a);
-      assert.equal((await b.execute(`ping -c 3 -W 2 ${a.address('lan')}`)).exitCode, 1, 'b gets no answer from a');
+      assert.equal((await b.execute(`ping -c 3 -W 2 ${need(a, 'net').address('lan')}`)).exitCode, 1, 'b gets no answer from a');
       assert.ok((await echoRequestsIn(a)) >= before + 3, 'a received the requests b sent');
-      assert.equal((await a.execute(`ping -c 1 -W 2 ${b.address('lan')}`)).exitCode, 1, 'a cannot reach b');
-      assert.equal((await b.execute(`ping -c 1 -W 2 ${machines.c.address('lan')}`)).exitCode, 0, 'b still reaches c');
+      assert.equal((await a.execute(`ping -c 1 -W 2 ${need(b, 'net').address('lan')}`)).exitCode, 1, 'a cannot reach b');
+      assert.equal((await b.execute(`ping -c 1 -W 2 ${need(machines.c, 'net').address('lan')}`)).exitCode, 0, 'b still reaches c');
       net.link('a', 'b').up({ oneWay: true });
-      assert.equal((await a.execute(`ping -c 1 -W 2 ${b.address('lan')}`)).exitCode, 0);
+      assert.equal((await a.execute(`ping -c 1 -W 2 ${need(b, 'net').address('lan')}`)).exitCode, 0);
     });
     await step('30 % loss on a -> b loses about 30 % of the echoes', async () => {
       net.link('a', 'b').set({ loss: 0.3 }, { oneWay: true });
       const lanNet = net.network('lan');
       const before = lanNet.linkStats('a', 'b');
-      const out = await a.execute(`ping -c 200 -i 0.02 -W 1 ${b.address('lan')}`, { timeout: 60_000 });
+      const out = await a.execute(`ping -c 200 -i 0.02 -W 1 ${need(b, 'net').address('lan')}`, { timeout: 60_000 });
       const received = Number(/(\d+) packets received/.exec(out.stdout)?.[1]);
       const after = lanNet.linkStats('a', 'b');
       const dropped = after.dropped - before.dropped;
@@ -90,7 +90,7 @@ export const lan = scenario({
     });
     await step('duplication on b -> a: every echo reply arrives twice', async () => {
       net.link('a', 'b').set({ duplicate: 1 }, { oneWay: true });
-      const out = await a.execute(`ping -c 20 -i 0.05 -W 1 ${b.address('lan')}`, { timeout: 30_000 });
+      const out = await a.execute(`ping -c 20 -i 0.05 -W 1 ${need(b, 'net').address('lan')}`, { timeout: 30_000 });
       net.link('a', 'b').set({ duplicate: 0 }, { oneWay: true });
       // a -> b requests are doubled, so b answers each twice: busybox ping counts the second answers as duplicates.
       const dups = Number(/(\d+) duplicates/.exec(out.stdout)?.[1] ?? 0);
@@ -108,7 +108,7 @@ export const lan = scenario({
       await ssh.download('/tmp/up.bin', join(dir, 'down.bin'));
       assert.ok((await readFile(join(dir, 'down.bin'))).equals(data), 'downloaded bytes equal uploaded bytes');
       // From a's SSH session, b across the LAN.
-      await ssh.succeed(`ping -c 1 -W 2 ${b.address('lan')}`);
+      await ssh.succeed(`ping -c 1 -W 2 ${need(b, 'net').address('lan')}`);
       await ssh.succeed('mkdir -p /tmp/www && echo fleetlab-page > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www');
       const fwd = await ssh.forward(8080);
       assert.equal((await (await fetch(`http://127.0.0.1:${fwd.port}/`)).text()).trim(), 'fleetlab-page');

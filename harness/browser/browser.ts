@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import { need, type Machine } from '../protocols/machine.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { Deadline, raceDeadline } from '../time/deadline.ts';
@@ -22,16 +23,10 @@ export interface BrowserOpenOptions {
   timeout?: number;
 }
 
-/** What browser.open() needs of a machine: its name and a forwarded port. */
-export interface ForwardingMachine {
-  readonly name: string;
-  forwardPort(guestPort: number): Promise<number>;
-}
-
 /** The scenario context's browser. */
 export interface BrowserChecks {
   /** A new page (its own context: cookies and storage) showing `path` on `machine`'s `port`, loaded. */
-  open(machine: ForwardingMachine, opts?: BrowserOpenOptions): Promise<Page>;
+  open(machine: Machine, opts?: BrowserOpenOptions): Promise<Page>;
 }
 
 /** Candidate Chromium executables: $FLEETLAB_CHROMIUM, then Debian's and others' names for it. */
@@ -60,11 +55,11 @@ export class CaseBrowser implements BrowserChecks {
     this.opts = opts;
   }
 
-  async open(machine: ForwardingMachine, o: BrowserOpenOptions = {}): Promise<Page> {
+  async open(machine: Machine, o: BrowserOpenOptions = {}): Promise<Page> {
     const port = o.port ?? 80;
     const path = o.path ?? '/';
     if (!path.startsWith('/')) throw new ConfigurationError(`browser.open(${machine.name}, { path: ${JSON.stringify(path)} }): a path starts with "/"`);
-    const hostPort = await machine.forwardPort(port);
+    const hostPort = await need(machine, 'hostLink', 'browser.open()').forwardPort(port);
     const browser = await (this.starting ??= this.start());
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await context.tracing.start({ screenshots: true, snapshots: true, title: `${machine.name}:${port}${path}` });

@@ -2,6 +2,11 @@
 // emergency shell, an OOM kill, a systemd ordering cycle). A match ends the machine's life, so every wait on it fails
 // at once with the matching lines, the way CoreOS's kola fails a test on its serial log.
 
+import { TestFailure } from '../errors/fleetlab-error.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
+import { deadlineFrom, raceDeadline } from '../time/deadline.ts';
+import { withLife, type Lifeline } from '../time/lifeline.ts';
+
 /** A named pattern watched on every console line. */
 export interface ConsoleCheck {
   name: string;
@@ -113,5 +118,37 @@ export class ConsoleWatcher {
       this.hitListeners.delete(listener);
       this.suppressed.set(name, (this.suppressed.get(name) ?? 1) - 1);
     };
+  }
+
+  /**
+   * Runs `fn` with check `name` silenced, for a step that provokes it on purpose (a panic test); resolves with the
+   * matching lines once the check matched (fn's own outcome is then not awaited: the machine may never answer it).
+   * Fails if the check did not match by the time fn has ended, or within the timeout; ends with `life`.
+   */
+  async expect(name: string, fn: () => Promise<unknown>, opts: WaitOptions | undefined, on: { machine: string; life: Lifeline; lastLines: () => string[] }): Promise<ConsoleCheckHit> {
+    const deadline = deadlineFrom(opts, 120_000, `console check "${name}" on ${on.machine}`, 'pass { timeout } to expectConsoleCheck()');
+    let onHit!: (hit: ConsoleCheckHit) => void;
+    const hit = new Promise<ConsoleCheckHit>((r) => (onHit = r));
+    const release = this.suppress(name, onHit);
+    try {
+      const work = Promise.resolve()
+        .then(fn)
+        .then(
+          () => 'ended' as const,
+          () => 'ended' as const,
+        );
+      const first = await raceDeadline(Promise.race([hit, work]), deadline, withLife(opts?.signal, on.life), `console check "${name}" to match`);
+      const value = first.timedOut ? undefined : first.value;
+      if (value && value !== 'ended') return value;
+      // fn ended first: the lines may still be on their way.
+      const late = await raceDeadline(hit, Math.min(2000, deadline.remaining()));
+      if (!late.timedOut) return late.value;
+      throw new TestFailure(`Expected console check "${name}" to match on ${on.machine}${value === 'ended' ? ' while the step ran' : ` within ${deadline.describe()}`}, but no console line did.`, {
+        details: { machine: on.machine, check: name, lastLines: on.lastLines() },
+      });
+    } finally {
+      // Lines of the same event keep coming for a moment (a panic's trace); keep them silenced a little longer.
+      setTimeout(release, 1000).unref();
+    }
   }
 }

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigurationError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { Bootloader, Booted } from '../nixos/nixos.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { need, type Machine } from '../protocols/machine.ts';
 import { Deadline, raceDeadline, withDeadline } from '../time/deadline.ts';
 import { parseSize } from './size.ts';
 
@@ -39,7 +39,7 @@ export interface IsoInstallOptions {
    * Your own partition/format/install commands instead of NixOS's manual ones; they get the target disk's device
    * (/dev/vda) and must leave the system installed with the root mounted on /mnt.
    */
-  steps?: (machine: QemuMachine, disk: string) => Promise<void>;
+  steps?: (machine: Machine, disk: string) => Promise<void>;
   /** What the first boot must show. Default: the machine's hostname, generation 1 (of `system` when given). */
   expect?: { hostname?: string; generation?: number; bootloader?: Bootloader };
   /** Per-phase budgets in ms (scaled by nothing: they are deadlines). */
@@ -88,7 +88,7 @@ export const standaloneSteps: StepRunner = async (name, fn, opts) => {
  * "boot", ext4 "nixos"), mounts on /mnt, runs nixos-generate-config and nixos-install, ejects the ISO through QMP,
  * reboots into the disk and checks what came up. Bad options are configuration errors before anything boots.
  */
-export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
+export async function fromIso(machine: Machine, o: IsoInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
   const where = `install.fromIso(${machine.name})`;
   const bad = badOption(where);
   const iso = existingFile(where, 'iso', o?.iso, 'the installer ISO to boot');
@@ -100,10 +100,11 @@ export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: S
   const fw = machine.profile.firmware;
   if (fw.kind !== 'uefi' && fw.kind !== 'bios') throw bad('machine', machine.profile.name, `profile ${machine.profile.name} has ${fw.kind} firmware, which does not boot a CD-ROM; use a profile with bios or uefi firmware`);
   if (machine.profile.qemu.diskBus === 'sd') throw bad('machine', machine.profile.name, `profile ${machine.profile.name} has only an SD card slot; install it with install.sdImage`);
+  const media = need(machine, 'media', where);
   if (machine.state !== 'stopped') throw bad('machine', machine.state, `${machine.name} is ${machine.state}; fromIso starts it itself with the ISO in: declare the scenario with start: 'manual'`);
   const output: string[] = [];
 
-  await machine.useMedia({ disk: { blank: bytes }, cdrom: iso });
+  await media.useMedia({ disk: { blank: bytes }, cdrom: iso });
   await run('boot installer', async () => {
     await machine.start();
     await machine.waitForShell();
@@ -138,7 +139,7 @@ export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: S
     await machine.succeed('sync; umount /mnt/boot 2>/dev/null; umount /mnt');
   }, { timeout: timeouts.install });
 
-  await run('eject', () => machine.ejectCdrom(), { timeout: timeouts.eject });
+  await run('eject', () => media.ejectCdrom(), { timeout: timeouts.eject });
 
   const report = await run('first boot', async () => {
     const before = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
@@ -156,11 +157,12 @@ export async function fromIso(machine: QemuMachine, o: IsoInstallOptions, run: S
  * a fresh overlay on its SD slot or disk, of the card's size; the machine must be off: start: 'manual'), then the
  * first boot, which must grow the root partition to the end of the card and boot generation 1 through extlinux.
  */
-export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
+export async function sdImage(machine: Machine, o: SdInstallOptions, run: StepRunner = standaloneSteps): Promise<InstallReport> {
   const where = `install.sdImage(${machine.name})`;
   const bad = badOption(where);
   const image = existingFile(where, 'image', o?.image, 'the SD image to write');
   const timeouts = phaseTimeouts(o.timeouts, SD_DEFAULT_MS, where);
+  const media = need(machine, 'media', where);
   if (machine.state !== 'stopped') throw bad('machine', machine.state, `${machine.name} is ${machine.state}; sdImage writes its card while it is off: declare the scenario with start: 'manual'`);
   const imageBytes = statSync(image).size;
   let card = o.card === undefined ? undefined : parseSize(o.card, `${where}: card`);
@@ -168,7 +170,7 @@ export async function sdImage(machine: QemuMachine, o: SdInstallOptions, run: St
   if (card < imageBytes) throw bad('card', o.card, `the image is ${imageBytes} bytes; a card of ${card} bytes cannot hold it`);
 
   // On a VM a card of `card` bytes; a board's card is its own (written through its SD mux).
-  await run('write card', () => machine.useMedia({ disk: { image, format: 'raw', size: card } }), { timeout: timeouts['write card'] });
+  await run('write card', () => media.useMedia({ disk: { image, format: 'raw', size: card } }), { timeout: timeouts['write card'] });
   const report = await run('first boot', async () => {
     await machine.start();
     await machine.waitForShell();
@@ -203,7 +205,7 @@ function existingFile(where: string, field: string, value: unknown, what: string
 }
 
 /** The target's device: the one disk of exactly `bytes` bytes (QEMU gives the blank disk that size). */
-async function targetDisk(machine: QemuMachine, bytes: number): Promise<string> {
+async function targetDisk(machine: Machine, bytes: number): Promise<string> {
   const out = await machine.succeed('for d in /sys/block/*; do echo "${d##*/} $(cat $d/size) $(cat $d/removable)"; done');
   const disks = out.trim().split('\n').map((l) => l.split(' ')).filter(([n, s, rm]) => Number(s) * 512 === bytes && rm === '0' && !/^(loop|ram|sr)/.test(n!));
   if (disks.length !== 1) throw new TestFailure(`${machine.name}: expected one disk of ${bytes} bytes to install onto, the installer sees ${disks.length}:\n${out.trim()}`);
@@ -216,7 +218,7 @@ function part(disk: string, n: number): string {
 }
 
 /** Where partition `dev` ends on its disk, and the disk's size, in bytes. */
-async function partitionEnd(machine: QemuMachine, dev: string): Promise<{ end: number; diskBytes: number }> {
+async function partitionEnd(machine: Machine, dev: string): Promise<{ end: number; diskBytes: number }> {
   const name = dev.split('/').pop()!;
   const out = await machine.succeed(`cat /sys/class/block/${name}/start /sys/class/block/${name}/size /sys/class/block/${name}/../size`);
   const [start, size, disk] = out.trim().split('\n').map(Number);
@@ -224,7 +226,7 @@ async function partitionEnd(machine: QemuMachine, dev: string): Promise<{ end: n
 }
 
 /** What the installed system shows: generation, hostname, boot loader, root device, firmware. */
-export async function verifyInstalled(machine: QemuMachine, expect: { hostname?: string; generation: number; bootloader?: Bootloader }, system: string | undefined, where: string): Promise<Omit<InstallReport, 'output' | 'disk'>> {
+export async function verifyInstalled(machine: Machine, expect: { hostname?: string; generation: number; bootloader?: Bootloader }, system: string | undefined, where: string): Promise<Omit<InstallReport, 'output' | 'disk'>> {
   const booted = await machine.nixos.booted();
   if (booted.generation !== expect.generation) throw new TestFailure(`${where}: the first boot is generation ${booted.generation ?? 'none'} (${booted.toplevel}), expected ${expect.generation}`);
   if (system && booted.toplevel !== system) throw new TestFailure(`${where}: the first boot runs ${booted.toplevel}, not the system installed (${system})`);

@@ -1,6 +1,6 @@
 // The nixos-anywhere install flow: the real `nixos-anywhere` command (on PATH, or the path a scenario gives) run as a
-// supervised child against a running machine over SSH on 127.0.0.1 (its host link's forward; the same port after
-// kexec), its "### … ###" phase lines turned into steps with deadlines of their own (nixos-anywhere has none for
+// supervised child against a running machine over SSH at its sshEndpoint() (a VM's 127.0.0.1 host-link forward, a
+// board's lab-file address; the same port after kexec), its "### … ###" phase lines turned into steps with deadlines of their own (nixos-anywhere has none for
 // the kexec phase, and a kexec that never comes back is its most reported failure), its output in the case's log,
 // and the installed system's first boot checked afterwards. This file knows nixos-anywhere's command line and output,
 // nothing of the testbed's stand-in for it.
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised } from '../process/supervisor.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { Machine } from '../protocols/machine.ts';
 import { Deadline, pollUntil, raceDeadline } from '../time/deadline.ts';
 import { badOption, phaseTimeouts, standaloneSteps, verifyInstalled, type InstallReport, type StepRunner } from './install.ts';
 
@@ -59,12 +59,12 @@ export interface NixosAnywhereOptions {
 }
 
 /**
- * Installs NixOS on a running machine with nixos-anywhere. The machine needs a host link (ssh: true or hostLink:
- * true in the scenario); a stopped machine is started first. Bad options are configuration errors before anything
+ * Installs NixOS on a running machine with nixos-anywhere. The machine needs an SSH endpoint (a VM: ssh: true or
+ * hostLink: true in the scenario; a board: a network address in the lab file); a stopped machine is started first. Bad options are configuration errors before anything
  * runs; a kexec that never comes back is an infrastructure error after the kexec step's deadline, naming what the
  * console showed last, and nixos-anywhere (with its ssh children) is stopped.
  */
-export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
+export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
   const where = `install.nixosAnywhere(${machine.name})`;
   const bad = badOption(where);
   const command = findCommand(o.command ?? 'nixos-anywhere');
@@ -99,7 +99,7 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
   const bootBefore = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
   // kexec is no reset; the reboot at the end is: the installed system runs on a later boot than this.
   const bootsBefore = machine.boots;
-  const port = await machine.forwardPort(22);
+  const { host, port } = machine.sshEndpoint();
 
   const args = [
     ...(o.storePaths ? ['--store-paths', o.storePaths[0], o.storePaths[1]] : ['--flake', o.flake!]),
@@ -109,7 +109,7 @@ export async function nixosAnywhere(machine: QemuMachine, o: NixosAnywhereOption
     '-p', String(port),
     '--post-kexec-ssh-port', String(port),
     ...(o.args ?? []),
-    '--target-host', `${user}@127.0.0.1`,
+    '--target-host', `${user}@${host}`,
   ];
   const output: string[] = [];
   /** The phase nixos-anywhere's latest step line began. */

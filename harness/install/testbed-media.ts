@@ -2,12 +2,12 @@
 // packages, matched to the machine's profile (its testbed image, boot layout and command line). Real fleets pass their
 // own: the NixOS installer ISO, the sd-image their flake builds.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { Machine } from '../protocols/machine.ts';
 import { join } from 'node:path';
 import { sourceDir } from '../package-files.ts';
 import { testbedImage, testbedSource } from '../qemu/testbed-source.ts';
 
-function testbedDisk(machine: QemuMachine, what: string) {
+function testbedDisk(machine: Machine, what: string) {
   const boot = machine.profile.boot;
   if (boot.kind !== 'testbed-disk') throw new ConfigurationError(`testbed.${what}(${machine.name}): profile ${machine.profile.name} does not boot a testbed disk (boot.kind ${boot.kind}); pass your own image instead`, { details: { field: 'boot.kind', value: boot.kind } });
   return boot;
@@ -18,7 +18,7 @@ export const testbed = {
    * The testbed's installer ISO for `machine`: it boots on BIOS, 64-bit and 32-bit UEFI, and carries the system that
    * installs in the machine's profile's boot layout (grub-bios, systemd-boot, grub-efi-ia32): { iso, system }.
    */
-  async installerIso(machine: QemuMachine): Promise<{ iso: string; system: string }> {
+  async installerIso(machine: Machine): Promise<{ iso: string; system: string }> {
     const boot = testbedDisk(machine, 'installerIso');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);
@@ -31,7 +31,7 @@ export const testbed = {
    * { command, storePaths: [disko-script, system], kexec }. `command` is fleetlab's nixos-anywhere stand-in
    * (machines/testbed/nixos-anywhere, marked so in its file); use the real one where Nix is.
    */
-  async nixosAnywhere(machine: QemuMachine, opts: { disk?: string } = {}): Promise<{ command: string; storePaths: [string, string]; kexec: string; system: string }> {
+  async nixosAnywhere(machine: Machine, opts: { disk?: string } = {}): Promise<{ command: string; storePaths: [string, string]; kexec: string; system: string }> {
     const boot = testbedDisk(machine, 'nixosAnywhere');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);
@@ -40,7 +40,7 @@ export const testbed = {
   },
 
   /** The boot disk `machine`'s profile boots (an image to put on a bigger disk with useMedia, say). */
-  async bootDisk(machine: QemuMachine): Promise<{ image: string }> {
+  async bootDisk(machine: Machine): Promise<{ image: string }> {
     const boot = testbedDisk(machine, 'bootDisk');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);
@@ -48,7 +48,7 @@ export const testbed = {
   },
 
   /** The testbed's SD image for `machine` in NixOS's sd-image layout (extlinux, raspi-uboot), which grows its root at the first boot. */
-  async sdImage(machine: QemuMachine): Promise<{ image: string }> {
+  async sdImage(machine: Machine): Promise<{ image: string }> {
     const boot = testbedDisk(machine, 'sdImage');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);

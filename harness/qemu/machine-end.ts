@@ -7,16 +7,17 @@ function indent(lines: string[], mark = '  | '): string {
   return lines.map((l) => `${mark}${l}`).join('\n');
 }
 
-/** QEMU exited (or lost its QMP connection) while waits were pending. */
+/** QEMU exited (or lost its QMP connection), or a board's serial line closed, while waits were pending. */
 export class MachineDied implements LifeEnd {
   readonly machine: string;
   /** "QEMU exited unexpectedly (signal SIGKILL)". */
   readonly how: string;
-  readonly stderr: string;
+  /** QEMU's stderr; undefined for a machine that has none (a board). */
+  readonly stderr: string | undefined;
   readonly lastLines: () => string[];
   readonly exit: { exitCode: number | null; signal: string | null } | undefined;
 
-  constructor(machine: string, how: string, stderr: string, lastLines: () => string[], exit: { exitCode: number | null; signal: string | null } | undefined) {
+  constructor(machine: string, how: string, stderr: string | undefined, lastLines: () => string[], exit: { exitCode: number | null; signal: string | null } | undefined) {
     this.machine = machine;
     this.how = how;
     this.stderr = stderr;
@@ -25,13 +26,13 @@ export class MachineDied implements LifeEnd {
   }
 
   during(awaited: string): FleetlabError {
-    const stderr = this.stderr.trim().split('\n').filter(Boolean).slice(-10);
+    const stderr = (this.stderr ?? '').trim().split('\n').filter(Boolean).slice(-10);
     const lines = this.lastLines();
     return new FleetlabError(
       'infrastructure',
       [
         `Machine ${this.machine} died while fleetlab waited for ${awaited}: ${this.how}.`,
-        stderr.length ? `QEMU's stderr (last lines):\n${indent(stderr, '    ')}` : "QEMU's stderr was empty.",
+        ...(this.stderr === undefined ? [] : [stderr.length ? `QEMU's stderr (last lines):\n${indent(stderr, '    ')}` : "QEMU's stderr was empty."]),
         lines.length ? `Last ${lines.length} console lines:\n${indent(lines)}` : 'No console output was received.',
       ].join('\n'),
       { details: { machine: this.machine, awaited, how: this.how, exitCode: this.exit?.exitCode, signal: this.exit?.signal, stderr: stderr.join('\n'), lastLines: lines } },

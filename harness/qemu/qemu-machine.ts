@@ -8,10 +8,11 @@ import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckS
 import { ConsoleLog } from '../console/console-log.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../console/serial-login.ts';
 import { StreamConsole } from '../console/stream-console.ts';
-import { ConfigurationError, FleetlabError, InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
+import { ConfigurationError, FleetlabError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { connectUnix } from '../process/unix-socket.ts';
+import { need, type FabricNet, type HostLink, type Machine, type MachineFacts, type MachineState, type ManagedMachine, type StartReport } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
@@ -37,6 +38,8 @@ import { QmpClient, type QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
 import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
+
+export type { MachineFacts, MachineState, StartReport } from '../protocols/machine.ts';
 import { lifeBoundShell, SshSession, type SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
 import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
@@ -63,43 +66,12 @@ export interface QemuMachineOptions {
   hostLink?: boolean;
 }
 
-/** Lifecycle of the QEMU process. */
-export type MachineState = 'stopped' | 'starting' | 'running' | 'stopping';
-
-/** Facts about a started machine, for reports: profile, accelerator actually used, QEMU version. */
-export interface MachineFacts {
-  profile: string;
-  arch: string;
-  firmware: string;
-  accel: string;
-  accelReason: string;
-  /** Set when auto chose KVM but the machine showed no sign of life under it and was restarted under TCG. */
-  accelFallback?: string;
-  qemuVersion: string;
-  /** How the machine came up when a warm start was asked for: restored from a snapshot, or booted (and why). */
-  start?: StartReport;
-}
-
 /** How startWarm() will start a machine (prepareWarm). */
 export type WarmPlan =
   | { kind: 'cold'; reason: string }
   | { kind: 'restore'; key: string; snap: SnapshotFiles }
   | { kind: 'build'; key: string; parts: Record<string, unknown>; done: (s: SnapshotFiles | undefined) => void }
   | { kind: 'wait'; key: string; wait: Promise<SnapshotFiles | undefined> };
-
-/** A machine's start under --warm / snapshot: 'boot'. */
-export interface StartReport {
-  mode: 'warm' | 'cold';
-  /** From the decision to restore or boot to the shell answering (a wait for another machine's snapshot not included). */
-  ms: number;
-  /** Time spent waiting for the machine that boots to make the snapshot. */
-  waitedMs?: number;
-  /** Why a cold boot: the first of its shape (it made the snapshot), or what rules a snapshot out. */
-  reason?: string;
-  /** A restore that failed and was retried cold: an infrastructure event, not a test failure. */
-  restoreFailed?: string;
-  snapshot?: string;
-}
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
 export const KVM_SIGN_OF_LIFE_MS = 20_000;
@@ -108,8 +80,12 @@ export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
 /** A mebibyte. */
 const MiB = 1024 * 1024;
 
-/** A QEMU VM that implements the Power, Shell, Screen and Media protocols and exposes its consoles. */
-export class QemuMachine extends ShellMachine implements Power, Shell, Screen, Media {
+/**
+ * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net), which it
+ * implements itself; it also exposes what only the runner and tests use (stop, warm starts, QMP).
+ */
+export class QemuMachine extends ShellMachine implements ManagedMachine, Power, Shell, Screen, Media, HostLink, FabricNet {
+  readonly kind = 'vm' as const;
   readonly name: string;
   readonly profile: MachineProfile;
   readonly logDir: string;
@@ -167,7 +143,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
   /** The sources of this machine's disk overlays, for snapshot keys. */
   private diskSources: LaunchDisk[] = [];
   /** Media put in by useMedia() (an install flow): they replace the profile's disk. */
-  private media: MediaSpec | undefined;
+  private mediaSpec: MediaSpec | undefined;
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
     super();
@@ -212,6 +188,27 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
   /** Loads profile `name` from machines/ and makes a machine of it. */
   static async fromProfile(name: string, opts: QemuMachineOptions = {}): Promise<QemuMachine> {
     return new QemuMachine(await loadProfile(name), opts);
+  }
+
+  /** "machine main (a QEMU VM)": how messages name it. */
+  get label(): string {
+    return `machine ${this.name} (a QEMU VM)`;
+  }
+  /** Screenshots and keys: QEMU's display. */
+  get screen(): Screen {
+    return this;
+  }
+  /** Disks and CD-ROM, changed while off. */
+  get media(): Media {
+    return this;
+  }
+  /** 127.0.0.1 forwards to its ports (with hostLink: true or ssh: true in the scenario). */
+  get hostLink(): HostLink {
+    return this;
+  }
+  /** Addresses, MACs and the batman-adv mesh on the scenario's networks. */
+  get net(): FabricNet {
+    return this;
   }
 
   /**
@@ -434,7 +431,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     if ((this.opts.nics?.length || this.opts.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
     const b = this.profile.boot;
     if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
-    if (this.media) return 'its media were changed (useMedia: an install flow)';
+    if (this.mediaSpec) return 'its media were changed (useMedia: an install flow)';
     return undefined;
   }
 
@@ -642,7 +639,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
       this.bootDisk = await testbedSource().bootDisk(img!, boot.layout, boot.append, { log });
       return { path: this.bootDisk.path, format: 'raw', media: 'disk' };
     };
-    const disks = (this.disks ??= this.media ? await this.mediaDisks(this.media) : [await this.overlayOf(await profileDisk())]);
+    const disks = (this.disks ??= this.mediaSpec ? await this.mediaDisks(this.mediaSpec) : [await this.overlayOf(await profileDisk())]);
     if (this.profile.firmware.kind === 'raspi') return this.raspiBoot(disks, runDir, hostname);
     return { disks, fwCfgHostname: this.name };
   }
@@ -674,7 +671,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
       if (sd) throw new ConfigurationError(`${where} has only an SD card slot; it has no CD-ROM drive for ${media.cdrom}`, { details: { field: 'cdrom', value: media.cdrom } });
       if (!existsSync(media.cdrom)) throw new ConfigurationError(`${where}: ISO ${media.cdrom} does not exist`, { details: { field: 'cdrom', value: media.cdrom } });
     }
-    this.media = { ...media, disk: { ...media.disk } };
+    this.mediaSpec = { ...media, disk: { ...media.disk } };
     this.disks = undefined;
     this.diskSources = [];
   }
@@ -687,7 +684,7 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
     this.log.note(`CD-ROM ejected (${this.disks![k]!.path})`);
     // A QEMU started again (crash(), start()) comes up without it too.
     this.disks = this.disks!.filter((d) => d.media !== 'cdrom');
-    if (this.media) this.media = { ...this.media, cdrom: undefined };
+    if (this.mediaSpec) this.mediaSpec = { ...this.mediaSpec, cdrom: undefined };
   }
 
   /** The disks useMedia() asked for: this machine's overlay (blank, or on the image) and the CD-ROM. */
@@ -830,31 +827,8 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
    * the matching lines once the check matched (fn's own outcome is then not awaited: the guest may never answer it).
    * Fails if the check did not match by the time fn has ended, or within the timeout.
    */
-  async expectConsoleCheck(name: string, fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
-    const deadline = deadlineFrom(opts, 120_000, `console check "${name}" on ${this.name}`, 'pass { timeout } to expectConsoleCheck()');
-    let onHit!: (hit: ConsoleCheckHit) => void;
-    const hit = new Promise<ConsoleCheckHit>((r) => (onHit = r));
-    const release = this.watcher.suppress(name, onHit);
-    try {
-      const work = Promise.resolve()
-        .then(fn)
-        .then(
-          () => 'ended' as const,
-          () => 'ended' as const,
-        );
-      const first = await raceDeadline(Promise.race([hit, work]), deadline, withLife(opts?.signal, this.life), `console check "${name}" to match`);
-      const value = first.timedOut ? undefined : first.value;
-      if (value && value !== 'ended') return value;
-      // fn ended first: the lines may still be on their way.
-      const late = await raceDeadline(hit, Math.min(2000, deadline.remaining()));
-      if (!late.timedOut) return late.value;
-      throw new TestFailure(`Expected console check "${name}" to match on ${this.name}${value === 'ended' ? ' while the step ran' : ` within ${deadline.describe()}`}, but no console line did.`, {
-        details: { machine: this.name, check: name, lastLines: this.log.lastLines(20) },
-      });
-    } finally {
-      // Lines of the same event keep coming for a moment (a panic's trace); keep them silenced a little longer.
-      setTimeout(release, 1000).unref();
-    }
+  expectConsoleCheck(name: string, fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
+    return this.watcher.expect(name, fn, opts, { machine: this.name, life: this.life, lastLines: () => this.log.lastLines(20) });
   }
 
   /** expectConsoleCheck('kernel-panic', fn): for a step that panics the guest on purpose. */
@@ -1071,8 +1045,8 @@ export class QemuMachine extends ShellMachine implements Power, Shell, Screen, M
   }
 
   /** Waits until this machine's mesh has a route to `dest` (a machine on the same batman network, or an originator MAC). */
-  waitForMeshRoute(dest: QemuMachine | string, opts?: WaitOptions & { network?: string }): Promise<string> {
-    const mac = typeof dest === 'string' ? dest : dest.mac(opts?.network ?? this.meshNetwork());
+  waitForMeshRoute(dest: Machine | string, opts?: WaitOptions & { network?: string }): Promise<string> {
+    const mac = typeof dest === 'string' ? dest : need(dest, 'net', `waitForMeshRoute(${dest.name})`).mac(opts?.network ?? this.meshNetwork());
     return this.mesh.waitForRoute(mac, opts);
   }
 

@@ -1,7 +1,8 @@
 // Lab boards for cases that run on them. The runner asks through this interface; lab/lab-session.ts answers (the
 // inventory, leases, the Board machine), and the CLI hands it over, so the runner imports nothing of lab/.
 import type { MachineProfile } from '../qemu/profile.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { ConsoleCheckSettings } from '../console/console-checks.ts';
+import type { ManagedMachine } from '../protocols/machine.ts';
 import type { Deadline } from '../time/deadline.ts';
 
 /** What the reports say of a board a case ran on. */
@@ -14,10 +15,22 @@ export interface BoardInfo {
 
 /** A leased board, made into the case's machine; renewed until released. */
 export interface BoardLease {
-  machine: QemuMachine;
+  machine: ManagedMachine;
   info: BoardInfo;
   /** Gives the board back; with `quarantine`, takes it out of service with that reason (a failed health check). */
   release(opts?: { quarantine?: string }): Promise<void>;
+}
+
+/** What a case asks of a board lease: the role it plays, where its log goes, its console checks, its deadline. */
+export interface BoardLeaseOptions {
+  role: string;
+  logDir: string;
+  deadline: Deadline;
+  signal: AbortSignal;
+  onConsoleLine?: (line: string) => void;
+  /** The scenario's console checks, on top of the board profile's. */
+  consoleChecks?: ConsoleCheckSettings;
+  onLost: (why: string) => void;
 }
 
 export interface BoardProvider {
@@ -32,5 +45,5 @@ export interface BoardProvider {
    * machine. When every candidate is reserved by someone else or quarantined, answers { skip } with the reason.
    * `onLost` is called if the lease cannot be renewed (it expired and was taken).
    */
-  lease(candidates: string[], opts: { role: string; logDir: string; deadline: Deadline; signal: AbortSignal; onConsoleLine?: (line: string) => void; onLost: (why: string) => void }): Promise<BoardLease | { skip: string }>;
+  lease(candidates: string[], opts: BoardLeaseOptions): Promise<BoardLease | { skip: string }>;
 }

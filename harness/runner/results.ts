@@ -1,5 +1,5 @@
 // Results of a run, separate from the tasks that produced them, with stable ids.
-import type { StartReport } from '../qemu/qemu-machine.ts';
+import type { StartReport } from '../protocols/machine.ts';
 import type { ErrorKind } from '../errors/fleetlab-error.ts';
 
 /** An error as reports need it. */

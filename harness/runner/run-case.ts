@@ -16,7 +16,8 @@ import { Deadline, now, raceDeadline, withDeadline } from '../time/deadline.ts';
 import { errorInfo } from './error-info.ts';
 import type { PlannedCase } from './plan.ts';
 import type { AttemptResult, ErrorInfo, StepResult } from './results.ts';
-import type { Machine, ScenarioContext } from './scenario.ts';
+import type { ScenarioContext } from './scenario.ts';
+import type { ManagedMachine } from '../protocols/machine.ts';
 
 const DEFAULT_SCENARIO_TIMEOUT = 10 * 60_000;
 
@@ -72,7 +73,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const fabric = c.scenario.networks
     ? new Fabric(c.scenario.networks, { pcapDir: logDir, onEvent: (e) => result.output.push(`[${new Date().toISOString()}] ${e}`), onSwitchExit: (err) => caseAbort.abort(err) })
     : undefined;
-  const machines: Record<string, QemuMachine> = {};
+  const machines: Record<string, ManagedMachine> = {};
   const died: string[] = [];
   // Lab boards first: a lease for each board role (waiting while they are busy), or the case is skipped.
   const leases = new Map<string, BoardLease>();
@@ -83,7 +84,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   for (const [role, candidates] of Object.entries(c.boards ?? {})) {
     if (!opts.boards) throw new ConfigurationError(`case ${c.id} runs on lab boards but the run has no lab (--lab)`);
     const got = await opts.boards
-      .lease(candidates, { role, logDir, deadline, signal: caseAbort.signal, onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: role, line }), onLost: (why) => caseAbort.abort(new InfrastructureError(why)) })
+      .lease(candidates, { role, logDir, deadline, signal: caseAbort.signal, consoleChecks: c.scenario.consoleChecks, onConsoleLine: (line) => opts.reporters.emitSync('onConsoleLine', { id: c.id, machine: role, line }), onLost: (why) => caseAbort.abort(new InfrastructureError(why)) })
       .catch(async (err: unknown) => {
         await releaseBoards();
         throw err;
@@ -160,7 +161,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   // The case's browser, started by the first browser.open().
   let caseBrowser: CaseBrowser | undefined;
   const ctx: ScenarioContext<Record<string, string>> = {
-    machines: machines as Record<string, Machine>,
+    machines,
     step,
     skip: (reason: string) => {
       throw new SkipSignal(reason);
@@ -182,7 +183,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   };
 
   /** Machines that came up (started, and their shell answered): a board that did not failed its health check. */
-  const healthy = new Set<QemuMachine>();
+  const healthy = new Set<ManagedMachine>();
   let error: unknown;
   try {
     await withDeadline(deadline, async () => {
@@ -195,7 +196,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
           if (store && mode === 'shell') {
             await store.inTurn(opts.warmTurn ?? 0, async () => {
               try {
-                for (const [role, m] of Object.entries(machines)) if (!leases.has(role) && m.profile.guest.shell.kind !== 'none') plans.set(m, await m.prepareWarm(store));
+                for (const m of Object.values(machines)) if (m instanceof QemuMachine && m.profile.guest.shell.kind !== 'none') plans.set(m, await m.prepareWarm(store));
               } catch (err) {
                 // A build claimed here will not happen: whoever waits for it boots cold instead of waiting forever.
                 for (const p of plans.values()) if (p.kind === 'build') p.done(undefined);
@@ -205,8 +206,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
           }
           await Promise.all(
             Object.values(machines).map(async (m) => {
-              const plan = plans.get(m);
-              if (store && plan) {
+              const plan = m instanceof QemuMachine ? plans.get(m) : undefined;
+              if (store && plan && m instanceof QemuMachine) {
                 const r = await m.startWarm(store, { signal: caseAbort.signal, plan });
                 if (r.restoreFailed) result.output.push(`[${new Date().toISOString()}] infrastructure: ${m.name}: restoring its snapshot failed, booted cold instead: ${r.restoreFailed}`);
                 return;
@@ -243,8 +244,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');
   const keep = opts.keepOnFailure && (result.status === 'failed' || result.status === 'error');
-  const kept = keep ? Object.entries(machines).filter(([role, m]) => !leases.has(role) && m.state === 'running').map(([, m]) => m) : [];
-  await Promise.all(Object.values(machines).filter((m) => !kept.includes(m)).map((m) => m.stop()));
+  const kept = keep ? Object.values(machines).filter((m): m is QemuMachine => m instanceof QemuMachine && m.state === 'running') : [];
+  await Promise.all(Object.values(machines).filter((m) => !(kept as ManagedMachine[]).includes(m)).map((m) => m.stop()));
   // A board that did not come up in an infrastructure failure failed its health check: out of service until it passes one.
   const unhealthy = result.error?.kind === 'infrastructure' && (c.scenario.start ?? 'shell') === 'shell';
   await releaseBoards((role) => (unhealthy && !healthy.has(machines[role]!) ? `did not come up for ${c.id}: ${result.error!.message.split('\n')[0]}` : undefined));

@@ -6,11 +6,10 @@ import type { FabricHandle } from '../net/fabric-handle.ts';
 import type { InstallReport, IsoInstallOptions, SdInstallOptions } from '../install/install.ts';
 import type { AnywhereReport, NixosAnywhereOptions } from '../install/nixos-anywhere.ts';
 import type { BootOverride } from '../qemu/boot-override.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { Machine } from '../protocols/machine.ts';
 import type { Deadline } from '../time/deadline.ts';
 
-/** A machine handle as scenarios see it: a QEMU VM today; lab boards implement the same protocols. */
-export type Machine = QemuMachine;
+export type { Machine } from '../protocols/machine.ts';
 
 /**
  * A role's machine: a profile, optionally with more (or less) memory than it gives (memoryMiB) and booting the user's
@@ -24,7 +23,11 @@ export type StartMode = 'shell' | 'power-on' | 'manual';
 
 /** What a scenario body receives. `M` maps role names to profile names. */
 export interface ScenarioContext<M extends Record<string, string | MachineRequest>> {
-  /** The machines by role, started (and with a shell, unless `start` says otherwise). */
+  /**
+   * The machines by role, started (and with a shell, unless `start` says otherwise): a QEMU VM or a lab board
+   * (--machine board:…/tag:…), the same Machine either way. What only some machines can do (screen, media, hostLink,
+   * net) is optional: check it, or `need(machine, 'screen')`, which names the machine that lacks it.
+   */
   machines: { [K in keyof M]: Machine };
   /** Runs a named step; steps nest, are timed, and appear in the reports. */
   step<T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: number }): Promise<T>;
