@@ -8,7 +8,8 @@ import { ConfigurationError, InfrastructureError } from '../harness/errors/fleet
 import { makeTempDir } from '../harness/process/temp-dirs.ts';
 import { loadProfile } from '../harness/qemu/profile-loader.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
-import type { BoardLease, BoardLeaseOptions, BoardProvider } from '../harness/runner/boards.ts';
+import type { AcquiredMachine, AcquireOptions } from '../harness/protocols/provider.ts';
+import type { BoardProvider } from '../harness/runner/boards.ts';
 import { Board } from './board.ts';
 import { loadLab, selectBoards, type Lab } from './inventory.ts';
 import type { BoardState, LeaseStore } from './lease-store.ts';
@@ -93,7 +94,7 @@ export class LabSession implements BoardProvider {
     return Promise.all(Object.entries(this.lab.boards).map(async ([board, b]) => ({ board, tags: b.tags, profile: b.profile, ...(await this.store.state(board)) })));
   }
 
-  async lease(candidates: string[], opts: BoardLeaseOptions): Promise<BoardLease | { skip: string }> {
+  async acquire(candidates: string[], opts: AcquireOptions): Promise<(AcquiredMachine & { board: NonNullable<AcquiredMachine['board']> }) | { skip: string }> {
     for (;;) {
       const got = await this.store.acquire(candidates, this.owner, this.ttlMs);
       if (got) return this.machineFor(got.board, opts);
@@ -109,13 +110,21 @@ export class LabSession implements BoardProvider {
     }
   }
 
-  private async machineFor(boardName: string, opts: Omit<BoardLeaseOptions, 'deadline' | 'signal'>): Promise<BoardLease> {
+  /** A leased board as the case's machine: released by powering it off and giving the lease back. */
+  private async machineFor(boardName: string, opts: Omit<AcquireOptions, 'deadline' | 'signal'>): Promise<AcquiredMachine & { board: NonNullable<AcquiredMachine['board']> }> {
     const { board, release } = await this.boardFor(boardName, opts);
-    return { machine: board, info: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe }, release };
+    return {
+      machine: board,
+      board: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe },
+      release: async (o) => {
+        await board.stop();
+        await release(o);
+      },
+    };
   }
 
   /** The Board of a board this process has just leased, renewing the lease until `release`. */
-  private async boardFor(boardName: string, opts: Omit<BoardLeaseOptions, 'deadline' | 'signal'>): Promise<{ board: Board; release: BoardLease['release'] }> {
+  private async boardFor(boardName: string, opts: Omit<AcquireOptions, 'deadline' | 'signal'>): Promise<{ board: Board; release: AcquiredMachine['release'] }> {
     this.held.add(boardName);
     const renew = setInterval(() => {
       void this.store.renew(boardName, this.owner, this.ttlMs).then(

@@ -8,6 +8,7 @@ import type { PlannedCase } from './plan.ts';
 import type { AttemptResult, CaseResult } from './results.ts';
 import { runCase } from './run-case.ts';
 import { SnapshotStore } from '../qemu/warm-start.ts';
+import { QemuProvider } from '../qemu/qemu-provider.ts';
 
 /** Options of a run, normalised by the CLI. */
 export interface RunOptions {
@@ -53,13 +54,15 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   const warmCase = (c: PlannedCase) => (c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!opts.warm);
   const snapshots = cases.some(warmCase) ? await SnapshotStore.open(opts.keepSnapshots) : undefined;
   const order = new Map(cases.map((c, i) => [c.id, i]));
+  // The run's VMs come from one QEMU provider, its boards from the lab's.
+  const qemu = new QemuProvider({ accel: opts.accel });
 
   const runOne = async (c: PlannedCase): Promise<CaseResult> => {
     const caseStart = now();
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, accel: opts.accel, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
       attempts.push(result);
       kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;
