@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { SerialPort } from 'serialport';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../harness/console/console-checks.ts';
 import { ConsoleLog } from '../harness/console/console-log.ts';
-import { serialLogin } from '../harness/console/serial-login.ts';
+import { PROMPT_QUIET_MS, serialLogin } from '../harness/console/serial-login.ts';
+import { SerialShellStart } from '../harness/console/serial-shell.ts';
 import { StreamConsole } from '../harness/console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
 import type { MachineFacts, MachineState, ManagedMachine, SshOptions } from '../harness/protocols/machine.ts';
@@ -26,8 +27,8 @@ import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
 import { ShellMachine } from '../harness/shell/shell-machine.ts';
-import { lifeBoundShell, SshSession, type SshShell } from '../harness/ssh/ssh-session.ts';
-import { readFile } from 'node:fs/promises';
+import { SshAccess } from '../harness/ssh/ssh-access.ts';
+import type { SshShell } from '../harness/ssh/ssh-session.ts';
 import { deadlineFrom } from '../harness/time/deadline.ts';
 import { Lifeline, withLife } from '../harness/time/lifeline.ts';
 import { powerDriver, type PowerDriver } from './drivers/power.ts';
@@ -63,11 +64,20 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   private stream: SerialPort | Socket | undefined;
   private life = new Lifeline();
   private _state: MachineState = 'stopped';
-  private serialShellStart: Promise<void> | undefined;
+  /** The serial login that turns the line into the shell channel, once per boot. */
+  private readonly serialShell = new SerialShellStart({
+    console: () => this.serialConsole,
+    login: (opts) => this.login(undefined, undefined, opts),
+    // A key on the line while the boot loader counts down ("Hit any key to stop autoboot") stops the boot, and the
+    // boot loader shares the line on most boards: so no poke until a login prompt shows or the line has been quiet
+    // for QUIET_BEFORE_POKE_MS (a board booted before the line was opened shows nothing).
+    before: async (opts) => {
+      await Promise.race([this.serialConsole.expect(/login: *$/, { ...opts, quietMs: PROMPT_QUIET_MS }), this.serialConsole.expect(/$/, { ...opts, quietMs: QUIET_BEFORE_POKE_MS })]);
+    },
+  });
   /** Boots so far: each power-on and each reboot counts one. */
   boots = 0;
-  private pinnedHostKey: string | undefined;
-  private readonly sshSessions = new Set<SshSession>();
+  private readonly sshAccess: SshAccess;
   private readonly watcher: ConsoleWatcher;
   /** From power-on until the shell answers: a console check then is an infrastructure error (the board did not come up). */
   private booting = false;
@@ -83,6 +93,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.profile = profile;
     this.power = powerDriver(spec.power, boardName);
     this.log = new ConsoleLog(join(opts.logDir, `${opts.name}.log`));
+    this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     this.watcher = new ConsoleWatcher(consoleChecks(profile.consoleChecks, opts.consoleChecks), (hit) => this.onConsoleCheck(hit));
     this.log.onLine((line) => this.watcher.line(profile.serialConsole, line));
@@ -205,22 +216,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   async waitForShell(opts?: WaitOptions): Promise<void> {
     const deadline = deadlineFrom(opts, 180_000, `shell of board ${this.boardName} to come up`, 'pass { timeout } to waitForShell(), or --timeout-scale for a run');
     const signal = withLife(opts?.signal, this.life);
-    if (!this.backdoor.isReady) {
-      this.serialShellStart ??= (async () => {
-        // A key on the line while the bootloader counts down ("Hit any key to stop autoboot") stops the boot, and the
-        // bootloader shares the line on most boards: so no poke until a login prompt shows or the line has been quiet
-        // for QUIET_BEFORE_POKE_MS (a board booted before the line was opened shows nothing).
-        await Promise.race([
-          this.serialConsole.expect(/login: *$/, { deadline, signal, quietMs: 400 }),
-          this.serialConsole.expect(/$/, { deadline, signal, quietMs: QUIET_BEFORE_POKE_MS }),
-        ]);
-        await this.login(undefined, undefined, { deadline, signal });
-        // As on QEMU's serial-login profiles: the banner is split in the command so the echo cannot pass for it.
-        await this.serialConsole.write(`exec sh -c 'dmesg -n 1 2>/dev/null; stty raw -echo; printf "Spawning backdoor %s\\n" "root shell..."; PS1= exec /bin/sh "$(tty)"'\n`);
-      })();
-      this.serialShellStart.catch(() => (this.serialShellStart = undefined));
-      await this.serialShellStart;
-    }
+    if (!this.backdoor.isReady) await this.serialShell.start({ deadline, signal });
     await this.backdoor.waitReady({ deadline, signal });
     this.booting = false;
   }
@@ -267,7 +263,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
     // Our own command ended the session: nothing more goes to that shell; the next boot's login starts a new one.
     this.backdoor.guestReset();
-    this.serialShellStart = undefined;
+    this.serialShell.reset();
     this.serialConsole.mark();
     await this.serialConsole.expect(/login: *$/m, { deadline, signal }).catch((err: unknown) => {
       if (err instanceof TimeoutError) throw new TimeoutError('infrastructure', { awaited: `board ${this.boardName} to come back after "${this.profile.guest.rebootCommand}" (a login prompt)`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
@@ -292,7 +288,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.log.note('crash: power cut');
     await this.power.set(false);
     this.backdoor.guestReset();
-    this.serialShellStart = undefined;
+    this.serialShell.reset();
     this._state = 'stopped';
     this.emit('state', this._state);
   }
@@ -331,8 +327,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this._state = 'stopping';
     this.emit('state', this._state);
     this.life.finish(new MachineStopped(this.boardName, 'stop()'));
-    for (const ssh of this.sshSessions) ssh.close();
-    this.sshSessions.clear();
+    this.sshAccess.closeAll();
     this.closeSerial('the board was stopped');
     await this.power.set(false).catch((err: Error) => this.log.note(`power off failed: ${err.message}`));
     this.log.note(`power off (${this.power.describe})`);
@@ -348,16 +343,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     const net = this.spec.network;
     if (!net) throw unsupported(this.boardName, 'ssh()', 'the lab file gives it no network address (network: { address })');
     if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot open SSH`);
-    const key = opts.privateKey ?? net.privateKey;
-    if (!key) throw new ConfigurationError(`board ${this.boardName}: ssh() needs a private key: network.privateKey in the lab file, or ssh({ privateKey })`);
-    const deadline = deadlineFrom(opts, 120_000, `SSH to board ${this.boardName}`, 'pass { timeout } to ssh()');
-    const session = await SshSession.connect(
-      { machine: this.boardName, host: net.address, port: net.sshPort, user: opts.user ?? net.user, privateKey: Buffer.isBuffer(key) ? key : await readFile(key), hostKey: opts.expectNewHostKey ? undefined : this.pinnedHostKey },
-      { deadline, signal: withLife(opts.signal, this.life) },
-    );
-    if (!this.pinnedHostKey || opts.expectNewHostKey) this.pinnedHostKey = session.hostKey;
-    this.sshSessions.add(session);
-    return lifeBoundShell(session, this.name, this.life);
+    return this.sshAccess.open({ host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey }, opts, { label: `board ${this.boardName}`, noKey: `board ${this.boardName}: ssh() needs a private key: network.privateKey in the lab file, or ssh({ privateKey })` });
   }
 
   async sendKeys(..._combos: string[]): Promise<void> {
@@ -380,7 +366,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     const net = this.spec.network;
     if (!net) throw unsupported(this.boardName, 'sshEndpoint()', 'the lab file gives it no network address (network: { address })');
     if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot reach it over SSH`);
-    return { host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey, hostKey: this.pinnedHostKey };
+    return { host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey, hostKey: this.sshAccess.hostKey() };
   }
 
   /** `signal` joined with the board's life: aborted when either ends (for a host process that works on the board). */

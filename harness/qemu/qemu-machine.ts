@@ -1,18 +1,19 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
 import { ConsoleLog } from '../console/console-log.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../console/serial-login.ts';
+import { SerialShellStart } from '../console/serial-shell.ts';
 import { StreamConsole } from '../console/stream-console.ts';
 import { ConfigurationError, FleetlabError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { connectUnix } from '../process/unix-socket.ts';
-import { need, type FabricNet, type HostLink, type Machine, type MachineFacts, type MachineState, type ManagedMachine, type StartReport } from '../protocols/machine.ts';
+import { need, type FabricNet, type HostLink, type Machine, type MachineFacts, type MachineState, type ManagedMachine, type SshOptions, type StartReport } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
@@ -40,7 +41,8 @@ import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
 
 export type { MachineFacts, MachineState, StartReport } from '../protocols/machine.ts';
-import { lifeBoundShell, SshSession, type SshShell } from '../ssh/ssh-session.ts';
+import { SshAccess } from '../ssh/ssh-access.ts';
+import type { SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
 import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
 import { fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
@@ -104,7 +106,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   /** Per machine instance: the disks' qcow2 overlays, kept across reboots and restarts, removed by stop(). */
   private stateDir: string | undefined;
   private disks: LaunchDisk[] | undefined;
-  private serialShellStart: Promise<void> | undefined;
+  /** The serial-login shell channel's login, once per boot (profiles whose guest.shell is serial-login). */
+  private readonly serialShell = new SerialShellStart({
+    console: () => this.console((this.profile.guest.shell as { console: string }).console),
+    login: (opts) => this.login(undefined, undefined, opts),
+  });
   private readonly consoles = new Map<string, StreamConsole>();
   private readonly consoleLogs = new Map<string, ConsoleLog>();
   private readonly backdoor: BackdoorShell | undefined;
@@ -132,8 +138,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   /** The SSH user, key and host key of the testbed this machine boots, if it has them. */
   private testbedSsh: { user: string; privateKey: string; hostKey: string } | undefined;
   /** The host key ssh() expects: the testbed's, or the first one seen. */
-  private pinnedHostKey: string | undefined;
-  private readonly sshSessions = new Set<SshSession>();
+  private readonly sshAccess: SshAccess;
   /** Bytes arrived on some console of the current process: the guest is alive. */
   private outputSeen = false;
   /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
@@ -156,6 +161,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       makeOwnedDirSync(this.logDir);
     }
     this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
+    this.sshAccess = new SshAccess({ name: this.name, note: (l) => this.log.note(l), life: () => this.life });
     this.log.onLine((l) => {
       if (/\blogin: *$/.test(l)) this.promptThisBoot = l;
     });
@@ -758,7 +764,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       this.consoles.get(c.name)!.attach(sock);
       if (this.backdoor && shell.kind === 'serial-login' && c.name === shell.console) this.backdoor.attach(sock);
     }
-    this.serialShellStart = undefined;
+    this.serialShell.reset();
   }
 
   private onQmpEvent(e: QmpEvent): void {
@@ -842,7 +848,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     const deadline = deadlineFrom(opts, 120_000, `shell of ${this.name} to come up`, 'pass { timeout } to waitForShell(), or --timeout-scale for a run');
     const signal = withLife(opts?.signal, this.life);
     if (this.profile.guest.shell.kind === 'serial-login') {
-      if (!this.backdoor.isReady) await this.startSerialShell({ deadline, signal });
+      if (!this.backdoor.isReady) await this.serialShell.start({ deadline, signal });
       await this.backdoor.waitReady({ deadline, signal });
     } else {
       const hint = this.loginPromptWithoutBackdoor(signal);
@@ -895,22 +901,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
         off();
       },
     };
-  }
-
-  /**
-   * Logs in on the shell's serial console and turns the login shell into the framed shell channel, once per boot:
-   * kernel messages are quieted (they would land inside answers), the tty goes raw, and a shell reads the tty as
-   * its script, greeting like NixOS's backdoor.
-   */
-  private startSerialShell(opts: WaitOptions): Promise<void> {
-    const shell = this.profile.guest.shell as { console: string };
-    this.serialShellStart ??= (async () => {
-      await this.login(undefined, undefined, opts);
-      // The banner is split in the command so the tty's echo of it cannot pass for the greeting.
-      await this.console(shell.console).write(`exec sh -c 'dmesg -n 1 2>/dev/null; stty raw -echo; printf "Spawning backdoor %s\\n" "root shell..."; PS1= exec /bin/sh "$(tty)"'\n`);
-    })();
-    this.serialShellStart.catch(() => (this.serialShellStart = undefined));
-    return this.serialShellStart;
   }
 
   /** A console by name (default: the serial console with kernel messages and the login). */
@@ -995,7 +985,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   sshEndpoint(): { host: string; port: number; user: string; privateKey?: string; hostKey?: string } {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
     if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot reach it over SSH`);
-    return { host: '127.0.0.1', port: this.sshPort, user: this.testbedSsh?.user ?? 'root', privateKey: this.testbedSsh?.privateKey, hostKey: this.pinnedHostKey ?? this.testbedSsh?.hostKey };
+    return { host: '127.0.0.1', port: this.sshPort, user: this.testbedSsh?.user ?? 'root', privateKey: this.testbedSsh?.privateKey, hostKey: this.sshAccess.hostKey(this.testbedSsh?.hostKey) };
   }
 
   /** Whether the machine has a host link (ssh: true or hostLink: true): 127.0.0.1 forwards to its ports. */
@@ -1020,23 +1010,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    * Retries until the guest's server answers, within the timeout and the machine's life.
    */
 
-  async ssh(opts: WaitOptions & { user?: string; privateKey?: string | Buffer; expectNewHostKey?: boolean } = {}): Promise<SshShell> {
+  async ssh(opts: SshOptions = {}): Promise<SshShell> {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
     if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
-    const key = opts.privateKey ?? this.testbedSsh?.privateKey;
-    if (!key) throw new ConfigurationError(`machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed`);
-    const deadline = deadlineFrom(opts, 120_000, `SSH to ${this.name}`, 'pass { timeout } to ssh()');
-    const pinned = opts.expectNewHostKey ? undefined : (this.pinnedHostKey ?? this.testbedSsh?.hostKey);
-    const session = await SshSession.connect(
-      { machine: this.name, host: '127.0.0.1', port: this.sshPort, user: opts.user ?? this.testbedSsh?.user ?? 'root', privateKey: Buffer.isBuffer(key) ? key : await readFile(key), hostKey: pinned },
-      { deadline, signal: withLife(opts.signal, this.life) },
-    );
-    if (!this.pinnedHostKey || opts.expectNewHostKey) {
-      this.pinnedHostKey = session.hostKey;
-      this.log.note(`ssh: host key of ${this.name} is ${session.hostKey.slice(0, 40)}…`);
-    }
-    this.sshSessions.add(session);
-    return lifeBoundShell(session, this.name, this.life);
+    const t = this.testbedSsh;
+    return this.sshAccess.open({ host: '127.0.0.1', port: this.sshPort, user: t?.user ?? 'root', privateKey: t?.privateKey, knownHostKey: t?.hostKey }, opts, { label: this.name, noKey: `machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed` });
   }
 
   /** batman-adv helpers for this machine's mesh (bat0): originators, neighbours, next hops, routes. */
@@ -1129,8 +1107,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     try {
       await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
       if (this.profile.guest.shell.kind === 'serial-login') {
-        this.serialShellStart = undefined;
-        await this.startSerialShell({ deadline, signal });
+        this.serialShell.reset();
+        await this.serialShell.start({ deadline, signal });
       }
       const back = await raceDeadline(session, deadline, signal, 'the guest to come back after reboot (a new shell session)');
       if (back.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to come back after reboot (a new shell session)', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
@@ -1190,8 +1168,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
   async stop(): Promise<void> {
-    for (const s of this.sshSessions) s.close();
-    this.sshSessions.clear();
+    this.sshAccess.closeAll();
     await this.kill('stop()');
     if (this.stateDir) await removeTempDir(this.stateDir);
     this.stateDir = undefined;
