@@ -79,7 +79,7 @@ async function throughSwitch(): Promise<GuestResult> {
   const b = new QemuMachine(profile, { name: 'b', nics: await fabric.plan('bench', 'b'), logDir: dir });
   try {
     await Promise.all([a, b].map(async (m) => (await m.start(), await m.waitForShell())));
-    return await guestPair(a, b, b.address('lan'));
+    return await guestPair(a, b, b.net.address('lan'));
   } finally {
     await Promise.all([a.stop(), b.stop()]);
     await fabric.close();

@@ -346,10 +346,6 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     return this.sshAccess.open({ host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey }, opts, { label: `board ${this.boardName}`, noKey: `board ${this.boardName}: ssh() needs a private key: network.privateKey in the lab file, or ssh({ privateKey })` });
   }
 
-  async sendKeys(..._combos: string[]): Promise<void> {
-    throw unsupported(this.boardName, 'sendKeys()', 'a board has no keyboard fleetlab drives; a boot menu on its serial line takes sendConsole()');
-  }
-
   /** The lab file's SSH user and key for the board, when it names a key. */
   get sshIdentity(): { user: string; privateKey: string } | undefined {
     const net = this.spec.network;

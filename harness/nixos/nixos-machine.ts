@@ -4,6 +4,7 @@
 import type { StreamConsole } from '../console/stream-console.ts';
 import type { TestbedImage } from '../qemu/testbed-source.ts';
 import type { SshShell } from '../ssh/ssh-session.ts';
+import type { Screen } from '../protocols/screen.ts';
 import type { Shell, ExecOptions } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 
@@ -21,6 +22,8 @@ export interface SshEndpoint {
 /** The machine NixosHelpers drives: a VM or a board. */
 export interface NixosMachine extends Shell {
   readonly name: string;
+  /** How messages name it: "board vboard-1 (a lab board)". */
+  readonly label: string;
   /** Boots so far: each start and each reset counts one. */
   readonly boots: number;
   readonly log: { note(line: string): void; lastLines(n?: number): string[] };
@@ -34,8 +37,8 @@ export interface NixosMachine extends Shell {
   console(name?: string): StreamConsole;
   waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray>;
   sendConsole(text: string): Promise<void>;
-  /** Keys into its screen (QEMU's send-key); a machine without a screen throws "not supported". */
-  sendKeys(...combos: string[]): Promise<void>;
+  /** Its screen, where it has one: keys into a boot menu (QEMU's send-key). */
+  readonly screen?: Pick<Screen, 'sendKeys'>;
   waitForShell(opts?: WaitOptions): Promise<void>;
   reboot(opts?: WaitOptions): Promise<number>;
   /** Cuts the power. */

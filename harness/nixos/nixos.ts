@@ -99,6 +99,12 @@ export class NixosHelpers {
     this.m = machine;
   }
 
+  /** Keys into the machine's screen (a boot menu on a PC keyboard); a machine without a screen says so. */
+  private sendKeys(...combos: string[]): Promise<void> {
+    if (!this.m.screen) throw new ConfigurationError(`keys into a boot menu are not supported by ${this.m.label}: it has no screen fleetlab drives (a menu on its serial line takes sendConsole())`);
+    return this.m.screen.sendKeys(...combos);
+  }
+
   /** Every generation of the system profile (`nixos-rebuild list-generations --json`), newest first. */
   async generations(opts?: WaitOptions): Promise<Generation[]> {
     const out = await this.m.succeed('nixos-rebuild list-generations --json', opts);
@@ -461,7 +467,7 @@ export class NixosHelpers {
       // The firmware's console input: the PC keyboard through QMP on x86; the serial line (VT100 arrow keys) on
       // aarch64 virt, which has no keyboard.
       const serial = this.m.profile.arch === 'aarch64';
-      const press = (key: 'down' | 'up' | 'ret') => (serial ? this.m.sendConsole({ down: '\x1b[B', up: '\x1b[A', ret: '\r' }[key]) : this.m.sendKeys(key));
+      const press = (key: 'down' | 'up' | 'ret') => (serial ? this.m.sendConsole({ down: '\x1b[B', up: '\x1b[A', ret: '\r' }[key]) : this.sendKeys(key));
       keys = async () => {
         await this.m.waitForConsoleText(/Boot in \d+ s/, { deadline });
         await sleep(300);
@@ -479,12 +485,12 @@ export class NixosHelpers {
       keys = async () => {
         await this.m.waitForConsoleText(/NixOS - All configurations/, { deadline });
         await sleep(300);
-        await this.m.sendKeys('down');
-        await this.m.sendKeys('ret');
+        await this.sendKeys('down');
+        await this.sendKeys('ret');
         await this.m.waitForConsoleText(/NixOS - Configuration \d+/, { deadline });
         await sleep(300);
-        for (let k = 0; k < at; k++) await this.m.sendKeys('down');
-        await this.m.sendKeys('ret');
+        for (let k = 0; k < at; k++) await this.sendKeys('down');
+        await this.sendKeys('ret');
       };
     } else {
       const at = await this.extlinuxEntry(n);

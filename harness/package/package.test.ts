@@ -71,7 +71,7 @@ export default extendProfile(base, { name: 'small', description: 'a fleet profil
     await writeFile(
       join(repo, 'scenarios/x.ts'),
       `import assert from 'node:assert/strict';
-import { scenario, type Machine } from 'fleetlab';
+import { need, scenario, type Machine } from 'fleetlab';
 export const x = scenario({
   name: 'x',
   machines: { main: 'small' },
@@ -84,8 +84,8 @@ export const x = scenario({
     });
     await step('its NIC is on the LAN, through the switch the package compiled', async () => {
       // No one answers at .99: the guest's ARP requests for it cross the switch all the same.
-      await m.succeed('ping -c 1 -W 1 ' + m.address('lan').replace(/\\d+$/, '99') + ' || true');
-      assert.match(await m.succeed('ip -o -4 addr show'), new RegExp(m.address('lan').replace(/\\./g, '\\\\.') + '/24'));
+      await m.succeed('ping -c 1 -W 1 ' + need(m, 'net').address('lan').replace(/\\d+$/, '99') + ' || true');
+      assert.match(await m.succeed('ip -o -4 addr show'), new RegExp(need(m, 'net').address('lan').replace(/\\./g, '\\\\.') + '/24'));
       assert.ok(net.network('lan').pcap.frames > 0, 'frames went through the switch');
     });
   },

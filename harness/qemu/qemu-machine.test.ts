@@ -183,13 +183,13 @@ describe('screen', () => {
     await m.succeed('modprobe bochs && for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/graphics/fb0/virtual_size ] && break; sleep 0.5; done');
     const [w, h] = (await m.succeed('cat /sys/class/graphics/fb0/virtual_size')).trim().split(',').map(Number);
     const path = join(m.logDir, 'screen.png');
-    await m.screenshot(path);
+    await m.screen.screenshot(path);
     const png = await readFile(path);
     expect(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
     expect(png.subarray(12, 16).toString('latin1')).toBe('IHDR');
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([w, h]);
     // tty1 runs a shell on the VGA console; type into it.
-    await m.typeText('echo typed > /tmp/keys-ok\n');
+    await m.screen.typeText('echo typed > /tmp/keys-ok\n');
     await m.waitForFile('/tmp/keys-ok', { timeout: 20_000 });
     expect(await m.succeed('cat /tmp/keys-ok')).toBe('typed\n');
   });

@@ -1,9 +1,8 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
 import { ConsoleLog } from '../console/console-log.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../console/serial-login.ts';
@@ -13,39 +12,39 @@ import { ConfigurationError, FleetlabError, InfrastructureError, TimeoutError } 
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { connectUnix } from '../process/unix-socket.ts';
-import { need, type FabricNet, type HostLink, type Machine, type MachineFacts, type MachineState, type ManagedMachine, type SshOptions, type StartReport } from '../protocols/machine.ts';
+import type { FabricNet, HostLink, MachineFacts, MachineState, ManagedMachine, SshOptions, StartReport } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { abbreviate, BackdoorShell } from '../shell/backdoor-shell.ts';
-import { shellQuote } from '../shell/guest-helper.ts';
 import { ShellOps } from '../shell/shell-ops.ts';
 import { ShellMachine } from '../shell/shell-machine.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
-import { QEMU_PACKAGES, runTool, which } from './host-packages.ts';
+import { QEMU_PACKAGES, which } from './host-packages.ts';
 import { loadProfile } from './profile-loader.ts';
 import { nicUnsupported, type MachineProfile } from './profile.ts';
-import { createOverlay, imageInfo } from './disk-overlay.ts';
+import { BootMedia } from './boot-media.ts';
+import { FabricNics } from './fabric-nics.ts';
+import { HostForwards } from './host-link.ts';
+import { QemuScreen } from './qemu-screen.ts';
 import { ConsoleCheckFired, MachineDied, MachineStopped } from './machine-end.ts';
-import { consoleSocket, qemuArgv, qmpSocket, type LaunchDisk } from './qemu-argv.ts';
+import { consoleSocket, qemuArgv, qmpSocket } from './qemu-argv.ts';
 import { qemuCommand } from './qemu-command.ts';
-import { raspiFirmwareBoot } from './raspi-firmware.ts';
-import { comboToQcodes, textToCombos } from './qemu-keys.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
-import { BatmanMesh } from '../net/batman-mesh.ts';
 import { freeTcpPort } from '../net/free-port.ts';
 
 export type { MachineFacts, MachineState, StartReport } from '../protocols/machine.ts';
 import { SshAccess } from '../ssh/ssh-access.ts';
 import type { SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
-import { testbedImage, testbedSource, type BootDisk, type TestbedImage } from './testbed-source.ts';
-import { fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
+import type { BootDisk, TestbedImage } from './testbed-source.ts';
+import type { SnapshotStore } from './warm-start.ts';
+import { WarmStarts, type WarmHost, type WarmPlan } from './warm-restore.ts';
 
 /** Options of one machine instance. */
 export interface QemuMachineOptions {
@@ -68,25 +67,18 @@ export interface QemuMachineOptions {
   hostLink?: boolean;
 }
 
-/** How startWarm() will start a machine (prepareWarm). */
-export type WarmPlan =
-  | { kind: 'cold'; reason: string }
-  | { kind: 'restore'; key: string; snap: SnapshotFiles }
-  | { kind: 'build'; key: string; parts: Record<string, unknown>; done: (s: SnapshotFiles | undefined) => void }
-  | { kind: 'wait'; key: string; wait: Promise<SnapshotFiles | undefined> };
+export type { WarmPlan } from './warm-restore.ts';
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
 export const KVM_SIGN_OF_LIFE_MS = 20_000;
 /** A serial login prompt with no backdoor greeting this long after it means the image has no test instrumentation. */
 export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
-/** A mebibyte. */
-const MiB = 1024 * 1024;
 
 /**
  * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net), which it
  * implements itself; it also exposes what only the runner and tests use (stop, warm starts, QMP).
  */
-export class QemuMachine extends ShellMachine implements ManagedMachine, Power, Shell, Screen, Media, HostLink, FabricNet {
+export class QemuMachine extends ShellMachine implements ManagedMachine, Power, Shell, Media {
   readonly kind = 'vm' as const;
   readonly name: string;
   readonly profile: MachineProfile;
@@ -96,16 +88,12 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   /** Guest boots so far: each start and each guest-initiated reset counts one. */
   boots = 0;
   facts: MachineFacts | undefined;
-  /** The testbed boot disk this machine boots, if any: its entries say which fleetlab.entry markers exist. */
-  bootDisk: BootDisk | undefined;
   private _state: MachineState = 'stopped';
   private proc: SupervisedProcess | undefined;
   private qmp: QmpClient | undefined;
   private runDir: string | undefined;
-  private efiVars: string | undefined;
-  /** Per machine instance: the disks' qcow2 overlays, kept across reboots and restarts, removed by stop(). */
-  private stateDir: string | undefined;
-  private disks: LaunchDisk[] | undefined;
+  /** What it boots from: kernel or disk overlays, install media, the Pi's firmware, the EFI variables. */
+  private readonly media_: BootMedia;
   /** The serial-login shell channel's login, once per boot (profiles whose guest.shell is serial-login). */
   private readonly serialShell = new SerialShellStart({
     console: () => this.console((this.profile.guest.shell as { console: string }).console),
@@ -125,28 +113,18 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private killing: Promise<void> | undefined;
   /** From start() until the shell first answers: a console check then is an infrastructure error, not a test failure. */
   private booting = false;
-  /** The 127.0.0.1 port forwarded to the guest's port 22 by the current QEMU process (hostLink). */
-  private sshPort: number | undefined;
-  /** Guest TCP ports forwarded from 127.0.0.1 by forwardPort(), guest port to host port; kept across QEMU restarts. */
-  private readonly forwards = new Map<number, number>();
+  /** 127.0.0.1 forwards to the guest's ports over its host link, the SSH port among them. */
+  private readonly forwards: HostForwards;
   /** The last login prompt the serial console printed since this boot began (cleared at each start and reset). */
   private promptThisBoot: string | undefined;
-  /** The Pi firmware stand-in loads a boot loader (U-Boot), which reads the SD card again at each reset by itself. */
-  private raspiBootloader = false;
-  /** The testbed image this machine boots from its disk, if any (NixOS-shaped generations are built for it). */
-  testbed: TestbedImage | undefined;
-  /** The SSH user, key and host key of the testbed this machine boots, if it has them. */
-  private testbedSsh: { user: string; privateKey: string; hostKey: string } | undefined;
-  /** The host key ssh() expects: the testbed's, or the first one seen. */
+  /** ssh() with the host key pinned: the testbed's, or the first one seen. */
   private readonly sshAccess: SshAccess;
   /** Bytes arrived on some console of the current process: the guest is alive. */
   private outputSeen = false;
   /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
   private aliveSinceBoot = false;
-  /** The snapshot the next launch restores instead of booting (startWarm). */
-  private restoreFrom: SnapshotFiles | undefined;
-  /** The sources of this machine's disk overlays, for snapshot keys. */
-  private diskSources: LaunchDisk[] = [];
+  /** Warm starts: snapshots restored instead of booting, or made after a boot. */
+  private readonly warm: WarmStarts;
   /** Media put in by useMedia() (an install flow): they replace the profile's disk. */
   private mediaSpec: MediaSpec | undefined;
 
@@ -161,6 +139,10 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       makeOwnedDirSync(this.logDir);
     }
     this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
+    this.media_ = new BootMedia({ name: this.name, profile, logDir: this.logDir, note: (l) => this.log.note(l) });
+    this.warm = new WarmStarts(this.warmHost());
+    this.forwards = new HostForwards({ name: this.name, enabled: !!opts.hostLink, running: () => (this._state === 'running' ? this.qmp : undefined), note: (l) => this.log.note(l) });
+    this.net = new FabricNics(this.name, opts.nics ?? [], this);
     this.sshAccess = new SshAccess({ name: this.name, note: (l) => this.log.note(l), life: () => this.life });
     this.log.onLine((l) => {
       if (/\blogin: *$/.test(l)) this.promptThisBoot = l;
@@ -201,21 +183,17 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return `machine ${this.name} (a QEMU VM)`;
   }
   /** Screenshots and keys: QEMU's display. */
-  get screen(): Screen {
-    return this;
-  }
+  readonly screen: Screen = new QemuScreen((what) => this.requireQmp(what));
   /** Disks and CD-ROM, changed while off. */
   get media(): Media {
     return this;
   }
   /** 127.0.0.1 forwards to its ports (with hostLink: true or ssh: true in the scenario). */
   get hostLink(): HostLink {
-    return this;
+    return this.forwards;
   }
   /** Addresses, MACs and the batman-adv mesh on the scenario's networks. */
-  get net(): FabricNet {
-    return this;
-  }
+  readonly net: FabricNet;
 
   /**
    * Whether fleetlab gives the guest its name (the testbed reads it from the kernel command line or fw_cfg). Not on
@@ -320,102 +298,47 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /**
    * Starts the machine and waits for its shell, restoring a snapshot of its shape from `store` when there is one (a
-   * warm start) and booting otherwise (a cold start). The first machine of a shape boots and leaves a snapshot for
-   * the next; machines that need the same snapshot meanwhile wait for it. After a restore the shell channel is set up
-   * anew, and the guest gets the host's clock, this machine's hostname, a fresh machine-id and new randomness: no
-   * two restored machines look alike. A restore that fails is noted, its snapshot dropped, and the machine boots cold.
-   * What rules a snapshot out (networks, an SSH forward, a CD-ROM, the Pi's firmware, a serial-login shell, a second
-   * start of this machine) makes a cold start whose reason the report gives.
+   * warm start) and booting otherwise (a cold start): harness/qemu/warm-restore.ts.
    */
-  async startWarm(store: SnapshotStore, opts?: WaitOptions & { plan?: WarmPlan }): Promise<StartReport> {
-    const deadline = deadlineFrom(opts, 600_000, `warm start of ${this.name}`, 'pass { timeout } to startWarm()');
-    const signal = opts?.signal;
-    const cold = async (reason: string, extra: Partial<StartReport> = {}): Promise<StartReport> => {
-      const t = now();
-      await this.start({ deadline, signal });
-      await this.waitForShell({ deadline, signal });
-      return this.reportStart({ mode: 'cold', ms: now() - t, reason, ...extra });
+  startWarm(store: SnapshotStore, opts?: WaitOptions & { plan?: WarmPlan }): Promise<StartReport> {
+    return this.warm.start(store, opts);
+  }
+
+  /** Decides how startWarm() will start this machine; deciding claims the build, so a runner calls it in plan order. */
+  prepareWarm(store: SnapshotStore): Promise<WarmPlan> {
+    return this.warm.prepare(store);
+  }
+
+  /** What warm starts reach of this machine. */
+  private warmHost(): WarmHost {
+    const m = this;
+    return {
+      name: m.name,
+      profile: m.profile,
+      logDir: m.logDir,
+      log: m.log,
+      get facts() {
+        return m.facts;
+      },
+      media: m.media_,
+      accel: m.opts.accel,
+      nics: m.opts.nics ?? [],
+      hostLink: !!m.opts.hostLink,
+      get boots() {
+        return m.boots;
+      },
+      set boots(n: number) {
+        m.boots = n;
+      },
+      qmp: () => m.requireQmp('a snapshot'),
+      nicMacs: () => m.nicMacs(),
+      start: (o) => m.start(o),
+      waitForShell: (o) => m.waitForShell(o),
+      resumeShell: () => m.backdoor!.resume(),
+      kill: (by) => m.kill(by),
+      succeed: (c, o) => m.succeed(c, o),
+      execute: (c, o) => m.execute(c, o),
     };
-    const plan = opts?.plan ?? (await this.prepareWarm(store));
-    if (plan.kind === 'cold') return cold(plan.reason);
-    const key = plan.key;
-    let snap: SnapshotFiles | undefined;
-    let waitedMs: number | undefined;
-    if (plan.kind === 'restore') snap = plan.snap;
-    else if (plan.kind === 'build') {
-      // The first of its shape: boot, and leave the snapshot for the others.
-      const t = now();
-      let made: SnapshotFiles | undefined;
-      try {
-        await this.start({ deadline, signal });
-        await this.waitForShell({ deadline, signal });
-        const bootMs = now() - t;
-        made = await this.saveSnapshot(store, key, plan.parts, bootMs, deadline).catch((err: unknown) => {
-          this.log.note(`warm start: no snapshot taken: ${String(err)}`);
-          return undefined;
-        });
-        return this.reportStart({ mode: 'cold', ms: now() - t, reason: made ? 'first of its shape: booted and saved the snapshot' : 'first of its shape: booted, but the snapshot could not be taken', snapshot: made ? key : undefined });
-      } finally {
-        plan.done(made);
-      }
-    } else {
-      const tw = now();
-      snap = await plan.wait;
-      waitedMs = now() - tw;
-      if (!snap) return cold('the machine that booted first could not take a snapshot', { waitedMs });
-    }
-    const tr = now();
-    try {
-      this.restoreFrom = snap;
-      await this.start({ deadline, signal });
-      this.backdoor!.resume();
-      await this.waitForShell({ deadline: deadline.child(60_000, `shell of ${this.name} after a restore`), signal });
-      await this.refreshIdentity(snap, { deadline, signal });
-    } catch (err) {
-      this.restoreFrom = undefined;
-      if (signal?.aborted) throw err;
-      const why = (err as Error).message.split('\n').slice(0, 3).join(' / ');
-      this.log.note(`warm start: restoring snapshot ${key} failed (${why}); dropping it and booting cold`);
-      await this.kill('a failed restore').catch(() => undefined);
-      await store.discard(key);
-      // The overlays pointed at the snapshot's disks: back to the images themselves, and to fresh variables.
-      await this.rebaseDisks(this.diskSources, this.profile.firmware.kind === 'uefi' ? this.profile.firmware.vars : undefined);
-      this.boots = 0;
-      return cold('the restore failed', { restoreFailed: why, waitedMs });
-    } finally {
-      this.restoreFrom = undefined;
-    }
-    this.log.note(`warm start: restored snapshot ${key} in ${formatMs(now() - tr)} (made by ${snap.meta.madeBy}, whose boot is logged in ${snap.meta.bootLog}); the kernel's boot id is that boot's`);
-    return this.reportStart({ mode: 'warm', ms: now() - tr, waitedMs, snapshot: key });
-  }
-
-  /**
-   * Decides how startWarm() will start this machine: restore an existing snapshot, build it (boot and save), wait for
-   * the machine building it, or boot cold and why. Deciding claims the build, so a runner calls it in plan order.
-   */
-  async prepareWarm(store: SnapshotStore): Promise<WarmPlan> {
-    const ruledOut = this.warmRuledOut();
-    if (ruledOut) return { kind: 'cold', reason: ruledOut };
-    const choice = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
-    let parts: Record<string, unknown>;
-    try {
-      parts = await this.snapshotParts(choice.accel);
-    } catch (err) {
-      return { kind: 'cold', reason: `no snapshot key: ${(err as Error).message.split('\n')[0]}` };
-    }
-    const key = snapshotKey(parts);
-    const snap = await store.find(key);
-    if (snap) return { kind: 'restore', key, snap };
-    const claim = store.claim(key);
-    return claim.owner ? { kind: 'build', key, parts, done: claim.done } : { kind: 'wait', key, wait: claim.wait };
-  }
-
-  private reportStart(r: StartReport): StartReport {
-    r.ms = Math.round(r.ms);
-    if (r.waitedMs !== undefined) r.waitedMs = Math.round(r.waitedMs);
-    if (this.facts) this.facts.start = r;
-    this.log.note(`start: ${r.mode} in ${formatMs(r.ms)}${r.reason ? ` (${r.reason})` : ''}`);
-    return r;
   }
 
   /** The MAC of the user-mode NIC that carries the SSH forward. */
@@ -424,129 +347,21 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   }
 
   /** This machine's NICs' MACs in QEMU's device order: the fabric's, then the SSH forward's. */
-  private nicMacs(): string[] {
+  nicMacs(): string[] {
     return [...(this.opts.nics ?? []).map((n) => n.mac), ...(this.opts.hostLink ? [this.sshMac()] : [])];
-  }
-
-  /** Why this machine cannot be restored from (or saved to) a snapshot; undefined when it can. */
-  private warmRuledOut(): string | undefined {
-    if (this.boots > 0) return 'not its first start: its disks have moved on from any snapshot';
-    if (this.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
-    if (this.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
-    const testbed = this.profile.boot.kind === 'testbed' || this.profile.boot.kind === 'testbed-disk';
-    if ((this.opts.nics?.length || this.opts.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
-    const b = this.profile.boot;
-    if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
-    if (this.mediaSpec) return 'its media were changed (useMedia: an install flow)';
-    return undefined;
-  }
-
-  /** Everything that shapes the machine, for its snapshot key: QEMU's full argv with per-instance paths and names replaced, and the identity of every file it reads. */
-  private async snapshotParts(accel: string): Promise<Record<string, unknown>> {
-    const boot = await this.resolveBoot(join(tmpdir(), 'fleetlab-no-run-dir'));
-    const disks = (boot.disks ?? []).map((d, k) => ({ ...d, path: `$DISK${k}` }));
-    const append = boot.append?.split(/\s+/).map((w) => (w === `fleetlab.hostname=${this.name}` ? 'fleetlab.hostname=$NAME' : w)).join(' ');
-    // NICs as devices (model, count, order); their MACs, ports and addresses are this machine's, set after a restore.
-    const nics = (this.opts.nics ?? []).map((_, i) => ({ mac: `$MAC${i}`, qemuPort: 0, switchPort: 0 }));
-    const hostLink = this.opts.hostLink ? { hostPort: 0, mac: '$SSHMAC' } : undefined;
-    const netConfig = nics.length || hostLink ? '$RUN/net.conf' : undefined;
-    const argv = qemuArgv(this.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined, nics, hostLink, netConfig });
-    const fw = this.profile.firmware;
-    const files = [this.profile.qemu.binary.includes('/') ? this.profile.qemu.binary : (which(this.profile.qemu.binary) ?? this.profile.qemu.binary), boot.kernel, boot.initrd, boot.dtb, ...this.diskSources.map((d) => d.path), ...(fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [])];
-    return { v: 1, profile: this.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
-  }
-
-  /** Stops the VM, writes its migration stream and copies its disks and variables into the store, and lets it run on. */
-  private async saveSnapshot(store: SnapshotStore, key: string, parts: unknown, bootMs: number, deadline: Deadline): Promise<SnapshotFiles> {
-    const qmp = this.qmp!;
-    const t = now();
-    await qmp.execute('stop');
-    try {
-      const disks = (this.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
-      const snap = await store.write(
-        key,
-        { profile: this.profile.name, madeBy: `${this.name} (${this.logDir})`, bootLog: this.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts, macs: this.nicMacs() },
-        { disks, efiVars: this.efiVars },
-        async (stateFile) => {
-          await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
-          await this.migrationDone('saving', deadline);
-        },
-      );
-      this.log.note(`warm start: snapshot ${key} saved in ${formatMs(now() - t)}`);
-      return snap;
-    } finally {
-      await qmp.execute('cont').catch(() => undefined);
-      // The guest's clock stood still while it was stopped.
-      await this.execute(`date -u -s '${utcDate()}' >/dev/null 2>&1; true`, { timeout: 30_000 }).catch(() => undefined);
-    }
-  }
-
-  /** Feeds a paused QEMU started with -incoming defer the snapshot's state and waits until it is loaded. */
-  private async incoming(proc: SupervisedProcess, snap: SnapshotFiles, deadline: Deadline, signal?: AbortSignal): Promise<void> {
-    if (!existsSync(snap.state)) throw new InfrastructureError(`snapshot ${snap.meta.key} has no state file ${snap.state}`);
-    await this.qmp!.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
-    await this.migrationDone('restoring', deadline, signal, proc);
-  }
-
-  /** Polls query-migrate until the migration completed; throws when it failed or QEMU exited. */
-  private async migrationDone(what: string, deadline: Deadline, signal?: AbortSignal, proc?: SupervisedProcess): Promise<void> {
-    const budget = deadline.child(120_000, `${what} the snapshot of ${this.name}`);
-    let last = '';
-    const r = await pollUntil(
-      async () => {
-        if (proc && !proc.running) throw new InfrastructureError(`QEMU of ${this.name} exited while ${what} a snapshot: ${proc.stderrTail().trim().split('\n').slice(-3).join(' / ') || 'no stderr'}`);
-        const q = await this.qmp!.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-        last = q.status ?? 'none';
-        if (q.status === 'completed') return true;
-        if (q.status === 'failed' || q.status === 'cancelled') throw new InfrastructureError(`${what} the snapshot of ${this.name} failed: ${q['error-desc'] ?? q.status}`);
-        return undefined;
-      },
-      { deadline: budget, intervalMs: 25, signal },
-    );
-    if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: `${what} the snapshot (migration status: ${last})`, deadline: budget, machine: this.name, lastLines: this.log.lastLines(10) });
-  }
-
-  /** After a restore: the host's clock, this machine's hostname, a fresh machine-id, new randomness. */
-  private async refreshIdentity(snap: SnapshotFiles, opts: WaitOptions): Promise<void> {
-    const id = randomBytes(16).toString('hex');
-    const seed = [...randomBytes(64)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-    const name = this.name;
-    await this.succeed(
-      [
-        `date -u -s '${utcDate()}' >/dev/null`,
-        `hostname ${shellQuote(name)} 2>/dev/null`,
-        `{ [ -L /etc/hostname ] || printf '%s\\n' ${shellQuote(name)} > /etc/hostname; } 2>/dev/null`,
-        `{ [ ! -e /etc/machine-id ] || [ -L /etc/machine-id ] || printf '%s\\n' ${id} > /etc/machine-id; } 2>/dev/null`,
-        `printf '${seed}' > /dev/urandom`,
-        'true',
-      ].join('; '),
-      opts,
-    );
-    // The NICs still carry the MACs of the machine that made the snapshot: each gets this machine's, then the
-    // testbed sets its networks up again from what this QEMU passes (addresses, the mesh).
-    const macs = this.nicMacs();
-    if (macs.length) {
-      const old = snap.meta.macs ?? [];
-      if (old.length !== macs.length) throw new InfrastructureError(`snapshot ${snap.meta.key} has ${old.length} NIC(s), machine ${this.name} ${macs.length}`);
-      const swap = macs.map((mac, i) => `for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${old[i]} ] && ip link set \${d##*/} down && ip link set \${d##*/} address ${mac}; done`);
-      await this.succeed([...swap, '/etc/fleetlab/network'].join('\n'), opts);
-    }
   }
 
   /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
   private async launch(accel: 'kvm' | 'tcg' | 'hvf', why: string, deadline: Deadline, signal?: AbortSignal): Promise<void> {
     this.promptThisBoot = undefined;
     this.runDir = await makeTempDir(`fleetlab-${this.name.slice(0, 20)}-`);
-    const boot = await this.resolveBoot(this.runDir);
-    if (this.profile.firmware.kind === 'uefi' && !this.efiVars) {
-      // Variables persist across this machine's reboots and restarts, fresh per machine instance.
-      this.efiVars = join(this.logDir, `${this.name}.efivars.fd`);
-      await copyFile(this.profile.firmware.vars, this.efiVars);
-    }
+    const boot = await this.media_.resolve(this.runDir);
+    // Variables persist across this machine's reboots and restarts, fresh per machine instance.
+    const efiVars = await this.media_.efiVarStore();
     const nics = this.opts.nics ?? [];
     let netConfig: string | undefined;
     const hostLink = this.opts.hostLink ? { hostPort: await freeTcpPort(), mac: this.sshMac() } : undefined;
-    this.sshPort = hostLink?.hostPort;
+    this.forwards.sshPort = hostLink?.hostPort;
     const netLines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
     // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
     if (hostLink) netLines.push(`${hostLink.mac} 10.0.2.15/24\n`);
@@ -556,11 +371,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       netConfig = join(this.runDir, 'net.conf');
       await writeFile(netConfig, netLines.join(''));
     }
-    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars: this.efiVars, ...boot, nics, netConfig, hostLink });
-    const snap = this.restoreFrom;
+    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars, ...boot, nics, netConfig, hostLink });
+    const snap = this.warm.pending;
     if (snap) {
       // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
-      await this.rebaseDisks(snap.disks.map((path) => ({ path, format: 'qcow2' })), snap.efiVars);
+      await this.media_.rebaseDisks(snap.disks.map((path) => ({ path, format: 'qcow2' })), snap.efiVars);
       argv.push('-incoming', 'defer');
     }
     this.log.note(`starting ${this.profile.qemu.binary} (${why})${snap ? `, restoring snapshot ${snap.meta.key}` : ''}`);
@@ -576,9 +391,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     proc.exited.then(() => this.onExit(proc));
     try {
       await this.connect(proc, deadline, withLife(signal, this.life));
-      if (snap) await this.incoming(proc, snap, deadline, withLife(signal, this.life));
+      if (snap) await this.warm.incoming(proc, snap, deadline, withLife(signal, this.life));
       await this.qmp!.execute('cont');
-      await this.restoreForwards();
+      await this.forwards.restore(this.qmp!);
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
       if (proc.running && (await raceDeadline(proc.exited, 500)).timedOut) throw err;
@@ -616,49 +431,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return `the guest printed nothing on any console for ${formatMs(KVM_SIGN_OF_LIFE_MS)}`;
   }
 
-  /** What QEMU boots: kernel files, or disks (as this machine's overlays) and the firmware finds the bootloader. */
-  private async resolveBoot(runDir: string): Promise<{ kernel?: string; initrd?: string; dtb?: string; append?: string; disks?: LaunchDisk[]; fwCfgHostname?: string }> {
-    const boot = this.profile.boot;
-    const hostname = `fleetlab.hostname=${this.name}`;
-    const log = (l: string) => this.log.note(l);
-    if (boot.kind === 'testbed') {
-      const img = await testbedImage(boot.image, this.profile.name, log);
-      this.testbedSsh = img.ssh;
-      return { kernel: img.kernel, initrd: img.initrd, append: `${boot.append} ${hostname}`.trim() };
-    }
-    if (boot.kind === 'kernel') {
-      for (const [field, f] of [['boot.kernel', boot.kernel], ['boot.initrd', boot.initrd], ['boot.dtb', boot.dtb]] as const) {
-        if (f && !existsSync(f)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): ${field} ${f} does not exist.`, { details: { field, value: f } });
-      }
-      const disks = boot.image ? (this.disks ??= [await this.overlayOf(await this.userImage(boot.image))]) : undefined;
-      return { kernel: boot.kernel, initrd: boot.initrd, dtb: boot.dtb, append: boot.append, disks, fwCfgHostname: this.name };
-    }
-    // A testbed disk profile says whose system (and SSH keys) the machine has, even when an install flow's media
-    // (useMedia) replace the disk it would boot.
-    const img = boot.kind === 'testbed-disk' ? await testbedImage(boot.image, this.profile.name, log) : undefined;
-    if (img) {
-      this.testbedSsh = img.ssh;
-      this.testbed = img;
-    }
-    const profileDisk = async (): Promise<LaunchDisk> => {
-      if (boot.kind !== 'testbed-disk') return this.userImage(boot.image, boot.format, boot.media);
-      this.bootDisk = await testbedSource().bootDisk(img!, boot.layout, boot.append, { log });
-      return { path: this.bootDisk.path, format: 'raw', media: 'disk' };
-    };
-    const disks = (this.disks ??= this.mediaSpec ? await this.mediaDisks(this.mediaSpec) : [await this.overlayOf(await profileDisk())]);
-    if (this.profile.firmware.kind === 'raspi') return this.raspiBoot(disks, runDir, hostname);
-    return { disks, fwCfgHostname: this.name };
-  }
-
-  /** The Pi's boot: fleetlab plays the firmware, reading config.txt and cmdline.txt from the SD card. */
-  private async raspiBoot(disks: LaunchDisk[], runDir: string, hostname: string): Promise<{ kernel?: string; initrd?: string; dtb?: string; append?: string; disks: LaunchDisk[] }> {
-    const fw = await raspiFirmwareBoot(disks[0]!.path, disks[0]!.format, runDir);
-    this.log.note(`raspi firmware: kernel ${fw.config.kernel ?? 'kernel8.img'}, initramfs ${fw.config.initramfs ?? '-'}, device tree ${fw.dtb ? fw.dtb.split('/').pop() : '-'}`);
-    // A boot loader as the "kernel" (U-Boot) reads the SD card itself at every reset; a Linux kernel does not.
-    this.raspiBootloader = /u-boot/i.test(fw.config.kernel ?? '');
-    return { kernel: fw.kernel, initrd: fw.initrd, dtb: fw.dtb, append: `${fw.append} ${hostname}`.trim(), disks };
-  }
-
   /**
    * Media: what the machine boots from, changed while it is off (the Media protocol, as an SD mux or a USB stick is
    * on a board). `disk` replaces the profile's disk: `{ blank: bytes }` is an empty one, `{ image, size }` a copy of
@@ -667,79 +439,22 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    */
   async useMedia(media: MediaSpec): Promise<void> {
     if (this._state !== 'stopped') throw new InfrastructureError(`machine ${this.name}: its media can only be changed while it is off (it is ${this._state}); shut it down or crash() it first`);
-    const where = `machine ${this.name} (profile ${this.profile.name})`;
-    const sd = this.profile.qemu.diskBus === 'sd';
-    const size = 'blank' in media.disk ? media.disk.blank : media.disk.size;
-    if (size !== undefined && (!Number.isSafeInteger(size) || size < MiB || size % 512 !== 0)) throw new ConfigurationError(`${where}: disk size ${size} bytes: give a whole number of 512-byte sectors, at least 1 MiB`, { details: { field: 'disk.size', value: size } });
-    if (sd && size !== undefined && (size & (size - 1)) !== 0) throw new ConfigurationError(`${where}: its SD card must be a power of two in size (QEMU's SD model); ${size} bytes is not`, { details: { field: 'disk.size', value: size } });
-    if ('image' in media.disk && !existsSync(media.disk.image)) throw new ConfigurationError(`${where}: image ${media.disk.image} does not exist`, { details: { field: 'image', value: media.disk.image } });
-    if (media.cdrom !== undefined) {
-      if (sd) throw new ConfigurationError(`${where} has only an SD card slot; it has no CD-ROM drive for ${media.cdrom}`, { details: { field: 'cdrom', value: media.cdrom } });
-      if (!existsSync(media.cdrom)) throw new ConfigurationError(`${where}: ISO ${media.cdrom} does not exist`, { details: { field: 'cdrom', value: media.cdrom } });
-    }
-    this.mediaSpec = { ...media, disk: { ...media.disk } };
-    this.disks = undefined;
-    this.diskSources = [];
+    this.media_.use(media);
   }
 
   /** Takes the ISO out of the CD-ROM drive (QMP eject, forced past the guest's tray lock): the next boot is from the disk. */
-  async ejectCdrom(): Promise<void> {
-    const k = (this.disks ?? []).findIndex((d) => d.media === 'cdrom');
-    if (k < 0) throw new ConfigurationError(`machine ${this.name} has no CD-ROM in its drive to eject`);
-    await this.requireQmp('eject the CD-ROM').execute('eject', { id: `cd${k}-dev`, force: true });
-    this.log.note(`CD-ROM ejected (${this.disks![k]!.path})`);
-    // A QEMU started again (crash(), start()) comes up without it too.
-    this.disks = this.disks!.filter((d) => d.media !== 'cdrom');
-    if (this.mediaSpec) this.mediaSpec = { ...this.mediaSpec, cdrom: undefined };
+  ejectCdrom(): Promise<void> {
+    return this.media_.ejectCdrom((what) => this.requireQmp(what));
   }
 
-  /** The disks useMedia() asked for: this machine's overlay (blank, or on the image) and the CD-ROM. */
-  private async mediaDisks(m: MediaSpec): Promise<LaunchDisk[]> {
-    let disk: LaunchDisk;
-    if ('blank' in m.disk) {
-      const overlay = await this.overlayPath();
-      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', overlay, String(m.disk.blank)], { timeout: 30_000 });
-      this.log.note(`disk: blank, ${Math.round(m.disk.blank / MiB)} MiB (${overlay})`);
-      disk = { path: overlay, format: 'qcow2', media: 'disk' };
-    } else {
-      disk = await this.overlayOf(await this.userImage(m.disk.image, m.disk.format, 'disk'), m.disk.size);
-    }
-    return m.cdrom ? [disk, { path: resolve(m.cdrom), format: 'raw', media: 'cdrom' }] : [disk];
+  /** The testbed boot disk this machine boots, if any: its entries say which fleetlab.entry markers exist. */
+  get bootDisk(): BootDisk | undefined {
+    return this.media_.bootDisk;
   }
 
-  /** A disk or ISO the user names, checked and with its format found. */
-  private async userImage(image: string, format?: string, media?: 'disk' | 'cdrom'): Promise<LaunchDisk> {
-    const path = resolve(image);
-    if (!existsSync(path)) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}): boot.image ${image} does not exist.`, { details: { field: 'boot.image', value: image } });
-    return { path, format: format ?? (await imageInfo(path, 'boot.image')).format, media: media ?? (/\.iso$/i.test(path) ? 'cdrom' : 'disk') };
-  }
-
-  /** This machine's disk overlays made anew on `bases` (in disk order), and its EFI variable store copied from `efiVars`. */
-  private async rebaseDisks(bases: Array<{ path: string; format: string }>, efiVars: string | undefined): Promise<void> {
-    for (const [k, d] of (this.disks ?? []).filter((x) => x.media === 'disk').entries()) {
-      await rm(d.path, { force: true });
-      await createOverlay(bases[k]!.path, bases[k]!.format, d.path);
-    }
-    if (efiVars && this.efiVars) await copyFile(efiVars, this.efiVars);
-  }
-
-  /** A disk as this machine sees it: a qcow2 overlay of the image, of `size` bytes if given (ISOs attach read-only as they are). */
-  private async overlayOf(source: LaunchDisk, size?: number): Promise<LaunchDisk> {
-    if (source.media === 'cdrom') {
-      if (this.profile.qemu.diskBus === 'sd') throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) has only an SD card slot; it cannot boot the ISO ${source.path}.`, { details: { field: 'boot.image', value: source.path } });
-      return source;
-    }
-    const overlay = await this.overlayPath();
-    this.diskSources.push(source);
-    await createOverlay(source.path, source.format, overlay, { size, powerOfTwo: this.profile.qemu.diskBus === 'sd' });
-    this.log.note(`disk: overlay ${overlay} on ${source.path} (${source.format})${size ? `, a ${Math.round(size / MiB)} MiB disk` : ''}; the image itself is not written`);
-    return { path: overlay, format: 'qcow2', media: 'disk' };
-  }
-
-  /** Where this machine's disk overlay lives (in its state dir, made on first use). */
-  private async overlayPath(): Promise<string> {
-    this.stateDir ??= await makeTempDir(`fleetlab-state-${this.name.slice(0, 20)}-`);
-    return join(this.stateDir, `${this.name}.disk0.qcow2`);
+  /** The testbed image this machine boots from its disk, if any (NixOS-shaped generations are built for it). */
+  get testbed(): TestbedImage | undefined {
+    return this.media_.testbed;
   }
 
   /** Connects QMP and every console while the VM is paused, so no byte is missed. */
@@ -929,54 +644,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   }
 
 
-  /** This machine's address on `network` (a network of the scenario it is on). */
-  address(network: string): string {
-    const nic = (this.opts.nics ?? []).find((n) => n.network === network);
-    if (!nic) {
-      const on = (this.opts.nics ?? []).map((n) => n.network);
-      throw new ConfigurationError(`machine ${this.name} is not on network "${network}" (${on.length ? `it is on: ${on.join(', ')}` : 'it is on no network'}); declare it in the scenario's networks.`);
-    }
-    return nic.address;
-  }
-
-  /**
-   * A 127.0.0.1 port forwarded to the guest's TCP `guestPort` over the machine's host link (the scenario's
-   * `hostLink: true`, or `ssh: true`): added to the running QEMU (hostfwd_add) and again after every restart, on the
-   * same host port while it is free. Only the host's loopback reaches it, and the guest reaches nothing through it.
-   */
-  async forwardPort(guestPort: number): Promise<number> {
-    if (!Number.isInteger(guestPort) || guestPort < 1 || guestPort > 65535) throw new ConfigurationError(`forwardPort(${guestPort}): a guest TCP port is a whole number from 1 to 65535`);
-    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no host link to forward port ${guestPort} over; declare hostLink: true in the scenario (a restricted NIC that only 127.0.0.1 forwards reach)`);
-    if (guestPort === 22 && this.sshPort) return this.sshPort;
-    const known = this.forwards.get(guestPort);
-    if (known !== undefined) return known;
-    if (!this.qmp || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot forward its port ${guestPort}`);
-    const hostPort = await freeTcpPort();
-    await this.hostfwd(hostPort, guestPort);
-    this.forwards.set(guestPort, hostPort);
-    return hostPort;
-  }
-
-  /** Adds one forward to the running QEMU; its human monitor answers errors as text. */
-  private async hostfwd(hostPort: number, guestPort: number): Promise<void> {
-    const out = await this.qmp!.execute<string>('human-monitor-command', { 'command-line': `hostfwd_add ssh0 tcp:127.0.0.1:${hostPort}-:${guestPort}` });
-    if (typeof out === 'string' && out.trim()) throw new InfrastructureError(`QEMU refused to forward 127.0.0.1:${hostPort} to port ${guestPort} of ${this.name}: ${out.trim()}`);
-    this.log.note(`forward: 127.0.0.1:${hostPort} -> ${this.name}:${guestPort}`);
-  }
-
-  /** A new QEMU process has none of the forwards: the same host ports again, or new ones where they were taken. */
-  private async restoreForwards(): Promise<void> {
-    for (const [guestPort, hostPort] of this.forwards) {
-      try {
-        await this.hostfwd(hostPort, guestPort);
-      } catch {
-        const fresh = await freeTcpPort();
-        await this.hostfwd(fresh, guestPort);
-        this.forwards.set(guestPort, fresh);
-      }
-    }
-  }
-
   /**
    * Where an SSH client outside fleetlab (ssh, nix copy, nixos-anywhere) reaches this machine: the restricted
    * 127.0.0.1 forward, the testbed's user and key (or none: bring your own), and the host key ssh() pinned (or the
@@ -984,8 +651,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    */
   sshEndpoint(): { host: string; port: number; user: string; privateKey?: string; hostKey?: string } {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
-    if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot reach it over SSH`);
-    return { host: '127.0.0.1', port: this.sshPort, user: this.testbedSsh?.user ?? 'root', privateKey: this.testbedSsh?.privateKey, hostKey: this.sshAccess.hostKey(this.testbedSsh?.hostKey) };
+    if (!this.forwards.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot reach it over SSH`);
+    return { host: '127.0.0.1', port: this.forwards.sshPort, user: this.media_.testbedSsh?.user ?? 'root', privateKey: this.media_.testbedSsh?.privateKey, hostKey: this.sshAccess.hostKey(this.media_.testbedSsh?.hostKey) };
   }
 
   /** Whether the machine has a host link (ssh: true or hostLink: true): 127.0.0.1 forwards to its ports. */
@@ -1000,7 +667,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** The SSH user and private key fleetlab's testbed accepts (undefined for other images: pass your own). */
   get sshIdentity(): { user: string; privateKey: string } | undefined {
-    return this.testbedSsh ? { user: this.testbedSsh.user, privateKey: this.testbedSsh.privateKey } : undefined;
+    return this.media_.testbedSsh ? { user: this.media_.testbedSsh.user, privateKey: this.media_.testbedSsh.privateKey } : undefined;
   }
 
   /**
@@ -1012,33 +679,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   async ssh(opts: SshOptions = {}): Promise<SshShell> {
     if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
-    if (!this.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
-    const t = this.testbedSsh;
-    return this.sshAccess.open({ host: '127.0.0.1', port: this.sshPort, user: t?.user ?? 'root', privateKey: t?.privateKey, knownHostKey: t?.hostKey }, opts, { label: this.name, noKey: `machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed` });
-  }
-
-  /** batman-adv helpers for this machine's mesh (bat0): originators, neighbours, next hops, routes. */
-  get mesh(): BatmanMesh {
-    return new BatmanMesh(this);
-  }
-
-  /** Waits until this machine's mesh has a route to `dest` (a machine on the same batman network, or an originator MAC). */
-  waitForMeshRoute(dest: Machine | string, opts?: WaitOptions & { network?: string }): Promise<string> {
-    const mac = typeof dest === 'string' ? dest : need(dest, 'net', `waitForMeshRoute(${dest.name})`).mac(opts?.network ?? this.meshNetwork());
-    return this.mesh.waitForRoute(mac, opts);
-  }
-
-  /** The one batman network this machine is on. */
-  meshNetwork(): string {
-    const meshes = (this.opts.nics ?? []).filter((n) => n.batman);
-    if (meshes.length !== 1) throw new ConfigurationError(`machine ${this.name} is on ${meshes.length} batman networks (${meshes.map((n) => n.network).join(', ') || 'none'}); name one`);
-    return meshes[0]!.network;
-  }
-
-  /** The MAC of this machine's NIC on `network` (stable per scenario, machine and network): how a guest finds that NIC. */
-  mac(network: string): string {
-    this.address(network);
-    return (this.opts.nics ?? []).find((n) => n.network === network)!.mac;
+    if (!this.forwards.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
+    const t = this.media_.testbedSsh;
+    return this.sshAccess.open({ host: '127.0.0.1', port: this.forwards.sshPort, user: t?.user ?? 'root', privateKey: t?.privateKey, knownHostKey: t?.hostKey }, opts, { label: this.name, noKey: `machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed` });
   }
 
   /** NixOS generations, updates and rollbacks on this machine (harness/nixos/nixos.ts). */
@@ -1096,7 +739,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     if (!this.backdoor) throw new ConfigurationError(`machine ${this.name}: reboot() needs a shell channel`);
     const signal = withLife(opts?.signal, this.life);
     const before = this.boots;
-    if (this.profile.firmware.kind === 'raspi' && !this.raspiBootloader) return this.rebootThroughFirmware(deadline, signal, opts?.signal);
+    if (this.profile.firmware.kind === 'raspi' && !this.media_.raspiBootloader) return this.rebootThroughFirmware(deadline, signal, opts?.signal);
     let off = () => {};
     const session = new Promise<void>((resolve) => {
       off = this.backdoor!.onSession(() => {
@@ -1139,24 +782,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.boots;
   }
 
-  /** Writes a PNG of the screen (QMP screendump). */
-  async screenshot(path: string): Promise<void> {
-    const file = isAbsolute(path) ? path : resolve(path);
-    await this.requireQmp('screenshot').execute('screendump', { filename: file, format: 'png' });
-  }
-
-  /** Presses key combos such as "ctrl-alt-delete", "ret", "a". */
-  async sendKeys(...combos: string[]): Promise<void> {
-    const qmp = this.requireQmp('sendKeys');
-    for (const combo of combos) await qmp.execute('send-key', { keys: comboToQcodes(combo).map((k) => ({ type: 'qcode', data: k })) });
-  }
-
-  /** Types `text` as key presses. */
-  async typeText(text: string): Promise<void> {
-    const qmp = this.requireQmp('typeText');
-    for (const keys of textToCombos(text)) await qmp.execute('send-key', { keys: keys.map((k) => ({ type: 'qcode', data: k })) });
-  }
-
   /** QMP of the running machine, for commands fleetlab does not wrap. */
   requireQmp(what: string): QmpClient {
     if (!this.qmp) {
@@ -1170,9 +795,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   async stop(): Promise<void> {
     this.sshAccess.closeAll();
     await this.kill('stop()');
-    if (this.stateDir) await removeTempDir(this.stateDir);
-    this.stateDir = undefined;
-    this.disks = undefined;
+    await this.media_.clear();
     await Promise.all([...new Set([this.log, ...this.consoleLogs.values()])].map((l) => l.close()));
   }
 
@@ -1211,9 +834,4 @@ function noShell(machine: string) {
       return Promise.reject(new ConfigurationError(`machine ${machine} has no shell channel (its profile's guest.shell.kind is none)`));
     },
   };
-}
-
-/** Now, UTC, as busybox and coreutils date -s both read it. */
-function utcDate(): string {
-  return new Date().toISOString().replace('T', ' ').slice(0, 19);
 }
