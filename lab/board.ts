@@ -9,13 +9,13 @@
 // should stay small (a 10 MB output takes a quarter of an hour); use SSH (a board with a network address) for bulk.
 import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { SerialPort } from 'serialport';
-import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../harness/console/console-checks.ts';
-import { ConsoleLog } from '../harness/console/console-log.ts';
+import type { ConsoleCheckHit, ConsoleCheckSettings } from '../harness/console/console-checks.ts';
+import type { ConsoleLog } from '../harness/console/console-log.ts';
+import { ConsoleSet } from '../harness/console/console-set.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../harness/console/serial-login.ts';
 import { SerialShellStart } from '../harness/console/serial-shell.ts';
-import { StreamConsole } from '../harness/console/stream-console.ts';
+import type { StreamConsole } from '../harness/console/stream-console.ts';
 import { ConfigurationError, InfrastructureError, TimeoutError } from '../harness/errors/fleetlab-error.ts';
 import type { MachineFacts, MachineState, ManagedMachine, SshOptions } from '../harness/protocols/machine.ts';
 import type { Media, MediaSpec } from '../harness/protocols/media.ts';
@@ -78,7 +78,8 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   /** Boots so far: each power-on and each reboot counts one. */
   boots = 0;
   private readonly sshAccess: SshAccess;
-  private readonly watcher: ConsoleWatcher;
+  /** Its serial line's console, its log and the console checks on it. */
+  private readonly consoles: ConsoleSet;
   /** From power-on until the shell answers: a console check then is an infrastructure error (the board did not come up). */
   private booting = false;
 
@@ -92,12 +93,11 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.spec = spec;
     this.profile = profile;
     this.power = powerDriver(spec.power, boardName);
-    this.log = new ConsoleLog(join(opts.logDir, `${opts.name}.log`));
+    this.consoles = new ConsoleSet({ machine: opts.name, logDir: opts.logDir, main: profile.serialConsole, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, onFired: (hit) => this.onConsoleCheck(hit) });
+    this.log = this.consoles.log;
+    this.serialConsole = this.consoles.get();
     this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
-    this.watcher = new ConsoleWatcher(consoleChecks(profile.consoleChecks, opts.consoleChecks), (hit) => this.onConsoleCheck(hit));
-    this.log.onLine((line) => this.watcher.line(profile.serialConsole, line));
-    this.serialConsole = new StreamConsole(profile.serialConsole, opts.name, this.log, () => this.life);
     this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life });
     this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
   }
@@ -140,7 +140,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
         this.life = new Lifeline();
         await this.openSerial(deadline.remaining());
       } else if (this.life.ended) this.life = new Lifeline(); // a console check ended the last one
-      this.watcher.reset();
+      this.consoles.newLife();
       this.booting = true;
       if ((await this.power.get()) !== false) {
         this.log.note(`power off (${this.power.describe}), ${this.spec.power.offDelayMs} ms`);
@@ -231,7 +231,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
 
   /** Runs `fn` with console check `name` silenced, for a step that provokes it; resolves once the check matched. */
   expectConsoleCheck(name: string, fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
-    return this.watcher.expect(name, fn, opts, { machine: this.name, life: this.life, lastLines: () => this.log.lastLines(20) });
+    return this.consoles.expectCheck(name, fn, opts);
   }
 
   /** expectConsoleCheck('kernel-panic', fn). */
@@ -246,8 +246,8 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     return serialLogin(this.serialConsole, this.boardName, u, p, { ...opts, signal: withLife(opts?.signal, this.life) });
   }
 
-  console(): StreamConsole {
-    return this.serialConsole;
+  console(name?: string): StreamConsole {
+    return this.consoles.get(name);
   }
   waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
     return this.serialConsole.expect(pattern, opts);

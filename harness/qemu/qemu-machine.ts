@@ -3,11 +3,12 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from '../console/console-checks.ts';
-import { ConsoleLog } from '../console/console-log.ts';
+import type { ConsoleCheckHit, ConsoleCheckSettings } from '../console/console-checks.ts';
+import { ConsoleSet } from '../console/console-set.ts';
+import type { ConsoleLog } from '../console/console-log.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../console/serial-login.ts';
 import { SerialShellStart } from '../console/serial-shell.ts';
-import { StreamConsole } from '../console/stream-console.ts';
+import type { StreamConsole } from '../console/stream-console.ts';
 import { ConfigurationError, FleetlabError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
@@ -24,10 +25,10 @@ import { ShellMachine } from '../shell/shell-machine.ts';
 import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
 import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
-import { QEMU_PACKAGES, which } from './host-packages.ts';
 import { loadProfile } from './profile-loader.ts';
 import { nicUnsupported, type MachineProfile } from './profile.ts';
 import { BootMedia } from './boot-media.ts';
+import { checkHostFor, loginPromptWithoutBackdoor, startError } from './start-diagnosis.ts';
 import { FabricNics } from './fabric-nics.ts';
 import { HostForwards } from './host-link.ts';
 import { QemuScreen } from './qemu-screen.ts';
@@ -45,6 +46,7 @@ import { NixosHelpers } from '../nixos/nixos.ts';
 import type { BootDisk, TestbedImage } from './testbed-source.ts';
 import type { SnapshotStore } from './warm-start.ts';
 import { WarmStarts, type WarmHost, type WarmPlan } from './warm-restore.ts';
+import { QemuPower, type PowerHost } from './qemu-power.ts';
 
 /** Options of one machine instance. */
 export interface QemuMachineOptions {
@@ -71,8 +73,6 @@ export type { WarmPlan } from './warm-restore.ts';
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
 export const KVM_SIGN_OF_LIFE_MS = 20_000;
-/** A serial login prompt with no backdoor greeting this long after it means the image has no test instrumentation. */
-export const LOGIN_WITHOUT_BACKDOOR_MS = 15_000;
 
 /**
  * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net), which it
@@ -99,12 +99,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     console: () => this.console((this.profile.guest.shell as { console: string }).console),
     login: (opts) => this.login(undefined, undefined, opts),
   });
-  private readonly consoles = new Map<string, StreamConsole>();
-  private readonly consoleLogs = new Map<string, ConsoleLog>();
+  /** Its consoles, their logs and the console checks on them. */
+  private readonly consoles: ConsoleSet;
   private readonly backdoor: BackdoorShell | undefined;
   protected readonly shell: ShellOps;
   private readonly opts: QemuMachineOptions;
-  private readonly watcher: ConsoleWatcher;
   /** The life of the current QEMU process: every wait on this machine races it. */
   private life = new Lifeline();
   /** What fleetlab itself did to end the process, so its exit is expected: kill (quit/signals) or shutdown (guest poweroff). */
@@ -125,8 +124,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private aliveSinceBoot = false;
   /** Warm starts: snapshots restored instead of booting, or made after a boot. */
   private readonly warm: WarmStarts;
-  /** Media put in by useMedia() (an install flow): they replace the profile's disk. */
-  private mediaSpec: MediaSpec | undefined;
+  /** Shutdown, power cut and reboot. */
+  private readonly power: QemuPower;
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
     super();
@@ -138,9 +137,16 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       this.logDir = join(tmpdir(), `fleetlab-logs-${this.name}-${process.pid}-${Date.now()}`);
       makeOwnedDirSync(this.logDir);
     }
-    this.log = new ConsoleLog(join(this.logDir, `${this.name}.log`));
+    const shell = profile.guest.shell;
+    // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers. The
+    // backdoor's console is no console: the channel has it.
+    const others = profile.consoles.map((c) => c.name).filter((n) => n !== profile.serialConsole && !(shell.kind === 'backdoor' && n === shell.console));
+    this.consoles = new ConsoleSet({ machine: this.name, logDir: this.logDir, main: profile.serialConsole, others, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, onFired: (hit) => this.onConsoleCheck(hit) });
+    this.log = this.consoles.log;
     this.media_ = new BootMedia({ name: this.name, profile, logDir: this.logDir, note: (l) => this.log.note(l) });
-    this.warm = new WarmStarts(this.warmHost());
+    const internals = this.internals();
+    this.warm = new WarmStarts(internals);
+    this.power = new QemuPower(internals);
     this.forwards = new HostForwards({ name: this.name, enabled: !!opts.hostLink, running: () => (this._state === 'running' ? this.qmp : undefined), note: (l) => this.log.note(l) });
     this.net = new FabricNics(this.name, opts.nics ?? [], this);
     this.sshAccess = new SshAccess({ name: this.name, note: (l) => this.log.note(l), life: () => this.life });
@@ -149,20 +155,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     this.log.onLine(() => (this.aliveSinceBoot = true));
-    this.watcher = new ConsoleWatcher(consoleChecks(profile.consoleChecks, opts.consoleChecks), (hit) => this.onConsoleCheck(hit));
-    const shell = profile.guest.shell;
-    for (const c of profile.consoles) {
-      if (shell.kind === 'backdoor' && c.name === shell.console) continue;
-      // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers.
-      const log = c.name === profile.serialConsole ? this.log : new ConsoleLog(join(this.logDir, `${this.name}.${c.name}.log`));
-      this.consoleLogs.set(c.name, log);
-      log.onLine((line) => this.watcher.line(c.name, line));
-      this.consoles.set(c.name, new StreamConsole(c.name, this.name, log, () => this.life));
-    }
     if (shell.kind !== 'none') {
       // The backdoor's console gets a log of its own: greetings, the shell's complaints and each answer's size.
-      const channelLog = shell.kind === 'backdoor' ? new ConsoleLog(join(this.logDir, `${this.name}.${shell.console}.log`)) : undefined;
-      if (channelLog) this.consoleLogs.set(shell.console, channelLog);
+      const channelLog = shell.kind === 'backdoor' ? this.consoles.newLog(shell.console) : undefined;
       this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, log: channelLog });
       this.backdoor.onSession(() => {
         this.aliveSinceBoot = true;
@@ -218,26 +213,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** Checks the host can run this profile: QEMU binary and firmware present. Throws ConfigurationError naming what to install. */
   checkHost(): void {
-    const bin = this.profile.qemu.binary;
-    if (!which(bin)) {
-      const pkg = QEMU_PACKAGES[bin.split('/').pop()!];
-      throw new ConfigurationError(
-        `Machine ${this.name} (profile ${this.profile.name}) needs ${bin}, which is not installed.` +
-          (pkg ? ` Install the Debian package ${pkg}: apt-get install ${pkg} (scripts/setup.sh does).` : ' Install QEMU for this architecture.'),
-        { details: { field: 'qemu.binary', value: bin, package: pkg } },
-      );
-    }
-    const fw = this.profile.firmware;
-    const files = fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [];
-    for (const f of files) {
-      if (!existsSync(f)) {
-        const pkg = (fw as { package: string }).package;
-        throw new ConfigurationError(
-          `Machine ${this.name} (profile ${this.profile.name}) needs firmware ${f}, which is missing. Install the Debian package ${pkg}: apt-get install ${pkg}.`,
-          { details: { field: 'firmware', value: f, package: pkg } },
-        );
-      }
-    }
+    checkHostFor(this.profile, this.name);
   }
 
   /**
@@ -309,8 +285,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.warm.prepare(store);
   }
 
-  /** What warm starts reach of this machine. */
-  private warmHost(): WarmHost {
+  /** What the machine's parts (warm starts, power) reach of it: one object, made once. */
+  private internals(): WarmHost & PowerHost {
     const m = this;
     return {
       name: m.name,
@@ -320,18 +296,36 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       get facts() {
         return m.facts;
       },
-      media: m.media_,
-      accel: m.opts.accel,
-      nics: m.opts.nics ?? [],
-      hostLink: !!m.opts.hostLink,
+      get state() {
+        return m._state;
+      },
       get boots() {
         return m.boots;
       },
       set boots(n: number) {
         m.boots = n;
       },
+      media: m.media_,
+      get raspiBootloader() {
+        return m.media_.raspiBootloader;
+      },
+      accel: m.opts.accel,
+      nics: m.opts.nics ?? [],
+      hostLink: !!m.opts.hostLink,
+      get backdoor() {
+        return m.backdoor;
+      },
+      serialShell: m.serialShell,
       qmp: () => m.requireQmp('a snapshot'),
+      process: () => m.proc,
+      life: () => m.life,
+      console: () => m.console(),
       nicMacs: () => m.nicMacs(),
+      beginShutdown: () => {
+        m._state = 'stopping';
+        m.stopIntent = { how: 'shutdown', by: 'shutdown()' };
+      },
+      onceReset: (fn) => void m.once('reset', fn),
       start: (o) => m.start(o),
       waitForShell: (o) => m.waitForShell(o),
       resumeShell: () => m.backdoor!.resume(),
@@ -380,7 +374,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     }
     this.log.note(`starting ${this.profile.qemu.binary} (${why})${snap ? `, restoring snapshot ${snap.meta.key}` : ''}`);
     this.life = new Lifeline();
-    this.watcher.reset();
+    this.consoles.newLife();
     this.stopIntent = undefined;
     this.outputSeen = false;
     const cmd = qemuCommand(this.profile.qemu.binary, argv);
@@ -397,25 +391,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
       if (proc.running && (await raceDeadline(proc.exited, 500)).timedOut) throw err;
-      throw this.startError(proc);
+      throw startError(proc, this.profile, this.name);
     }
     this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: this.qmp!.version };
-  }
-
-  /** QEMU's exit during start: a configuration error when it rejected its command line, else an infrastructure error. */
-  private startError(proc: SupervisedProcess): FleetlabError {
-    const exit = proc.exitStatus;
-    const how = exit?.signal ? `signal ${exit.signal}` : `exit code ${exit?.exitCode}`;
-    const stderr = proc.stderrTail().trim();
-    // "qemu-system-x86_64: -device virtio-blk-pci,…: The bootindex 0 has already been used": an option it refused.
-    const rejected = exit?.exitCode === 1 && /^\S*qemu-system-[\w-]+: -[a-z]/m.test(stderr) && !/\bkvm\b|KVM|MSR/i.test(stderr);
-    const message = [
-      `QEMU of machine ${this.name} (profile ${this.profile.name}) exited while starting (${how})${rejected ? ': it rejected its command line' : ''}.`,
-      stderr ? `QEMU said:\n${stderr.split('\n').slice(-10).map((l) => `    ${l}`).join('\n')}` : "QEMU's stderr was empty.",
-      `command: ${proc.argv.join(' ')}`,
-    ].join('\n');
-    const details = { machine: this.name, exitCode: exit?.exitCode, signal: exit?.signal, stderr };
-    return rejected ? new ConfigurationError(message, { details }) : new InfrastructureError(message, { details });
   }
 
   /** Undefined once any console of the running process has printed; else what was seen instead, within KVM_SIGN_OF_LIFE_MS. */
@@ -476,7 +454,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
         this.backdoor.attach(sock);
         continue;
       }
-      this.consoles.get(c.name)!.attach(sock);
+      this.consoles.get(c.name).attach(sock);
       if (this.backdoor && shell.kind === 'serial-login' && c.name === shell.console) this.backdoor.attach(sock);
     }
     this.serialShell.reset();
@@ -523,7 +501,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     const reason = expected ? `the machine was stopped (${intent!.by})` : `QEMU exited unexpectedly (${how})`;
     // The life ends first, so every wait fails with the death and what it awaited; then the streams close.
     this.life.finish(expected ? new MachineStopped(this.name, intent!.by) : new MachineDied(this.name, reason, proc.stderrTail(), () => this.log.lastLines(20), exit));
-    for (const c of this.consoles.values()) c.detach(reason);
+    for (const c of this.consoles.all()) c.detach(reason);
     this.backdoor?.detach(reason);
     this.qmp?.close();
     this.qmp = undefined;
@@ -549,7 +527,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    * Fails if the check did not match by the time fn has ended, or within the timeout.
    */
   expectConsoleCheck(name: string, fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit> {
-    return this.watcher.expect(name, fn, opts, { machine: this.name, life: this.life, lastLines: () => this.log.lastLines(20) });
+    return this.consoles.expectCheck(name, fn, opts);
   }
 
   /** expectConsoleCheck('kernel-panic', fn): for a step that panics the guest on purpose. */
@@ -566,7 +544,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       if (!this.backdoor.isReady) await this.serialShell.start({ deadline, signal });
       await this.backdoor.waitReady({ deadline, signal });
     } else {
-      const hint = this.loginPromptWithoutBackdoor(signal);
+      const hint = loginPromptWithoutBackdoor({ name: this.name, profile: this.profile, log: this.log, backdoor: this.backdoor!, promptThisBoot: this.promptThisBoot }, signal);
       try {
         await Promise.race([this.backdoor.waitReady({ deadline, signal }), hint.failed]);
       } finally {
@@ -576,53 +554,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this.booting = false;
   }
 
-  /**
-   * Rejects when the serial console shows a login prompt and no backdoor greets within LOGIN_WITHOUT_BACKDOOR_MS
-   * after it: the image lacks the NixOS test instrumentation, and waiting the whole budget would only hide that.
-   */
-  private loginPromptWithoutBackdoor(signal?: AbortSignal): { failed: Promise<never>; cancel: () => void } {
-    let timer: NodeJS.Timeout | undefined;
-    let prompt = '';
-    let fail!: (err: Error) => void;
-    const failed = new Promise<never>((_, reject) => (fail = reject));
-    failed.catch(() => undefined);
-    const isPrompt = (l: string) => /\blogin: *$/.test(l);
-    const sessions = this.backdoor!.sessions;
-    // The timer starts at the first prompt-like line of this boot; the message quotes the latest one (banners say
-    // "login:" too). A backdoor that greeted, even if its setup is still under way on a loaded host, is no failure.
-    const seen = (line: string) => {
-      prompt = line.trim();
-      if (timer || this.backdoor!.isReady) return;
-      timer = setTimeout(() => {
-        if (this.backdoor!.isReady || this.backdoor!.sessions > sessions || signal?.aborted) return;
-        const shell = this.profile.guest.shell as { console: string };
-        fail(
-          new ConfigurationError(
-            `Machine ${this.name} shows a login prompt on its serial console ${this.profile.serialConsole} ("${prompt}"), but no backdoor root shell greeted on ${shell.console} within ${formatMs(LOGIN_WITHOUT_BACKDOOR_MS)} after it: ` +
-              `the image has no NixOS test instrumentation. Boot it with a profile whose guest.shell is { kind: 'serial-login', console: '${this.profile.serialConsole}' } and whose guest.login names a user and password the image accepts ` +
-              `(see the README, "Serial-login shell channel"), or add the backdoor to the image (nix/ has a NixOS module for it).`,
-            { details: { machine: this.name, prompt, lastLines: this.log.lastLines(20) } },
-          ),
-        );
-      }, LOGIN_WITHOUT_BACKDOOR_MS);
-    };
-    // A prompt this boot printed before the wait began counts; one from before a crash or reset does not.
-    if (this.promptThisBoot) seen(this.promptThisBoot);
-    const off = this.log.onLine((l) => isPrompt(l) && seen(l));
-    return {
-      failed,
-      cancel: () => {
-        clearTimeout(timer);
-        off();
-      },
-    };
-  }
-
   /** A console by name (default: the serial console with kernel messages and the login). */
   console(name = this.profile.serialConsole): StreamConsole {
-    const c = this.consoles.get(name);
-    if (!c) throw new ConfigurationError(`machine ${this.name} has no console "${name}" (have: ${[...this.consoles.keys()].join(', ')})`);
-    return c;
+    return this.consoles.get(name);
   }
 
   /** Waits for text matching `pattern` on the serial console. */
@@ -692,94 +626,18 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private nixosHelpers: NixosHelpers | undefined;
 
   /** Clean shutdown through the guest's poweroff command, then waits for QEMU to exit cleanly. */
-  async shutdown(opts?: WaitOptions): Promise<void> {
-    if (this._state === 'stopped') return;
-    const deadline = deadlineFrom(opts, 120_000, `clean shutdown of ${this.name}`, 'pass { timeout } to shutdown()');
-    const proc = this.proc!;
-    const life = this.life;
-    const awaited = `a clean shutdown ("${this.profile.guest.poweroffCommand}")`;
-    this._state = 'stopping';
-    this.stopIntent = { how: 'shutdown', by: 'shutdown()' };
-    this.console().mark();
-    try {
-      if (this.backdoor?.isReady) await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline });
-      else await this.qmp?.execute('system_powerdown').catch(() => undefined);
-    } catch (err) {
-      if (!life.ended) throw err;
-    }
-    // Some machines halt without QEMU exiting (the Pi model has no power-off): the kernel's last words stand in.
-    void this.console()
-      .expect(/reboot: (Power down|System halted)/, { deadline })
-      .then(
-        async () => {
-          if ((await raceDeadline(proc.exited, 2000)).timedOut) await this.kill('shutdown() after the guest halted');
-        },
-        () => undefined,
-      );
-    const gone = await raceDeadline(proc.exited, deadline, opts?.signal, awaited);
-    if (gone.timedOut) {
-      const err = new TimeoutError('infrastructure', { awaited: `QEMU to exit after "${this.profile.guest.poweroffCommand}"`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
-      await this.kill('shutdown() timing out');
-      throw err;
-    }
-    // QEMU gone, but not by the guest's power-off or fleetlab's hand: it died during the shutdown.
-    const end = life.reason;
-    if (end instanceof MachineDied) throw end.during(awaited);
+  shutdown(opts?: WaitOptions): Promise<void> {
+    return this.power.shutdown(opts);
   }
 
   /** Cuts the power at once (QMP quit, then signals): the disks keep whatever was written. */
-  async crash(): Promise<void> {
-    this.log.note('crash: power cut');
-    await this.kill('crash()');
+  crash(): Promise<void> {
+    return this.power.crash();
   }
 
   /** Reboots through the guest and waits until its shell answers again; resolves with the new boot count. */
-  async reboot(opts?: WaitOptions): Promise<number> {
-    const deadline = deadlineFrom(opts, 300_000, `reboot of ${this.name}`, 'pass { timeout } to reboot()');
-    if (!this.backdoor) throw new ConfigurationError(`machine ${this.name}: reboot() needs a shell channel`);
-    const signal = withLife(opts?.signal, this.life);
-    const before = this.boots;
-    if (this.profile.firmware.kind === 'raspi' && !this.media_.raspiBootloader) return this.rebootThroughFirmware(deadline, signal, opts?.signal);
-    let off = () => {};
-    const session = new Promise<void>((resolve) => {
-      off = this.backdoor!.onSession(() => {
-        off();
-        resolve();
-      });
-    });
-    try {
-      await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
-      if (this.profile.guest.shell.kind === 'serial-login') {
-        this.serialShell.reset();
-        await this.serialShell.start({ deadline, signal });
-      }
-      const back = await raceDeadline(session, deadline, signal, 'the guest to come back after reboot (a new shell session)');
-      if (back.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to come back after reboot (a new shell session)', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
-    } finally {
-      off();
-    }
-    await this.waitForShell({ deadline, signal: opts?.signal });
-    if (this.boots === before) this.boots++; // a reset that QMP did not report as guest-initiated
-    return this.boots;
-  }
-
-  /**
-   * A reboot on a machine whose firmware fleetlab plays (the Pi's) and that boots a kernel straight from it: QEMU's
-   * reset would start the kernel it was given again, while the real firmware reads config.txt and cmdline.txt anew. So the guest reboots, and at
-   * its reset QEMU is stopped and started again with what the SD card says now: one boot, as on the board.
-   */
-  private async rebootThroughFirmware(deadline: Deadline, signal: AbortSignal | undefined, outer: AbortSignal | undefined): Promise<number> {
-    const before = this.boots;
-    const reset = new Promise<void>((resolve) => this.once('reset', () => resolve()));
-    await this.backdoor!.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
-    const r = await raceDeadline(reset, deadline, signal, 'the guest to reset after reboot');
-    if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to reset after reboot', deadline, machine: this.name, lastLines: this.log.lastLines(20) });
-    this.log.note('reset: the Pi firmware stand-in reads the SD card again (QEMU restarted)');
-    await this.kill('a reboot through the Pi firmware stand-in');
-    await this.start({ deadline, signal: outer });
-    await this.waitForShell({ deadline, signal: outer });
-    this.boots = before + 1;
-    return this.boots;
+  reboot(opts?: WaitOptions): Promise<number> {
+    return this.power.reboot(opts);
   }
 
   /** QMP of the running machine, for commands fleetlab does not wrap. */
@@ -796,7 +654,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this.sshAccess.closeAll();
     await this.kill('stop()');
     await this.media_.clear();
-    await Promise.all([...new Set([this.log, ...this.consoleLogs.values()])].map((l) => l.close()));
+    await this.consoles.close();
   }
 
   /**
