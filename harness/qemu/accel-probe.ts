@@ -162,7 +162,14 @@ async function probeKvm(binary: string): Promise<AccelVerdict> {
 const HOST_QEMU_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
 
 /** The accelerator a machine uses: explicit ones as asked, auto from the probe, TCG for cross-architecture guests. */
-export async function chooseAccel(requested: 'auto' | 'kvm' | 'tcg' | 'hvf', guestArch: string): Promise<{ accel: 'kvm' | 'tcg' | 'hvf'; why: string; auto: boolean }> {
+/** The accelerator a machine starts under, why, and whether auto chose it (then a KVM that hangs falls back to TCG). */
+export interface AccelChoice {
+  accel: 'kvm' | 'tcg' | 'hvf';
+  why: string;
+  auto: boolean;
+}
+
+export async function chooseAccel(requested: 'auto' | 'kvm' | 'tcg' | 'hvf', guestArch: string): Promise<AccelChoice> {
   if (requested !== 'auto') return { accel: requested, why: `requested ${requested}`, auto: false };
   const native = HOST_QEMU_ARCH[hostArch()] === guestArch || (guestArch === 'i386' && hostArch() === 'x64');
   if (!native) return { accel: 'tcg', why: `cross-architecture guest (${guestArch} on ${hostArch()}) runs under TCG`, auto: true };

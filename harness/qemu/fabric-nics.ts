@@ -1,5 +1,7 @@
 // A VM's NICs on the scenario's networks (fleetlab's fabric): its address and MAC on each, and the batman-adv mesh
 // helpers for the one batman network it is on. The `net` capability of a QemuMachine.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { BatmanMesh } from '../net/batman-mesh.ts';
 import type { NicPlan } from '../net/fabric.ts';
@@ -51,4 +53,18 @@ export class FabricNics implements FabricNet {
     if (meshes.length !== 1) throw new ConfigurationError(`machine ${this.name} is on ${meshes.length} batman networks (${meshes.map((n) => n.network).join(', ') || 'none'}); name one`);
     return meshes[0]!.network;
   }
+}
+
+/**
+ * The "MAC ADDRESS/PREFIX [batman]" lines the testbed reads through QEMU's fw_cfg (opt/fleetlab/net) to configure each
+ * NIC it finds by MAC, written to `runDir`/net.conf; undefined when the machine has no NIC to configure.
+ */
+export async function writeNetConfig(runDir: string, nics: NicPlan[], hostLink: { mac: string } | undefined): Promise<string | undefined> {
+  const lines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
+  // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
+  if (hostLink) lines.push(`${hostLink.mac} 10.0.2.15/24\n`);
+  if (!lines.length) return undefined;
+  const file = join(runDir, 'net.conf');
+  await writeFile(file, lines.join(''));
+  return file;
 }

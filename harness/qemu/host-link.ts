@@ -32,6 +32,13 @@ export class HostForwards implements HostLink {
     return hostPort;
   }
 
+  /** Where an SSH client reaches the guest's port 22: the forward of the running QEMU (`what` says what was wanted). */
+  sshServer(what: string): { host: string; port: number } {
+    if (!this.m.enabled) throw new ConfigurationError(`machine ${this.m.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
+    if (!this.sshPort || !this.m.running()) throw new InfrastructureError(`machine ${this.m.name} is not running; cannot ${what}`);
+    return { host: '127.0.0.1', port: this.sshPort };
+  }
+
   /** A new QEMU process has none of the forwards: the same host ports again, or new ones where they were taken. */
   async restore(qmp: QmpClient): Promise<void> {
     for (const [guestPort, hostPort] of this.forwards) {

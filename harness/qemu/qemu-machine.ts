@@ -1,45 +1,42 @@
 // A QEMU virtual machine: supervised process, QMP, consoles, the shell channel and power, from a profile.
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { ConsoleCheckHit, ConsoleCheckSettings } from '../console/console-checks.ts';
 import { ConsoleSet } from '../console/console-set.ts';
 import type { ConsoleLog } from '../console/console-log.ts';
-import { PROMPT_QUIET_MS, serialLogin } from '../console/serial-login.ts';
+import { serialLogin } from '../console/serial-login.ts';
 import { SerialShellStart } from '../console/serial-shell.ts';
 import type { StreamConsole } from '../console/stream-console.ts';
-import { ConfigurationError, FleetlabError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
-import { spawnSupervised, type SupervisedProcess } from '../process/supervisor.ts';
+import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
-import { connectUnix } from '../process/unix-socket.ts';
 import type { FabricNet, HostLink, MachineFacts, MachineState, ManagedMachine, SshOptions, StartReport } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
-import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import type { Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
-import { abbreviate, BackdoorShell } from '../shell/backdoor-shell.ts';
-import { ShellOps } from '../shell/shell-ops.ts';
+import { BackdoorShell } from '../shell/backdoor-shell.ts';
+import { noShell, ShellOps } from '../shell/shell-ops.ts';
 import { ShellMachine } from '../shell/shell-machine.ts';
-import { deadlineFrom, formatMs, now, pollUntil, raceDeadline, type Deadline } from '../time/deadline.ts';
+import { deadlineFrom, raceDeadline, type Deadline } from '../time/deadline.ts';
 import { Lifeline, withLife } from '../time/lifeline.ts';
-import { chooseAccel, markKvmUnusable } from './accel-probe.ts';
+import { chooseAccel } from './accel-probe.ts';
+import { launchUnder } from './kvm-fallback.ts';
 import { loadProfile } from './profile-loader.ts';
 import { nicUnsupported, type MachineProfile } from './profile.ts';
 import { BootMedia } from './boot-media.ts';
+import { QemuProcess, type ProcessEnd } from './qemu-process.ts';
 import { checkHostFor, loginPromptWithoutBackdoor, startError } from './start-diagnosis.ts';
-import { FabricNics } from './fabric-nics.ts';
+import { FabricNics, writeNetConfig } from './fabric-nics.ts';
 import { HostForwards } from './host-link.ts';
 import { QemuScreen } from './qemu-screen.ts';
 import { ConsoleCheckFired, MachineDied, MachineStopped } from './machine-end.ts';
-import { consoleSocket, qemuArgv, qmpSocket } from './qemu-argv.ts';
-import { qemuCommand } from './qemu-command.ts';
-import { QmpClient, type QmpEvent } from './qmp.ts';
+import { qemuArgv } from './qemu-argv.ts';
+import type { QmpClient, QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
 import { freeTcpPort } from '../net/free-port.ts';
-
-export type { MachineFacts, MachineState, StartReport } from '../protocols/machine.ts';
+import type { SshEndpoint } from '../nixos/nixos-machine.ts';
 import { SshAccess } from '../ssh/ssh-access.ts';
 import type { SshShell } from '../ssh/ssh-session.ts';
 import { NixosHelpers } from '../nixos/nixos.ts';
@@ -69,14 +66,14 @@ export interface QemuMachineOptions {
   hostLink?: boolean;
 }
 
+export type { MachineFacts, MachineState, StartReport } from '../protocols/machine.ts';
 export type { WarmPlan } from './warm-restore.ts';
 
-/** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
-export const KVM_SIGN_OF_LIFE_MS = 20_000;
-
 /**
- * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net), which it
- * implements itself; it also exposes what only the runner and tests use (stop, warm starts, QMP).
+ * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net). A façade:
+ * it keeps the machine's state, consoles, shell channel and boots, and composes one part per other idea (the QEMU
+ * process, boot media, warm starts, power, host link, fabric NICs, screen; docs/architecture.md lists them). It also
+ * exposes what only the runner and tests use (stop, warm starts, QMP).
  */
 export class QemuMachine extends ShellMachine implements ManagedMachine, Power, Shell, Media {
   readonly kind = 'vm' as const;
@@ -89,9 +86,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   boots = 0;
   facts: MachineFacts | undefined;
   private _state: MachineState = 'stopped';
-  private proc: SupervisedProcess | undefined;
-  private qmp: QmpClient | undefined;
-  private runDir: string | undefined;
+  /** The current QEMU process, if one runs. */
+  private qemu: QemuProcess | undefined;
   /** What it boots from: kernel or disk overlays, install media, the Pi's firmware, the EFI variables. */
   private readonly media_: BootMedia;
   /** The serial-login shell channel's login, once per boot (profiles whose guest.shell is serial-login). */
@@ -106,10 +102,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private readonly opts: QemuMachineOptions;
   /** The life of the current QEMU process: every wait on this machine races it. */
   private life = new Lifeline();
-  /** What fleetlab itself did to end the process, so its exit is expected: kill (quit/signals) or shutdown (guest poweroff). */
-  private stopIntent: { how: 'kill' | 'shutdown'; by: string } | undefined;
-  /** The stop under way, if any. */
-  private killing: Promise<void> | undefined;
   /** From start() until the shell first answers: a console check then is an infrastructure error, not a test failure. */
   private booting = false;
   /** 127.0.0.1 forwards to the guest's ports over its host link, the SSH port among them. */
@@ -118,8 +110,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private promptThisBoot: string | undefined;
   /** ssh() with the host key pinned: the testbed's, or the first one seen. */
   private readonly sshAccess: SshAccess;
-  /** Bytes arrived on some console of the current process: the guest is alive. */
-  private outputSeen = false;
   /** Console output or a shell session since the last counted boot: a reset before any sign of life is the same boot. */
   private aliveSinceBoot = false;
   /** Warm starts: snapshots restored instead of booting, or made after a boot. */
@@ -147,7 +137,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     const internals = this.internals();
     this.warm = new WarmStarts(internals);
     this.power = new QemuPower(internals);
-    this.forwards = new HostForwards({ name: this.name, enabled: !!opts.hostLink, running: () => (this._state === 'running' ? this.qmp : undefined), note: (l) => this.log.note(l) });
+    this.forwards = new HostForwards({ name: this.name, enabled: !!opts.hostLink, running: () => (this._state === 'running' ? this.qemu?.qmp : undefined), note: (l) => this.log.note(l) });
     this.net = new FabricNics(this.name, opts.nics ?? [], this);
     this.sshAccess = new SshAccess({ name: this.name, note: (l) => this.log.note(l), life: () => this.life });
     this.log.onLine((l) => {
@@ -164,7 +154,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
         this.emit('shell-session', this.backdoor!.sessions);
       });
     }
-    const runner = this.backdoor ?? noShell(this.name);
+    const runner = this.backdoor ?? noShell(this.name, `its profile's guest.shell.kind is none`);
     this.shell = new ShellOps(runner, () => this.log.lastLines(20));
   }
 
@@ -208,7 +198,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** The QEMU process id while running. */
   get pid(): number | undefined {
-    return this.proc?.running ? this.proc.pid : undefined;
+    return this.qemu?.running ? this.qemu.proc.pid : undefined;
   }
 
   /** Checks the host can run this profile: QEMU binary and firmware present. Throws ConfigurationError naming what to install. */
@@ -218,12 +208,12 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /**
    * Starts QEMU and the guest; resolves once the VM runs (use waitForShell() to wait for the guest). Under KVM it also
-   * waits for the guest's first output: a guest silent for KVM_SIGN_OF_LIFE_MS is restarted under TCG when the
+   * waits for the guest's first output (kvm-fallback.ts): a guest silent for KVM_SIGN_OF_LIFE_MS is restarted under TCG when the
    * accelerator came from auto (and the probe's cache corrected), and is an infrastructure error when KVM was asked for.
    */
   async start(opts?: WaitOptions): Promise<void> {
     // A stop still under way (a QMP loss, a crash from another step) is finished first.
-    if (this._state === 'stopping' && this.killing) await this.killing.catch(() => undefined);
+    if (this._state === 'stopping') await this.qemu?.stopping?.catch(() => undefined);
     if (this._state !== 'stopped') throw new InfrastructureError(`machine ${this.name} is already ${this._state}; stop or crash it first`);
     const deadline = deadlineFrom(opts, 600_000, `start of ${this.name}`, 'pass { timeout } to start()');
     this.checkHost();
@@ -231,33 +221,15 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this.booting = true;
     try {
       const choice = await chooseAccel(this.opts.accel ?? this.profile.accel, this.profile.arch);
-      if (choice.accel !== 'kvm') {
-        await this.launch(choice.accel, choice.why, deadline, opts?.signal);
-      } else {
-        const silent = await this.launch('kvm', choice.why, deadline, opts?.signal).then(
-          () => this.signOfLife(deadline, opts?.signal),
-          (err: unknown) => {
-            // QEMU refusing its own arguments is no KVM problem; anything else at start under KVM counts as KVM's.
-            if (err instanceof FleetlabError && err.kind === 'configuration') throw err;
-            return `QEMU failed to start: ${(err as Error).message.split('\n').slice(0, 4).join(' / ')}`;
-          },
-        );
-        if (silent) {
-          await this.kill('KVM fallback');
-          const seen = `under -accel kvm ${silent}`;
-          if (!choice.auto) {
-            throw new InfrastructureError(
-              `KVM: machine ${this.name} (profile ${this.profile.name}) was asked to run under KVM (${choice.why}), but ${seen}. KVM does not run this guest on this host; use --accel tcg (or auto, which falls back).`,
-              { details: { machine: this.name, accel: 'kvm', seen } },
-            );
-          }
-          const fallback = `auto chose KVM (its probe had passed), but ${seen}; restarted under TCG, and the probe's cache now says KVM is unusable`;
-          this.log.note(fallback);
-          await markKvmUnusable(`machine ${this.name} (profile ${this.profile.name}): ${seen} (the probe had passed earlier)`);
-          await this.launch('tcg', `auto: ${fallback}`, deadline, opts?.signal);
-          this.facts!.accelFallback = fallback;
-        }
-      }
+      const fallback = await launchUnder(choice, {
+        name: this.name,
+        profile: this.profile,
+        note: (l) => this.log.note(l),
+        launch: (accel, why) => this.launch(accel, why, deadline, opts?.signal),
+        signOfLife: () => this.qemu!.signOfLife(deadline, opts?.signal),
+        kill: (by) => this.kill(by),
+      });
+      if (fallback) this.facts!.accelFallback = fallback;
       this.boots++;
       this.aliveSinceBoot = false;
       this._state = 'running';
@@ -265,8 +237,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       if (this.profile.guest.shell.kind === 'none') this.booting = false;
     } catch (err) {
       await this.kill('a failed start').catch(() => undefined);
-      if (this.runDir && !this.proc) await removeTempDir(this.runDir);
-      this.runDir = undefined;
       this._state = 'stopped';
       throw err;
     }
@@ -317,13 +287,13 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       },
       serialShell: m.serialShell,
       qmp: () => m.requireQmp('a snapshot'),
-      process: () => m.proc,
+      process: () => m.qemu?.proc,
       life: () => m.life,
       console: () => m.console(),
       nicMacs: () => m.nicMacs(),
       beginShutdown: () => {
         m._state = 'stopping';
-        m.stopIntent = { how: 'shutdown', by: 'shutdown()' };
+        m.qemu?.expectShutdown('shutdown()');
       },
       onceReset: (fn) => void m.once('reset', fn),
       start: (o) => m.start(o),
@@ -345,68 +315,66 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return [...(this.opts.nics ?? []).map((n) => n.mac), ...(this.opts.hostLink ? [this.sshMac()] : [])];
   }
 
-  /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
-  private async launch(accel: 'kvm' | 'tcg' | 'hvf', why: string, deadline: Deadline, signal?: AbortSignal): Promise<void> {
-    this.promptThisBoot = undefined;
-    this.runDir = await makeTempDir(`fleetlab-${this.name.slice(0, 20)}-`);
-    const boot = await this.media_.resolve(this.runDir);
+  /** QEMU's command line for a process in `runDir`: boot files, EFI variables, NICs (their config file too), a snapshot to restore. */
+  private async argv(runDir: string, accel: 'kvm' | 'tcg' | 'hvf'): Promise<string[]> {
+    const boot = await this.media_.resolve(runDir);
     // Variables persist across this machine's reboots and restarts, fresh per machine instance.
     const efiVars = await this.media_.efiVarStore();
     const nics = this.opts.nics ?? [];
-    let netConfig: string | undefined;
     const hostLink = this.opts.hostLink ? { hostPort: await freeTcpPort(), mac: this.sshMac() } : undefined;
     this.forwards.sshPort = hostLink?.hostPort;
-    const netLines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
-    // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
-    if (hostLink) netLines.push(`${hostLink.mac} 10.0.2.15/24\n`);
-    if (netLines.length) {
-      const noNic = nicUnsupported(this.profile);
-      if (noNic) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but ${noNic}.`, { details: { machine: this.name } });
-      netConfig = join(this.runDir, 'net.conf');
-      await writeFile(netConfig, netLines.join(''));
-    }
-    const argv = qemuArgv(this.profile, { name: this.name, runDir: this.runDir, accel, efiVars, ...boot, nics, netConfig, hostLink });
+    const noNic = nics.length || hostLink ? nicUnsupported(this.profile) : undefined;
+    if (noNic) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but ${noNic}.`, { details: { machine: this.name } });
+    const netConfig = await writeNetConfig(runDir, nics, hostLink);
+    const argv = qemuArgv(this.profile, { name: this.name, runDir, accel, efiVars, ...boot, nics, netConfig, hostLink });
     const snap = this.warm.pending;
     if (snap) {
       // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
       await this.media_.rebaseDisks(snap.disks.map((path) => ({ path, format: 'qcow2' })), snap.efiVars);
       argv.push('-incoming', 'defer');
     }
+    return argv;
+  }
+
+  /** One QEMU process: run dir, boot files, argv, spawn, QMP and consoles connected while paused, then cont. */
+  private async launch(accel: 'kvm' | 'tcg' | 'hvf', why: string, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+    this.promptThisBoot = undefined;
+    const runDir = await makeTempDir(`fleetlab-${this.name.slice(0, 20)}-`);
+    const argv = await this.argv(runDir, accel).catch(async (err: unknown) => {
+      await removeTempDir(runDir);
+      throw err;
+    });
+    const snap = this.warm.pending;
     this.log.note(`starting ${this.profile.qemu.binary} (${why})${snap ? `, restoring snapshot ${snap.meta.key}` : ''}`);
     this.life = new Lifeline();
     this.consoles.newLife();
-    this.stopIntent = undefined;
-    this.outputSeen = false;
-    const cmd = qemuCommand(this.profile.qemu.binary, argv);
-    const proc = spawnSupervised('qemu', cmd.file, cmd.args, {
-      onLine: (stream, line) => line.trim() && this.log.note(`qemu[${proc.pid}] ${stream}: ${line}`),
+    const qemu: QemuProcess = new QemuProcess({
+      machine: this.name,
+      binary: this.profile.qemu.binary,
+      argv,
+      runDir,
+      note: (l) => this.log.note(l),
+      onEvent: (e) => this.onQmpEvent(e),
+      onQmpLost: (how) => {
+        if (this.qemu !== qemu) return;
+        this.life.finish(new MachineDied(this.name, how, qemu.proc.stderrTail(), () => this.log.lastLines(20), undefined));
+        this.emit('died', how);
+      },
+      onExit: (end) => this.qemu === qemu && this.onExit(qemu, end),
     });
-    this.proc = proc;
-    proc.exited.then(() => this.onExit(proc));
+    this.qemu = qemu;
     try {
-      await this.connect(proc, deadline, withLife(signal, this.life));
-      if (snap) await this.warm.incoming(proc, snap, deadline, withLife(signal, this.life));
-      await this.qmp!.execute('cont');
-      await this.forwards.restore(this.qmp!);
+      const qmp = await qemu.connect(this.profile.consoles.map((c) => c.name), (name, sock) => this.attachConsole(name, sock), deadline, withLife(signal, this.life));
+      this.serialShell.reset();
+      if (snap) await this.warm.incoming(qemu.proc, snap, deadline, withLife(signal, this.life));
+      await qmp.execute('cont');
+      await this.forwards.restore(qmp);
+      this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: qmp.version };
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
-      if (proc.running && (await raceDeadline(proc.exited, 500)).timedOut) throw err;
-      throw startError(proc, this.profile, this.name);
+      if (qemu.running && (await raceDeadline(qemu.proc.exited, 500)).timedOut) throw err;
+      throw startError(qemu.proc, this.profile, this.name);
     }
-    this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: this.qmp!.version };
-  }
-
-  /** Undefined once any console of the running process has printed; else what was seen instead, within KVM_SIGN_OF_LIFE_MS. */
-  private async signOfLife(deadline: Deadline, signal?: AbortSignal): Promise<string | undefined> {
-    const proc = this.proc;
-    const wait = deadline.child(KVM_SIGN_OF_LIFE_MS, `first console output of ${this.name} under KVM`);
-    const r = await pollUntil(() => (this.outputSeen || !proc?.running ? true : undefined), { deadline: wait, intervalMs: 20, signal });
-    if (this.outputSeen) return undefined;
-    if (!r.timedOut && proc && !proc.running) {
-      const exit = proc.exitStatus;
-      return `QEMU exited (${exit?.signal ?? `exit code ${exit?.exitCode}`}) before the guest printed anything: ${proc.stderrTail().trim().split('\n').slice(-2).join(' / ') || 'no stderr'}`;
-    }
-    return `the guest printed nothing on any console for ${formatMs(KVM_SIGN_OF_LIFE_MS)}`;
   }
 
   /**
@@ -435,29 +403,16 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.media_.testbed;
   }
 
-  /** Connects QMP and every console while the VM is paused, so no byte is missed. */
-  private async connect(proc: SupervisedProcess, deadline: Deadline, signal?: AbortSignal): Promise<void> {
-    const runDir = this.runDir!;
-    const connectDeadline = deadline.child(30_000, `QEMU of ${this.name} to open its sockets`);
-    const ready = await pollUntil(() => (!proc.running || existsSync(qmpSocket(runDir)) ? true : undefined), { deadline: connectDeadline, intervalMs: 20, signal });
-    if (!proc.running) throw proc.exitError('exited right after it started');
-    if (ready.timedOut) throw new TimeoutError('infrastructure', { awaited: `QEMU to create ${qmpSocket(runDir)}`, deadline: connectDeadline, machine: this.name, lastLines: proc.stderrTail().split('\n') });
-    const qmp = await QmpClient.connect(qmpSocket(runDir), { deadline: connectDeadline, signal });
-    this.qmp = qmp;
-    qmp.on('event', (e: QmpEvent) => this.onQmpEvent(e));
-    qmp.on('close', () => void this.onQmpClosed(proc, qmp));
+  /** A console's socket of a new QEMU process: the backdoor's to the shell channel, the others to their consoles. */
+  private attachConsole(name: string, sock: Socket): void {
     const shell = this.profile.guest.shell;
-    for (const c of this.profile.consoles) {
-      const sock = await connectUnix(consoleSocket(runDir, c.name), connectDeadline, signal);
-      sock.on('data', () => (this.outputSeen = true));
-      if (this.backdoor && shell.kind === 'backdoor' && c.name === shell.console) {
-        this.backdoor.attach(sock);
-        continue;
-      }
-      this.consoles.get(c.name).attach(sock);
-      if (this.backdoor && shell.kind === 'serial-login' && c.name === shell.console) this.backdoor.attach(sock);
+    if (this.backdoor && shell.kind === 'backdoor' && name === shell.console) {
+      this.backdoor.attach(sock);
+      return;
     }
-    this.serialShell.reset();
+    this.consoles.get(name).attach(sock);
+    // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers.
+    if (this.backdoor && shell.kind === 'serial-login' && name === shell.console) this.backdoor.attach(sock);
   }
 
   private onQmpEvent(e: QmpEvent): void {
@@ -475,42 +430,19 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     }
   }
 
-  /**
-   * QMP closed while QEMU runs and fleetlab did not ask: the machine cannot be controlled any more, so it ends here.
-   * A QEMU that died closes its socket a moment before its exit is seen: that is a death, told by onExit.
-   */
-  private async onQmpClosed(proc: SupervisedProcess, qmp: QmpClient): Promise<void> {
-    if (this.proc !== proc || this.qmp !== qmp || this.stopIntent) return;
-    if (!(await raceDeadline(proc.exited, 1000)).timedOut) return;
-    if (this.proc !== proc || this.stopIntent) return;
-    const how = 'its QMP connection closed while QEMU still ran, so fleetlab could not control it any more and stopped it';
-    this.log.note(`QMP connection lost; stopping qemu[${proc.pid}]`);
-    this.life.finish(new MachineDied(this.name, how, proc.stderrTail(), () => this.log.lastLines(20), undefined));
-    this.emit('died', how);
-    await this.kill('QMP loss').catch(() => undefined);
-  }
-
-  private onExit(proc: SupervisedProcess): void {
-    if (this.proc !== proc) return;
-    const exit = proc.exitStatus!;
-    const intent = this.stopIntent;
-    const clean = !exit.signal && exit.exitCode === 0;
-    const expected = intent?.how === 'kill' || (intent?.how === 'shutdown' && clean);
-    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`;
-    this.log.note(`qemu[${proc.pid}] exited (${how})${expected ? '' : ' unexpectedly'}`);
-    const reason = expected ? `the machine was stopped (${intent!.by})` : `QEMU exited unexpectedly (${how})`;
-    // The life ends first, so every wait fails with the death and what it awaited; then the streams close.
-    this.life.finish(expected ? new MachineStopped(this.name, intent!.by) : new MachineDied(this.name, reason, proc.stderrTail(), () => this.log.lastLines(20), exit));
+  /** The current QEMU process exited: the life ends (a death or fleetlab's stop), then the streams close. */
+  private onExit(qemu: QemuProcess, end: ProcessEnd): void {
+    const { exit, intent } = end;
+    const stderr = qemu.proc.stderrTail();
+    const reason = end.expected ? `the machine was stopped (${intent!.by})` : `QEMU exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})`;
+    if (end.expected) this.life.finish(new MachineStopped(this.name, intent!.by));
+    else this.life.finish(new MachineDied(this.name, reason, stderr, () => this.log.lastLines(20), exit));
     for (const c of this.consoles.all()) c.detach(reason);
     this.backdoor?.detach(reason);
-    this.qmp?.close();
-    this.qmp = undefined;
-    this.proc = undefined;
+    this.qemu = undefined;
     this._state = 'stopped';
-    if (this.runDir) void removeTempDir(this.runDir);
-    this.runDir = undefined;
     this.emit('state', this._state);
-    if (!expected) this.emit('died', `${reason}${proc.stderrTail().trim() ? `: ${proc.stderrTail().trim().split('\n').slice(-3).join(' / ')}` : ''}`);
+    if (!end.expected) this.emit('died', `${reason}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`);
   }
 
   /** A console check matched: the machine's life ends, so whatever waits on it fails now with the lines. */
@@ -583,10 +515,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    * 127.0.0.1 forward, the testbed's user and key (or none: bring your own), and the host key ssh() pinned (or the
    * testbed's), for a known_hosts line.
    */
-  sshEndpoint(): { host: string; port: number; user: string; privateKey?: string; hostKey?: string } {
-    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
-    if (!this.forwards.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot reach it over SSH`);
-    return { host: '127.0.0.1', port: this.forwards.sshPort, user: this.media_.testbedSsh?.user ?? 'root', privateKey: this.media_.testbedSsh?.privateKey, hostKey: this.sshAccess.hostKey(this.media_.testbedSsh?.hostKey) };
+  sshEndpoint(): SshEndpoint {
+    const t = this.media_.testbedSsh;
+    return { ...this.forwards.sshServer('reach it over SSH'), user: t?.user ?? 'root', privateKey: t?.privateKey, hostKey: this.sshAccess.hostKey(t?.hostKey) };
   }
 
   /** Whether the machine has a host link (ssh: true or hostLink: true): 127.0.0.1 forwards to its ports. */
@@ -610,12 +541,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    * the testbed's, else the first one seen; a different one fails unless `expectNewHostKey` (a reinstall) re-pins it.
    * Retries until the guest's server answers, within the timeout and the machine's life.
    */
-
   async ssh(opts: SshOptions = {}): Promise<SshShell> {
-    if (!this.opts.hostLink) throw new ConfigurationError(`machine ${this.name} has no SSH forward; declare ssh: true (or hostLink: true) in the scenario (it gives each machine a restricted 127.0.0.1 forward to port 22)`);
-    if (!this.forwards.sshPort || this._state !== 'running') throw new InfrastructureError(`machine ${this.name} is not running; cannot open SSH`);
     const t = this.media_.testbedSsh;
-    return this.sshAccess.open({ host: '127.0.0.1', port: this.forwards.sshPort, user: t?.user ?? 'root', privateKey: t?.privateKey, knownHostKey: t?.hostKey }, opts, { label: this.name, noKey: `machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed` });
+    return this.sshAccess.open({ ...this.forwards.sshServer('open SSH'), user: t?.user ?? 'root', privateKey: t?.privateKey, knownHostKey: t?.hostKey }, opts, { label: this.name, noKey: `machine ${this.name}: ssh() needs { user, privateKey } for an image that is not fleetlab's testbed` });
   }
 
   /** NixOS generations, updates and rollbacks on this machine (harness/nixos/nixos.ts). */
@@ -642,11 +570,12 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** QMP of the running machine, for commands fleetlab does not wrap. */
   requireQmp(what: string): QmpClient {
-    if (!this.qmp) {
+    const qmp = this.qemu?.qmp;
+    if (!qmp) {
       if (this.life.ended) throw this.life.reason!.during(`QMP for ${what}`);
       throw new InfrastructureError(`machine ${this.name} is not running; cannot ${what}`);
     }
-    return this.qmp;
+    return qmp;
   }
 
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */
@@ -657,39 +586,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     await this.consoles.close();
   }
 
-  /**
-   * QMP quit, then SIGTERM, then SIGKILL; resolves when the process is gone. A QEMU that outlives SIGKILL by 10 s (a
-   * vCPU stuck in the kernel under KVM) is reported as an infrastructure error rather than waited on forever.
-   */
-  private kill(by: string): Promise<void> {
-    // One stop at a time: a second caller waits for the first.
-    this.killing ??= this.stopProcess(by).finally(() => (this.killing = undefined));
-    return this.killing;
+  /** Stops the QEMU process, if one runs (QMP quit, then signals); resolves when it is gone. */
+  private async kill(by: string): Promise<void> {
+    const qemu = this.qemu;
+    if (qemu?.running) this._state = 'stopping';
+    await qemu?.kill(by);
+    this._state = 'stopped';
   }
-
-  private async stopProcess(by: string): Promise<void> {
-    const proc = this.proc;
-    if (!proc || !proc.running) {
-      if (proc) await proc.exited;
-      this._state = 'stopped';
-      return;
-    }
-    this._state = 'stopping';
-    this.stopIntent = { how: 'kill', by };
-    this.qmp?.execute('quit').catch(() => undefined);
-    const t0 = now();
-    const gone = await raceDeadline(proc.exited, 2000);
-    if (gone.timedOut) await proc.stop(2000);
-    await proc.exited;
-    if (now() - t0 > 5000) this.log.note(`qemu[${proc.pid}] took ${formatMs(now() - t0)} to stop`);
-  }
-}
-
-function noShell(machine: string) {
-  return {
-    machineName: machine,
-    execute(): Promise<ExecResult> {
-      return Promise.reject(new ConfigurationError(`machine ${machine} has no shell channel (its profile's guest.shell.kind is none)`));
-    },
-  };
 }

@@ -1,5 +1,5 @@
 // succeed, fail, waitUntil* and friends, built once on any CommandRunner (VM backdoor, serial shell, SSH).
-import { CommandError, TimeoutError } from '../errors/fleetlab-error.ts';
+import { CommandError, ConfigurationError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { CommandRunner, ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import { deadlineFrom, pollUntil } from '../time/deadline.ts';
 import { abbreviate } from './backdoor-shell.ts';
@@ -73,4 +73,14 @@ export class ShellOps implements Shell {
   private commandError(command: string, r: ExecResult, expected: string): CommandError {
     return new CommandError({ machine: this.machineName, command, exitCode: r.exitCode, durationMs: r.durationMs, output: r.stdout + r.stderr, expected, budget: r.budget, timedOut: r.timedOut, budgetMs: r.budgetMs });
   }
+}
+
+/** The command runner of a machine without a shell channel: every command is a configuration error saying `why`. */
+export function noShell(machine: string, why: string): CommandRunner {
+  return {
+    machineName: machine,
+    execute(): Promise<ExecResult> {
+      return Promise.reject(new ConfigurationError(`machine ${machine} has no shell channel (${why})`));
+    },
+  };
 }
