@@ -15,10 +15,11 @@ import { abortError } from '../time/lifeline.ts';
 import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH } from './nix-store.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { GenerationSpec, Toplevel } from './generation.ts';
+import { bootLoader, extlinuxEntry, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
+
+export type { BootState, Bootloader } from './boot-loaders.ts';
 
 const PROFILE = '/nix/var/nix/profiles/system';
-/** systemd's vendor GUID for the boot loader interface's EFI variables (LoaderEntryOneShot, ...). */
-const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
 
 /** One generation as `nixos-rebuild list-generations --json` reports it (nixpkgs' field names). */
 export interface Generation {
@@ -63,26 +64,8 @@ export interface CopyResult {
 }
 
 export type SwitchAction = 'switch' | 'boot' | 'test' | 'dry-activate';
-/** raspi-firmware: the Pi's firmware-only boot (boot.loader.raspberryPi): cmdline.txt on the FIRMWARE partition, no menu. */
-export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux' | 'raspi-firmware';
-
 /** Where a power cut can be made during switch(): after the copy, after the profile link, mid boot loader write, mid activation. */
 export type CrashPoint = 'after-copy' | 'after-profile' | 'bootloader-write' | 'activation';
-
-/** What the next boot will do, read from the boot loader's own files and variables. */
-export interface BootState {
-  bootloader: Bootloader;
-  /** The default entry: systemd-boot loader.conf `default` (a pattern), GRUB's default, extlinux DEFAULT. */
-  default: string;
-  /** A one-shot entry for the next boot only: LoaderEntryOneShot (systemd-boot), grubenv next_entry (GRUB). */
-  oneShot?: string;
-  /** GRUB: grubenv saved_entry. */
-  savedEntry?: string;
-  /** systemd-boot: every entry file with its boot counter ("+LEFT-DONE"), by id. */
-  entries: Array<{ id: string; file: string; triesLeft?: number; triesDone?: number }>;
-  /** GRUB: the grubenv block could not be read as one (corrupt or truncated); GRUB then boots its default. */
-  grubenvValid?: boolean;
-}
 
 /** The booted system: its toplevel, the generation it is, and the boot loader entry that started it. */
 export interface Booted {
@@ -99,10 +82,15 @@ export class NixosHelpers {
     this.m = machine;
   }
 
-  /** Keys into the machine's screen (a boot menu on a PC keyboard); a machine without a screen says so. */
-  private sendKeys(...combos: string[]): Promise<void> {
-    if (!this.m.screen) throw new ConfigurationError(`keys into a boot menu are not supported by ${this.m.label}: it has no screen fleetlab drives (a menu on its serial line takes sendConsole())`);
-    return this.m.screen.sendKeys(...combos);
+  /** What the boot loader strategies drive: the machine, and keys into its screen (a machine without one says so). */
+  private get loader(): LoaderContext {
+    return {
+      m: this.m,
+      sendKeys: (...combos) => {
+        if (!this.m.screen) throw new ConfigurationError(`keys into a boot menu are not supported by ${this.m.label}: it has no screen fleetlab drives (a menu on its serial line takes sendConsole())`);
+        return this.m.screen.sendKeys(...combos);
+      },
+    };
   }
 
   /** Every generation of the system profile (`nixos-rebuild list-generations --json`), newest first. */
@@ -331,33 +319,7 @@ export class NixosHelpers {
 
   /** What the next boot will do, from the boot loader's own state. */
   async bootState(opts?: WaitOptions): Promise<BootState> {
-    const bootloader = await this.bootloader(opts);
-    if (bootloader === 'systemd-boot') {
-      const out = await this.m.succeed(
-        `sed -n 's/^default[[:space:]]*//p' /boot/loader/loader.conf; echo ---; ls /boot/loader/entries; echo ---; v=/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}; [ -e $v ] && tail -c +5 $v | tr -d '\\000'; true`,
-        opts,
-      );
-      const [def, list, oneShot] = out.split('---\n');
-      const entries = list!.trim().split('\n').filter((f) => f.endsWith('.conf')).map((file) => {
-        const m = /^(.*?)(?:\+(\d+)(?:-(\d+))?)?\.conf$/.exec(file)!;
-        return { id: `${m[1]}.conf`, file, triesLeft: m[2] === undefined ? undefined : Number(m[2]), triesDone: m[2] === undefined ? undefined : Number(m[3] ?? 0) };
-      });
-      return { bootloader, default: def!.trim(), oneShot: oneShot?.trim() || undefined, entries };
-    }
-    if (bootloader === 'grub') {
-      const out = await this.m.succeed("head -c 1024 /boot/grub/grubenv 2>/dev/null | tr '\\000' '?'; echo; echo ---; wc -c < /boot/grub/grubenv 2>/dev/null || echo 0", opts);
-      const [env, size] = out.split('\n---\n');
-      const valid = env!.startsWith('# GRUB Environment Block\n') && Number(size!.trim()) === 1024;
-      const vars = valid ? Object.fromEntries([...env!.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)].map((m) => [m[1]!, m[2]!])) : {};
-      return { bootloader, default: '0', oneShot: vars.next_entry || undefined, savedEntry: vars.saved_entry || undefined, entries: [], grubenvValid: valid };
-    }
-    if (bootloader === 'raspi-firmware') {
-      // The firmware boots what cmdline.txt says: the generation is the one whose toplevel its init= names.
-      const init = /(?:^|\s)init=(\S+)\/init(?:\s|$)/.exec(await this.m.succeed('cat /boot/firmware/cmdline.txt', opts))?.[1] ?? '';
-      return { bootloader, default: init, entries: [] };
-    }
-    const def = (await this.m.succeed("sed -n 's/^DEFAULT[[:space:]]*//p' /boot/extlinux/extlinux.conf", opts)).trim();
-    return { bootloader, default: def, entries: [] };
+    return bootLoader(await this.bootloader(opts)).state(this.loader, opts);
   }
 
   /**
@@ -367,15 +329,7 @@ export class NixosHelpers {
    */
   async setNextBoot(n: number, opts?: WaitOptions): Promise<void> {
     const bl = await this.bootloader(opts);
-    if (bl === 'raspi-firmware') throw new ConfigurationError(`machine ${this.m.name}: the Raspberry Pi's firmware-only boot has no one-shot entry; switch the profile (switch(..., { action: 'boot' }) or rollback()) instead`);
-    if (bl === 'systemd-boot') {
-      await this.writeLoaderVariable('LoaderEntryOneShot', `nixos-generation-${n}.conf`, opts);
-    } else if (bl === 'grub') {
-      const title = await this.grubTitle(n, opts);
-      await this.writeGrubenv({ next_entry: `NixOS - All configurations>${title}` }, opts);
-    } else {
-      await this.m.succeed(`sed -i 's/^DEFAULT .*/DEFAULT nixos-${n}/' /boot/extlinux/extlinux.conf && sync`, opts);
-    }
+    await bootLoader(bl).setNextBoot(this.loader, n, opts);
     this.m.log.note(`nixos: next boot set to generation ${n} (${bl})`);
   }
 
@@ -412,38 +366,9 @@ export class NixosHelpers {
     this.m.log.note(`nixos: trial of generation ${generation} confirmed: it is the default`);
   }
 
-  /**
-   * Writes one of systemd's boot loader interface variables through efivarfs, as `bootctl` does: 4 bytes of
-   * attributes (non-volatile, boot service, runtime access), then the value as UTF-16LE text with a NUL.
-   */
-  private async writeLoaderVariable(name: string, value: string, opts?: WaitOptions): Promise<void> {
-    const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from(`${value}\0`, 'utf16le')]);
-    const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-    const v = `/sys/firmware/efi/efivars/${name}-${LOADER_GUID}`;
-    await this.m.succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
-  }
-
-  /** The GRUB menu title of generation `n` ("NixOS - Configuration n (...)"). */
-  private async grubTitle(n: number, opts?: WaitOptions): Promise<string> {
-    const cfg = await this.m.succeed('cat /boot/grub/grub.cfg', opts);
-    const title = new RegExp(`menuentry "(NixOS - Configuration ${n} \\([^"]*\\))"`).exec(cfg)?.[1];
-    if (!title) throw new ConfigurationError(`machine ${this.m.name}: /boot/grub/grub.cfg has no entry for generation ${n}`);
-    return title;
-  }
-
   /** Rewrites grubenv with `vars` merged into what it holds (a fresh block when it is corrupt): 1024 bytes, as grub-editenv writes it. */
-  async writeGrubenv(vars: Record<string, string>, opts?: WaitOptions): Promise<void> {
-    const state = await this.bootState(opts);
-    const merged: Record<string, string> = {};
-    if (state.grubenvValid) {
-      const env = await this.m.succeed("head -c 1024 /boot/grub/grubenv | tr '\\000' '?'", opts);
-      for (const m of env.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)) merged[m[1]!] = m[2]!;
-    }
-    Object.assign(merged, vars);
-    let text = '# GRUB Environment Block\n' + Object.entries(merged).filter(([, v]) => v !== '').map(([k, v]) => `${k}=${v}\n`).join('');
-    if (text.length > 1024) throw new ConfigurationError(`grubenv would exceed its 1024 bytes`);
-    text += '#'.repeat(1024 - text.length);
-    await this.m.succeed(`printf %s ${shellQuote(text)} > /boot/grub/grubenv.tmp && sync && mv -f /boot/grub/grubenv.tmp /boot/grub/grubenv && sync`, opts);
+  writeGrubenv(vars: Record<string, string>, opts?: WaitOptions): Promise<void> {
+    return writeGrubenv(this.loader, vars, opts);
   }
 
   /**
@@ -455,55 +380,7 @@ export class NixosHelpers {
   async bootViaMenu(n: number, opts: WaitOptions = {}): Promise<Booted> {
     const deadline = deadlineFrom(opts, 300_000, `booting generation ${n} from the menu of ${this.m.name}`, 'pass { timeout } to bootViaMenu()');
     const bl = await this.bootloader();
-    if (bl === 'raspi-firmware') throw new ConfigurationError(`machine ${this.m.name}: the Raspberry Pi's firmware-only boot has no menu to choose from (NixOS's boot.loader.raspberryPi); switch the profile instead`);
-    let keys: () => Promise<void>;
-    let restore = '';
-    if (bl === 'systemd-boot') {
-      const order = await this.systemdBootMenuOrder();
-      const from = order.indexOf(order.find((id) => id === order.default) ?? order[0]!);
-      const to = order.indexOf(`nixos-generation-${n}.conf`);
-      if (to < 0) throw new ConfigurationError(`machine ${this.m.name}: systemd-boot has no entry for generation ${n} (entries: ${order.join(', ')})`);
-      await this.writeLoaderVariable('LoaderConfigTimeoutOneShot', '30');
-      // The firmware's console input: the PC keyboard through QMP on x86; the serial line (VT100 arrow keys) on
-      // aarch64 virt, which has no keyboard.
-      const serial = this.m.profile.arch === 'aarch64';
-      const press = (key: 'down' | 'up' | 'ret') => (serial ? this.m.sendConsole({ down: '\x1b[B', up: '\x1b[A', ret: '\r' }[key]) : this.sendKeys(key));
-      keys = async () => {
-        await this.m.waitForConsoleText(/Boot in \d+ s/, { deadline });
-        await sleep(300);
-        for (let k = from; k < to; k++) await press('down');
-        for (let k = from; k > to; k--) await press('up');
-        await press('ret');
-      };
-    } else if (bl === 'grub') {
-      const cfg = await this.m.succeed('cat /boot/grub/grub.cfg');
-      const titles = [...cfg.matchAll(/menuentry "(NixOS - Configuration (\d+) [^"]*)"/g)].map((m) => Number(m[2]));
-      const at = titles.indexOf(n);
-      if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: GRUB has no entry for generation ${n}`);
-      await this.m.succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^  set timeout=[0-9]*$/  set timeout=30/' /boot/grub/grub.cfg && sync");
-      restore = '[ -e /boot/grub/grub.cfg.fleetlab-menu ] && mv -f /boot/grub/grub.cfg.fleetlab-menu /boot/grub/grub.cfg; sync';
-      keys = async () => {
-        await this.m.waitForConsoleText(/NixOS - All configurations/, { deadline });
-        await sleep(300);
-        await this.sendKeys('down');
-        await this.sendKeys('ret');
-        await this.m.waitForConsoleText(/NixOS - Configuration \d+/, { deadline });
-        await sleep(300);
-        for (let k = 0; k < at; k++) await this.sendKeys('down');
-        await this.sendKeys('ret');
-      };
-    } else {
-      const at = await this.extlinuxEntry(n);
-      await this.m.succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
-      restore = '[ -e /boot/extlinux/extlinux.conf.fleetlab-menu ] && mv -f /boot/extlinux/extlinux.conf.fleetlab-menu /boot/extlinux/extlinux.conf; sync';
-      // U-Boot's menu: on the serial console, or the profile's boot loader console (the Pi's mini UART).
-      const con = this.m.console(this.m.profile.bootloaderConsole ?? this.m.profile.serialConsole);
-      con.mark();
-      keys = async () => {
-        await con.expect(/Enter choice:/, { deadline });
-        await con.write(`${at + 1}\n`);
-      };
-    }
+    const { keys, restore } = await bootLoader(bl).menu(this.loader, n, deadline);
     this.m.console().mark();
     const rebooted = this.m.reboot({ deadline });
     await keys();
@@ -528,7 +405,7 @@ export class NixosHelpers {
     if (bl !== 'extlinux') {
       throw new ConfigurationError(`machine ${this.m.name}: rescueViaMenu() types into U-Boot's extlinux menu; ${bl} falls back by itself (${bl === 'grub' ? 'trialBoot()' : bl === 'systemd-boot' ? 'boot counting' : 'no menu: switch the profile'})`);
     }
-    const at = await this.extlinuxEntry(n, { deadline });
+    const at = await extlinuxEntry(this.m, n, { deadline });
     const con = this.m.console(this.m.profile.bootloaderConsole ?? this.m.profile.serialConsole);
     this.m.console().mark();
     const rebooted = this.m.reboot({ deadline });
@@ -546,28 +423,9 @@ export class NixosHelpers {
     return b;
   }
 
-  /** Generation `n`'s place in extlinux.conf's menu (0 is "NixOS - Default"): U-Boot's choice is this plus one. */
-  private async extlinuxEntry(n: number, opts?: WaitOptions): Promise<number> {
-    const labels = [...(await this.m.succeed('cat /boot/extlinux/extlinux.conf', opts)).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
-    const at = labels.indexOf(`nixos-${n}`);
-    if (at < 0) throw new ConfigurationError(`machine ${this.m.name}: extlinux.conf has no entry for generation ${n}`);
-    return at;
-  }
-
   /** Generation `n` becomes the profile's and the boot loader's default: `nix-env --switch-generation`, `switch-to-configuration boot`. */
   private async bootDefault(n: number, opts: WaitOptions): Promise<void> {
     await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, opts);
-  }
-
-  /** systemd-boot's menu order: entries sorted by version, newest first, those with no tries left last; and the default. */
-  private async systemdBootMenuOrder(): Promise<string[] & { default?: string }> {
-    const s = await this.bootState();
-    const entries = s.entries.map((e) => ({ ...e, n: Number(/(\d+)/.exec(e.id)?.[1] ?? 0), bad: e.triesLeft === 0 }));
-    entries.sort((a, b) => Number(a.bad) - Number(b.bad) || b.n - a.n);
-    const order: string[] & { default?: string } = entries.map((e) => e.id);
-    const pattern = new RegExp(`^${s.default.replace(/[.+]/g, '\\$&').replace(/\*/g, '.*')}$`);
-    order.default = order.find((id) => pattern.test(id));
-    return order;
   }
 
   /**
