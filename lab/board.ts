@@ -23,6 +23,7 @@ import type { WaitOptions } from '../harness/protocols/wait-options.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
 import { ConsoleCheckFired, MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
+import { testbedImage, type TestbedImage } from '../harness/qemu/testbed-source.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
@@ -75,8 +76,17 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
       await Promise.race([this.serialConsole.expect(/login: *$/, { ...opts, quietMs: PROMPT_QUIET_MS }), this.serialConsole.expect(/$/, { ...opts, quietMs: QUIET_BEFORE_POKE_MS })]);
     },
   });
-  /** Boots so far: each power-on and each reboot counts one. */
+  /**
+   * Boots so far: each power-on counts one, and each new kernel banner on the line after it ("Linux version …": a
+   * reboot, or a reset the system made by itself); a reboot() that saw none (a quiet kernel) counts one all the same.
+   */
   boots = 0;
+  /** The power-on boot is counted: its own kernel banner is no new boot. */
+  private bannerOfCountedBoot = false;
+  /** When the last banner was taken (ms): one boot can print it more than once (a console replaying the log). */
+  private lastBannerAt = 0;
+  /** The fleetlab testbed its card holds, when its profile boots the testbed's disk (testbed generations are built for it). */
+  testbed: TestbedImage | undefined;
   private readonly sshAccess: SshAccess;
   /** Its serial line's console, its log and the console checks on it. */
   private readonly consoles: ConsoleSet;
@@ -96,6 +106,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.consoles = new ConsoleSet({ machine: opts.name, logDir: opts.logDir, main: profile.serialConsole, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, onFired: (hit) => this.onConsoleCheck(hit) });
     this.log = this.consoles.log;
     this.serialConsole = this.consoles.get();
+    this.log.onLine((line) => KERNEL_BANNER.test(line) && this.kernelBanner());
     this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life });
@@ -147,7 +158,9 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
         await this.power.set(false);
         await sleep(this.spec.power.offDelayMs);
       }
+      if (!this.testbed && this.profile.boot.kind === 'testbed-disk') this.testbed = await testbedImage(this.profile.boot.image, this.profile.name, (l) => this.log.note(l));
       this.serialConsole.mark();
+      this.bannerOfCountedBoot = true;
       this.log.note(`power on (${this.power.describe})`);
       await this.power.set(true);
       if (this.spec.power.onDelayMs) await sleep(this.spec.power.onDelayMs);
@@ -159,7 +172,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.boots++;
     this._state = 'running';
     this.emit('state', this._state);
-    this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel: 'board', accelReason: `lab board ${this.boardName}`, qemuVersion: '' };
+    this.facts = { kind: 'board', profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, board: this.boardName, serial: this.serialDevice, power: this.power.describe };
   }
 
   /** Opens the serial line alone, the power left as it is (fleetlab lab console). */
@@ -189,16 +202,27 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
       await new Promise<void>((ok, fail) => (stream as SerialPort).open((err) => (err ? fail(new InfrastructureError(`board ${this.boardName}: cannot open serial line ${path}: ${err.message}`)) : ok())));
     }
     this.stream = stream;
-    stream.on('close', () => {
-      if (this.stream !== stream) return;
-      this.stream = undefined;
-      this.life.finish(new MachineDied(this.boardName, `its serial line ${this.serialDevice} closed`, undefined, () => this.log.lastLines(20), undefined));
-      this.backdoor.detach('the serial line closed');
-    });
+    stream.on('close', () => this.serialLost(stream, `its serial line ${this.serialDevice} closed`));
     stream.on('error', () => undefined);
+    if (!('tcp' in t)) {
+      // A USB serial adapter that is unplugged (a pseudo-terminal whose other side is gone) does not end the stream:
+      // the tty reads nothing more. The device node going away is the sign.
+      const path = resolveSerialPath(t.path, this.boardName);
+      const watch = setInterval(() => existsSync(path) || this.serialLost(stream, `its serial line ${this.serialDevice} closed: ${path} no longer exists (the adapter unplugged?)`), SERIAL_CHECK_MS);
+      watch.unref();
+      stream.on('close', () => clearInterval(watch));
+    }
     this.serialConsole.attach(stream as unknown as Socket);
     this.backdoor.attach(stream as unknown as Socket);
     this.log.note(`serial line ${this.serialDevice} open`);
+  }
+
+  /** The serial line is gone while it was open: the board's life ends (every wait on it fails, naming the line). */
+  private serialLost(stream: SerialPort | Socket, how: string): void {
+    if (this.stream !== stream) return;
+    this.log.note(how);
+    this.life.finish(new MachineDied(this.boardName, how, undefined, () => this.log.lastLines(20), undefined));
+    this.closeSerial('the serial line closed');
   }
 
   private closeSerial(why: string): void {
@@ -260,6 +284,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   async reboot(opts?: WaitOptions): Promise<number> {
     const deadline = deadlineFrom(opts, 300_000, `reboot of board ${this.boardName}`, 'pass { timeout } to reboot()');
     const signal = withLife(opts?.signal, this.life);
+    const before = this.boots;
     await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
     // Our own command ended the session: nothing more goes to that shell; the next boot's login starts a new one.
     this.backdoor.guestReset();
@@ -270,7 +295,24 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
       throw err;
     });
     await this.waitForShell({ deadline, signal: opts?.signal });
-    return ++this.boots;
+    if (this.boots === before) this.boots++; // a kernel that printed no banner
+    return this.boots;
+  }
+
+  /** A kernel banner: a new boot, unless it is the power-on boot's own. The old boot's shell session is gone. */
+  private kernelBanner(): void {
+    if (this._state === 'stopped' || this._state === 'stopping') return;
+    if (Date.now() - this.lastBannerAt < SAME_BOOT_MS) return;
+    this.lastBannerAt = Date.now();
+    if (this.bannerOfCountedBoot) {
+      this.bannerOfCountedBoot = false;
+      return;
+    }
+    this.boots++;
+    this.log.note(`new boot seen on the serial line (boot ${this.boots})`);
+    this.backdoor.guestReset();
+    this.serialShell.reset();
+    this.emit('reset', this.boots);
   }
 
   /** Clean shutdown through the guest, then the power is switched off. */
@@ -370,6 +412,14 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     return withLife(signal, this.life)!;
   }
 }
+
+/** The first line of a Linux boot on its console: how a board's boots are counted. */
+const KERNEL_BANNER = /\bLinux version \d+\.\d+/;
+/** Banners this close together are one boot's (its console replays the kernel log; a line arrives in pieces): no board boots faster. */
+const SAME_BOOT_MS = 3000;
+
+/** How often an open serial device is checked for being there still. */
+const SERIAL_CHECK_MS = 1000;
 
 /** How long the serial line must be quiet before fleetlab presses Enter to get a login prompt. */
 const QUIET_BEFORE_POKE_MS = 8_000;

@@ -69,6 +69,18 @@ describe('scenarios on virtual lab boards', () => {
     expect(byName['an expected panic on a board'].status, JSON.stringify(byName['an expected panic on a board'])).toBe('passed');
   }, 500_000);
 
+  it('a serial line unplugged in the middle of a command ends the case within 5 s as an infrastructure error naming the line', async () => {
+    const out = join(dir, 'unplugged');
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', 'unplugged', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'unplugged.sqlite'), '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const attempt = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')).results[0].attempts[0];
+    expect(attempt.error.kind).toBe('infrastructure');
+    expect(attempt.error.message).toMatch(/^Machine vboard-[12] died while fleetlab waited for .*: its serial line \S+\.tty closed: \S+ no longer exists/);
+    expect(attempt.error.message).not.toMatch(/QEMU/);
+    const ms = Number(/the command ended (\d+) ms after the unplug/.exec(attempt.output.join('\n'))?.[1]);
+    expect(ms).toBeLessThan(5000);
+  }, 300_000);
+
   it('lab check: a healthy board leaves quarantine', async () => {
     const db = join(dir, 'check.sqlite');
     const store = new SqliteLeases(db);

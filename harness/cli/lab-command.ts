@@ -1,6 +1,7 @@
 // fleetlab lab …: a lab's boards, their leases, reservations and quarantine; power and health checks by hand.
 import type { Argv } from 'yargs';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
+import type { Board } from '../../lab/board.ts';
 import { LabSession } from '../../lab/lab-session.ts';
 import { ownerId } from '../../lab/lease-store.ts';
 
@@ -30,181 +31,151 @@ async function withLab<T>(argv: { lab: string; labDb?: string }, fn: (s: LabSess
   }
 }
 
+type LabArgs = { lab: string; labDb?: string };
+
+/** `lab status`: every board with its state. */
+async function status(argv: LabArgs & { json: boolean }): Promise<void> {
+  const rows = await withLab(argv, (s) => s.status());
+  if (argv.json) {
+    console.log(JSON.stringify({ lab: argv.lab, boards: rows }, null, 2));
+    return;
+  }
+  for (const r of rows) {
+    const detail = r.state === 'leased' ? `by ${r.owner} until ${r.expiresAt}` : r.state === 'reserved' ? `by ${r.holder} until ${r.until}${r.reason ? ` (${r.reason})` : ''}` : r.state === 'quarantined' ? `since ${r.since}: ${r.reason}` : '';
+    console.log(`${r.board.padEnd(16)} ${r.state.padEnd(12)} ${detail}`.trimEnd() + (r.tags.length ? `  [${r.tags.join(', ')}]` : ''));
+  }
+}
+
+/** `lab reserve`: the first board no one else holds, reserved for a person (leased for a moment so no runner takes it meanwhile). */
+async function reserve(argv: LabArgs & { boards: string; for: string; reason?: string }): Promise<void> {
+  const ms = parseDuration(argv.for);
+  await withLab(argv, async (s) => {
+    const candidates = s.candidates(argv.boards);
+    const who = personId();
+    const lease = await s.store.acquire(candidates, s.owner, 10_000);
+    if (!lease) throw new InfrastructureError(`no board of ${candidates.join(', ')} is free to reserve; see fleetlab lab status`);
+    await s.store.reserve(lease.board, who, Date.now() + ms, argv.reason);
+    await s.store.release(lease.board, s.owner);
+    console.log(`${lease.board} reserved by ${who} until ${new Date(Date.now() + ms).toISOString()}`);
+  });
+}
+
+/** `lab release`: ends a reservation (yours, or with --force anyone's). */
+async function release(argv: LabArgs & { board: string; force: boolean }): Promise<void> {
+  await withLab(argv, async (s) => {
+    const [board] = s.candidates(argv.board);
+    await s.store.unreserve(board!, argv.force ? undefined : personId());
+    console.log(`${board}: ${(await s.store.state(board!)).state}`);
+  });
+}
+
+/** `lab acquire`: a lease held, renewed, until Ctrl-C. */
+async function acquire(argv: LabArgs & { boards: string }): Promise<void> {
+  await withLab(argv, async (s) => {
+    const lease = await s.store.acquire(s.candidates(argv.boards), s.owner, s.ttlMs);
+    if (!lease) throw new InfrastructureError(`no board of ${argv.boards} is free; see fleetlab lab status`);
+    console.log(`${lease.board} leased by ${s.owner}; Ctrl-C releases it`);
+    const renew = setInterval(() => void s.store.renew(lease.board, s.owner, s.ttlMs), s.ttlMs / 3);
+    await new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+    });
+    clearInterval(renew);
+    await s.store.release(lease.board, s.owner);
+    console.log(`${lease.board} released`);
+  });
+}
+
+/** Runs `fn` with board `name` of the lab (provisioned), leased for it and given back after. */
+function withBoard<T>(argv: LabArgs & { board: string }, opts: { whyFree: string; evenQuarantined?: boolean }, fn: (board: Board, name: string, s: LabSession) => Promise<T>): Promise<T> {
+  return withLab(
+    argv,
+    async (s) => {
+      const [name] = s.candidates(argv.board);
+      return s.withBoard(name!, (board) => fn(board, name!, s), opts);
+    },
+    true,
+  );
+}
+
+/** `lab power`: on, off or cycle. */
+async function power(argv: LabArgs & { board: string; action: string }): Promise<void> {
+  await withBoard(argv, { whyFree: 'fleetlab lab status says by whom' }, async (board, name) => {
+    if (argv.action !== 'on') await board.power.set(false);
+    if (argv.action === 'cycle') await new Promise((r) => setTimeout(r, board.spec.power.offDelayMs));
+    if (argv.action !== 'off') await board.power.set(true);
+    console.log(`${name}: power ${argv.action} (${board.power.describe})`);
+  });
+}
+
+/** `lab console`: this terminal on the board's serial line until Ctrl-]. */
+async function attach(argv: LabArgs & { board: string }): Promise<void> {
+  await withBoard(argv, { whyFree: 'fleetlab lab status says by whom' }, async (board, name) => {
+    try {
+      const con = await board.attachConsole();
+      process.stderr.write(`attached to ${name}'s serial line ${board.serialDevice} (Ctrl-] to detach); log ${board.log.path}\n`);
+      const off = board.log.onLine((line) => process.stdout.write(`${line}\r\n`));
+      if (process.stdin.isTTY) process.stdin.setRawMode(true);
+      await new Promise<void>((done) => {
+        process.stdin.on('data', (d: Buffer) => {
+          if (d.includes(0x1d)) return done();
+          void con.write(d.toString('utf8')).catch(() => done());
+        });
+        process.stdin.once('end', () => done());
+      });
+      off();
+      if (process.stdin.isTTY) process.stdin.setRawMode(false);
+      process.stdin.pause();
+    } finally {
+      board.detachConsole();
+    }
+  });
+}
+
+/** `lab check`: power cycle, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in. */
+async function check(argv: LabArgs & { board: string }): Promise<void> {
+  const ok = await withBoard(argv, { whyFree: 'a health check needs it free', evenQuarantined: true }, async (board, name, s) => {
+    const spec = board.spec;
+    try {
+      await board.start({ timeout: spec.healthTimeoutMs });
+      await board.waitForShell({ timeout: spec.healthTimeoutMs });
+      const arch = (await board.succeed('uname -m')).trim();
+      const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
+      if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
+      await s.store.unquarantine(name);
+      console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
+      return true;
+    } catch (err) {
+      const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
+      await s.store.quarantine(name, reason);
+      console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
+      return false;
+    } finally {
+      await board.stop();
+    }
+  });
+  process.exitCode = ok ? 0 : 3;
+}
+
 /** `lab`'s subcommands. */
 export function labCommand<T>(yy: Argv<T>) {
-  return (
-    labOptions(yy)
-      .command(
-        'status',
-        'Every board with its state: free, leased (owner, expiry), reserved (holder, end) or quarantined (reason)',
-        (z) => z.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
-        async (argv) => {
-          const rows = await withLab(argv, (s) => s.status());
-          if (argv.json) {
-            console.log(JSON.stringify({ lab: argv.lab, boards: rows }, null, 2));
-            return;
-          }
-          for (const r of rows) {
-            const detail = r.state === 'leased' ? `by ${r.owner} until ${r.expiresAt}` : r.state === 'reserved' ? `by ${r.holder} until ${r.until}${r.reason ? ` (${r.reason})` : ''}` : r.state === 'quarantined' ? `since ${r.since}: ${r.reason}` : '';
-            console.log(`${r.board.padEnd(16)} ${r.state.padEnd(12)} ${detail}`.trimEnd() + (r.tags.length ? `  [${r.tags.join(', ')}]` : ''));
-          }
-        },
-      )
-      .command(
-        'reserve <boards>',
-        'Reserve a board (or the first free one of tag:<tag>) for a person; runs skip it (or wait) until the end',
-        (z) =>
-          z
-            .positional('boards', { type: 'string', demandOption: true, describe: 'board:<name>, <name> or tag:<tag>' })
-            .option('for', { type: 'string', default: '2h', describe: 'How long: 2h, 90m, 1h30m' })
-            .option('reason', { type: 'string', describe: 'Why, shown in status' }),
-        async (argv) => {
-          const ms = parseDuration(argv.for);
-          await withLab(argv, async (s) => {
-            const candidates = s.candidates(argv.boards);
-            const who = personId();
-            // Reserve the first board no one else holds, leasing it for a moment so no runner takes it meanwhile.
-            const lease = await s.store.acquire(candidates, s.owner, 10_000);
-            if (!lease) throw new InfrastructureError(`no board of ${candidates.join(', ')} is free to reserve; see fleetlab lab status`);
-            await s.store.reserve(lease.board, who, Date.now() + ms, argv.reason);
-            await s.store.release(lease.board, s.owner);
-            console.log(`${lease.board} reserved by ${who} until ${new Date(Date.now() + ms).toISOString()}`);
-          });
-        },
-      )
-      .command(
-        'release <board>',
-        'End your reservation of a board (--force: anyone\'s reservation)',
-        (z) => z.positional('board', { type: 'string', demandOption: true }).option('force', { type: 'boolean', default: false }),
-        async (argv) => {
-          await withLab(argv, async (s) => {
-            const [board] = s.candidates(argv.board);
-            await s.store.unreserve(board!, argv.force ? undefined : personId());
-            console.log(`${board}: ${(await s.store.state(board!)).state}`);
-          });
-        },
-      )
-      .command(
-        'acquire <boards>',
-        'Lease a board (or one of tag:<tag>) and hold it, renewed, until Ctrl-C',
-        (z) => z.positional('boards', { type: 'string', demandOption: true }),
-        async (argv) => {
-          await withLab(argv, async (s) => {
-            const lease = await s.store.acquire(s.candidates(argv.boards), s.owner, s.ttlMs);
-            if (!lease) throw new InfrastructureError(`no board of ${argv.boards} is free; see fleetlab lab status`);
-            console.log(`${lease.board} leased by ${s.owner}; Ctrl-C releases it`);
-            const renew = setInterval(() => void s.store.renew(lease.board, s.owner, s.ttlMs), s.ttlMs / 3);
-            await new Promise<void>((done) => {
-              process.once('SIGINT', done);
-              process.once('SIGTERM', done);
-            });
-            clearInterval(renew);
-            await s.store.release(lease.board, s.owner);
-            console.log(`${lease.board} released`);
-          });
-        },
-      )
-      .command(
-        'power <board> <action>',
-        'Switch a board: on, off or cycle (it must not be leased by someone else)',
-        (z) => z.positional('board', { type: 'string', demandOption: true }).positional('action', { type: 'string', choices: ['on', 'off', 'cycle'], demandOption: true }),
-        async (argv) => {
-          await withLab(
-            argv,
-            async (s) => {
-              const [name] = s.candidates(argv.board);
-              await s.withBoard(
-                name!,
-                async (board) => {
-                  if (argv.action !== 'on') await board.power.set(false);
-                  if (argv.action === 'cycle') await new Promise((r) => setTimeout(r, board.spec.power.offDelayMs));
-                  if (argv.action !== 'off') await board.power.set(true);
-                  console.log(`${name}: power ${argv.action} (${board.power.describe})`);
-                },
-                { whyFree: 'fleetlab lab status says by whom' },
-              );
-            },
-            true,
-          );
-        },
-      )
-      .command(
-        'console <board>',
-        "Attach this terminal to a board's serial line (leased while attached; the power left as it is); Ctrl-] detaches",
-        (z) => z.positional('board', { type: 'string', demandOption: true }),
-        async (argv) => {
-          await withLab(
-            argv,
-            async (s) => {
-              const [name] = s.candidates(argv.board);
-              await s.withBoard(
-                name!,
-                async (board) => {
-                  try {
-                    const con = await board.attachConsole();
-                    process.stderr.write(`attached to ${name}'s serial line ${board.serialDevice} (Ctrl-] to detach); log ${board.log.path}\n`);
-                    const off = board.log.onLine((line) => process.stdout.write(`${line}\r\n`));
-                    if (process.stdin.isTTY) process.stdin.setRawMode(true);
-                    await new Promise<void>((done) => {
-                      process.stdin.on('data', (d: Buffer) => {
-                        if (d.includes(0x1d)) return done();
-                        void con.write(d.toString('utf8')).catch(() => done());
-                      });
-                      process.stdin.once('end', () => done());
-                    });
-                    off();
-                    if (process.stdin.isTTY) process.stdin.setRawMode(false);
-                    process.stdin.pause();
-                  } finally {
-                    board.detachConsole();
-                  }
-                },
-                { whyFree: 'fleetlab lab status says by whom' },
-              );
-            },
-            true,
-          );
-        },
-      )
-      .command(
-        'check <board>',
-        "Health check: power cycle, the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in",
-        (z) => z.positional('board', { type: 'string', demandOption: true }),
-        async (argv) => {
-          const ok = await withLab(
-            argv,
-            async (s) => {
-              const [name] = s.candidates(argv.board);
-              return s.withBoard(
-                name!,
-                async (board) => {
-                  const spec = board.spec;
-                  try {
-                    await board.start({ timeout: spec.healthTimeoutMs });
-                    await board.waitForShell({ timeout: spec.healthTimeoutMs });
-                    const arch = (await board.succeed('uname -m')).trim();
-                    const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
-                    if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
-                    await s.store.unquarantine(name!);
-                    console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
-                    return true;
-                  } catch (err) {
-                    const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
-                    await s.store.quarantine(name!, reason);
-                    console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
-                    return false;
-                  } finally {
-                    await board.stop();
-                  }
-                },
-                { whyFree: 'a health check needs it free', evenQuarantined: true },
-              );
-            },
-            true,
-          );
-          process.exitCode = ok ? 0 : 3;
-        },
-      )
-      .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console or check')
-  );
+  const board = <U>(z: Argv<U>) => z.positional('board', { type: 'string', demandOption: true });
+  return labOptions(yy)
+    .command('status', 'Every board with its state: free, leased (owner, expiry), reserved (holder, end) or quarantined (reason)', (z) => z.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }), (argv) => status(argv))
+    .command(
+      'reserve <boards>',
+      'Reserve a board (or the first free one of tag:<tag>) for a person; runs skip it (or wait) until the end',
+      (z) =>
+        z
+          .positional('boards', { type: 'string', demandOption: true, describe: 'board:<name>, <name> or tag:<tag>' })
+          .option('for', { type: 'string', default: '2h', describe: 'How long: 2h, 90m, 1h30m' })
+          .option('reason', { type: 'string', describe: 'Why, shown in status' }),
+      (argv) => reserve(argv),
+    )
+    .command('release <board>', "End your reservation of a board (--force: anyone's reservation)", (z) => board(z).option('force', { type: 'boolean', default: false }), (argv) => release(argv))
+    .command('acquire <boards>', 'Lease a board (or one of tag:<tag>) and hold it, renewed, until Ctrl-C', (z) => z.positional('boards', { type: 'string', demandOption: true }), (argv) => acquire(argv))
+    .command('power <board> <action>', 'Switch a board: on, off or cycle (it must not be leased by someone else)', (z) => board(z).positional('action', { type: 'string', choices: ['on', 'off', 'cycle'], demandOption: true }), (argv) => power(argv))
+    .command('console <board>', "Attach this terminal to a board's serial line (leased while attached; the power left as it is); Ctrl-] detaches", (z) => board(z), (argv) => attach(argv))
+    .command('check <board>', 'Health check: power cycle, the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in', (z) => board(z), (argv) => check(argv))
+    .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console or check');
 }

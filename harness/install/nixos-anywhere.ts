@@ -66,6 +66,28 @@ export interface NixosAnywhereOptions {
  */
 export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
   const where = `install.nixosAnywhere(${machine.name})`;
+  const checked = checkOptions(o, where);
+  const target = await prepareTarget(machine, o, checked, run, where);
+  const { host, port } = machine.sshEndpoint();
+  const args = [
+    ...(o.storePaths ? ['--store-paths', o.storePaths[0], o.storePaths[1]] : ['--flake', o.flake!]),
+    ...(o.kexec ? ['--kexec', resolve(o.kexec)] : []),
+    '--phases', checked.phases.join(','),
+    '-i', target.identity,
+    '-p', String(port),
+    '--post-kexec-ssh-port', String(port),
+    ...(o.args ?? []),
+    '--target-host', `${target.user}@${host}`,
+  ];
+  const output = await runPhases(machine, checked.command, args, checked.timeouts, run, where);
+  if (!checked.phases.includes('reboot')) return { rebooted: false, output: output.join('\n') };
+  const system = o.system ?? (o.storePaths ? storePathOf(o.storePaths[1]) : undefined);
+  const report = await run('first boot', () => firstBoot(machine, target, Deadline.after(checked.timeouts['first boot'], 'the installed system to come up'), { hostname: o.expect?.hostname, generation: o.expect?.generation ?? 1 }, system, where), { timeout: checked.timeouts['first boot'] + 5_000 });
+  return { ...report, rebooted: true, output: output.join('\n') };
+}
+
+/** The options, checked before anything runs: bad ones are configuration errors naming the option. */
+function checkOptions(o: NixosAnywhereOptions, where: string): { command: string; phases: AnywherePhase[]; timeouts: Record<AnywhereStep, number>; minMiB: number } {
   const bad = badOption(where);
   const command = findCommand(o.command ?? 'nixos-anywhere');
   if (!command) throw bad('command', o.command ?? 'nixos-anywhere', `${o.command ?? 'nixos-anywhere'} is not a file nor on PATH; install nixos-anywhere (nix profile install github:nix-community/nixos-anywhere) or give its path`);
@@ -79,8 +101,12 @@ export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = 
   for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
   const timeouts = phaseTimeouts(o.timeouts, DEFAULT_MS, where);
   if (o.identity !== undefined && !existsSync(o.identity)) throw bad('identity', o.identity, `${o.identity} does not exist`);
-  const minMiB = o.minMemoryMiB ?? 1536;
-  const phases = o.phases ?? [...ANYWHERE_PHASES];
+  return { command, phases: o.phases ?? [...ANYWHERE_PHASES], timeouts, minMiB: o.minMemoryMiB ?? 1536 };
+}
+
+/** The target before nixos-anywhere starts: running (started if it was off), its SSH identity, enough RAM for kexec, its boot before. */
+async function prepareTarget(machine: Machine, o: NixosAnywhereOptions, c: { phases: AnywherePhase[]; minMiB: number }, run: StepRunner, where: string): Promise<{ identity: string; user: string; bootBefore: string; bootsBefore: number }> {
+  const bad = badOption(where);
   if (machine.state === 'stopped') {
     await run('boot target', async () => {
       await machine.start();
@@ -90,27 +116,21 @@ export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = 
   // The testbed's key is known once its image is (the machine has started).
   const identity = o.identity ?? machine.sshIdentity?.privateKey;
   if (!identity) throw bad('identity', undefined, `machine ${machine.name} is not fleetlab's testbed; give { user, identity } (an SSH key its root accepts)`);
-  const user = o.user ?? machine.sshIdentity?.user ?? 'root';
   // Checked before nixos-anywhere starts, on the machine itself (a VM's or a board's RAM alike).
   const memKiB = Number((await machine.succeed("awk '/^MemTotal:/ { print $2 }' /proc/meminfo")).trim());
-  if (phases.includes('kexec') && memKiB / 1024 < minMiB * 0.9) {
-    throw bad('memory', Math.round(memKiB / 1024), `machine ${machine.name} has ${Math.round(memKiB / 1024)} MiB of RAM; nixos-anywhere's kexec installer needs about ${minMiB} MiB. Give it more (machines: { role: { profile: '${machine.profile.name}', memoryMiB: ${minMiB} } }), or lower minMemoryMiB for a smaller kexec image`);
+  if (c.phases.includes('kexec') && memKiB / 1024 < c.minMiB * 0.9) {
+    throw bad('memory', Math.round(memKiB / 1024), `machine ${machine.name} has ${Math.round(memKiB / 1024)} MiB of RAM; nixos-anywhere's kexec installer needs about ${c.minMiB} MiB. Give it more (machines: { role: { profile: '${machine.profile.name}', memoryMiB: ${c.minMiB} } }), or lower minMemoryMiB for a smaller kexec image`);
   }
-  const bootBefore = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
   // kexec is no reset; the reboot at the end is: the installed system runs on a later boot than this.
-  const bootsBefore = machine.boots;
-  const { host, port } = machine.sshEndpoint();
+  return { identity, user: o.user ?? machine.sshIdentity?.user ?? 'root', bootBefore: (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim(), bootsBefore: machine.boots };
+}
 
-  const args = [
-    ...(o.storePaths ? ['--store-paths', o.storePaths[0], o.storePaths[1]] : ['--flake', o.flake!]),
-    ...(o.kexec ? ['--kexec', resolve(o.kexec)] : []),
-    '--phases', phases.join(','),
-    '-i', identity,
-    '-p', String(port),
-    '--post-kexec-ssh-port', String(port),
-    ...(o.args ?? []),
-    '--target-host', `${user}@${host}`,
-  ];
+/**
+ * Runs nixos-anywhere as a supervised child and turns its "### … ###" lines into steps, each within its own deadline;
+ * resolves with its output once it exits 0. Not getting in (connect, kexec) is an infrastructure error, the target
+ * refusing what it was given a test failure; the machine stopping ends it at once.
+ */
+async function runPhases(machine: Machine, command: string, args: string[], timeouts: Record<AnywhereStep, number>, run: StepRunner, where: string): Promise<string[]> {
   const output: string[] = [];
   /** The phase nixos-anywhere's latest step line began. */
   let marked: AnywhereStep | undefined;
@@ -172,21 +192,19 @@ export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = 
     machine.off('state', onState);
     await child.stop(2000).catch(() => undefined);
   }
-  if (!phases.includes('reboot')) return { rebooted: false, output: output.join('\n') };
-  const system = o.system ?? (o.storePaths ? storePathOf(o.storePaths[1]) : undefined);
-  const report = await run('first boot', async () => {
-    // The installed system: booted from the disk (a NixOS system, not the kexec installer), on a boot of its own.
-    const deadline = Deadline.after(timeouts['first boot'], 'the installed system to come up');
-    const reset = await pollUntil(() => (machine.boots > bootsBefore ? true : undefined), { deadline, intervalMs: 200 });
-    if (reset.timedOut) throw new TimeoutError('test-failure', { awaited: 'the machine to reset after nixos-anywhere rebooted it', deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
-    await machine.waitForShell({ deadline });
-    await machine.waitUntilSucceeds(`[ -e /run/booted-system ] && ! grep -qw fleetlab.installer=kexec /proc/cmdline && [ "$(cat /proc/sys/kernel/random/boot_id)" != ${bootBefore} ]`, { deadline });
-    const r = await verifyInstalled(machine, { hostname: o.expect?.hostname, generation: o.expect?.generation ?? 1 }, system, where);
-    // A reinstalled machine has a new host key: SSH pins the one it has now.
-    (await machine.ssh({ expectNewHostKey: true })).close();
-    return r;
-  }, { timeout: timeouts['first boot'] + 5_000 });
-  return { ...report, rebooted: true, output: output.join('\n') };
+  return output;
+}
+
+/** The installed system's first boot: a reset after nixos-anywhere's reboot, booted from the disk (not the kexec installer), checked. */
+async function firstBoot(machine: Machine, before: { bootBefore: string; bootsBefore: number }, deadline: Deadline, expect: { hostname?: string; generation: number }, system: string | undefined, where: string): Promise<Omit<InstallReport, 'output' | 'disk'>> {
+  const reset = await pollUntil(() => (machine.boots > before.bootsBefore ? true : undefined), { deadline, intervalMs: 200 });
+  if (reset.timedOut) throw new TimeoutError('test-failure', { awaited: 'the machine to reset after nixos-anywhere rebooted it', deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
+  await machine.waitForShell({ deadline });
+  await machine.waitUntilSucceeds(`[ -e /run/booted-system ] && ! grep -qw fleetlab.installer=kexec /proc/cmdline && [ "$(cat /proc/sys/kernel/random/boot_id)" != ${before.bootBefore} ]`, { deadline });
+  const r = await verifyInstalled(machine, expect, system, where);
+  // A reinstalled machine has a new host key: SSH pins the one it has now.
+  (await machine.ssh({ expectNewHostKey: true })).close();
+  return r;
 }
 
 /** `/nix/store/<name>` of a path in a store directory (`<dir>/nix/store/<name>/...`), or the path itself. */

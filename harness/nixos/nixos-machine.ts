@@ -22,6 +22,8 @@ export interface SshEndpoint {
 /** The machine NixosHelpers drives: a VM or a board. */
 export interface NixosMachine extends Shell {
   readonly name: string;
+  /** A QEMU VM or a lab board (whose shell channel is a serial line: bulk goes over SSH where it has a network address). */
+  readonly kind: 'vm' | 'board';
   /** How messages name it: "board vboard-1 (a lab board)". */
   readonly label: string;
   /** Boots so far: each start and each reset counts one. */

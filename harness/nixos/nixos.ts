@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestFailure, ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { NixosMachine } from './nixos-machine.ts';
-import { makeTempDir } from '../process/temp-dirs.ts';
+import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { testbedSource } from '../qemu/testbed-source.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
 import { deadlineFrom, raceDeadline, sleep } from '../time/deadline.ts';
@@ -44,10 +44,13 @@ export interface ActivationResult {
 }
 
 /** How copyClosure() moves a closure: nix copy over SSH, a tar stream through the shell channel, or nix when it can. */
-export type CopyVia = 'auto' | 'nix' | 'shell';
+export type CopyVia = 'auto' | 'nix' | 'ssh' | 'shell';
 
 export interface CopyOptions extends WaitOptions {
-  /** Default auto: nix when the host and the machine have Nix and the machine has ssh: true, else shell. */
+  /**
+   * Default auto: nix when the host and the machine have Nix and the machine has an SSH endpoint; else, on a board
+   * with a network address, ssh (its shell channel is a slow serial line); else shell.
+   */
   via?: CopyVia;
   /** The Nix store URL a store path is copied from (nix copy --from); default the host's own store. */
   from?: string;
@@ -60,7 +63,7 @@ export interface CopyOptions extends WaitOptions {
 export interface CopyResult {
   copied: string[];
   present: string[];
-  via: 'nix' | 'shell';
+  via: 'nix' | 'ssh' | 'shell';
 }
 
 export type SwitchAction = 'switch' | 'boot' | 'test' | 'dry-activate';
@@ -160,8 +163,8 @@ export class NixosHelpers {
     const bad = (field: string, value: unknown, msg: string) => new ConfigurationError(`machine ${this.m.name}: copyClosure(${path}): ${msg}`, { details: { field, value } });
     if (!STORE_PATH.test(path)) throw bad('toplevel', path, `"${path}" is no Nix store path (/nix/store/<32 base-32 characters>-<name>)`);
     const via = opts.via ?? 'auto';
-    if (!['auto', 'nix', 'shell'].includes(via)) throw bad('via', via, `via: "${via}" is none of auto, nix, shell`);
-    if (typeof top === 'string' && via === 'shell') throw bad('via', via, 'a store path is copied from a Nix store with nix copy; via: "shell" takes a Toplevel fleetlab built');
+    if (!['auto', 'nix', 'ssh', 'shell'].includes(via)) throw bad('via', via, `via: "${via}" is none of auto, nix, ssh, shell`);
+    if (typeof top === 'string' && (via === 'shell' || via === 'ssh')) throw bad('via', via, `a store path is copied from a Nix store with nix copy; via: "${via}" takes a Toplevel fleetlab built`);
     if (typeof top !== 'string' && opts.from !== undefined) throw bad('from', opts.from, 'from names the Nix store a store path comes from; a Toplevel fleetlab built brings its own');
     const guestNix = (await this.m.succeed('command -v nix-store || true', opts)).trim() !== '';
     if (via === 'nix' || typeof top === 'string') {
@@ -171,28 +174,49 @@ export class NixosHelpers {
       return this.copyWithNix(top, opts);
     }
     if (via === 'auto' && guestNix && this.m.hasHostLink && (await hostNix())) return this.copyWithNix(top, opts);
-    return this.copyWithShell(top, guestNix, opts);
+    if (via === 'ssh' || (via === 'auto' && this.m.kind === 'board' && this.m.hasHostLink)) return this.copyWithShell(top, guestNix, opts, 'ssh');
+    return this.copyWithShell(top, guestNix, opts, 'shell');
   }
 
-  /** The tar stream through the shell channel, each path renamed into the store whole. */
-  private async copyWithShell(top: Toplevel, guestNix: boolean, opts: WaitOptions): Promise<CopyResult> {
-    const have = (await this.m.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
-    const missing = top.closure.filter((p) => !have.includes(p));
-    if (missing.length) {
-      const tar = await execa('tar', ['-C', top.root, '-czf', '-', ...missing.map((p) => p.slice(1))], { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 });
-      const data = Buffer.from(tar.stdout as Uint8Array).toString('base64');
-      // Into a temporary directory first, then each path renamed into the store: a path is there whole or not at all.
-      await this.m.succeed(
-        `set -e; t=/nix/store/.fleetlab-copy.$$; rm -rf $t; mkdir -p $t; printf %s ${shellQuote(data)} | base64 -d | tar -xzf - -C $t; ` +
+  /**
+   * A tar stream of the paths the machine lacks, each renamed into the store whole: through the shell channel, or
+   * (`ssh`) uploaded over an SSH session to the machine's SSH endpoint and unpacked there.
+   */
+  private async copyWithShell(top: Toplevel, guestNix: boolean, opts: WaitOptions, over: 'shell' | 'ssh'): Promise<CopyResult> {
+    const ssh = over === 'ssh' ? await this.m.ssh(opts) : undefined;
+    try {
+      const shell = ssh ?? this.m;
+      const have = (await shell.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
+      const missing = top.closure.filter((p) => !have.includes(p));
+      if (missing.length) {
+        const tar = await execa('tar', ['-C', top.root, '-czf', '-', ...missing.map((p) => p.slice(1))], { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 });
+        const bytes = Buffer.from(tar.stdout as Uint8Array);
+        // Into a temporary directory first, then each path renamed into the store: a path is there whole or not at all.
+        const unpack = (from: string) =>
+          `set -e; t=/nix/store/.fleetlab-copy.$$; rm -rf $t; mkdir -p $t; ${from} | tar -xzf - -C $t; ` +
           missing.map((p) => `mv ${shellQuote(`$t${p}`).replace("'$t", "\"$t\"'")} ${shellQuote(p)}`).join('; ') +
-          '; rm -rf $t; sync',
-        { timeout: 120_000, ...opts },
-      );
+          '; rm -rf $t; sync';
+        if (ssh) {
+          const dir = await makeTempDir(`fleetlab-copy-${this.m.name}-`);
+          const remote = `/nix/store/.fleetlab-copy-${process.pid}.tar.gz`;
+          try {
+            await writeFile(join(dir, 'closure.tar.gz'), bytes);
+            await ssh.upload(join(dir, 'closure.tar.gz'), remote, { timeout: 300_000, ...opts });
+          } finally {
+            await removeTempDir(dir);
+          }
+          await ssh.succeed(`${unpack(`cat ${remote}`)}; rm -f ${remote}`, { timeout: 120_000, ...opts });
+        } else {
+          await shell.succeed(unpack(`printf %s ${shellQuote(bytes.toString('base64'))} | base64 -d`), { timeout: 120_000, ...opts });
+        }
+      }
+      // A machine with Nix learns the paths too, or its nix-env refuses them.
+      if (guestNix && (await hostNix())) await shell.succeed(`printf %s ${shellQuote(await registration(top.root, top.closure))} | nix-store --load-db`, opts);
+      this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} ${ssh ? 'over SSH' : 'through the shell channel'} (${top.closure.length - missing.length} present)`);
+      return { copied: missing, present: have, via: over };
+    } finally {
+      ssh?.close();
     }
-    // A machine with Nix learns the paths too, or its nix-env refuses them.
-    if (guestNix && (await hostNix())) await this.m.succeed(`printf %s ${shellQuote(await registration(top.root, top.closure))} | nix-store --load-db`, opts);
-    this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} through the shell channel (${top.closure.length - missing.length} present)`);
-    return { copied: missing, present: have, via: 'shell' };
   }
 
   /** `nix copy --to ssh://` from the host's Nix, over the machine's SSH forward, within a deadline and the machine's life. */

@@ -32,8 +32,9 @@ export interface StartReport {
   snapshot?: string;
 }
 
-/** Facts about a started machine, for reports: profile, accelerator actually used, QEMU version. */
-export interface MachineFacts {
+/** Facts about a started VM, for reports: profile, accelerator actually used, QEMU version. */
+export interface VmFacts {
+  kind: 'vm';
   profile: string;
   arch: string;
   firmware: string;
@@ -45,6 +46,20 @@ export interface MachineFacts {
   /** How the machine came up when a warm start was asked for: restored from a snapshot, or booted (and why). */
   start?: StartReport;
 }
+
+/** Facts about a powered-on lab board, for reports: its profile, and the board, serial line and power switch it is. */
+export interface BoardFacts {
+  kind: 'board';
+  profile: string;
+  arch: string;
+  firmware: string;
+  board: string;
+  serial: string;
+  power: string;
+}
+
+/** What a started machine is, for reports. */
+export type MachineFacts = VmFacts | BoardFacts;
 
 /** The console log of a machine: its file, when it began, its last lines, and notes of fleetlab's own. */
 export interface MachineLog {

@@ -10,7 +10,7 @@ import { SerialShellStart } from '../console/serial-shell.ts';
 import type { StreamConsole } from '../console/stream-console.ts';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
-import type { FabricNet, HostLink, MachineFacts, MachineState, ManagedMachine, SshOptions, StartReport } from '../protocols/machine.ts';
+import type { FabricNet, HostLink, MachineState, ManagedMachine, SshOptions, StartReport, VmFacts } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
@@ -84,7 +84,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   readonly log: ConsoleLog;
   /** Guest boots so far: each start and each guest-initiated reset counts one. */
   boots = 0;
-  facts: MachineFacts | undefined;
+  facts: VmFacts | undefined;
   private _state: MachineState = 'stopped';
   /** The current QEMU process, if one runs. */
   private qemu: QemuProcess | undefined;
@@ -369,7 +369,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       if (snap) await this.warm.incoming(qemu.proc, snap, deadline, withLife(signal, this.life));
       await qmp.execute('cont');
       await this.forwards.restore(qmp);
-      this.facts = { profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: qmp.version };
+      this.facts = { kind: 'vm', profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: qmp.version };
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
       if (qemu.running && (await raceDeadline(qemu.proc.exited, 500)).timedOut) throw err;

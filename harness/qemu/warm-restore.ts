@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { NicPlan } from '../net/fabric.ts';
 import type { SupervisedProcess } from '../process/supervisor.ts';
-import type { MachineFacts, StartReport } from '../protocols/machine.ts';
+import type { StartReport, VmFacts } from '../protocols/machine.ts';
 import type { ExecOptions, ExecResult } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
@@ -35,7 +35,7 @@ export interface WarmHost {
   readonly profile: MachineProfile;
   readonly logDir: string;
   readonly log: { readonly path: string; note(line: string): void; lastLines(n?: number): string[] };
-  readonly facts: MachineFacts | undefined;
+  readonly facts: VmFacts | undefined;
   readonly media: BootMedia;
   readonly accel: 'auto' | 'kvm' | 'tcg' | 'hvf' | undefined;
   readonly nics: NicPlan[];

@@ -82,11 +82,18 @@ export class ConsoleReporter implements Reporter {
     const last = r.attempts[r.attempts.length - 1]!;
     const secs = `${(r.durationMs / 1000).toFixed(1)} s`;
     const marks: Record<string, string> = { passed: this.paint('32', '✓ passed'), flaky: this.paint('33', '✓ passed on retry (flaky)'), failed: this.paint('31', '✗ failed'), error: this.paint('31', '✗ error'), skipped: this.paint('2', '- skipped'), interrupted: this.paint('31', '✗ interrupted') };
-    // Which accelerator each machine actually got: "auto" may have fallen back to TCG.
-    const machines = last.machines.filter((m) => m.facts).map((m) => `${m.name}: ${m.facts!.accel}${m.facts!.accelFallback ? ' after a KVM fallback' : ''}${m.facts!.start ? `, ${m.facts!.start.mode} ${(m.facts!.start.ms / 1000).toFixed(1)} s` : ''}`).join(', ');
+    // Which accelerator each VM actually got ("auto" may have fallen back to TCG), and which board each board role.
+    const machines = last.machines
+      .map((m) => {
+        const f = m.facts;
+        if (f?.kind === 'board') return `${m.name}: board ${f.board}`;
+        return f ? `${m.name}: ${f.accel}${f.accelFallback ? ' after a KVM fallback' : ''}${f.start ? `, ${f.start.mode} ${(f.start.ms / 1000).toFixed(1)} s` : ''}` : undefined;
+      })
+      .filter(Boolean)
+      .join(', ');
     this.print(`${marks[r.status] ?? r.status} ${r.id} (${secs}${machines ? `; ${machines}` : ''})`);
-    for (const m of last.machines) if (m.facts?.accelFallback) this.print(`    ${m.name}: ${m.facts.accelFallback}`);
-    for (const m of last.machines) if (m.facts?.start?.restoreFailed) this.print(`    ${m.name}: restoring its snapshot failed, booted cold instead: ${m.facts.start.restoreFailed}`);
+    for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.accelFallback) this.print(`    ${m.name}: ${m.facts.accelFallback}`);
+    for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.start?.restoreFailed) this.print(`    ${m.name}: restoring its snapshot failed, booted cold instead: ${m.facts.start.restoreFailed}`);
     if (last.error) this.print(last.error.message.split('\n').map((l) => `    ${l}`).join('\n'));
     if (last.skipReason) this.print(`    ${last.skipReason}`);
   }

@@ -102,8 +102,8 @@ export class JunitReporter implements Reporter {
       suite.property('machine.profile', distinct((m) => m.profile));
       suite.property('machine.arch', distinct((m) => m.facts?.arch));
       suite.property('machine.firmware', distinct((m) => m.facts?.firmware));
-      suite.property('machine.accel', distinct((m) => m.facts?.accel));
-      suite.property('qemu.version', distinct((m) => m.facts?.qemuVersion));
+      suite.property('machine.accel', distinct((m) => (m.facts?.kind === 'vm' ? m.facts.accel : m.facts?.kind)));
+      suite.property('qemu.version', distinct((m) => (m.facts?.kind === 'vm' ? m.facts.qemuVersion : undefined)));
       suite.property('host', hostname());
       suite.property('git.commit', gitCommit());
       for (const r of results) await this.addCase(suite.testCase(), r);
@@ -131,6 +131,8 @@ export class JunitReporter implements Reporter {
       if (m.facts) {
         tc.property(`${prefix}arch`, m.facts.arch);
         tc.property(`${prefix}firmware`, m.facts.firmware);
+      }
+      if (m.facts?.kind === 'vm') {
         tc.property(`${prefix}accel`, m.facts.accel);
         tc.property(`${prefix}accel.reason`, m.facts.accelReason);
         const st = m.facts.start;
@@ -192,7 +194,7 @@ async function systemOut(r: CaseResult): Promise<string> {
   const out = [`${r.id}: ${r.status} after ${r.attempts.length} ${r.attempts.length === 1 ? 'try' : 'tries'}`, 'steps:', stepTree(last.steps) || '  (none)'];
   if (last.output.length) out.push('', 'log:', ...last.output);
   for (const m of last.machines) {
-    out.push('', `console of ${m.name} (${m.profile}${m.facts ? `, ${m.facts.accel}` : ''}), full log: ${m.logPath}`);
+    out.push('', `console of ${m.name} (${m.profile}${m.facts ? `, ${m.facts.kind === 'vm' ? m.facts.accel : `board ${m.facts.board}`}` : ''}), full log: ${m.logPath}`);
     if (existsSync(m.logPath)) out.push(await consoleTail(m.logPath));
   }
   const attachments = [...r.attempts.flatMap((a) => a.machines.map((m) => m.logPath)), ...r.attempts.flatMap((a) => a.artifacts.map((x) => x.path))];

@@ -1,5 +1,5 @@
 // Results of a run, separate from the tasks that produced them, with stable ids.
-import type { StartReport } from '../protocols/machine.ts';
+import type { MachineFacts } from '../protocols/machine.ts';
 import type { ErrorKind } from '../errors/fleetlab-error.ts';
 
 /** An error as reports need it. */
@@ -32,7 +32,7 @@ export interface MachineResult {
   logPath: string;
   /** Epoch ms the console log's line stamps count from (to line it up with steps). */
   logStartedAt?: number;
-  facts?: { arch: string; firmware: string; accel: string; accelReason: string; accelFallback?: string; qemuVersion: string; start?: StartReport };
+  facts?: MachineFacts;
   /** The lab board it ran on, for a board. */
   board?: { board: string; lab: string; serial: string; power: string };
 }

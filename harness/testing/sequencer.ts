@@ -16,6 +16,7 @@ const SECONDS: Record<string, number> = {
   'harness/qemu/warm-start.test.ts': 66,
   'harness/package/package.test.ts': 30,
   'lab/boards.test.ts': 145,
+  'lab/update-rollback-board.test.ts': 150,
   'lab/leases.test.ts': 25,
   'harness/browser/browser.test.ts': 30,
   'harness/install/install.test.ts': 260,
