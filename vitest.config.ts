@@ -6,7 +6,7 @@ import LongestFirst from './harness/testing/sequencer.ts';
  * (everything else) first, then these; FLEETLAB_TEST_TIER picks one (unset: all files).
  */
 const MATRIX = ['harness/nixos/update-rollback-x86.test.ts', 'harness/nixos/update-rollback-arm.test.ts', 'harness/nixos/power-cut.test.ts', 'harness/install/install-matrix.test.ts', 'lab/update-rollback-board.test.ts'];
-const ALL = ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts'];
+const ALL = ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts', 'docs/**/*.test.ts'];
 const tier = process.env.FLEETLAB_TEST_TIER;
 
 // Integration tests boot real QEMU guests under TCG: processes, not threads (QEMU is tied to its

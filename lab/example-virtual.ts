@@ -1,7 +1,7 @@
 // An example lab: two virtual boards, vboard-1 and vboard-2 (tag "virtual"), Pi-like: a serial line with a login,
 // a Tasmota smart plug, an SD mux. They are the test suite's stand-in lab (lab/virtual/virtual-lab.ts: QEMU VMs
 // behind a real pseudo-terminal, a real HTTP plug and a usbsdmux-compatible command), started in the process that
-// uses the lab by `provision`. A real lab file looks the same without `provision`: see the README's example of a
+// uses the lab by `provision`. A real lab file looks the same without `provision`: see docs/lab.md's example of a
 // Raspberry Pi 4 on a Shelly plug with a USB-SD-Mux.
 //   ./fleetlab run scenarios/smoke.ts --lab lab/example-virtual.ts --machine tag:virtual
 //   ./fleetlab lab status --lab lab/example-virtual.ts --json

@@ -33,7 +33,7 @@ export const smoke = scenario({
 `;
 
 const PROFILE = `// A machine profile of this fleet: fleetlab's x86_64 UEFI VM with more memory. Profiles in machines/ are found by
-// name (--machine my-device, or machines: { main: 'my-device' } in a scenario); see fleetlab's README for every field.
+// name (--machine my-device, or machines: { main: 'my-device' } in a scenario); see fleetlab's docs/profiles.md for every field.
 import { extendProfile, profiles } from 'fleetlab';
 
 export default extendProfile(profiles['x86_64-uefi']!, {

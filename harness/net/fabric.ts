@@ -6,7 +6,7 @@
 // Frames are captured per network.
 // This module is the model and the API; the frames go through fleetlab-switch (switch/fleetlab-switch.c), a native
 // helper this process supervises and drives (switch-helper.ts): a switch in the runner's event loop added several
-// times the latency of a bare C relay between guests (README, "Performance").
+// times the latency of a bare C relay between guests (docs/design-decisions.md).
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -77,7 +77,7 @@ export function loginPromptWithoutBackdoor(m: { name: string; profile: MachinePr
         new ConfigurationError(
           `Machine ${m.name} shows a login prompt on its serial console ${m.profile.serialConsole} ("${prompt}"), but no backdoor root shell greeted on ${shell.console} within ${formatMs(LOGIN_WITHOUT_BACKDOOR_MS)} after it: ` +
             `the image has no NixOS test instrumentation. Boot it with a profile whose guest.shell is { kind: 'serial-login', console: '${m.profile.serialConsole}' } and whose guest.login names a user and password the image accepts ` +
-            `(see the README, "Serial-login shell channel"), or add the backdoor to the image (nix/ has a NixOS module for it).`,
+            `(see docs/profiles.md, "Serial-login shell channel"), or add the backdoor to the image (nix/ has a NixOS module for it).`,
           { details: { machine: m.name, prompt, lastLines: m.log.lastLines(20) } },
         ),
       );
