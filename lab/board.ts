@@ -22,7 +22,7 @@ import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
-import { ConsoleCheckFired, MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
+import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import { testbedImage, type TestbedImage } from '../harness/qemu/testbed-source.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
 import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
@@ -103,7 +103,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.spec = spec;
     this.profile = profile;
     this.power = powerDriver(spec.power, boardName);
-    this.consoles = new ConsoleSet({ machine: opts.name, logDir: opts.logDir, main: profile.serialConsole, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, onFired: (hit) => this.onConsoleCheck(hit) });
+    this.consoles = new ConsoleSet({ machine: opts.name, logDir: opts.logDir, main: profile.serialConsole, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, booting: () => this.booting, note: (l) => this.log.note(l), onFired: (hit) => this.emit('console-check', hit) });
     this.log = this.consoles.log;
     this.serialConsole = this.consoles.get();
     this.log.onLine((line) => KERNEL_BANNER.test(line) && this.kernelBanner());
@@ -243,14 +243,6 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     if (!this.backdoor.isReady) await this.serialShell.start({ deadline, signal });
     await this.backdoor.waitReady({ deadline, signal });
     this.booting = false;
-  }
-
-  /** A console check matched: the board's life ends, so whatever waits on it fails now with the lines. */
-  private onConsoleCheck(hit: ConsoleCheckHit): void {
-    const kind = this.booting ? 'infrastructure' : 'test-failure';
-    this.log.note(`console check "${hit.check.name}" fired on ${hit.console}: ${hit.line}`);
-    this.life.finish(new ConsoleCheckFired(this.name, hit, kind));
-    this.emit('console-check', hit);
   }
 
   /** Runs `fn` with console check `name` silenced, for a step that provokes it; resolves once the check matched. */

@@ -2,10 +2,10 @@
 // emergency shell, an OOM kill, a systemd ordering cycle). A match ends the machine's life, so every wait on it fails
 // at once with the matching lines, the way CoreOS's kola fails a test on its serial log.
 
-import { TestFailure } from '../errors/fleetlab-error.ts';
+import { FleetlabError, TestFailure, type ErrorKind } from '../errors/fleetlab-error.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { deadlineFrom, raceDeadline } from '../time/deadline.ts';
-import { withLife, type Lifeline } from '../time/lifeline.ts';
+import { withLife, type LifeEnd, type Lifeline } from '../time/lifeline.ts';
 
 /** A named pattern watched on every console line. */
 export interface ConsoleCheck {
@@ -150,5 +150,32 @@ export class ConsoleWatcher {
       // Lines of the same event keep coming for a moment (a panic's trace); keep them silenced a little longer.
       setTimeout(release, 1000).unref();
     }
+  }
+}
+
+/** A console check matched: the machine is broken, whatever the scenario was waiting for. */
+export class ConsoleCheckFired implements LifeEnd {
+  readonly machine: string;
+  readonly hit: ConsoleCheckHit;
+  /** infrastructure while fleetlab boots the machine, test-failure inside the scenario body. */
+  readonly kind: ErrorKind;
+
+  constructor(machine: string, hit: ConsoleCheckHit, kind: ErrorKind) {
+    this.machine = machine;
+    this.hit = hit;
+    this.kind = kind;
+  }
+
+  during(awaited: string): FleetlabError {
+    const { check, console, context } = this.hit;
+    return new FleetlabError(
+      this.kind,
+      [
+        `Console check "${check.name}" fired on ${this.machine}: console ${console} shows ${check.what}${this.kind === 'infrastructure' ? ' while the machine booted' : ''} (fleetlab was waiting for ${awaited}).`,
+        `Matching line and its context:\n${context.map((l) => `  | ${l}`).join('\n')}`,
+        `If the scenario provokes this on purpose, wrap it in machine.expectConsoleCheck("${check.name}", …)${check.name === 'kernel-panic' ? ' or machine.expectPanic(…)' : ''}, or ignore the check in the profile or scenario (consoleChecks: { ignore: ["${check.name}"] }).`,
+      ].join('\n'),
+      { details: { machine: this.machine, awaited, check: check.name, console, line: this.hit.line, context } },
+    );
   }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { Lifeline } from '../time/lifeline.ts';
-import { consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from './console-checks.ts';
+import { ConsoleCheckFired, consoleChecks, ConsoleWatcher, type ConsoleCheckHit, type ConsoleCheckSettings } from './console-checks.ts';
 import { ConsoleLog } from './console-log.ts';
 import { StreamConsole } from './stream-console.ts';
 
@@ -19,10 +19,13 @@ export interface ConsoleSetOptions {
   others?: string[];
   /** The profile's console checks and the scenario's, in that order. */
   checks: Array<ConsoleCheckSettings | undefined>;
-  /** The machine's current life: a wait on a console ends with it. */
+  /** The machine's current life: a wait on a console ends with it, and a console check that fires ends it. */
   life: () => Lifeline;
-  /** A console check fired (not one a scenario expects). */
-  onFired: (hit: ConsoleCheckHit) => void;
+  /** True while the machine boots (until its shell answers): a check that fires then is an infrastructure error. */
+  booting: () => boolean;
+  /** Where fleetlab's notes go, and who hears that a check fired (not one a scenario expects). */
+  note: (line: string) => void;
+  onFired?: (hit: ConsoleCheckHit) => void;
 }
 
 export class ConsoleSet {
@@ -37,7 +40,7 @@ export class ConsoleSet {
   constructor(o: ConsoleSetOptions) {
     this.o = o;
     this.main = o.main;
-    this.watcher = new ConsoleWatcher(consoleChecks(...o.checks), o.onFired);
+    this.watcher = new ConsoleWatcher(consoleChecks(...o.checks), (hit) => this.fired(hit));
     this.log = this.newLog();
     for (const name of [o.main, ...(o.others ?? [])]) {
       const log = name === o.main ? this.log : this.newLog(name);
@@ -63,6 +66,13 @@ export class ConsoleSet {
   /** Every console, for attaching and detaching their streams. */
   all(): StreamConsole[] {
     return [...this.consoles.values()];
+  }
+
+  /** A console check matched: the machine's life ends, so whatever waits on it fails now with the lines. */
+  private fired(hit: ConsoleCheckHit): void {
+    this.o.note(`console check "${hit.check.name}" fired on ${hit.console}: ${hit.line}`);
+    this.o.life().finish(new ConsoleCheckFired(this.o.machine, hit, this.o.booting() ? 'infrastructure' : 'test-failure'));
+    this.o.onFired?.(hit);
   }
 
   /** A new life (the machine started again): checks may fire again. */

@@ -1,6 +1,6 @@
-// How a machine's life ends, as the errors its waits then throw: QEMU died, a console check fired, or it was stopped.
-import { FleetlabError, type ErrorKind } from '../errors/fleetlab-error.ts';
-import type { ConsoleCheckHit } from '../console/console-checks.ts';
+// How a machine's life ends, as the errors its waits then throw: QEMU died (or a board's serial line closed), or it
+// was stopped. A console check that fires is console-checks.ts's ConsoleCheckFired.
+import { FleetlabError } from '../errors/fleetlab-error.ts';
 import type { LifeEnd } from '../time/lifeline.ts';
 
 function indent(lines: string[], mark = '  | '): string {
@@ -54,32 +54,5 @@ export class MachineStopped implements LifeEnd {
     return new FleetlabError('infrastructure', `Machine ${this.machine} is not running (stopped by ${this.by}) while fleetlab waited for ${awaited}.`, {
       details: { machine: this.machine, awaited, stoppedBy: this.by },
     });
-  }
-}
-
-/** A console check matched: the machine is broken, whatever the scenario was waiting for. */
-export class ConsoleCheckFired implements LifeEnd {
-  readonly machine: string;
-  readonly hit: ConsoleCheckHit;
-  /** infrastructure while fleetlab boots the machine, test-failure inside the scenario body. */
-  readonly kind: ErrorKind;
-
-  constructor(machine: string, hit: ConsoleCheckHit, kind: ErrorKind) {
-    this.machine = machine;
-    this.hit = hit;
-    this.kind = kind;
-  }
-
-  during(awaited: string): FleetlabError {
-    const { check, console, context } = this.hit;
-    return new FleetlabError(
-      this.kind,
-      [
-        `Console check "${check.name}" fired on ${this.machine}: console ${console} shows ${check.what}${this.kind === 'infrastructure' ? ' while the machine booted' : ''} (fleetlab was waiting for ${awaited}).`,
-        `Matching line and its context:\n${indent(context)}`,
-        `If the scenario provokes this on purpose, wrap it in machine.expectConsoleCheck("${check.name}", …)${check.name === 'kernel-panic' ? ' or machine.expectPanic(…)' : ''}, or ignore the check in the profile or scenario (consoleChecks: { ignore: ["${check.name}"] }).`,
-      ].join('\n'),
-      { details: { machine: this.machine, awaited, check: check.name, console, line: this.hit.line, context } },
-    );
   }
 }

@@ -31,7 +31,7 @@ import { checkHostFor, loginPromptWithoutBackdoor, startError } from './start-di
 import { FabricNics, writeNetConfig } from './fabric-nics.ts';
 import { HostForwards } from './host-link.ts';
 import { QemuScreen } from './qemu-screen.ts';
-import { ConsoleCheckFired, MachineDied, MachineStopped } from './machine-end.ts';
+import { MachineDied, MachineStopped } from './machine-end.ts';
 import { qemuArgv } from './qemu-argv.ts';
 import type { QmpClient, QmpEvent } from './qmp.ts';
 import { stableMac, type NicPlan } from '../net/fabric.ts';
@@ -131,7 +131,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers. The
     // backdoor's console is no console: the channel has it.
     const others = profile.consoles.map((c) => c.name).filter((n) => n !== profile.serialConsole && !(shell.kind === 'backdoor' && n === shell.console));
-    this.consoles = new ConsoleSet({ machine: this.name, logDir: this.logDir, main: profile.serialConsole, others, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, onFired: (hit) => this.onConsoleCheck(hit) });
+    this.consoles = new ConsoleSet({ machine: this.name, logDir: this.logDir, main: profile.serialConsole, others, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, booting: () => this.booting, note: (l) => this.log.note(l), onFired: (hit) => this.emit('console-check', hit) });
     this.log = this.consoles.log;
     this.media_ = new BootMedia({ name: this.name, profile, logDir: this.logDir, note: (l) => this.log.note(l) });
     const internals = this.internals();
@@ -443,14 +443,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this._state = 'stopped';
     this.emit('state', this._state);
     if (!end.expected) this.emit('died', `${reason}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`);
-  }
-
-  /** A console check matched: the machine's life ends, so whatever waits on it fails now with the lines. */
-  private onConsoleCheck(hit: ConsoleCheckHit): void {
-    const kind = this.booting ? 'infrastructure' : 'test-failure';
-    this.log.note(`console check "${hit.check.name}" fired on ${hit.console}: ${hit.line}`);
-    this.life.finish(new ConsoleCheckFired(this.name, hit, kind));
-    this.emit('console-check', hit);
   }
 
   /**
