@@ -31,7 +31,10 @@ export async function serialLogin(console: Console, machine: string, user: strin
     }
   }
   await console.write(`${user}\n`);
-  await console.expect(/Password: *$/, { ...wait, quietMs: PROMPT_QUIET_MS }).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
+  // The prompt, then quiet: a kernel message can land right after "Password: " on the same line (the testbed's boot
+  // completing while getty asks), and the prompt stands all the same; login reads the line whatever the kernel printed.
+  await console.expect(/Password:/, wait).catch(rethrow(console, machine, 'the "Password:" prompt', deadline));
+  await console.expect(/$/, { ...wait, quietMs: PROMPT_QUIET_MS }).catch(rethrow(console, machine, 'the console to be quiet after the "Password:" prompt', deadline));
   await console.write(`${password}\n`);
   // busybox ash follows its prompt with a cursor-position query (ESC[6n); a failed login ends on a new login prompt.
   const outcome = await console
