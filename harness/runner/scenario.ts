@@ -88,7 +88,7 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
   /**
    * Networks of fleetlab's fabric, by name: a list of roles is a switched LAN, `{ links: [['a','b'], ...] }` a mesh of
    * point-to-point links. Each membership gives the machine a NIC (in this order) with a stable MAC and an address
-   * (machine.address(name)); nothing leaves the fabric.
+   * (machine.net.address(name)); nothing leaves the fabric.
    */
   networks?: Record<string, NetworkSpec>;
   /**
@@ -100,7 +100,7 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
   ssh?: boolean;
   /**
    * Give every machine a host link: a restricted user-mode NIC that only 127.0.0.1 forwards reach (port 22, and any
-   * port machine.forwardPort() or browser.open() asks for); the guest reaches nothing through it.
+   * port machine.hostLink.forwardPort() or browser.open() asks for); the guest reaches nothing through it.
    */
   hostLink?: boolean;
   run: (ctx: ScenarioContext<M>) => Promise<void>;
