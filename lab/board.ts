@@ -192,23 +192,23 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   private async openSerial(timeoutMs: number): Promise<void> {
     const t = serialTarget(this.spec);
     let stream: SerialPort | Socket;
+    let device: string | undefined;
     if ('tcp' in t) {
       const [host, port] = t.tcp.split(/:(?=\d+$)/) as [string, string];
       stream = connect({ host, port: Number(port) });
       await once(stream, 'connect', timeoutMs, `the serial server ${t.tcp} of board ${this.boardName}`);
     } else {
-      const path = resolveSerialPath(t.path, this.boardName);
+      const path = (device = resolveSerialPath(t.path, this.boardName));
       stream = new SerialPort({ path, baudRate: t.baud, autoOpen: false });
       await new Promise<void>((ok, fail) => (stream as SerialPort).open((err) => (err ? fail(new InfrastructureError(`board ${this.boardName}: cannot open serial line ${path}: ${err.message}`)) : ok())));
     }
     this.stream = stream;
     stream.on('close', () => this.serialLost(stream, `its serial line ${this.serialDevice} closed`));
     stream.on('error', () => undefined);
-    if (!('tcp' in t)) {
+    if (device) {
       // A USB serial adapter that is unplugged (a pseudo-terminal whose other side is gone) does not end the stream:
       // the tty reads nothing more. The device node going away is the sign.
-      const path = resolveSerialPath(t.path, this.boardName);
-      const watch = setInterval(() => existsSync(path) || this.serialLost(stream, `its serial line ${this.serialDevice} closed: ${path} no longer exists (the adapter unplugged?)`), SERIAL_CHECK_MS);
+      const watch = setInterval(() => existsSync(device) || this.serialLost(stream, `its serial line ${this.serialDevice} closed: ${device} no longer exists (the adapter unplugged?)`), SERIAL_CHECK_MS);
       watch.unref();
       stream.on('close', () => clearInterval(watch));
     }
