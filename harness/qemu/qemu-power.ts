@@ -28,7 +28,8 @@ export interface PowerHost {
   readonly raspiBootloader: boolean;
   process(): SupervisedProcess | undefined;
   life(): Lifeline;
-  qmp(): QmpClient | undefined;
+  /** The running QEMU's QMP, if there is one (none: nothing to ask). */
+  currentQmp(): QmpClient | undefined;
   console(): StreamConsole;
   /** fleetlab begins a clean shutdown: a clean exit of QEMU is expected from now. */
   beginShutdown(): void;
@@ -57,7 +58,7 @@ export class QemuPower {
     this.m.console().mark();
     try {
       if (this.m.backdoor?.isReady) await this.m.backdoor.sendBlind(this.m.profile.guest.poweroffCommand, { deadline });
-      else await this.m.qmp()?.execute('system_powerdown').catch(() => undefined);
+      else await this.m.currentQmp()?.execute('system_powerdown').catch(() => undefined);
     } catch (err) {
       if (!life.ended) throw err;
     }
