@@ -374,10 +374,16 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
    * forwards of a VM's; the host key is pinned at the first connection (expectNewHostKey after a reinstall).
    */
   async ssh(opts: SshOptions = {}): Promise<SshShell> {
-    const net = this.spec.network;
-    if (!net) throw unsupported(this.boardName, 'ssh()', 'the lab file gives it no network address (network: { address })');
-    if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot open SSH`);
+    const net = this.sshServer('ssh()', 'open SSH');
     return this.sshAccess.open({ host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey }, opts, { label: `board ${this.boardName}`, noKey: `board ${this.boardName}: ssh() needs a private key: network.privateKey in the lab file, or ssh({ privateKey })` });
+  }
+
+  /** The lab file's network entry of the running board, where SSH reaches it; `member` and `what` name what wanted it. */
+  private sshServer(member: string, what: string): NonNullable<BoardSpec['network']> {
+    const net = this.spec.network;
+    if (!net) throw unsupported(this.boardName, member, 'the lab file gives it no network address (network: { address })');
+    if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot ${what}`);
+    return net;
   }
 
   /** The lab file's SSH user and key for the board, when it names a key. */
@@ -393,9 +399,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
 
   /** Where ssh, nix copy or nixos-anywhere reach the board: the lab file's network address, user and key, and the host key ssh() pinned. */
   sshEndpoint(): SshEndpoint {
-    const net = this.spec.network;
-    if (!net) throw unsupported(this.boardName, 'sshEndpoint()', 'the lab file gives it no network address (network: { address })');
-    if (this._state !== 'running') throw new InfrastructureError(`board ${this.boardName} is not powered on; cannot reach it over SSH`);
+    const net = this.sshServer('sshEndpoint()', 'reach it over SSH');
     return { host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey, hostKey: this.sshAccess.hostKey() };
   }
 
