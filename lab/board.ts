@@ -109,7 +109,10 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.log.onLine((line) => KERNEL_BANNER.test(line) && this.kernelBanner());
     this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
-    this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life });
+    const shell = profile.guest.shell;
+    const limitS = shell.kind === 'serial-login' ? shell.silenceLimitSeconds : undefined;
+    const silence = limitS === undefined ? undefined : { limitMs: limitS * 1000, onSilent: (ms: number) => this.lineSilent(ms, limitS) };
+    this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, silence });
     this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
   }
 
@@ -223,6 +226,15 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.log.note(how);
     this.life.finish(new MachineDied(this.boardName, how, undefined, () => this.log.lastLines(20), undefined));
     this.closeSerial('the serial line closed');
+  }
+
+  /**
+   * Nothing came over the serial line for `ms` while a command ran, heartbeats included: the board hangs (a kernel
+   * that locked up prints nothing more). Its life ends as a dead VM's does; the line stays open, and the runner's
+   * release (or crash() and start()) powers it off and on.
+   */
+  private lineSilent(ms: number, limitS: number): void {
+    this.life.finish(new MachineDied(this.boardName, `its serial line ${this.serialDevice} was silent for ${Math.round(ms / 1000)} s while a command ran (the limit is ${limitS} s: guest.shell.silenceLimitSeconds of profile ${this.profile.name}); the board hangs?`, undefined, () => this.log.lastLines(20), undefined));
   }
 
   private closeSerial(why: string): void {

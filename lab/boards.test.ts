@@ -2,7 +2,8 @@
 // serialport, a Tasmota plug over HTTP, an SD mux switched by a usbsdmux-compatible command. smoke.ts passes on a
 // board picked by tag (the JUnit case names the board, its serial device and power driver); a card flashed through
 // the mux boots; a power cut in the middle of a boot is recovered from; SSH reaches a board's network address;
-// `lab check` takes a board out of quarantine.
+// console checks, an unplugged serial line and a board that hangs end their cases; `lab check` takes a board out of
+// quarantine.
 import { execa } from 'execa';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -79,6 +80,19 @@ describe('scenarios on virtual lab boards', () => {
     expect(attempt.error.message).not.toMatch(/QEMU/);
     const ms = Number(/the command ended (\d+) ms after the unplug/.exec(attempt.output.join('\n'))?.[1]);
     expect(ms).toBeLessThan(5000);
+  }, 300_000);
+
+  it("a board that hangs mid-command (its line silent past the profile's limit) ends the case as an infrastructure error naming the line", async () => {
+    const out = join(dir, 'hangs');
+    const r = await fleetlab(['run', 'lab/fixtures/board-scenarios.ts', '--grep', 'hangs', '--lab', 'lab/example-virtual.ts', '--lab-db', join(dir, 'hangs.sqlite'), '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const attempt = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')).results[0].attempts[0];
+    expect(attempt.error.kind).toBe('infrastructure');
+    expect(attempt.error.message).toMatch(/^Machine vboard-[12] died while fleetlab waited for the guest shell to answer command: sleep 120: its serial line \S+\.tty was silent for 2\d s while a command ran \(the limit is 20 s: guest\.shell\.silenceLimitSeconds of profile vboard\)/);
+    // The heartbeats came (every 5 s) until the freeze; then 20 s of silence, told within the next second or two.
+    const ms = Number(/the command ended (\d+) ms after the freeze/.exec(attempt.output.join('\n'))?.[1]);
+    expect(ms).toBeGreaterThan(14_000);
+    expect(ms).toBeLessThan(25_000);
   }, 300_000);
 
   it('lab check: a healthy board leaves quarantine', async () => {

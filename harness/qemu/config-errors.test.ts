@@ -91,6 +91,12 @@ describe('configuration errors', () => {
     expect(() => validateProfile({ ...pi, guest: { ...pi.guest, login: undefined } }, 'machines/mypi.ts')).toThrow(/guest\.login: a serial-login shell needs guest\.login/);
   });
 
+  it("a serial line's silence limit under 4 s names the field and why", async () => {
+    const pi = await loadProfile('raspi3b');
+    expect(() => validateProfile({ ...pi, guest: { ...pi.guest, shell: { kind: 'serial-login', console: 'serial0', silenceLimitSeconds: 2 } } }, 'machines/mypi.ts')).toThrow(/machines\/mypi\.ts[\s\S]*guest\.shell\.silenceLimitSeconds: at least 4 s: the guest sends a heartbeat every quarter of it/);
+    expect(validateProfile({ ...pi, guest: { ...pi.guest, shell: { kind: 'serial-login', console: 'serial0', silenceLimitSeconds: 30 } } }, 'machines/mypi.ts').guest.shell).toMatchObject({ silenceLimitSeconds: 30 });
+  });
+
   it("QEMU refusing its command line at start is a configuration error with QEMU's own words and exit code", async () => {
     const p = validateProfile(extendProfile(base, { name: 'badarg', qemu: { extraArgs: ['-no-such-qemu-option'] } }), 'test');
     const m = new QemuMachine(p);

@@ -76,7 +76,16 @@ const shellSpec = z.discriminatedUnion('kind', [
    * NixOS test instrumentation): fleetlab logs in with guest.login, quiets kernel messages and runs the same
    * framed shell protocol on that console.
    */
-  z.object({ kind: z.literal('serial-login'), console: z.string() }),
+  z.object({
+    kind: z.literal('serial-login'),
+    console: z.string(),
+    /**
+     * How long the line may stay silent while a command runs before the machine counts as hung (a board whose
+     * kernel locked up): every wait on it then ends, naming the line. The guest sends a heartbeat every quarter of
+     * it while a command runs. Unset: no limit (a command waits out its own timeout).
+     */
+    silenceLimitSeconds: z.number().min(4, 'at least 4 s: the guest sends a heartbeat every quarter of it').optional(),
+  }),
   /** No shell channel: only consoles and power. */
   z.object({ kind: z.literal('none') }),
 ]);

@@ -75,7 +75,16 @@ export interface BackdoorShellOptions {
   life?: () => Lifeline | undefined;
   /** Where the channel's own bytes go (greetings, the shell's complaints, headers); command output is noted by size. */
   log?: ConsoleLog;
+  /**
+   * The line's silence limit (a serial-login profile's guest.shell.silenceLimitSeconds): while a command runs the
+   * guest sends a heartbeat every quarter of it (guest-helper.ts), and `onSilent` is called once nothing at all has
+   * come over the channel for longer than `limitMs`: the machine hangs. Its owner ends the machine's life with it.
+   */
+  silence?: { limitMs: number; onSilent: (silentMs: number, command: string) => void };
 }
+
+/** How often the host looks for a silent line while a command runs. */
+const SILENCE_CHECK_MS = 1000;
 
 /** A CommandRunner over the backdoor shell's byte stream. */
 export class BackdoorShell implements CommandRunner {
@@ -98,6 +107,8 @@ export class BackdoorShell implements CommandRunner {
   watchdog: string | undefined;
   /** How many times the backdoor shell has greeted: one per guest boot. */
   sessions = 0;
+  /** When the channel last received a byte (ms, performance clock): the silence watch reads it. */
+  private lastRx = 0;
 
   constructor(machineName: string, opts: BackdoorShellOptions) {
     this.machineName = machineName;
@@ -163,7 +174,8 @@ export class BackdoorShell implements CommandRunner {
     this.orphans.clear();
     this.body = undefined;
     this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
-    this.write(`${GUEST_HELPER}__fl_check ${this.setupNonce}\n`);
+    const heartbeat = this.opts.silence ? Math.max(1, Math.floor(this.opts.silence.limitMs / 4000)) : '';
+    this.write(`${GUEST_HELPER}__fl_hb=${heartbeat}\n__fl_check ${this.setupNonce}\n`);
   }
 
   /** Calls `fn` each time a new shell session greets (each boot). */
@@ -255,6 +267,7 @@ export class BackdoorShell implements CommandRunner {
       this.pending = { nonce, command, started, resolve, reject };
     });
     this.write(`__fl_run ${nonce} ${guestSeconds} ${shellQuote(command)}\n`);
+    const watch = this.watchSilence(nonce, command);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const giveUp = new Promise<never>((_, reject) => {
@@ -282,9 +295,33 @@ export class BackdoorShell implements CommandRunner {
       };
     } finally {
       clearTimeout(timer);
+      clearInterval(watch);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
       if (this.pending?.nonce === nonce) this.pending = undefined;
     }
+  }
+
+  /**
+   * While command `nonce` runs, checks every second that the channel has received something within the silence limit
+   * (heartbeats at least); past it, tells the owner once. A silence seen by a timer is checked again after pending I/O
+   * has been read (setImmediate runs after the poll phase), so a host event loop that was busy is not a silent line.
+   */
+  private watchSilence(nonce: string, command: string): NodeJS.Timeout | undefined {
+    const silence = this.opts.silence;
+    if (!silence) return undefined;
+    this.lastRx = now();
+    const silentFor = () => now() - this.lastRx;
+    const watch: NodeJS.Timeout = setInterval(() => {
+      if (silentFor() <= silence.limitMs) return;
+      setImmediate(() => {
+        if (silentFor() <= silence.limitMs || this.pending?.nonce !== nonce) return;
+        clearInterval(watch);
+        this.opts.note(`nothing on the line for ${formatMs(silentFor())} while running: ${abbreviate(command)} (heartbeats expected every ${Math.max(1, Math.floor(silence.limitMs / 4000))} s)`);
+        silence.onSilent(silentFor(), command);
+      });
+    }, SILENCE_CHECK_MS);
+    watch.unref();
+    return watch;
   }
 
   /** The host stops waiting for `nonce`; its answer, when it comes, is dropped so the channel stays in step. */
@@ -309,6 +346,7 @@ export class BackdoorShell implements CommandRunner {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastRx = now();
     for (;;) {
       if (this.body) {
         const b = this.body;

@@ -8,5 +8,6 @@ export default extendProfile(base, {
   name: 'vboard',
   description: 'virtual lab board: aarch64 with U-Boot and extlinux on an SD card, one serial line with a login',
   consoles: [{ name: 'serial0', device: 'serial' }],
-  guest: { shell: { kind: 'serial-login', console: 'serial0' } },
+  // A board that goes silent this long while a command runs hangs (the guest sends a heartbeat every 5 s meanwhile).
+  guest: { shell: { kind: 'serial-login', console: 'serial0', silenceLimitSeconds: 20 } },
 });

@@ -9,6 +9,7 @@
 //   http://127.0.0.1:<port>  the board's smart plug, speaking Tasmota (/cm?cmnd=Power%20On), Shelly Gen1
 //                    (/relay/0?turn=on) and Shelly Gen2 RPC (/rpc/Switch.Set?id=0&on=true) alike. On: QEMU starts
 //                    (aarch64 virt, U-Boot as firmware, the SD card as its disk). Off: QEMU is killed (the plug pulled).
+//                    /fleetlab-vlab/freeze stops the VM where it is (SIGSTOP): a board that hangs, its line silent.
 //   <board>.sg       the SD mux's control device, for lab/virtual/usbsdmux.mjs (the usbsdmux CLI's stand-in), which
 //                    switches through http://127.0.0.1:<port>/fleetlab-vlab/mux.
 //   <board>.sd.img   the SD card (512 MiB, whatever image it starts with): the VM's disk in "dut" mode; the block device fleetlab writes in "host" mode
@@ -139,6 +140,13 @@ class VirtualBoard {
       return { was_on: was };
     }
     if (url.pathname === '/rpc/Switch.GetStatus') return { id: Number(q.get('id') ?? 0), source: 'http', output: this.on };
+    if (url.pathname === '/fleetlab-vlab/freeze') {
+      // A board that hangs (a hard lockup): its CPU stops, the serial line stays open and goes silent.
+      if (!this.qemu?.running) return { frozen: false };
+      this.qemu.signal('SIGSTOP');
+      this.log(`virtual lab: ${this.spec.name} frozen`);
+      return { frozen: true };
+    }
     if (url.pathname === '/fleetlab-vlab/mux') {
       const mode = q.get('mode') as MuxMode | null;
       if (mode) await this.switchMux(mode);
