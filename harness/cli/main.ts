@@ -30,6 +30,7 @@ function selectionOptions<T>(y: Argv<T>) {
     .option('machine', { alias: 'm', type: 'string', array: true, describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile; board:<name> or tag:<tag> for boards of the --lab' })
     .option('shard', { type: 'string', describe: 'Run shard K of N (K/N), split by stable case id' })
     .option('retries', { type: 'number', default: 0, describe: 'Retry cases that hit an infrastructure error (never test failures) up to N times' })
+    .option('repeat-each', { type: 'number', default: 1, describe: 'Run each case N times (ids end in #1..#N), and report each case\'s pass rate: for flaky cases' })
     .option('reporter', { type: 'string', array: true, default: ['console', 'junit', 'json', 'html'], describe: 'Reporters: console, junit, json, html (several at once)' })
     .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' })
     .option('lab', { type: 'string', describe: 'A lab inventory (lab/*.ts): --machine board:<name> or tag:<tag> then runs on its boards' })

@@ -24,6 +24,7 @@ export interface RunArgs {
   machine?: string[];
   workers?: number;
   retries: number;
+  repeatEach?: number;
   shard?: string;
   reporter: string[];
   output?: string;
@@ -53,6 +54,7 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
   const bad = (opt: string, value: unknown, expected: string) => new ConfigurationError(`--${opt} ${JSON.stringify(value)}: ${expected}.`, { details: { field: opt, value } });
   if (a.workers !== undefined && !(Number.isInteger(a.workers) && a.workers >= 1)) throw bad('workers', a.workers, 'expected a whole number >= 1');
   if (!(Number.isInteger(a.retries) && a.retries >= 0)) throw bad('retries', a.retries, 'expected a whole number >= 0');
+  if (a.repeatEach !== undefined && !(Number.isInteger(a.repeatEach) && a.repeatEach >= 1)) throw bad('repeat-each', a.repeatEach, 'expected a whole number >= 1 (runs of each case)');
   if (!(Number.isFinite(a.timeoutScale) && a.timeoutScale > 0)) throw bad('timeout-scale', a.timeoutScale, 'expected a positive number, e.g. 2 for a slow host');
   const reporters = a.reporter.flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
   for (const r of reporters) if (!REPORTERS.includes(r)) throw bad('reporter', r, `expected one of ${REPORTERS.join(', ')}`);
@@ -65,7 +67,7 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
 }
 
 function planOptions(a: RunArgs, lab?: LabSession): PlanOptions {
-  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard, boot: { image: a.image, kernel: a.kernel, initrd: a.initrd, dtb: a.dtb, append: a.append }, lab };
+  return { paths: a.paths, grep: a.grep, tags: a.tag, machines: a.machine, shard: a.shard, repeatEach: a.repeatEach, boot: { image: a.image, kernel: a.kernel, initrd: a.initrd, dtb: a.dtb, append: a.append }, lab };
 }
 
 /** The run's lab (--lab), its leases in --lab-db; provisioned only for a run that uses its boards. */

@@ -2,7 +2,7 @@
 // line per running case (its elapsed time, current step and machines' states) and a progress line (done/total,
 // failures so far, an ETA from the durations of finished cases). Not a TTY, or CI set: plain lines only, each step as
 // it ends. Honours NO_COLOR.
-import type { CaseResult, StepResult } from '../runner/results.ts';
+import { passRates, type CaseResult, type StepResult } from '../runner/results.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
 interface Live {
@@ -107,6 +107,11 @@ export class ConsoleReporter implements Reporter {
       `\n${passed} passed, ${count('failed')} failed, ${count('error') + count('interrupted')} errors, ${count('skipped')} skipped` +
         `${count('flaky') ? ` (${count('flaky')} flaky)` : ''} in ${(s.durationMs / 1000).toFixed(1)} s${s.interrupted ? ' — interrupted' : ''}\n`,
     );
+    const rates = passRates(s.results);
+    if (rates.length) {
+      this.out.write('pass rates (--repeat-each):\n');
+      for (const r of rates) this.out.write(`  ${r.passed}/${r.runs} passed (${Math.round((100 * r.passed) / r.runs)} %)  ${r.caseId}\n`);
+    }
   }
 
   private drawStatus(): void {

@@ -330,7 +330,7 @@ const SCRIPT = `
     var div = el('div', { cls: 'case', 'data-status': c.status, 'data-id': c.id });
     var head = el('div', { cls: 'head' }, [
       el('span', { cls: 'badge b-' + c.status, text: c.status }),
-      el('span', { cls: 'name', text: c.scenario + ' [' + c.variant + ']' }),
+      el('span', { cls: 'name', text: c.scenario + ' [' + c.variant + ']' + (c.repeat ? ' (repeat ' + c.repeat.index + '/' + c.repeat.of + ')' : '') }),
       el('span', { cls: 'id', text: c.id }),
       el('span', { cls: 'dim', text: secs(c.durationMs) + ' · ' + machinesOf(c).join(', ') }),
     ]);

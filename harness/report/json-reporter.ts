@@ -1,5 +1,5 @@
 // report.json: the run's events and results, for tools and the HTML report.
-import type { CaseResult } from '../runner/results.ts';
+import { passRates, type CaseResult } from '../runner/results.ts';
 import { AtomicFile } from './atomic-file.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
@@ -47,6 +47,6 @@ export class JsonReporter implements Reporter {
   }
 
   private write(): Promise<void> {
-    return this.file.write(() => JSON.stringify({ run: this.run, summary: this.summary, results: this.results, events: this.events }, null, 2) + '\n');
+    return this.file.write(() => JSON.stringify({ run: this.run, summary: this.summary, results: this.results, passRates: passRates(this.results), events: this.events }, null, 2) + '\n');
   }
 }

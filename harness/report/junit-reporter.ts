@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { AttemptResult, CaseResult, ErrorInfo, StepResult } from '../runner/results.ts';
+import { caseTitle, type AttemptResult, type CaseResult, type ErrorInfo, type StepResult } from '../runner/results.ts';
 import { AtomicFile } from './atomic-file.ts';
 import { gitCommit } from './git-commit.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
@@ -74,7 +74,7 @@ export class JunitReporter implements Reporter {
         artifacts: [],
         output: [],
       };
-      this.done.set(id, { id, file: info.file, scenario: info.scenario, variant: info.variant, tags: [], status: 'interrupted', durationMs: attempt.durationMs, attempts: [...r.attempts, attempt] });
+      this.done.set(id, { id, file: info.file, scenario: info.scenario, variant: info.variant, tags: [], status: 'interrupted', durationMs: attempt.durationMs, attempts: [...r.attempts, attempt], ...(info.repeat ? { repeat: info.repeat } : {}) });
     }
     await this.write();
   }
@@ -114,7 +114,7 @@ export class JunitReporter implements Reporter {
   private async addCase(tc: TestCase, r: CaseResult): Promise<void> {
     const last = r.attempts[r.attempts.length - 1]!;
     const earlier = r.attempts.slice(0, -1);
-    tc.className(r.file.replace(/\.[cm]?[jt]s$/, '')).name(`${r.scenario} [${r.variant}]`).time(r.durationMs / 1000);
+    tc.className(r.file.replace(/\.[cm]?[jt]s$/, '')).name(caseTitle(r)).time(r.durationMs / 1000);
     if (last.status === 'failed') tc.failure(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'TestFailure').stacktrace(xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'error' || last.status === 'interrupted') tc.error(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'Error', xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'skipped') tc.skipped();

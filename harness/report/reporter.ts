@@ -1,11 +1,11 @@
 // The reporter interface: optional hooks; a multiplexer isolates each reporter's exceptions.
-import type { AttemptResult, CaseResult, StepResult } from '../runner/results.ts';
+import type { AttemptResult, CaseRepeat, CaseResult, StepResult } from '../runner/results.ts';
 
 /** What a reporter learns at the start of a run. */
 export interface RunInfo {
   runId: string;
   outputDir: string;
-  cases: { id: string; file: string; scenario: string; variant: string }[];
+  cases: { id: string; file: string; scenario: string; variant: string; repeat?: CaseRepeat }[];
   workers: number;
   startedAt: string;
 }

@@ -181,6 +181,41 @@ describe('shards', () => {
   });
 });
 
+describe('--repeat-each', () => {
+  it('runs each case N times, one JUnit test case per run, and reports each case\'s pass rate', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fleetlab-repeat-'));
+    const r = await fleetlab(['run', fixture('repeat.ts'), '--repeat-each', '3', '--workers', '1', '--output', out]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+    const suite = parse(await readFile(join(out, 'junit.xml'), 'utf8')).testsuites.testsuite[0];
+    const byName = new Map((suite.testcase as Case[]).map((c) => [c.name, c]));
+    const names = (s: string) => [1, 2, 3].map((i) => `${s} [x86_64-direct] (repeat ${i}/3)`);
+    expect([...byName.keys()].sort()).toEqual([...names('fails every second run'), ...names('always passes')].sort());
+    expect(suite).toMatchObject({ tests: '6', failures: '1' });
+    expect(byName.get('fails every second run [x86_64-direct] (repeat 2/3)')!.failure).toBeDefined();
+    for (const i of [1, 3]) expect(byName.get(`fails every second run [x86_64-direct] (repeat ${i}/3)`)!.failure).toBeUndefined();
+    expect(r.stdout).toContain('pass rates (--repeat-each):');
+    expect(r.stdout).toContain('2/3 passed (67 %)  harness/runner/fixtures/repeat.ts::fails every second run[x86_64-direct]');
+    expect(r.stdout).toContain('3/3 passed (100 %)  harness/runner/fixtures/repeat.ts::always passes[x86_64-direct]');
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    expect(report.passRates).toEqual([
+      { caseId: 'harness/runner/fixtures/repeat.ts::fails every second run[x86_64-direct]', scenario: 'fails every second run', variant: 'x86_64-direct', passed: 2, runs: 3 },
+      { caseId: 'harness/runner/fixtures/repeat.ts::always passes[x86_64-direct]', scenario: 'always passes', variant: 'x86_64-direct', passed: 3, runs: 3 },
+    ]);
+    expect(report.results.map((c: { id: string }) => c.id)).toContain('harness/runner/fixtures/repeat.ts::fails every second run[x86_64-direct]#2');
+  });
+
+  it('lists N ids per case, keeps a case\'s repeats in one shard, and refuses 0', async () => {
+    const ids = (await fleetlab(['list', fixture('matrix.ts'), '--grep', '^case 1 ', '--repeat-each', '2'])).stdout.trim().split('\n');
+    expect(ids).toEqual(['harness/runner/fixtures/matrix.ts::case 1[x86_64-direct]#1', 'harness/runner/fixtures/matrix.ts::case 1[x86_64-direct]#2']);
+    const shards = await Promise.all([1, 2, 3].map(async (k) => (await fleetlab(['list', fixture('matrix.ts'), '--shard', `${k}/3`, '--repeat-each', '2'])).stdout.trim().split('\n').filter(Boolean)));
+    for (const shard of shards) for (const id of shard) expect(shard).toContain(id.replace(/#[12]$/, (m) => (m === '#1' ? '#2' : '#1')));
+    expect(shards.flat()).toHaveLength(24);
+    const zero = await fleetlab(['list', fixture('matrix.ts'), '--repeat-each', '0']);
+    expect(zero.exitCode).toBe(2);
+    expect(zero.stderr).toContain('--repeat-each 0: expected a whole number >= 1');
+  });
+});
+
 describe('interruption', () => {
   it('SIGTERM mid-scenario leaves a valid JUnit with the running case as an interrupted error, and no QEMU', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fleetlab-sig-'));

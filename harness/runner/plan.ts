@@ -10,6 +10,7 @@ import { nicUnsupported, type MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type ScenarioDefinition } from './scenario.ts';
 import { Fabric, networkMembers } from '../net/fabric.ts';
 import type { BoardProvider } from './boards.ts';
+import type { CaseRepeat } from './results.ts';
 
 /** One scenario on one set of profiles: the unit that runs, retries and reports. */
 export interface PlannedCase {
@@ -22,6 +23,8 @@ export interface PlannedCase {
   profiles: Record<string, MachineProfile>;
   /** Role -> the lab boards it may run on (from board:<name> or tag:<tag>), when it runs on a board. */
   boards?: Record<string, string[]>;
+  /** Which of the case's runs this is (--repeat-each). */
+  repeat?: CaseRepeat;
 }
 
 /** What narrows a plan. */
@@ -38,6 +41,8 @@ export interface PlanOptions {
   cwd?: string;
   /** The lab for board:<name> and tag:<tag> machines (--lab). */
   lab?: BoardProvider;
+  /** Run each case this many times (--repeat-each): ids "…[variant]#2"; repeats of a case stay in its shard. */
+  repeatEach?: number;
 }
 
 /** Expands paths (files or directories) to scenario files. */
@@ -152,6 +157,8 @@ export async function planRun(opts: PlanOptions): Promise<PlannedCase[]> {
     const { k, n } = parseShard(opts.shard);
     selected = selected.filter((c) => shardOf(c.id, n) === k - 1);
   }
+  const n = opts.repeatEach ?? 1;
+  if (n > 1) selected = selected.flatMap((c) => Array.from({ length: n }, (_, i) => ({ ...c, id: `${c.id}#${i + 1}`, repeat: { index: i + 1, of: n, caseId: c.id } })));
   return selected;
 }
 

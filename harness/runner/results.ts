@@ -70,4 +70,41 @@ export interface CaseResult {
   status: CaseStatus;
   durationMs: number;
   attempts: AttemptResult[];
+  /** Which run of the case this is, when the run repeats each case (--repeat-each). */
+  repeat?: CaseRepeat;
+}
+
+/** One of the N runs of a case that --repeat-each N makes: its id ends in "#index". */
+export interface CaseRepeat {
+  index: number;
+  of: number;
+  /** The case's id without the repeat. */
+  caseId: string;
+}
+
+/** How a case is named in reports: "smoke [x86_64-direct]", with "(repeat 2/3)" when repeated. */
+export function caseTitle(c: { scenario: string; variant: string; repeat?: CaseRepeat }): string {
+  return `${c.scenario} [${c.variant}]${c.repeat ? ` (repeat ${c.repeat.index}/${c.repeat.of})` : ''}`;
+}
+
+/** A repeated case's pass rate: its runs that passed (a pass after a retry counts) out of all. */
+export interface PassRate {
+  caseId: string;
+  scenario: string;
+  variant: string;
+  passed: number;
+  runs: number;
+}
+
+/** The pass rate of every case the run repeated, in the order of the results. */
+export function passRates(results: CaseResult[]): PassRate[] {
+  const rates = new Map<string, PassRate>();
+  for (const r of results) {
+    if (!r.repeat) continue;
+    const rate = rates.get(r.repeat.caseId) ?? { caseId: r.repeat.caseId, scenario: r.scenario, variant: r.variant, passed: 0, runs: 0 };
+    rate.runs++;
+    if (r.status === 'passed' || r.status === 'flaky') rate.passed++;
+    rates.set(r.repeat.caseId, rate);
+  }
+  return [...rates.values()];
 }

@@ -43,7 +43,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   await reporters.emit('onRunBegin', {
     runId: opts.runId,
     outputDir: opts.outputDir,
-    cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant })),
+    cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, ...(c.repeat ? { repeat: c.repeat } : {}) })),
     workers: opts.workers,
     startedAt: new Date().toISOString(),
   });
@@ -71,7 +71,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     }
     const last = attempts[attempts.length - 1]!;
     const status = last.status === 'passed' && attempts.length > 1 ? 'flaky' : last.status;
-    return { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status, durationMs: now() - caseStart, attempts };
+    return { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status, durationMs: now() - caseStart, attempts, ...(c.repeat ? { repeat: c.repeat } : {}) };
   };
 
   const worker = async () => {
@@ -82,7 +82,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
       let r: CaseResult;
       if (opts.signal.aborted) {
         const skipped: AttemptResult = { attempt: 1, status: 'skipped', skipReason: 'not run: the run was interrupted', startedAt: new Date().toISOString(), durationMs: 0, steps: [], machines: [], artifacts: [], output: [] };
-        r = { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status: 'skipped', durationMs: 0, attempts: [skipped] };
+        r = { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status: 'skipped', durationMs: 0, attempts: [skipped], ...(c.repeat ? { repeat: c.repeat } : {}) };
       } else {
         try {
           r = await runOne(c);
