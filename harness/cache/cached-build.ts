@@ -56,6 +56,12 @@ export async function viaIndex<T>(indexFile: string, inputs: string, stillThere:
   return product;
 }
 
+/** True when viaIndex(indexFile, inputs, stillThere, …) would answer from the cache, without making anything. */
+export async function inIndex<T>(indexFile: string, inputs: string, stillThere: (product: T) => boolean): Promise<boolean> {
+  const known = (memo.get(`${indexFile}\0${inputs}`) as T | undefined) ?? (await readIndex<T>(indexFile, inputs));
+  return known !== undefined && stillThere(known);
+}
+
 async function readIndex<T>(indexFile: string, inputs: string): Promise<T | undefined> {
   try {
     const idx = JSON.parse(await readFile(indexFile, 'utf8')) as { inputs: string; product: T };

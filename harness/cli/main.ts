@@ -10,6 +10,8 @@ import { ensureBootDisk } from '../../machines/testbed/boot-disk.ts';
 import { ensureInstallerIso, ISO_LAYOUTS } from '../../machines/testbed/installer-iso.ts';
 import { ensureTestbed } from '../../machines/testbed/build.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
+import type { MachineProfile } from '../qemu/profile.ts';
+import { cpus } from 'node:os';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
 import { labCommand } from './lab-command.ts';
@@ -37,27 +39,40 @@ function selectionOptions<T>(y: Argv<T>) {
     .option('lab-db', { type: 'string', describe: "Where the lab's leases are: a SQLite file (default: one per lab in ~/.local/state/fleetlab) or postgres://…" });
 }
 
-/** Builds the testbed images `names` and the boot disks of the profiles that use them, printing where they are. */
+/**
+ * Builds the testbed images `names` and the boot disks of the profiles that use them, printing where they are: as many
+ * testbeds at once as the host has cores (each testbed's disks and media after it), every line prefixed with its name.
+ */
 async function buildImages(names: string[], rebuild = false): Promise<void> {
   const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
-  for (const n of names) {
-    const recipe = testbedRecipes[n];
-    if (!recipe) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
-    const img = await ensureTestbed(recipe, { rebuild, log: (l) => console.error(l) });
-    console.log(`${n}: ${img.dir}`);
-    for (const { name, boot } of profiles) {
-      if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
-      const disk = await ensureBootDisk(img, boot.layout, boot.append, { log: (l) => console.error(l) });
-      console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
-      // The install media for the profile: its installer ISO or its SD image (testbed.installerIso / sdImage).
-      if ((ISO_LAYOUTS as readonly string[]).includes(boot.layout) && recipe.debArch === 'amd64') {
-        const iso = await ensureInstallerIso(img, boot.layout, boot.append, { log: (l) => console.error(l) });
-        console.log(`${n} ${boot.layout} installer ISO (${name}): ${iso.path}`);
-      }
-      if (boot.layout === 'extlinux' || boot.layout === 'raspi-uboot') {
-        const sd = await ensureBootDisk(img, boot.layout, boot.append, { sdImage: true, log: (l) => console.error(l) });
-        console.log(`${n} ${boot.layout} SD image (${name}): ${sd.path}`);
-      }
+  for (const n of names) if (!testbedRecipes[n]) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
+  const queue = [...names];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(cpus().length, names.length)) }, async () => {
+      for (let n = queue.shift(); n !== undefined; n = queue.shift()) await buildTestbed(n, profiles, rebuild);
+    }),
+  );
+  console.error(`images: ${names.length} testbed${names.length === 1 ? '' : 's'} ready in ${Math.round((performance.now() - t0) / 1000)} s`);
+}
+
+async function buildTestbed(n: string, profiles: MachineProfile[], rebuild: boolean): Promise<void> {
+  const recipe = testbedRecipes[n]!;
+  const log = (l: string) => console.error(`${n}: ${l}`);
+  const img = await ensureTestbed(recipe, { rebuild, log });
+  console.log(`${n}: ${img.dir}`);
+  for (const { name, boot } of profiles) {
+    if (boot.kind !== 'testbed-disk' || boot.image !== n) continue;
+    const disk = await ensureBootDisk(img, boot.layout, boot.append, { log });
+    console.log(`${n} ${boot.layout} (${name}): ${disk.path}`);
+    // The install media for the profile: its installer ISO or its SD image (testbed.installerIso / sdImage).
+    if ((ISO_LAYOUTS as readonly string[]).includes(boot.layout) && recipe.debArch === 'amd64') {
+      const iso = await ensureInstallerIso(img, boot.layout, boot.append, { log });
+      console.log(`${n} ${boot.layout} installer ISO (${name}): ${iso.path}`);
+    }
+    if (boot.layout === 'extlinux' || boot.layout === 'raspi-uboot') {
+      const sd = await ensureBootDisk(img, boot.layout, boot.append, { sdImage: true, log });
+      console.log(`${n} ${boot.layout} SD image (${name}): ${sd.path}`);
     }
   }
 }

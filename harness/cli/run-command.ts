@@ -13,6 +13,7 @@ import { JunitReporter, junitPath } from '../report/junit-reporter.ts';
 import { ReporterMux, type Reporter } from '../report/reporter.ts';
 import { planRun, type PlanOptions } from '../runner/plan.ts';
 import { defaultWorkers, runPlan } from '../runner/runner.ts';
+import { prepareImages } from '../runner/prepare-images.ts';
 import { setTimeoutScale } from '../time/deadline.ts';
 import { LabSession } from '../../lab/lab-session.ts';
 
@@ -137,6 +138,9 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // The images the cases boot, built now with a line per step (on the console reporter's stream), not in a case's start.
+  const say = a.reporter.includes('console') ? process.stdout : process.stderr;
+  await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
   const workers = a.workers ?? defaultWorkers(cases);
   const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, keepSnapshots: a.keepSnapshots, boards: lab }, mux);
   await mux.emit('onRunEnd', summary);

@@ -80,6 +80,8 @@ type Log = (line: string) => void;
 export interface TestbedSource {
   names(): string[];
   image(name: string, opts?: { log?: Log }): Promise<TestbedImage>;
+  /** True when image(name) would find the image in the cache and build nothing. */
+  cached(name: string): Promise<boolean>;
   bootDisk(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
   /** The installer ISO whose system installs in `layout` (x86_64 testbeds: grub-bios, systemd-boot, grub-efi-ia32). */
   installerIso(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<InstallerIso>;
