@@ -8,7 +8,7 @@ import { FleetlabError } from '../errors/fleetlab-error.ts';
 import { formatDoctor, runDoctor } from '../doctor/doctor.ts';
 import { ensureBootDisk } from '../../machines/testbed/boot-disk.ts';
 import { ensureInstallerIso, ISO_LAYOUTS } from '../../machines/testbed/installer-iso.ts';
-import { ensureTestbed } from '../../machines/testbed/build.ts';
+import { ensureTestbed, testbedCached } from '../../machines/testbed/build.ts';
 import { listProfiles, loadProfile } from '../qemu/profile-loader.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
 import { cpus } from 'node:os';
@@ -46,7 +46,10 @@ function selectionOptions<T>(y: Argv<T>) {
 async function buildImages(names: string[], rebuild = false): Promise<void> {
   const profiles = await Promise.all(listProfiles().map((name) => loadProfile(name)));
   for (const n of names) if (!testbedRecipes[n]) throw new FleetlabError('configuration', `unknown testbed "${n}"; have: ${Object.keys(testbedRecipes).join(', ')}`);
-  const queue = [...names];
+  const cached = rebuild ? [] : (await Promise.all(names.map(async (n) => ((await testbedCached(testbedRecipes[n]!)) ? n : undefined)))).filter((n) => n !== undefined);
+  const missing = names.filter((n) => !cached.includes(n));
+  if (missing.length) console.error(`images: building ${missing.join(', ')} (${Math.min(cpus().length, names.length)} at a time); cached: ${cached.join(', ') || 'none'}`);
+  const queue = [...missing, ...cached];
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: Math.max(1, Math.min(cpus().length, names.length)) }, async () => {

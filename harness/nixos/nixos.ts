@@ -2,7 +2,7 @@
 // (nixos-rebuild, nix-env profiles, switch-to-configuration, systemd-boot/GRUB/extlinux files, EFI variables), so a
 // scenario runs unchanged on a real NixOS image; the testbed provides the same commands as stand-ins.
 import { execa } from 'execa';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestFailure, ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { NixosMachine } from './nixos-machine.ts';
@@ -189,25 +189,25 @@ export class NixosHelpers {
       const have = (await shell.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
       const missing = top.closure.filter((p) => !have.includes(p));
       if (missing.length) {
-        const tar = await execa('tar', ['-C', top.root, '-czf', '-', ...missing.map((p) => p.slice(1))], { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024 });
-        const bytes = Buffer.from(tar.stdout as Uint8Array);
         // Into a temporary directory first, then each path renamed into the store: a path is there whole or not at all.
         const unpack = (from: string) =>
           `set -e; t=/nix/store/.fleetlab-copy.$$; rm -rf $t; mkdir -p $t; ${from} | tar -xzf - -C $t; ` +
           missing.map((p) => `mv ${shellQuote(`$t${p}`).replace("'$t", "\"$t\"'")} ${shellQuote(p)}`).join('; ') +
           '; rm -rf $t; sync';
-        if (ssh) {
-          const dir = await makeTempDir(`fleetlab-copy-${this.m.name}-`);
-          const remote = `/nix/store/.fleetlab-copy-${process.pid}.tar.gz`;
-          try {
-            await writeFile(join(dir, 'closure.tar.gz'), bytes);
-            await ssh.upload(join(dir, 'closure.tar.gz'), remote, { timeout: 300_000, ...opts });
-          } finally {
-            await removeTempDir(dir);
+        // tar writes its archive to a file (through execa's buffers a large closure took seconds per MB).
+        const dir = await makeTempDir(`fleetlab-copy-${this.m.name}-`);
+        const archive = join(dir, 'closure.tar.gz');
+        try {
+          await execa('tar', ['-C', top.root, '-czf', archive, ...missing.map((p) => p.slice(1))]);
+          if (ssh) {
+            const remote = `/nix/store/.fleetlab-copy-${process.pid}.tar.gz`;
+            await ssh.upload(archive, remote, { timeout: 300_000, ...opts });
+            await ssh.succeed(`${unpack(`cat ${remote}`)}; rm -f ${remote}`, { timeout: 120_000, ...opts });
+          } else {
+            await shell.succeed(unpack(`printf %s ${shellQuote((await readFile(archive)).toString('base64'))} | base64 -d`), { timeout: 120_000, ...opts });
           }
-          await ssh.succeed(`${unpack(`cat ${remote}`)}; rm -f ${remote}`, { timeout: 120_000, ...opts });
-        } else {
-          await shell.succeed(unpack(`printf %s ${shellQuote(bytes.toString('base64'))} | base64 -d`), { timeout: 120_000, ...opts });
+        } finally {
+          await removeTempDir(dir);
         }
       }
       // A machine with Nix learns the paths too, or its nix-env refuses them.
