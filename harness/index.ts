@@ -6,6 +6,7 @@ export { scenario } from './runner/scenario.ts';
 export { need } from './protocols/machine.ts';
 export type { Capabilities, Capability, FabricNet, HostLink, MachineFacts, MachineLog, MachineState, SshOptions } from './protocols/machine.ts';
 export type { Machine, ScenarioContext, ScenarioSpec, StartMode, InstallFlows } from './runner/scenario.ts';
+export type { Duration } from './time/duration.ts';
 export { fromIso as installFromIso, sdImage as installSdImage, ISO_PHASES, SD_PHASES } from './install/install.ts';
 export type { InstallReport, IsoInstallOptions, SdInstallOptions, StepRunner } from './install/install.ts';
 export { testbed } from './install/testbed-media.ts';

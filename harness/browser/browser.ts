@@ -4,6 +4,7 @@
 // SIGKILL), reached over the DevTools protocol. Its pages reach 127.0.0.1 only: the host resolver maps every name to
 // nothing and every request to another host is aborted and logged. A failed case gets a screenshot of each open page
 // and a Playwright trace (npx playwright show-trace trace.zip) among its attachments.
+import { durationMs, type Duration } from '../time/duration.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -19,8 +20,8 @@ export interface BrowserOpenOptions {
   port?: number;
   /** Path and query. Default '/'. */
   path?: string;
-  /** How long the first load may take, in ms. Default 30 s. */
-  timeout?: number;
+  /** How long the first load may take: ms, or a string with a unit ('45s'). Default 30 s. */
+  timeout?: Duration;
 }
 
 /** The scenario context's browser. */
@@ -75,7 +76,7 @@ export class CaseBrowser implements BrowserChecks {
     this.pages.push({ page, context, label });
     const url = `http://127.0.0.1:${hostPort}${path}`;
     this.opts.log(`[${new Date().toISOString()}] browser: opening ${url} (${machine.name} port ${port})`);
-    const timeout = o.timeout ?? 30_000;
+    const timeout = o.timeout === undefined ? 30_000 : durationMs(o.timeout, `the timeout of browser.open(${machine.name})`);
     const deadline = Deadline.after(timeout, `page ${path} of ${machine.name} port ${port} to load`);
     // The guest's server may still be starting: connection refused is retried until the deadline.
     for (;;) {

@@ -1,6 +1,10 @@
 // One error family whose kind tells reporters and retries what went wrong.
-import type { Deadline } from '../time/deadline.ts';
-import { formatMs } from '../time/deadline.ts';
+import { formatMs } from '../time/format.ts';
+
+/** What a timeout message reads of a deadline (time/deadline.ts's Deadline): the budget that bound it. */
+export interface TimedBudget {
+  binding(): { budgetMs: number; label: string; hint?: string | undefined };
+}
 
 /**
  * - test-failure: an assertion or a command that failed; never retried.
@@ -56,7 +60,7 @@ export class HarnessBug extends FleetlabError {
 export class TimeoutError extends FleetlabError {
   constructor(
     kind: ErrorKind,
-    opts: { awaited: string; deadline: Deadline; machine?: string; lastLines?: string[]; hint?: string; cause?: unknown },
+    opts: { awaited: string; deadline: TimedBudget; machine?: string; lastLines?: string[]; hint?: string; cause?: unknown },
   ) {
     const budget = opts.deadline.binding();
     const lines = opts.lastLines ?? [];

@@ -181,6 +181,21 @@ describe('shards', () => {
   });
 });
 
+describe('durations with units', () => {
+  it("'5m', '2m', '20s', '1.5s' budget a scenario, a step, a command and a wait; { timeout: 10 } is refused at the call", async () => {
+    const r = await fleetlab(['run', fixture('durations.ts'), '--output', await mkdtemp(join(tmpdir(), 'fleetlab-durations-'))]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✓ a command past its 1\.5 s is killed/);
+  });
+
+  it('a scenario timeout of 10 exits 2 before anything boots, naming the file and suggesting 10s', async () => {
+    const r = await fleetlab(['run', fixture('seconds-timeout.ts')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`harness/runner/fixtures/seconds-timeout.ts: scenario "ten what?": timeout: 10 is 10 ms (fleetlab's timeouts are milliseconds, not seconds as in the NixOS test driver); write '10s' for 10 seconds`);
+    expect(r.stdout).not.toMatch(/▶/);
+  });
+});
+
 describe('--repeat-each', () => {
   it('runs each case N times, one JUnit test case per run, and reports each case\'s pass rate', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fleetlab-repeat-'));

@@ -1,4 +1,5 @@
 // Which cases a run has: scenario files loaded, scenarios × machine variants, filtered and sharded.
+import { durationMs } from '../time/duration.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -82,7 +83,13 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
     names.add(s.name);
     if (typeof s.run !== 'function') throw new ConfigurationError(`${where} has no run function.`, { details: { file, field: 'run' } });
     if (!s.machines || typeof s.machines !== 'object' || !Object.keys(s.machines).length) throw new ConfigurationError(`${where}: machines must map at least one role to a profile, e.g. { main: 'x86_64-direct' }.`, { details: { file, field: 'machines' } });
-    if (s.timeout !== undefined && !(Number.isFinite(s.timeout) && s.timeout > 0)) throw new ConfigurationError(`${where}: timeout must be a positive number of ms, got ${JSON.stringify(s.timeout)}.`, { details: { file, field: 'timeout' } });
+    if (s.timeout !== undefined) {
+      try {
+        durationMs(s.timeout, 'timeout');
+      } catch (err) {
+        throw new ConfigurationError(`${where}: ${(err as Error).message}.`, { details: { file, field: 'timeout' } });
+      }
+    }
   }
   return unique;
 }

@@ -1,6 +1,7 @@
 // Runs one try of one case: acquires its machines from their providers and starts them in parallel, runs the body
 // with steps and deadlines, and gives everything back. The pieces: case-machines.ts (acquire, start, release),
 // steps.ts (the step tree), and here the scenario context and the try's outcome.
+import { durationMs } from '../time/duration.ts';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CaseBrowser } from '../browser/browser.ts';
@@ -55,7 +56,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
 
   if (c.scenario.skip) return { result: skipped(result, typeof c.scenario.skip === 'string' ? c.scenario.skip : 'marked skip'), kept: [] };
 
-  const deadline = Deadline.after(c.scenario.timeout ?? DEFAULT_SCENARIO_TIMEOUT, `scenario "${c.scenario.name}"`, { hint: "raise the scenario's timeout, or pass --timeout-scale" });
+  const deadline = Deadline.after(c.scenario.timeout === undefined ? DEFAULT_SCENARIO_TIMEOUT : durationMs(c.scenario.timeout, 'timeout'), `scenario "${c.scenario.name}"`, { hint: "raise the scenario's timeout, or pass --timeout-scale" });
   const caseAbort = new AbortController();
   const onRunAbort = () => caseAbort.abort(opts.signal.reason);
   opts.signal.addEventListener('abort', onRunAbort, { once: true });

@@ -1,4 +1,5 @@
 // The scenario API: what a scenario file exports and what its body receives.
+import type { Duration } from '../time/duration.ts';
 import type { BrowserChecks } from '../browser/browser.ts';
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
@@ -30,7 +31,7 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
    */
   machines: { [K in keyof M]: Machine };
   /** Runs a named step; steps nest, are timed, and appear in the reports. */
-  step<T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: number }): Promise<T>;
+  step<T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: Duration }): Promise<T>;
   /** Ends the scenario as skipped, with a reason. */
   skip(reason: string): never;
   /** Adds a file (screenshot, log) to the case's artifacts. */
@@ -73,8 +74,8 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
   name: string;
   /** Roles to profile names, { router: 'x86_64-direct' }, or to { profile, image | kernel, initrd, append }. */
   machines: M;
-  /** Budget of the whole scenario in ms (scaled by --timeout-scale). Default 10 minutes. */
-  timeout?: number;
+  /** Budget of the whole scenario: ms, or a string with a unit ('20m'); scaled by --timeout-scale. Default 10 minutes. */
+  timeout?: Duration;
   tags?: string[];
   /** Skip this scenario (true, or the reason). */
   skip?: boolean | string;

@@ -1,5 +1,6 @@
 // A try's steps: a tree, nested through async context (so parallel steps nest correctly), each timed, with its own
 // deadline inside its parent's and the scenario's, and reported as it begins and ends.
+import { durationMs, type Duration } from '../time/duration.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { TimeoutError } from '../errors/fleetlab-error.ts';
 import type { ReporterMux } from '../report/reporter.ts';
@@ -39,15 +40,15 @@ export async function within<T>(work: Promise<T>, budget: Deadline, awaited: str
 }
 
 /** The step() of a scenario context. */
-export function stepRunner(ctx: StepContext): <T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: number }) => Promise<T> {
+export function stepRunner(ctx: StepContext): <T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: Duration }) => Promise<T> {
   const store = new AsyncLocalStorage<{ step: StepResult; path: string[]; deadline: Deadline }>();
-  return async <T>(name: string, fn: () => Promise<T> | T, sopts?: { timeout?: number }): Promise<T> => {
+  return async <T>(name: string, fn: () => Promise<T> | T, sopts?: { timeout?: Duration }): Promise<T> => {
     const parent = store.getStore();
     const s: StepResult = { name, startedAt: Date.now(), durationMs: 0, status: 'running', steps: [] };
     (parent ? parent.step.steps : ctx.steps).push(s);
     const path = [...(parent?.path ?? []), name];
     const parentDeadline = parent?.deadline ?? ctx.deadline;
-    const stepDeadline = sopts?.timeout ? parentDeadline.child(sopts.timeout, `step "${path.join(' › ')}"`, 'pass { timeout } to step()') : parentDeadline;
+    const stepDeadline = sopts?.timeout !== undefined ? parentDeadline.child(durationMs(sopts.timeout, `the timeout of step "${path.join(' › ')}"`), `step "${path.join(' › ')}"`, 'pass { timeout } to step()') : parentDeadline;
     ctx.reporters.emitSync('onStepBegin', { id: ctx.caseId, path });
     const t0 = now();
     try {

@@ -1,6 +1,8 @@
 // Deadlines on one monotonic clock: public APIs take { timeout } and turn it into a Deadline at once.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
+import { durationMs, type Duration } from './duration.ts';
+import { formatMs } from './format.ts';
 import { abortError } from './lifeline.ts';
 
 /** The deadline of the step or scenario the current code runs in (set by the runner). */
@@ -85,24 +87,18 @@ export class Deadline {
   }
 }
 
-/** Resolves a `{ timeout }` option (ms) and optional parent into a Deadline. */
+/** Resolves a `{ timeout }` option (ms, or a string with a unit: '10s') and optional parent into a Deadline. */
 export function deadlineFrom(
-  opts: { timeout?: number; deadline?: Deadline } | undefined,
+  opts: { timeout?: Duration; deadline?: Deadline } | undefined,
   defaultMs: number,
   label: string,
   hint?: string,
 ): Deadline {
-  const ms = opts?.timeout ?? defaultMs;
+  const ms = opts?.timeout === undefined ? defaultMs : durationMs(opts.timeout, `the timeout of ${label}`);
   return Deadline.after(ms, label, { parent: opts?.deadline ?? ambient.getStore(), hint });
 }
 
-/** Formats a duration for people: 850 ms, 12.3 s, 4 min 5 s. */
-export function formatMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
-}
+export { formatMs };
 
 /** Sleeps `ms`, or less if the deadline comes first; rejects when the signal aborts (naming `awaited` if a machine died). */
 export function sleep(ms: number, opts: { deadline?: Deadline; signal?: AbortSignal; awaited?: string } = {}): Promise<void> {
