@@ -25,7 +25,7 @@ import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
 import { testbedImage, type TestbedImage } from '../harness/qemu/testbed-source.ts';
 import type { MachineProfile } from '../harness/qemu/profile.ts';
-import { BackdoorShell } from '../harness/shell/backdoor-shell.ts';
+import { BackdoorShell, silenceOf } from '../harness/shell/backdoor-shell.ts';
 import { ShellOps } from '../harness/shell/shell-ops.ts';
 import { ShellMachine } from '../harness/shell/shell-machine.ts';
 import { SshAccess } from '../harness/ssh/ssh-access.ts';
@@ -109,9 +109,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.log.onLine((line) => KERNEL_BANNER.test(line) && this.kernelBanner());
     this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
-    const shell = profile.guest.shell;
-    const limitS = shell.kind === 'serial-login' ? shell.silenceLimitSeconds : undefined;
-    const silence = limitS === undefined ? undefined : { limitMs: limitS * 1000, onSilent: (ms: number) => this.lineSilent(ms, limitS) };
+    const silence = silenceOf(profile.guest.shell, (ms, limitS) => this.lineSilent(ms, limitS));
     this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, silence });
     this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
   }

@@ -16,7 +16,7 @@ import type { Power, PowerState } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
-import { BackdoorShell } from '../shell/backdoor-shell.ts';
+import { BackdoorShell, silenceOf } from '../shell/backdoor-shell.ts';
 import { noShell, ShellOps } from '../shell/shell-ops.ts';
 import { ShellMachine } from '../shell/shell-machine.ts';
 import { deadlineFrom, raceDeadline, type Deadline } from '../time/deadline.ts';
@@ -149,9 +149,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       // The backdoor's console gets a log of its own: greetings, the shell's complaints and each answer's size.
       const channelLog = shell.kind === 'backdoor' ? this.consoles.newLog(shell.console) : undefined;
       // A serial-login profile's silence limit: a guest that hangs mid-command ends the machine's life, as on a board.
-      const limitS = shell.kind === 'serial-login' ? shell.silenceLimitSeconds : undefined;
-      const onSilent = (ms: number) => this.life.finish(new MachineDied(this.name, `its console ${shell.console} was silent for ${Math.round(ms / 1000)} s while a command ran (the limit is ${limitS} s: guest.shell.silenceLimitSeconds of profile ${profile.name}); the guest hangs?`, this.qemu?.proc.stderrTail(), () => this.log.lastLines(20), undefined));
-      this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, log: channelLog, silence: limitS === undefined ? undefined : { limitMs: limitS * 1000, onSilent } });
+      const silence = silenceOf(shell, (ms, limitS) => this.life.finish(new MachineDied(this.name, `its console ${shell.console} was silent for ${Math.round(ms / 1000)} s while a command ran (the limit is ${limitS} s: guest.shell.silenceLimitSeconds of profile ${profile.name}); the guest hangs?`, this.qemu?.proc.stderrTail(), () => this.log.lastLines(20), undefined)));
+      this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, log: channelLog, silence });
       this.backdoor.onSession(() => {
         this.aliveSinceBoot = true;
         this.emit('shell-session', this.backdoor!.sessions);

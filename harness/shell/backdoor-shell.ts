@@ -83,6 +83,16 @@ export interface BackdoorShellOptions {
   silence?: { limitMs: number; onSilent: (silentMs: number, command: string) => void };
 }
 
+/**
+ * The silence option of a machine whose profile's shell is `shell`: its serial-login `silenceLimitSeconds`, with
+ * `onSilent` told the limit too (for its message); undefined without a limit.
+ */
+export function silenceOf(shell: { kind: string; silenceLimitSeconds?: number }, onSilent: (silentMs: number, limitS: number) => void): BackdoorShellOptions['silence'] {
+  const limitS = shell.kind === 'serial-login' ? shell.silenceLimitSeconds : undefined;
+  // (A profile's guest.shell; typed by shape, so the shell channel imports nothing of the QEMU provider.)
+  return limitS === undefined ? undefined : { limitMs: limitS * 1000, onSilent: (ms) => onSilent(ms, limitS) };
+}
+
 /** How often the host looks for a silent line while a command runs. */
 const SILENCE_CHECK_MS = 1000;
 
@@ -174,8 +184,7 @@ export class BackdoorShell implements CommandRunner {
     this.orphans.clear();
     this.body = undefined;
     this.setupNonce = `fl${randomBytes(8).toString('hex')}`;
-    const heartbeat = this.opts.silence ? Math.max(1, Math.floor(this.opts.silence.limitMs / 4000)) : '';
-    this.write(`${GUEST_HELPER}__fl_hb=${heartbeat}\n__fl_check ${this.setupNonce}\n`);
+    this.write(`${GUEST_HELPER}__fl_hb=${this.heartbeatSeconds ?? ''}\n__fl_check ${this.setupNonce}\n`);
   }
 
   /** Calls `fn` each time a new shell session greets (each boot). */
@@ -301,6 +310,11 @@ export class BackdoorShell implements CommandRunner {
     }
   }
 
+  /** How often the guest sends a heartbeat while a command runs (a quarter of the silence limit); none without one. */
+  private get heartbeatSeconds(): number | undefined {
+    return this.opts.silence && Math.max(1, Math.floor(this.opts.silence.limitMs / 4000));
+  }
+
   /**
    * While command `nonce` runs, checks every second that the channel has received something within the silence limit
    * (heartbeats at least); past it, tells the owner once. A silence seen by a timer is checked again after pending I/O
@@ -316,7 +330,7 @@ export class BackdoorShell implements CommandRunner {
       setImmediate(() => {
         if (silentFor() <= silence.limitMs || this.pending?.nonce !== nonce) return;
         clearInterval(watch);
-        this.opts.note(`nothing on the line for ${formatMs(silentFor())} while running: ${abbreviate(command)} (heartbeats expected every ${Math.max(1, Math.floor(silence.limitMs / 4000))} s)`);
+        this.opts.note(`nothing on the line for ${formatMs(silentFor())} while running: ${abbreviate(command)} (heartbeats expected every ${this.heartbeatSeconds} s)`);
         silence.onSilent(silentFor(), command);
       });
     }, SILENCE_CHECK_MS);

@@ -20,22 +20,26 @@ type Log = (line: string) => void;
 
 /** Returns the built image for `recipe`, building it first if the cache has none for its current inputs. */
 export async function ensureTestbed(recipe: TestbedRecipe, opts: { log?: Log; rebuild?: boolean } = {}): Promise<TestbedImage> {
-  // The index spares the apt-cache calls on every machine start while the recipe, its rootfs, this builder and
-  // apt's package lists are unchanged.
-  const inputs = `${await recipeKey(recipe, [])}|${await aptListsStamp()}`;
-  return viaIndex(
-    cacheDir('images', `testbed-${recipe.name}.index.json`),
-    inputs,
-    (image) => existsSync(join(image.dir, 'manifest.json')),
-    () => resolveAndBuild(recipe, opts),
-    opts.rebuild,
-  );
+  const index = await testbedIndex(recipe);
+  return viaIndex(index.file, index.inputs, index.stillThere, () => resolveAndBuild(recipe, opts), opts.rebuild);
 }
 
 /** True when the testbed `recipe` is in the image cache for today's inputs (ensureTestbed would build nothing). */
 export async function testbedCached(recipe: TestbedRecipe): Promise<boolean> {
-  const inputs = `${await recipeKey(recipe, [])}|${await aptListsStamp()}`;
-  return inIndex<TestbedImage>(cacheDir('images', `testbed-${recipe.name}.index.json`), inputs, (image) => existsSync(join(image.dir, 'manifest.json')));
+  const index = await testbedIndex(recipe);
+  return inIndex(index.file, index.inputs, index.stillThere);
+}
+
+/**
+ * Where ensureTestbed looks before it builds: the index spares the apt-cache calls on every machine start while the
+ * recipe, its rootfs, this builder and apt's package lists are unchanged.
+ */
+async function testbedIndex(recipe: TestbedRecipe): Promise<{ file: string; inputs: string; stillThere: (image: TestbedImage) => boolean }> {
+  return {
+    file: cacheDir('images', `testbed-${recipe.name}.index.json`),
+    inputs: `${await recipeKey(recipe, [])}|${await aptListsStamp()}`,
+    stillThere: (image) => existsSync(join(image.dir, 'manifest.json')),
+  };
 }
 
 /** The steps a testbed build logs ("step k/N: …"), for progress lines. */
