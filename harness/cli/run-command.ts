@@ -33,6 +33,7 @@ export interface RunArgs {
   pauseOnFailure: boolean;
   warm?: boolean;
   keepSnapshots?: string;
+  checkpoints?: boolean;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
   image?: string;
   kernel?: string;
@@ -142,7 +143,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   const say = a.reporter.includes('console') ? process.stdout : process.stderr;
   await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, keepSnapshots: a.keepSnapshots, boards: lab }, mux);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab }, mux);
   await mux.emit('onRunEnd', summary);
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);

@@ -136,9 +136,25 @@ export class Network {
 
   /** `set` commands for every link whose conditions differ from a free link's. */
   conditionCommands(): string[] {
-    const lines: string[] = [];
-    for (const [a, out] of this.links) for (const [b, c] of out) if (Object.entries(FREE).some(([k, v]) => c[k as keyof LinkConditions] !== v)) lines.push(this.setCommand(a, b, c));
-    return lines;
+    return this.changedLinks().map(([a, b, c]) => this.setCommand(a, b, c));
+  }
+
+  /** The directed links whose conditions differ from a free link's, as [from, to, conditions] (what a checkpoint keeps). */
+  changedLinks(): Array<[string, string, LinkConditions]> {
+    const changed: Array<[string, string, LinkConditions]> = [];
+    for (const [a, out] of this.links) for (const [b, c] of out) if (Object.entries(FREE).some(([k, v]) => c[k as keyof LinkConditions] !== v)) changed.push([a, b, { ...c }]);
+    return changed;
+  }
+
+  /** Every link free again but `changed` (from changedLinks()), told to the switch: a checkpoint's links restored. */
+  restoreLinks(changed: Array<[string, string, LinkConditions]>): void {
+    for (const out of this.links.values()) for (const c of out.values()) Object.assign(c, FREE);
+    for (const [a, b, c] of changed) {
+      this.requireLink(a, b);
+      Object.assign(this.links.get(a)!.get(b)!, c);
+    }
+    this.fabric.send([...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c))));
+    if (changed.length) this.log(`network ${this.name}: links as the checkpoint had them (${changed.length} directed link(s) not free)`);
   }
 
   private setCommand(from: string, to: string, c: LinkConditions): string {
@@ -341,6 +357,16 @@ export class Fabric {
     const n = this.networks.get(name);
     if (!n) throw new ConfigurationError(`no network "${name}" in this scenario (have: ${[...this.networks.keys()].join(', ') || 'none'})`);
     return n;
+  }
+
+  /** Each network's links that are not free (a checkpoint keeps them with its machines). */
+  linkState(): Record<string, Array<[string, string, LinkConditions]>> {
+    return Object.fromEntries([...this.networks].map(([name, n]) => [name, n.changedLinks()]));
+  }
+
+  /** Sets every network's links as linkState() gave them. */
+  restoreLinkState(state: Record<string, Array<[string, string, LinkConditions]>>): void {
+    for (const [name, links] of Object.entries(state)) this.network(name).restoreLinks(links);
   }
 
   /** Opens the switch ports of `machine` (one per network it is on) and says how QEMU and the guest join them. */

@@ -45,6 +45,24 @@ export interface VmFacts {
   qemuVersion: string;
   /** How the machine came up when a warm start was asked for: restored from a snapshot, or booted (and why). */
   start?: StartReport;
+  /** A scenario's setup checkpoint: restored (and from which case), or its steps run (and saved, or why not). */
+  checkpoint?: CheckpointReport;
+}
+
+/** How a case's machine reached its scenario's setup checkpoint. */
+export interface CheckpointReport {
+  name: string;
+  /** restored: from the checkpoint; saved: its steps ran and the checkpoint was made; replayed: its steps ran, nothing saved. */
+  mode: 'restored' | 'saved' | 'replayed';
+  /** The restore, or the steps (and the save). */
+  ms: number;
+  key?: string;
+  /** The case that made the checkpoint (restored). */
+  madeBy?: string;
+  /** Why its steps ran without being saved, or why a restore was not tried. */
+  reason?: string;
+  /** A restore that failed, after which the steps replayed: an infrastructure event, not a test failure. */
+  restoreFailed?: string;
 }
 
 /** Facts about a powered-on lab board, for reports: its profile, and the board, serial line and power switch it is. */

@@ -257,6 +257,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.warm.prepare(store);
   }
 
+  /** Its state saved and restored (checkpoints): freeze, capture, thaw, restore; harness/qemu/warm-restore.ts. */
+  get snapshots(): WarmStarts {
+    return this.warm;
+  }
+
   /** What the machine's parts (warm starts, power) reach of it: one object, made once. */
   private internals(): WarmHost & PowerHost {
     const m = this;
@@ -372,7 +377,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       if (snap) await this.warm.incoming(qemu.proc, snap, deadline, withLife(signal, this.life));
       await qmp.execute('cont');
       await this.forwards.restore(qmp);
-      this.facts = { kind: 'vm', profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: qmp.version };
+      // How the machine came up in its case (a warm start, a checkpoint) stays across its later starts.
+      this.facts = { kind: 'vm', profile: this.profile.name, arch: this.profile.arch, firmware: this.profile.firmware.kind, accel, accelReason: why, qemuVersion: qmp.version, start: this.facts?.start, checkpoint: this.facts?.checkpoint };
     } catch (err) {
       // QEMU that exits while starting explains itself on stderr: that, not a socket error, is the message.
       if (qemu.running && (await raceDeadline(qemu.proc.exited, 500)).timedOut) throw err;

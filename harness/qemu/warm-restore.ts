@@ -4,6 +4,7 @@
 // alike. What rules a snapshot out makes a cold start whose reason the report gives. The store is warm-start.ts.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
@@ -20,7 +21,7 @@ import { which } from './host-packages.ts';
 import type { MachineProfile } from './profile.ts';
 import { qemuArgv } from './qemu-argv.ts';
 import type { QmpClient } from './qmp.ts';
-import { fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
+import { type CapturedState, fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
 
 /** How startWarm() will start a machine (prepareWarm). */
 export type WarmPlan =
@@ -111,24 +112,14 @@ export class WarmStarts {
     }
     const tr = now();
     try {
-      this.pending = snap;
-      await this.m.start({ deadline, signal });
-      this.m.resumeShell();
-      await this.m.waitForShell({ deadline: deadline.child(60_000, `shell of ${this.m.name} after a restore`), signal });
-      await this.refreshIdentity(snap, { deadline, signal });
+      await this.restore(snap, { deadline, signal });
     } catch (err) {
-      this.pending = undefined;
       if (signal?.aborted) throw err;
       const why = (err as Error).message.split('\n').slice(0, 3).join(' / ');
       this.m.log.note(`warm start: restoring snapshot ${key} failed (${why}); dropping it and booting cold`);
-      await this.m.kill('a failed restore').catch(() => undefined);
+      await this.dropRestore();
       await store.discard(key);
-      // The overlays pointed at the snapshot's disks: back to the images themselves, and to fresh variables.
-      await this.m.media.rebaseDisks(this.m.media.diskSources, this.m.profile.firmware.kind === 'uefi' ? this.m.profile.firmware.vars : undefined);
-      this.m.boots = 0;
       return cold('the restore failed', { restoreFailed: why, waitedMs });
-    } finally {
-      this.pending = undefined;
     }
     this.m.log.note(`warm start: restored snapshot ${key} in ${formatMs(now() - tr)} (made by ${snap.meta.madeBy}, whose boot is logged in ${snap.meta.bootLog}); the kernel's boot id is that boot's`);
     return this.reportStart({ mode: 'warm', ms: now() - tr, waitedMs, snapshot: key });
@@ -155,6 +146,73 @@ export class WarmStarts {
     return claim.owner ? { kind: 'build', key, parts, done: claim.done } : { kind: 'wait', key, wait: claim.wait };
   }
 
+  /**
+   * Starts the machine from `snap` (QEMU's state, its disks, its EFI variables) and waits for its shell, which then
+   * gets this machine's identity: the host's clock, its hostname, a fresh machine-id, new randomness, its own MACs.
+   * Throws when the restore fails; dropRestore() then puts the machine back on its own media.
+   */
+  async restore(snap: SnapshotFiles, opts: { deadline: Deadline; signal?: AbortSignal }): Promise<void> {
+    try {
+      this.pending = snap;
+      await this.m.start(opts);
+      this.m.resumeShell();
+      await this.m.waitForShell({ deadline: opts.deadline.child(60_000, `shell of ${this.m.name} after a restore`), signal: opts.signal });
+      await this.refreshIdentity(snap, opts);
+    } finally {
+      this.pending = undefined;
+    }
+  }
+
+  /** After a failed restore: QEMU gone, the overlays on the machine's own disks again, fresh EFI variables, no boots. */
+  async dropRestore(): Promise<void> {
+    await this.m.kill('a failed restore').catch(() => undefined);
+    await this.m.media.rebaseDisks(this.m.media.diskSources, this.m.profile.firmware.kind === 'uefi' ? this.m.profile.firmware.vars : undefined);
+    this.m.boots = 0;
+  }
+
+  /** Why this machine's state cannot be saved or restored at all (whatever it did since it started); undefined when it can. */
+  ruledOut(): string | undefined {
+    if (this.m.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.m.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
+    if (this.m.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
+    const testbed = this.m.profile.boot.kind === 'testbed' || this.m.profile.boot.kind === 'testbed-disk';
+    if ((this.m.nics?.length || this.m.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
+    const b = this.m.profile.boot;
+    if (b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) return 'it boots from a CD-ROM';
+    if (this.m.media.changed) return 'its media were changed (useMedia: an install flow)';
+    return undefined;
+  }
+
+  /** Everything that shapes this machine, for a snapshot's or checkpoint's key (snapshotParts under the chosen accelerator). */
+  async shapeParts(): Promise<Record<string, unknown>> {
+    const choice = await chooseAccel(this.m.accel ?? this.m.profile.accel, this.m.profile.arch);
+    return this.snapshotParts(choice.accel);
+  }
+
+  /** Stops the VM (QMP stop) so that its state can be captured; thaw() lets it run on. */
+  async freeze(): Promise<void> {
+    await this.m.qmp().execute('stop');
+  }
+
+  /**
+   * Writes the stopped VM's state into `dir`: QEMU's migration stream (which also flushes its disks), copies of its
+   * disk overlays and of its EFI variable store. What a restore needs to know of them is returned.
+   */
+  async capture(dir: string, deadline: Deadline): Promise<CapturedState> {
+    await mkdir(dir, { recursive: true });
+    await this.m.qmp().execute('migrate', { uri: `exec:cat > ${shellQuote(join(dir, 'state'))}` });
+    await this.migrationDone('saving', deadline);
+    const disks = (this.m.media.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
+    for (const [k, d] of disks.entries()) await copyFile(d, join(dir, `disk${k}.qcow2`));
+    if (this.m.media.efiVars) await copyFile(this.m.media.efiVars, join(dir, 'efivars.fd'));
+    return { disks: disks.length, efiVars: !!this.m.media.efiVars, macs: this.m.nicMacs(), boots: this.m.boots };
+  }
+
+  /** Lets a frozen VM run on, its clock set to the host's (it stood still while the VM was stopped). */
+  async thaw(): Promise<void> {
+    await this.m.qmp().execute('cont').catch(() => undefined);
+    await this.m.execute(`date -u -s '${utcDate()}' >/dev/null 2>&1; true`, { timeout: 30_000 }).catch(() => undefined);
+  }
+
   private reportStart(r: StartReport): StartReport {
     r.ms = Math.round(r.ms);
     if (r.waitedMs !== undefined) r.waitedMs = Math.round(r.waitedMs);
@@ -166,14 +224,7 @@ export class WarmStarts {
   /** Why this machine cannot be restored from (or saved to) a snapshot; undefined when it can. */
   private warmRuledOut(): string | undefined {
     if (this.m.boots > 0) return 'not its first start: its disks have moved on from any snapshot';
-    if (this.m.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.m.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
-    if (this.m.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
-    const testbed = this.m.profile.boot.kind === 'testbed' || this.m.profile.boot.kind === 'testbed-disk';
-    if ((this.m.nics?.length || this.m.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
-    const b = this.m.profile.boot;
-    if ((b.kind === 'disk' && (b.media === 'cdrom' || /\.iso$/i.test(b.image))) ) return 'it boots from a CD-ROM';
-    if (this.m.media.changed) return 'its media were changed (useMedia: an install flow)';
-    return undefined;
+    return this.ruledOut();
   }
 
   /** Everything that shapes the machine, for its snapshot key: QEMU's full argv with per-instance paths and names replaced, and the identity of every file it reads. */
@@ -193,26 +244,14 @@ export class WarmStarts {
 
   /** Stops the VM, writes its migration stream and copies its disks and variables into the store, and lets it run on. */
   private async saveSnapshot(store: SnapshotStore, key: string, parts: unknown, bootMs: number, deadline: Deadline): Promise<SnapshotFiles> {
-    const qmp = this.m.qmp();
     const t = now();
-    await qmp.execute('stop');
+    await this.freeze();
     try {
-      const disks = (this.m.media.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
-      const snap = await store.write(
-        key,
-        { profile: this.m.profile.name, madeBy: `${this.m.name} (${this.m.logDir})`, bootLog: this.m.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts, macs: this.m.nicMacs() },
-        { disks, efiVars: this.m.media.efiVars },
-        async (stateFile) => {
-          await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
-          await this.migrationDone('saving', deadline);
-        },
-      );
+      const snap = await store.write(key, { profile: this.m.profile.name, madeBy: `${this.m.name} (${this.m.logDir})`, bootLog: this.m.log.path, bootMs: Math.round(bootMs), createdAt: new Date().toISOString(), parts, macs: this.m.nicMacs() }, (dir) => this.capture(dir, deadline));
       this.m.log.note(`warm start: snapshot ${key} saved in ${formatMs(now() - t)}`);
       return snap;
     } finally {
-      await qmp.execute('cont').catch(() => undefined);
-      // The guest's clock stood still while it was stopped.
-      await this.m.execute(`date -u -s '${utcDate()}' >/dev/null 2>&1; true`, { timeout: 30_000 }).catch(() => undefined);
+      await this.thaw();
     }
   }
 

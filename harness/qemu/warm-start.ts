@@ -8,7 +8,7 @@
 // qcow2, and a UEFI machine's variable store is a raw pflash file; a migration stream covers RAM and device state
 // (pflash included) whatever the drives are. Both restore in about 0.3 s on this host (issue #15's measurements).
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 
@@ -37,6 +37,44 @@ export interface SnapshotMeta {
   parts: unknown;
   /** The maker's NIC MACs in QEMU's device order: a restored machine's NICs are given its own in their place. */
   macs?: string[];
+}
+
+/** What capturing a stopped machine wrote, for its restore. */
+export interface CapturedState {
+  disks: number;
+  efiVars: boolean;
+  /** Its NICs' MACs in QEMU's device order. */
+  macs: string[];
+  /** Its boots so far. */
+  boots: number;
+}
+
+/** A checkpoint's record: which scenario point, made by which case, the steps' value, and each machine's state. */
+export interface CheckpointMeta {
+  key: string;
+  /** The checkpoint's name in its scenario. */
+  name: string;
+  scenario: string;
+  file: string;
+  /** The case (and its log folder) whose steps made it. */
+  madeBy: string;
+  createdAt: string;
+  /** How long the steps took that the checkpoint stands for. */
+  stepsMs: number;
+  /** What the steps returned (JSON). */
+  value: unknown;
+  /** The parts the key was hashed from, for reading why two checkpoints differ. */
+  parts: unknown;
+  /** The fabric's link conditions at the checkpoint, by network. */
+  fabric?: unknown;
+  roles: Record<string, CapturedState & { profile: string; log: string }>;
+}
+
+export interface CheckpointFiles {
+  dir: string;
+  meta: CheckpointMeta;
+  /** Each role's machine as a snapshot to restore. */
+  machines: Record<string, SnapshotFiles>;
 }
 
 type Claim = { owner: true; done: (s: SnapshotFiles | undefined) => void } | { owner: false; wait: Promise<SnapshotFiles | undefined> };
@@ -116,24 +154,56 @@ export class SnapshotStore {
   }
 
   /** Writes a snapshot: `fill` puts the state and disks into a scratch dir, which then becomes the key's, whole. */
-  async write(key: string, meta: Omit<SnapshotMeta, 'key'>, files: { disks: string[]; efiVars?: string }, fill: (stateFile: string) => Promise<void>): Promise<SnapshotFiles> {
+  async write(key: string, meta: Omit<SnapshotMeta, 'key'>, fill: (dir: string) => Promise<CapturedState>): Promise<SnapshotFiles> {
+    await this.whole(key, async (tmp) => {
+      const got = await fill(tmp);
+      await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, key, disks: got.disks, efiVars: got.efiVars }, null, 2));
+    });
+    return (await this.find(key))!;
+  }
+
+  /**
+   * The complete checkpoint for `key`, if one exists: the state of each of a case's machines (by role) at a named
+   * point of its scenario, and the value its steps returned.
+   */
+  async findCheckpoint(key: string): Promise<CheckpointFiles | undefined> {
+    const dir = join(this.dir, key);
+    const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as CheckpointMeta, () => undefined);
+    if (!meta?.roles) return undefined;
+    const machines = Object.fromEntries(
+      Object.entries(meta.roles).map(([role, r]) => {
+        const d = join(dir, role);
+        const snapMeta: SnapshotMeta = { key: `${key}/${role}`, profile: r.profile, madeBy: meta.madeBy, bootLog: r.log, bootMs: meta.stepsMs, createdAt: meta.createdAt, parts: undefined, macs: r.macs };
+        return [role, { dir: d, state: join(d, 'state'), disks: Array.from({ length: r.disks }, (_, k) => join(d, `disk${k}.qcow2`)), efiVars: r.efiVars ? join(d, 'efivars.fd') : undefined, meta: snapMeta } satisfies SnapshotFiles];
+      }),
+    );
+    return { dir, meta, machines };
+  }
+
+  /** Writes a checkpoint: `fill` captures each machine into its role's folder of a scratch dir, which then becomes the key's, whole. */
+  async writeCheckpoint(key: string, meta: Omit<CheckpointMeta, 'key' | 'roles'>, fill: (dir: string) => Promise<CheckpointMeta['roles']>): Promise<CheckpointFiles> {
+    await this.whole(key, async (tmp) => {
+      const roles = await fill(tmp);
+      await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, key, roles }, null, 2));
+    });
+    return (await this.findCheckpoint(key))!;
+  }
+
+  /** Fills a scratch dir and renames it to `key`'s: a snapshot is there whole or not at all. */
+  private async whole(key: string, fill: (tmp: string) => Promise<void>): Promise<void> {
     const tmp = join(this.dir, `${key}.tmp-${process.pid}-${Date.now()}`);
     await mkdir(tmp, { recursive: true });
     try {
-      await fill(join(tmp, 'state'));
-      for (const [k, d] of files.disks.entries()) await copyFile(d, join(tmp, `disk${k}.qcow2`));
-      if (files.efiVars) await copyFile(files.efiVars, join(tmp, 'efivars.fd'));
-      await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, key, disks: files.disks.length, efiVars: !!files.efiVars }, null, 2));
+      await fill(tmp);
       // Another process keeping snapshots in the same directory may have made it meanwhile: theirs stands.
       await rename(tmp, join(this.dir, key)).catch(async () => rm(tmp, { recursive: true, force: true }));
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     }
-    return (await this.find(key))!;
   }
 
-  /** Removes a snapshot that failed to restore, so the next machine makes a new one. */
+  /** Removes a snapshot or checkpoint that failed to restore, so the next machine or case makes a new one. */
   async discard(key: string): Promise<void> {
     this.building.delete(key);
     await rm(join(this.dir, key), { recursive: true, force: true });

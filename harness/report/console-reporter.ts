@@ -87,12 +87,14 @@ export class ConsoleReporter implements Reporter {
       .map((m) => {
         const f = m.facts;
         if (f?.kind === 'board') return `${m.name}: board ${f.board}`;
-        return f ? `${m.name}: ${f.accel}${f.accelFallback ? ' after a KVM fallback' : ''}${f.start ? `, ${f.start.mode} ${(f.start.ms / 1000).toFixed(1)} s` : ''}` : undefined;
+        const cp = f?.kind === 'vm' ? f.checkpoint : undefined;
+        return f ? `${m.name}: ${f.accel}${f.accelFallback ? ' after a KVM fallback' : ''}${f.start ? `, ${f.start.mode} ${(f.start.ms / 1000).toFixed(1)} s` : ''}${cp ? `, checkpoint "${cp.name}" ${cp.mode} ${(cp.ms / 1000).toFixed(1)} s` : ''}` : undefined;
       })
       .filter(Boolean)
       .join(', ');
     this.print(`${marks[r.status] ?? r.status} ${r.id} (${secs}${machines ? `; ${machines}` : ''})`);
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.accelFallback) this.print(`    ${m.name}: ${m.facts.accelFallback}`);
+    for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.checkpoint?.restoreFailed) this.print(`    ${m.name}: restoring checkpoint "${m.facts.checkpoint.name}" failed, its steps replayed: ${m.facts.checkpoint.restoreFailed}`);
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.start?.restoreFailed) this.print(`    ${m.name}: restoring its snapshot failed, booted cold instead: ${m.facts.start.restoreFailed}`);
     if (last.error) this.print(last.error.message.split('\n').map((l) => `    ${l}`).join('\n'));
     if (last.skipReason) this.print(`    ${last.skipReason}`);

@@ -300,7 +300,7 @@ const SCRIPT = `
     var ms = el('div', { cls: 'machines' });
     a.machines.forEach(function (m) {
       var f = m.facts || {};
-      var facts = [m.profile, f.arch, f.firmware, f.kind === 'board' ? 'board ' + f.board : f.accel, f.start ? f.start.mode + ' start ' + secs(f.start.ms) + (f.start.reason ? ' (' + f.start.reason + ')' : '') : ''].filter(Boolean).join(' · ');
+      var facts = [m.profile, f.arch, f.firmware, f.kind === 'board' ? 'board ' + f.board : f.accel, f.start ? f.start.mode + ' start ' + secs(f.start.ms) + (f.start.reason ? ' (' + f.start.reason + ')' : '') : '', f.checkpoint ? 'checkpoint \u201c' + f.checkpoint.name + '\u201d ' + f.checkpoint.mode + ' ' + secs(f.checkpoint.ms) + (f.checkpoint.reason ? ' (' + f.checkpoint.reason + ')' : '') : ''].filter(Boolean).join(' · ');
       var box = el('div', { cls: 'machine' }, [el('b', { text: m.name }), ' ', el('span', { cls: 'facts', text: facts }), ' ', el('a', { href: m.logHref, text: 'full console log' })]);
       var pre = renderLog(m);
       if (m.logStartedAt) pre.setAttribute('data-t0', String(m.logStartedAt));

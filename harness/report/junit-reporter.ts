@@ -144,6 +144,16 @@ export class JunitReporter implements Reporter {
           if (st.reason) tc.property(`${prefix}start.reason`, xmlSafe(st.reason));
           if (st.restoreFailed) tc.property(`${prefix}start.restore-failed`, xmlSafe(st.restoreFailed));
         }
+        const cp = m.facts.checkpoint;
+        if (cp) {
+          // A setup checkpoint: restored (from which case), or its steps run and saved (or why not).
+          tc.property(`${prefix}checkpoint`, xmlSafe(cp.name));
+          tc.property(`${prefix}checkpoint.mode`, cp.mode);
+          tc.property(`${prefix}checkpoint.ms`, String(cp.ms));
+          if (cp.madeBy) tc.property(`${prefix}checkpoint.made-by`, xmlSafe(cp.madeBy));
+          if (cp.reason) tc.property(`${prefix}checkpoint.reason`, xmlSafe(cp.reason));
+          if (cp.restoreFailed) tc.property(`${prefix}checkpoint.restore-failed`, xmlSafe(cp.restoreFailed));
+        }
       }
     }
     for (const [name, value] of Object.entries(last.properties ?? {})) tc.property(name, xmlSafe(value));

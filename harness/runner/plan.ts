@@ -83,6 +83,11 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
     names.add(s.name);
     if (typeof s.run !== 'function') throw new ConfigurationError(`${where} has no run function.`, { details: { file, field: 'run' } });
     if (!s.machines || typeof s.machines !== 'object' || !Object.keys(s.machines).length) throw new ConfigurationError(`${where}: machines must map at least one role to a profile, e.g. { main: 'x86_64-direct' }.`, { details: { file, field: 'machines' } });
+    if (s.setup !== undefined) {
+      const st = s.setup as { checkpoint?: unknown; run?: unknown } | null;
+      if (typeof st?.checkpoint !== 'string' || !st.checkpoint.trim()) throw new ConfigurationError(`${where}: setup.checkpoint must name the state its steps reach, e.g. setup: { checkpoint: 'generation 2 switched', run: async (ctx) => { ... } }.`, { details: { file, field: 'setup.checkpoint' } });
+      if (typeof st.run !== 'function') throw new ConfigurationError(`${where}: setup has no run function (setup: { checkpoint: ${JSON.stringify(st.checkpoint)}, run: async (ctx) => { ... } }).`, { details: { file, field: 'setup.run' } });
+    }
     if (s.timeout !== undefined) {
       try {
         durationMs(s.timeout, 'timeout');

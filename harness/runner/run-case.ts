@@ -16,6 +16,7 @@ import type { SnapshotStore } from '../qemu/warm-start.ts';
 import type { ReporterMux } from '../report/reporter.ts';
 import { Deadline, now, withDeadline } from '../time/deadline.ts';
 import type { BoardProvider } from './boards.ts';
+import { startAtCheckpoint } from './checkpoints.ts';
 import { acquireMachines, keepable, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import type { PlannedCase } from './plan.ts';
@@ -42,6 +43,8 @@ export interface RunCaseOptions {
   warmTurn?: number;
   /** The lab, for cases on boards (--lab). */
   boards?: BoardProvider;
+  /** Where setup checkpoints are found and saved; none: --no-checkpoints. */
+  checkpoints?: SnapshotStore;
 }
 
 /** The try's result, and the machines left running when keepOnFailure asked for it. */
@@ -128,8 +131,18 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   let error: unknown;
   try {
     await withDeadline(deadline, async () => {
-      if (mode !== 'manual') await step(`start ${Object.keys(machines).join(', ')}`, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }));
-      await within(Promise.resolve().then(() => c.scenario.run(ctx)), deadline, `scenario "${c.scenario.name}" to finish`, { signal: caseAbort.signal, lastLines });
+      const start = () => step(`start ${Object.keys(machines).join(', ')}`, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }));
+      let setup: unknown;
+      if (c.scenario.setup && mode === 'shell') {
+        const s = c.scenario.setup;
+        setup = await startAtCheckpoint(c, { store: opts.checkpoints, machines, fabric, deadline, signal: caseAbort.signal, logDir, event, step, start, runSetup: () => s.run(ctx) });
+        for (const m of Object.values(machines)) healthy.add(m);
+      } else {
+        if (mode !== 'manual') await start();
+        // Machines not brought to their shells: no checkpoint can hold them; the setup's steps just run.
+        if (c.scenario.setup) setup = await step(`setup: checkpoint "${c.scenario.setup.checkpoint}"`, () => c.scenario.setup!.run(ctx));
+      }
+      await within(Promise.resolve().then(() => c.scenario.run({ ...ctx, setup })), deadline, `scenario "${c.scenario.name}" to finish`, { signal: caseAbort.signal, lastLines });
     });
   } catch (err) {
     error = err;

@@ -21,7 +21,9 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Warm starts for every case (--warm); a scenario's snapshot option overrides it. */
   warm?: boolean;
-  /** Keep the run's snapshots in this directory for later runs (--keep-snapshots). */
+  /** Setup checkpoints saved and restored (default); false: every case runs its setup's steps (--no-checkpoints). */
+  checkpoints?: boolean;
+  /** Keep the run's snapshots and checkpoints in this directory for later runs (--keep-snapshots). */
   keepSnapshots?: string;
   /** The lab, for cases on boards (--lab). */
   boards?: BoardProvider;
@@ -52,7 +54,9 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   let next = 0;
   // Snapshots for warm starts: one store per run, shared by its workers, removed at its end unless kept.
   const warmCase = (c: PlannedCase) => (c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!opts.warm);
-  const snapshots = cases.some(warmCase) ? await SnapshotStore.open(opts.keepSnapshots) : undefined;
+  // Setup checkpoints live in the same store.
+  const checkpointCase = (c: PlannedCase) => opts.checkpoints !== false && !!c.scenario.setup;
+  const snapshots = cases.some((c) => warmCase(c) || checkpointCase(c)) ? await SnapshotStore.open(opts.keepSnapshots) : undefined;
   const order = new Map(cases.map((c, i) => [c.id, i]));
   // The run's VMs come from one QEMU provider, its boards from the lab's.
   const qemu = new QemuProvider({ accel: opts.accel });
@@ -62,7 +66,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, checkpoints: checkpointCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
       attempts.push(result);
       kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;

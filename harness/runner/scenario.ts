@@ -69,8 +69,22 @@ export interface InstallFlows {
   nixosAnywhere(machine: Machine, opts: NixosAnywhereOptions): Promise<AnywhereReport>;
 }
 
+/**
+ * A scenario's setup: steps that bring its machines to a named state, the checkpoint. The first case that runs them
+ * saves every machine (RAM, device state, disks, EFI variables) and the networks' link conditions under a key made of
+ * everything that led there (the scenario file but its run body, the files it imports, fleetlab itself, the machines'
+ * profiles, images and options); a later case of the run (or, with --keep-snapshots, of a later run) with the same key
+ * starts its machines from the checkpoint instead, each with its own identity. What run() returns (JSON) is saved
+ * with it and given to the body as ctx.setup either way.
+ */
+export interface SetupSpec<M extends Record<string, string | MachineRequest>, S> {
+  /** The name of the state the steps reach ('installed', 'generation 2 switched'): reports say it. */
+  checkpoint: string;
+  run: (ctx: ScenarioContext<M>) => Promise<S>;
+}
+
 /** A scenario as declared in a scenario file. */
-export interface ScenarioSpec<M extends Record<string, string | MachineRequest>> {
+export interface ScenarioSpec<M extends Record<string, string | MachineRequest>, S = undefined> {
   name: string;
   /** Roles to profile names, { router: 'x86_64-direct' }, or to { profile, image | kernel, initrd, append }. */
   machines: M;
@@ -104,17 +118,22 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>>
    * port machine.hostLink.forwardPort() or browser.open() asks for); the guest reaches nothing through it.
    */
   hostLink?: boolean;
-  run: (ctx: ScenarioContext<M>) => Promise<void>;
+  /**
+   * Steps every case of this scenario starts from, saved as a checkpoint and restored instead of replayed where it
+   * can be (SetupSpec; --no-checkpoints always replays). A test about these steps themselves runs them in its body.
+   */
+  setup?: SetupSpec<M, S>;
+  run: (ctx: ScenarioContext<M> & { setup: S }) => Promise<void>;
 }
 
 const SCENARIO = Symbol.for('fleetlab.scenario');
 
 /** A declared scenario, as the loader finds it among a file's exports. */
-export type ScenarioDefinition = ScenarioSpec<Record<string, string | MachineRequest>> & { [SCENARIO]: true };
+export type ScenarioDefinition = ScenarioSpec<Record<string, string | MachineRequest>, unknown> & { [SCENARIO]: true };
 
 /** Declares a scenario: export the result from a scenario file. */
-export function scenario<const M extends Record<string, string | MachineRequest>>(spec: ScenarioSpec<M>): ScenarioDefinition {
-  return { ...(spec as unknown as ScenarioSpec<Record<string, string | MachineRequest>>), [SCENARIO]: true };
+export function scenario<const M extends Record<string, string | MachineRequest>, S = undefined>(spec: ScenarioSpec<M, S>): ScenarioDefinition {
+  return { ...(spec as unknown as ScenarioSpec<Record<string, string | MachineRequest>, unknown>), [SCENARIO]: true };
 }
 
 /** True for values made by scenario(). */
