@@ -3,9 +3,14 @@
 // With --profiles, also the time to shell of every machine profile (real firmware and bootloaders), as a ratio to
 // the direct-boot profile measured in the same process. With --warm, case start to shell ready cold (start() +
 // waitForShell()) against warm (startWarm() restoring a snapshot of the same profile), alternated, per profile.
+// With --checkpoint (alone), a case that reaches "generation 2 booted" on x86_64-uefi by replaying its setup steps
+// against one that restores the checkpoint (bench/fixtures/checkpoint.ts through `fleetlab run`; case durations from
+// report.json, median of --checkpoint-runs, the checkpoint made once beforehand and not measured).
 //   npm run bench:boot [-- --runs N --commands N --profiles all|name,name --profile-runs N --warm name,name --warm-runs N]
+//   node bench/boot.ts --checkpoint [--checkpoint-machine x86_64-uefi --checkpoint-runs 3]
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execa } from 'execa';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +36,9 @@ const { values } = parseArgs({
     'profile-runs': { type: 'string', default: '1' },
     warm: { type: 'string' },
     'warm-runs': { type: 'string', default: '3' },
+    checkpoint: { type: 'boolean', default: false },
+    'checkpoint-machine': { type: 'string', default: 'x86_64-uefi' },
+    'checkpoint-runs': { type: 'string', default: '3' },
   },
 });
 const RUNS = Number(values.runs);
@@ -39,6 +47,10 @@ const profile = await loadProfile(values.profile!);
 if (profile.boot.kind !== 'testbed') throw new Error('bench/boot.ts needs a testbed profile');
 const img = await ensureTestbed(testbedRecipes[profile.boot.image]!);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+if (values.checkpoint) {
+  await checkpointBench(values['checkpoint-machine']!, Number(values['checkpoint-runs']));
+  process.exit(0);
+}
 
 /** Raw QEMU, same argv, not paused, no fleetlab: ms until the banner arrives on the hvc0 socket. Returns the connected socket and process. */
 async function rawBoot(): Promise<{ ms: number; sock: Socket; kill: () => Promise<void> }> {
@@ -187,3 +199,38 @@ if (values.warm) {
   }
 }
 process.exit(0);
+
+/** Case durations (ms) of a `fleetlab run` of bench/fixtures/checkpoint.ts, each case's checkpoint mode checked. */
+async function fleetlabCases(machine: string, mode: 'replayed' | 'saved' | 'restored', args: string[]): Promise<number[]> {
+  const out = await mkdtemp(join(tmpdir(), 'fl-bench-cp-'));
+  try {
+    const root = join(import.meta.dirname, '..');
+    const r = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', join(root, 'bench/fixtures/checkpoint.ts'), '--machine', machine, '--workers', '1', '--output', out, ...args], { cwd: root, reject: false, timeout: 3_600_000, env: { CI: '1', NO_COLOR: '1' } });
+    if (r.exitCode !== 0) throw new Error(`fleetlab run ${args.join(' ')} exited ${r.exitCode}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ id: string; durationMs: number; attempts: Array<{ machines: Array<{ facts?: { checkpoint?: { mode: string } } }> }> }> };
+    for (const c of report.results) {
+      const got = c.attempts.at(-1)!.machines[0]?.facts?.checkpoint?.mode;
+      if (got !== mode) throw new Error(`${c.id}: checkpoint ${got ?? 'none'}, expected ${mode}`);
+    }
+    return report.results.map((c) => c.durationMs);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/** The checkpoint row: replaying the setup's steps against restoring their checkpoint, whole cases, in this process. */
+async function checkpointBench(machine: string, runs: number): Promise<void> {
+  const store = await mkdtemp(join(tmpdir(), 'fl-bench-cp-store-'));
+  try {
+    console.log(`a case reaching "generation 2 booted" on ${machine} (TCG${runs > 1 ? `, median of ${runs}` : ''}): replaying its steps vs restoring the checkpoint`);
+    const replay = await fleetlabCases(machine, 'replayed', ['--no-checkpoints', '--repeat-each', String(runs)]);
+    await fleetlabCases(machine, 'saved', ['--keep-snapshots', store]);
+    const restore = await fleetlabCases(machine, 'restored', ['--keep-snapshots', store, '--repeat-each', String(runs)]);
+    const a = median(replay);
+    const b = median(restore);
+    console.log(`  replayed ${(a / 1000).toFixed(1)} s (${replay.map((x) => (x / 1000).toFixed(1)).join(', ')})   restored ${(b / 1000).toFixed(1)} s (${restore.map((x) => (x / 1000).toFixed(1)).join(', ')})`);
+    console.log(`checkpoint ratio: ${(a / b).toFixed(1)} (goal >= 10)`);
+  } finally {
+    await rm(store, { recursive: true, force: true });
+  }
+}

@@ -16,31 +16,43 @@ export const updateRollback = scenario({
   machines: { m: 'x86_64-uefi' },
   timeout: 20 * 60_000,
   tags: ['nixos', 'slow'],
-  async run({ machines: { m }, step, property }) {
+  // Every case starts from generation 2 booted: the first case runs these steps and saves the checkpoint, later ones
+  // (another machine of the same shape, --repeat-each, a later run with --keep-snapshots) restore it.
+  setup: {
+    checkpoint: 'generation 2 booted',
+    async run({ machines: { m }, step }) {
+      const nixos = m.nixos;
+      const bl = await step('generation 1 is booted', async () => {
+        await nixos.expectBooted(1);
+        await nixos.waitForBootComplete();
+        return nixos.bootloader();
+      });
+      const gen2 = await m.nixos.testbedGeneration({ version: '26.05.2-update', services: [{ name: 'app', type: 'simple', command: 'echo app-v2 > /run/app-version; exec sleep 1000000' }], etc: { 'app.conf': 'version=2\n' } });
+      await step('install generation 2 for the next boot, reboot: generation 2 is booted', async () => {
+        const r = await nixos.switch(gen2, { action: 'boot' });
+        assert.equal(r.exitCode, 0);
+        const before = await nixos.bootState();
+        if (bl === 'systemd-boot') {
+          const e = before.entries.find((x) => x.id === 'nixos-generation-2.conf');
+          assert.ok(e && e.triesLeft !== undefined && e.triesLeft > 0, `generation 2's entry is on trial: ${JSON.stringify(before.entries)}`);
+        }
+        if (bl === 'extlinux') assert.equal(before.default, 'nixos-default');
+        await nixos.expectRebooted(1, () => m.reboot());
+        await nixos.expectBooted(2);
+        assert.equal((await nixos.waitForBootComplete()).healthy, true);
+        if (bl === 'systemd-boot') await m.waitUntilSucceeds('grep -q "^default nixos-generation-2.conf" /boot/loader/loader.conf', { timeout: 30_000 });
+      });
+      return { bl };
+    },
+  },
+  async run({ machines: { m }, setup: { bl }, step, property }) {
     const nixos = m.nixos;
-    const bl = await step('generation 1 is booted', async () => {
-      await nixos.expectBooted(1);
-      await nixos.waitForBootComplete();
-      return nixos.bootloader();
-    });
     property('nixos.bootloader', bl);
 
-    const gen2 = await m.nixos.testbedGeneration({ version: '26.05.2-update', services: [{ name: 'app', type: 'simple', command: 'echo app-v2 > /run/app-version; exec sleep 1000000' }], etc: { 'app.conf': 'version=2\n' } });
-    await step('install generation 2 for the next boot, reboot: generation 2 is booted', async () => {
-      const r = await nixos.switch(gen2, { action: 'boot' });
-      assert.equal(r.exitCode, 0);
-      const before = await nixos.bootState();
-      if (bl === 'systemd-boot') {
-        const e = before.entries.find((x) => x.id === 'nixos-generation-2.conf');
-        assert.ok(e && e.triesLeft !== undefined && e.triesLeft > 0, `generation 2's entry is on trial: ${JSON.stringify(before.entries)}`);
-      }
-      if (bl === 'extlinux') assert.equal(before.default, 'nixos-default');
-      await nixos.expectRebooted(1, () => m.reboot());
+    await step('generation 2 is booted, healthy, with its app; on systemd-boot blessed', async () => {
       await nixos.expectBooted(2);
-      assert.equal((await nixos.waitForBootComplete()).healthy, true);
       assert.equal((await m.succeed('cat /run/app-version /etc/app.conf')).trim(), 'app-v2\nversion=2');
       if (bl === 'systemd-boot') {
-        await m.waitUntilSucceeds('grep -q "^default nixos-generation-2.conf" /boot/loader/loader.conf', { timeout: 30_000 });
         const after = await nixos.bootState();
         assert.deepEqual(after.entries.map((e) => e.file).sort(), ['nixos-generation-1.conf', 'nixos-generation-2.conf'], 'generation 2 blessed: its counter gone');
       }

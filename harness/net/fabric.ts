@@ -252,6 +252,9 @@ function describeChange(c: Partial<LinkConditions>): string {
   return parts.join(', ');
 }
 
+/** Each network's links that are not free, as [from, to, conditions], by network name (what a checkpoint keeps). */
+export type LinkState = Record<string, Array<[string, string, LinkConditions]>>;
+
 /** The networks of one case: built from the scenario's declaration, checked before anything boots. */
 export class Fabric {
   readonly networks = new Map<string, Network>();
@@ -360,12 +363,12 @@ export class Fabric {
   }
 
   /** Each network's links that are not free (a checkpoint keeps them with its machines). */
-  linkState(): Record<string, Array<[string, string, LinkConditions]>> {
+  linkState(): LinkState {
     return Object.fromEntries([...this.networks].map(([name, n]) => [name, n.changedLinks()]));
   }
 
   /** Sets every network's links as linkState() gave them. */
-  restoreLinkState(state: Record<string, Array<[string, string, LinkConditions]>>): void {
+  restoreLinkState(state: LinkState): void {
     for (const [name, links] of Object.entries(state)) this.network(name).restoreLinks(links);
   }
 

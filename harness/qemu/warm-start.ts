@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { LinkState } from '../net/fabric.ts';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 
 /** What a snapshot holds, by file. */
@@ -66,7 +67,7 @@ export interface CheckpointMeta {
   /** The parts the key was hashed from, for reading why two checkpoints differ. */
   parts: unknown;
   /** The fabric's link conditions at the checkpoint, by network. */
-  fabric?: unknown;
+  fabric?: LinkState;
   roles: Record<string, CapturedState & { profile: string; log: string }>;
 }
 
@@ -77,14 +78,14 @@ export interface CheckpointFiles {
   machines: Record<string, SnapshotFiles>;
 }
 
-type Claim = { owner: true; done: (s: SnapshotFiles | undefined) => void } | { owner: false; wait: Promise<SnapshotFiles | undefined> };
+type Claim<T> = { owner: true; done: (s: T | undefined) => void } | { owner: false; wait: Promise<T | undefined> };
 
 /** The snapshots of one run: keyed by everything that shapes a machine, built once per key. */
 export class SnapshotStore {
   readonly dir: string;
   /** Kept after the run (--keep-snapshots); else removed by close(). */
   readonly keep: boolean;
-  private readonly building = new Map<string, Promise<SnapshotFiles | undefined>>();
+  private readonly building = new Map<string, Promise<unknown>>();
   /** Turn k is released once case k of the run decided how its machines start (see inTurn). */
   private readonly turns = new Map<number, { released: Promise<void>; release: () => void }>();
 
@@ -115,11 +116,11 @@ export class SnapshotStore {
    * The first caller for `key` owns the build and must call done() with what it made (or undefined); later callers
    * get a promise of it. One build per key per run.
    */
-  claim(key: string): Claim {
-    const pending = this.building.get(key);
+  claim<T = SnapshotFiles>(key: string): Claim<T> {
+    const pending = this.building.get(key) as Promise<T | undefined> | undefined;
     if (pending) return { owner: false, wait: pending };
-    let done!: (s: SnapshotFiles | undefined) => void;
-    this.building.set(key, new Promise((r) => (done = r)));
+    let done!: (s: T | undefined) => void;
+    this.building.set(key, new Promise<T | undefined>((r) => (done = r)));
     return { owner: true, done };
   }
 

@@ -13,7 +13,7 @@ import { scenarioSourceHash } from './checkpoints.ts';
 const root = join(import.meta.dirname, '../..');
 const cli = join(root, 'harness/cli/main.ts');
 const fixture = join(root, 'harness/runner/fixtures/checkpoint.ts');
-const fleetlab = (args: string[]) => execa(process.execPath, [cli, 'run', fixture, '--workers', '1', ...args], { cwd: root, reject: false, timeout: 400_000, env: { CI: '1', NO_COLOR: '1' } });
+const fleetlab = (args: string[], workers = 1) => execa(process.execPath, [cli, 'run', fixture, '--workers', String(workers), ...args], { cwd: root, reject: false, timeout: 400_000, env: { CI: '1', NO_COLOR: '1' } });
 
 type Props = Record<string, string>;
 /** Each JUnit test case's properties, by case name. */
@@ -75,6 +75,17 @@ describe('setup checkpoints', () => {
     expect(r.stdout).toMatch(/restoring checkpoint "a file and a slow link" failed, its steps replayed/);
     expect(r.stdout).toMatch(/setup: checkpoint "a file and a slow link"/);
   });
+
+  it('a repeat on another worker waits for the checkpoint the other is making, then restores it', async () => {
+    const out4 = await mkdtemp(join(tmpdir(), 'fleetlab-cp-'));
+    const r = await fleetlab(['--grep', 'lan', '--repeat-each', '2', '--output', out4], 2);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/on 2 workers/);
+    const p = await junitProps(out4);
+    // Whichever repeat claims the key first makes it (the two start at once); the other waits and restores.
+    expect([1, 2].map((i) => p.get(`checkpoint on a lan [x86_64-direct] (repeat ${i}/2)`)!['machine.a.checkpoint.mode']).sort()).toEqual(['restored', 'saved']);
+    expect(r.stdout).toMatch(/wait for checkpoint "a file and a slow link" \(another case is making it\)/);
+  }, 200_000);
 
   it('--no-checkpoints runs the setup in every case and saves nothing', async () => {
     const out3 = await mkdtemp(join(tmpdir(), 'fleetlab-cp-'));

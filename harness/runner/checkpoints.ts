@@ -41,71 +41,96 @@ export interface CheckpointContext {
  */
 export async function startAtCheckpoint(c: PlannedCase, ctx: CheckpointContext): Promise<unknown> {
   const name = c.scenario.setup!.checkpoint;
-  const vms = ctx.machines;
-  const report = (r: CheckpointReport) => {
-    for (const m of Object.values(vms)) if (m instanceof QemuMachine && m.facts) m.facts.checkpoint = { ...r };
-  };
-  const ruledOut = ctx.store ? whyNot(vms) : 'checkpoints are off (--no-checkpoints)';
-  let key: string | undefined;
-  let parts: Record<string, unknown> | undefined;
-  if (!ruledOut) {
-    parts = await checkpointParts(c, vms as Record<string, QemuMachine>);
-    key = `cp-${snapshotKey(parts)}`;
-  }
-  let restoreFailed: string | undefined;
-  const found = key ? await ctx.store!.findCheckpoint(key) : undefined;
-  if (found && key) {
-    const t = now();
-    try {
-      await ctx.step(`start ${Object.keys(vms).join(', ')} from checkpoint "${name}"`, () => restoreAll(found, vms as Record<string, QemuMachine>, ctx));
-      const ms = now() - t;
-      report({ name, mode: 'restored', ms: Math.round(ms), key, madeBy: found.meta.madeBy });
-      ctx.event(`checkpoint "${name}": restored in ${formatMs(ms)} (its steps took ${formatMs(found.meta.stepsMs)} in ${found.meta.madeBy})`);
-      return found.meta.value;
-    } catch (err) {
-      if (ctx.signal.aborted) throw err;
-      restoreFailed = (err as Error).message.split('\n').slice(0, 3).join(' / ');
-      ctx.event(`infrastructure: restoring checkpoint "${name}" failed (${restoreFailed}); it is dropped and its steps replay`);
-      await ctx.store!.discard(key);
-      for (const m of Object.values(vms)) if (m instanceof QemuMachine) await m.snapshots.dropRestore();
+  const store = ctx.store;
+  if (!store) return replay(c, ctx, { reason: 'checkpoints are off (--no-checkpoints)' });
+  const can = savable(ctx.machines);
+  if ('reason' in can) return replay(c, ctx, { reason: can.reason });
+  const vms = can.vms;
+  const parts = await checkpointParts(c, vms);
+  const key = `cp-${snapshotKey(parts)}`;
+  let found = await store.findCheckpoint(key);
+  if (!found) {
+    // One case of the run makes a checkpoint; others that reach it meanwhile (a repeat on another worker) wait for it.
+    const claim = store.claim<CheckpointFiles>(key);
+    if (claim.owner) {
+      let made: CheckpointFiles | undefined;
+      try {
+        return await replay(c, ctx, { key, parts, saved: (f) => (made = f) });
+      } finally {
+        claim.done(made);
+      }
     }
+    found = await ctx.step(`wait for checkpoint "${name}" (another case is making it)`, () => claim.wait);
+    if (!found) return replay(c, ctx, { key, parts, reason: 'the case making it could not save it' });
   }
+  const t = now();
+  try {
+    await ctx.step(`start ${Object.keys(vms).join(', ')} from checkpoint "${name}"`, () => restoreAll(found, vms, ctx));
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    const restoreFailed = (err as Error).message.split('\n').slice(0, 3).join(' / ');
+    ctx.event(`infrastructure: restoring checkpoint "${name}" failed (${restoreFailed}); it is dropped and its steps replay`);
+    await store.discard(key);
+    for (const m of Object.values(vms)) await m.snapshots.dropRestore();
+    return replay(c, ctx, { key, parts, restoreFailed });
+  }
+  const ms = now() - t;
+  report(vms, { name, mode: 'restored', ms: Math.round(ms), key, madeBy: found.meta.madeBy });
+  ctx.event(`checkpoint "${name}": restored in ${formatMs(ms)} (its steps took ${formatMs(found.meta.stepsMs)} in ${found.meta.madeBy})`);
+  return found.meta.value;
+}
+
+/**
+ * Starts the machines as usual and runs the setup's steps; with a key, saves the checkpoint when the machines can
+ * still be saved at the end of the steps (else the report says why).
+ */
+async function replay(c: PlannedCase, ctx: CheckpointContext, o: { key?: string; parts?: Record<string, unknown>; reason?: string; restoreFailed?: string; saved?: (f: CheckpointFiles) => void }): Promise<unknown> {
+  const name = c.scenario.setup!.checkpoint;
   await ctx.start();
   const t = now();
   const value = await ctx.step(`setup: checkpoint "${name}"`, () => ctx.runSetup());
   const json = asJson(value, c);
   const stepsMs = now() - t;
-  let reason = ruledOut;
+  let reason = o.reason;
   let saved = false;
-  if (key && !ctx.signal.aborted) {
-    const dead = Object.entries(vms).find(([, m]) => m.state !== 'running');
-    const now_ = dead ? `machine ${dead[0]} is ${dead[1].state} at the end of the steps: a checkpoint holds running machines` : whyNot(vms);
-    if (now_) reason = now_;
-    else {
+  if (o.key && ctx.store && !ctx.signal.aborted) {
+    const can = savable(ctx.machines);
+    const dead = Object.entries(ctx.machines).find(([, m]) => m.state !== 'running');
+    reason = dead ? `machine ${dead[0]} is ${dead[1].state} at the end of the steps: a checkpoint holds running machines` : 'reason' in can ? can.reason : undefined;
+    if ('vms' in can && !reason) {
+      const vms = can.vms;
       try {
         const ts = now();
-        await saveAll(ctx.store!, key, { name, scenario: c.scenario.name, file: c.file, madeBy: `${c.id} (${ctx.logDir})`, createdAt: new Date().toISOString(), stepsMs: Math.round(stepsMs), value: JSON.parse(json), parts, fabric: ctx.fabric?.linkState() }, vms as Record<string, QemuMachine>, ctx.deadline);
+        const files = await saveAll(ctx.store, o.key, { name, scenario: c.scenario.name, file: c.file, madeBy: `${c.id} (${ctx.logDir})`, createdAt: new Date().toISOString(), stepsMs: Math.round(stepsMs), value: JSON.parse(json), parts: o.parts, fabric: ctx.fabric?.linkState() }, vms, ctx.deadline);
+        o.saved?.(files);
         saved = true;
-        ctx.event(`checkpoint "${name}": saved in ${formatMs(now() - ts)} (key ${key})`);
+        ctx.event(`checkpoint "${name}": saved in ${formatMs(now() - ts)} (key ${o.key})`);
       } catch (err) {
         reason = `saving it failed: ${(err as Error).message.split('\n')[0]}`;
         ctx.event(`infrastructure: checkpoint "${name}" not saved: ${(err as Error).message.split('\n')[0]}`);
       }
     }
   }
-  report({ name, mode: saved ? 'saved' : 'replayed', ms: Math.round(now() - t), key, ...(reason ? { reason } : {}), ...(restoreFailed ? { restoreFailed } : {}) });
+  report(ctx.machines, { name, mode: saved ? 'saved' : 'replayed', ms: Math.round(now() - t), ...(o.key ? { key: o.key } : {}), ...(reason ? { reason } : {}), ...(o.restoreFailed ? { restoreFailed: o.restoreFailed } : {}) });
   if (!saved) ctx.event(`checkpoint "${name}": its steps ran${reason ? ` (${reason})` : ''}`);
   return JSON.parse(json);
 }
 
-/** Why this case's machines cannot be checkpointed: a board, or what rules out a VM's snapshot. */
-function whyNot(machines: Record<string, ManagedMachine>): string | undefined {
+/** Each VM's facts say how it reached the checkpoint. */
+function report(machines: Record<string, ManagedMachine>, r: CheckpointReport): void {
+  for (const m of Object.values(machines)) if (m instanceof QemuMachine && m.facts) m.facts.checkpoint = { ...r };
+}
+
+/** The case's machines as VMs whose state can be saved, or why not: a board, or what rules out a VM's snapshot. */
+function savable(machines: Record<string, ManagedMachine>): { vms: Record<string, QemuMachine> } | { reason: string } {
+  const vms: Record<string, QemuMachine> = {};
   for (const [role, m] of Object.entries(machines)) {
-    if (!(m instanceof QemuMachine)) return `machine ${role} is a lab board: its state cannot be saved`;
+    if (!(m instanceof QemuMachine)) return { reason: `machine ${role} is a lab board: its state cannot be saved` };
     const why = m.snapshots.ruledOut();
-    if (why) return `machine ${role}: ${why}`;
+    if (why) return { reason: `machine ${role}: ${why}` };
+    vms[role] = m;
   }
-  return undefined;
+  return { vms };
 }
 
 /** The setup's value as JSON, the form it is saved in: a restored case gets the same value as the one that ran the steps. */
@@ -185,11 +210,11 @@ async function restoreAll(cp: CheckpointFiles, machines: Record<string, QemuMach
       m.log.note(`checkpoint "${cp.meta.name}": restored (made by ${cp.meta.madeBy}; its steps are logged in ${cp.meta.roles[role]!.log})`);
     }),
   );
-  if (ctx.fabric && cp.meta.fabric) ctx.fabric.restoreLinkState(cp.meta.fabric as Parameters<Fabric['restoreLinkState']>[0]);
+  if (ctx.fabric && cp.meta.fabric) ctx.fabric.restoreLinkState(cp.meta.fabric);
 }
 
 /** Stops every machine (their clocks and links stand still together), captures each into the checkpoint, lets them run on. */
-async function saveAll(store: SnapshotStore, key: string, meta: Omit<CheckpointMeta, 'key' | 'roles'>, machines: Record<string, QemuMachine>, deadline: Deadline): Promise<void> {
+async function saveAll(store: SnapshotStore, key: string, meta: Omit<CheckpointMeta, 'key' | 'roles'>, machines: Record<string, QemuMachine>, deadline: Deadline): Promise<CheckpointFiles> {
   const ms = Object.entries(machines);
   const frozen: QemuMachine[] = [];
   try {
@@ -197,7 +222,7 @@ async function saveAll(store: SnapshotStore, key: string, meta: Omit<CheckpointM
       await m.snapshots.freeze();
       frozen.push(m);
     }
-    await store.writeCheckpoint(key, meta, async (dir) => {
+    return await store.writeCheckpoint(key, meta, async (dir) => {
       const roles: CheckpointMeta['roles'] = {};
       for (const [role, m] of ms) roles[role] = { ...(await m.snapshots.capture(join(dir, role), deadline)), profile: m.profile.name, log: m.log.path };
       return roles;

@@ -137,6 +137,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
         const s = c.scenario.setup;
         setup = await startAtCheckpoint(c, { store: opts.checkpoints, machines, fabric, deadline, signal: caseAbort.signal, logDir, event, step, start, runSetup: () => s.run(ctx) });
         for (const m of Object.values(machines)) healthy.add(m);
+        // Restored from the checkpoint, it decided no warm start: later cases need not wait for its turn.
+        if (opts.snapshots && opts.warmTurn !== undefined) opts.snapshots.release(opts.warmTurn);
       } else {
         if (mode !== 'manual') await start();
         // Machines not brought to their shells: no checkpoint can hold them; the setup's steps just run.

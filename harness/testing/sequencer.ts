@@ -13,6 +13,7 @@ const SECONDS: Record<string, number> = {
   'harness/net/mesh.test.ts': 79,
   'harness/qemu/foreign-guest.test.ts': 73,
   'harness/runner/cli-run.test.ts': 72,
+  'harness/runner/checkpoint.test.ts': 65,
   'harness/qemu/warm-start.test.ts': 66,
   'harness/package/package.test.ts': 30,
   'lab/boards.test.ts': 145,
