@@ -1,6 +1,6 @@
 // Setup checkpoints through the real CLI (harness/runner/fixtures/checkpoint.ts): the first run of a case runs its
 // setup and saves the checkpoint, the next restores it — machines with the state it holds (a file, a slow link, a
-// switched generation) and their own identity, proved from JUnit and report.json; a corrupt checkpoint replays its
+// switched generation, batman-adv routes) and their own identity, proved from JUnit and report.json; a corrupt checkpoint replays its
 // steps and says so; --no-checkpoints always replays; the key changes with the setup, not with the body.
 import { execa } from 'execa';
 import { XMLParser } from 'fast-xml-parser';
@@ -44,6 +44,8 @@ describe('setup checkpoints', () => {
     expect(lan(1)).toMatchObject({ 'machine.a.checkpoint': 'a file and a slow link', 'machine.a.checkpoint.mode': 'saved', 'machine.b.checkpoint.mode': 'saved' });
     expect(lan(2)).toMatchObject({ 'machine.a.checkpoint.mode': 'restored', 'machine.b.checkpoint.mode': 'restored' });
     expect(lan(2)['machine.a.checkpoint.made-by']).toContain('checkpoint on a lan[x86_64-direct]#1');
+    const mesh = (i: number) => props.get(`checkpoint of a mesh [x86_64-direct] (repeat ${i}/2)`)!;
+    expect([mesh(1)['machine.a.checkpoint.mode'], mesh(2)['machine.a.checkpoint.mode']]).toEqual(['saved', 'restored']);
     expect(gen(1)['machine.checkpoint.mode']).toBe('saved');
     expect(gen(2)['machine.checkpoint.mode']).toBe('restored');
     // The restored case did not run the setup's steps: its output says so, and has no setup step.
@@ -51,7 +53,7 @@ describe('setup checkpoints', () => {
     expect(first.stdout).toMatch(/checkpoint after a switch\[x86_64-bios\]#2 \([\d.]+ s; m: \w+, checkpoint "generation 2 switched" restored/);
   });
 
-  it('a restored machine holds the checkpoint\'s state (its file, the slow link, generation 2) with its own identity', async () => {
+  it('a restored machine holds the checkpoint\'s state (its file, the slow link, generation 2, the mesh routes) with its own identity', async () => {
     // The bodies asserted the file, the hostname, the 300 ms round trip and generation 2 (both repeats passed).
     expect(lan(2).token).toBe(lan(1).token);
     expect(lan(2)['machine-id.a']).toMatch(/^[0-9a-f]{32}$/);
@@ -59,7 +61,7 @@ describe('setup checkpoints', () => {
     expect(lan(2)['machine-id.b']).not.toBe(lan(1)['machine-id.b']);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ id: string; attempts: Array<{ machines: Array<{ facts: { checkpoint?: { mode: string; name: string } } }> }> }> };
     const restored = report.results.filter((c) => c.attempts[0]!.machines.every((m) => m.facts.checkpoint?.mode === 'restored'));
-    expect(restored.map((c) => c.id).sort()).toEqual(['harness/runner/fixtures/checkpoint.ts::checkpoint after a switch[x86_64-bios]#2', 'harness/runner/fixtures/checkpoint.ts::checkpoint on a lan[x86_64-direct]#2']);
+    expect(restored.map((c) => c.id).sort()).toEqual(['checkpoint after a switch[x86_64-bios]#2', 'checkpoint of a mesh[x86_64-direct]#2', 'checkpoint on a lan[x86_64-direct]#2'].map((id) => `harness/runner/fixtures/checkpoint.ts::${id}`));
   });
 
   it('a corrupt checkpoint is dropped, its steps replay, and the case says so', async () => {
