@@ -12,6 +12,7 @@ import { connect, type Socket } from 'node:net';
 import { SerialPort } from 'serialport';
 import type { ConsoleCheckHit, ConsoleCheckSettings } from '../harness/console/console-checks.ts';
 import type { ConsoleLog } from '../harness/console/console-log.ts';
+import type { ExpectOptions } from '../harness/protocols/console.ts';
 import { ConsoleSet } from '../harness/console/console-set.ts';
 import { PROMPT_QUIET_MS, serialLogin } from '../harness/console/serial-login.ts';
 import { SerialShellStart } from '../harness/console/serial-shell.ts';
@@ -275,7 +276,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   console(name?: string): StreamConsole {
     return this.consoles.get(name);
   }
-  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
+  waitForConsoleText(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
     return this.serialConsole.expect(pattern, opts);
   }
   sendConsole(text: string): Promise<void> {

@@ -1,7 +1,7 @@
 // A Console over a byte stream (a QEMU chardev socket, a serial port, a PTY), logging every byte.
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { TimeoutError, InfrastructureError, type ErrorKind } from '../errors/fleetlab-error.ts';
+import { ConfigurationError, TimeoutError, InfrastructureError, type ErrorKind } from '../errors/fleetlab-error.ts';
 import type { Console, ExpectOptions } from '../protocols/console.ts';
 import { deadlineFrom } from '../time/deadline.ts';
 import { abortError, withLife, type Lifeline } from '../time/lifeline.ts';
@@ -98,7 +98,12 @@ export class StreamConsole implements Console {
   }
 
   expect(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
-    const re = typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern)) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    let re: RegExp;
+    try {
+      re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, this.name) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const deadline = deadlineFrom(opts, 60_000, `wait for ${re} on console ${this.name}`, 'pass { timeout } to expect()/waitForConsoleText()');
     const awaited = `console ${this.name} to print text matching ${re}${opts?.quietMs !== undefined ? ` at a quiet end of output (${opts.quietMs} ms)` : ''}`;
     const signal = withLife(opts?.signal, this.life());
@@ -153,4 +158,17 @@ export class StreamConsole implements Console {
 /** Escapes a literal string for use in a RegExp. */
 export function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A string pattern as a regular expression: as the NixOS test driver reads one (a regex), or as plain text with
+ * `literal`. A string that is no regex is a configuration error that names it and the literal form.
+ */
+function stringPattern(pattern: string, literal: boolean, consoleName: string): RegExp {
+  if (literal) return new RegExp(escapeRegExp(pattern));
+  try {
+    return new RegExp(pattern);
+  } catch (err) {
+    throw new ConfigurationError(`console ${consoleName}: ${JSON.stringify(pattern)} is no regular expression (${(err as Error).message}); a string pattern is a regex, as in the NixOS test driver: pass { literal: true } to match it as plain text`, { details: { value: pattern } });
+  }
 }

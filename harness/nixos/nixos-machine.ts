@@ -37,7 +37,7 @@ export interface NixosMachine extends Shell {
   readonly hasHostLink: boolean;
   bootId(opts?: ExecOptions): Promise<string>;
   console(name?: string): StreamConsole;
-  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray>;
+  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions & { literal?: boolean }): Promise<RegExpExecArray>;
   sendConsole(text: string): Promise<void>;
   /** Its screen, where it has one: keys into a boot menu (QEMU's send-key). */
   readonly screen?: Pick<Screen, 'sendKeys'>;

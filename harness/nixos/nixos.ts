@@ -302,7 +302,7 @@ export class NixosHelpers {
       // The testbed's switch-to-configuration stops at the point and says so on the console; then the power goes.
       this.m.console().mark();
       void this.m.execute(`FLEETLAB_PAUSE_AT=${opts.crashAt} ${cmd}`, { timeout: 300_000 }).catch(() => undefined);
-      await this.m.waitForConsoleText(`fleetlab: paused at ${opts.crashAt}`, { timeout: 120_000, ...opts });
+      await this.m.waitForConsoleText(`fleetlab: paused at ${opts.crashAt}`, { timeout: 120_000, ...opts, literal: true });
       return this.cut(action, opts.crashAt);
     }
     const r = await this.m.execute(cmd, { timeout: 300_000, ...opts });

@@ -8,7 +8,7 @@ import type { SshEndpoint } from '../nixos/nixos-machine.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
 import type { SshShell } from '../ssh/ssh-session.ts';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-import type { Console } from './console.ts';
+import type { Console, ExpectOptions } from './console.ts';
 import type { Media } from './media.ts';
 import type { Power } from './power.ts';
 import type { Screen } from './screen.ts';
@@ -155,8 +155,8 @@ export interface Machine extends Shell, Power, Partial<Capabilities> {
   login(user?: string, password?: string, opts?: WaitOptions): Promise<void>;
   /** A console by name (default: the serial console with kernel messages and the login). */
   console(name?: string): Console;
-  /** Waits for text matching `pattern` on the serial console. */
-  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray>;
+  /** Waits for text matching `pattern` on the serial console: a RegExp, or a string read as one (`{ literal: true }`: plain text). */
+  waitForConsoleText(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray>;
   /** Writes text to the serial console. */
   sendConsole(text: string): Promise<void>;
   /** Runs `fn` with console check `name` silenced, for a step that provokes it; resolves once the check matched. */

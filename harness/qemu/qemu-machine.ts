@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { ConsoleCheckHit, ConsoleCheckSettings } from '../console/console-checks.ts';
 import { ConsoleSet } from '../console/console-set.ts';
 import type { ConsoleLog } from '../console/console-log.ts';
+import type { ExpectOptions } from '../protocols/console.ts';
 import { serialLogin } from '../console/serial-login.ts';
 import { SerialShellStart } from '../console/serial-shell.ts';
 import type { StreamConsole } from '../console/stream-console.ts';
@@ -492,8 +493,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.consoles.get(name);
   }
 
-  /** Waits for text matching `pattern` on the serial console. */
-  waitForConsoleText(pattern: RegExp | string, opts?: WaitOptions): Promise<RegExpExecArray> {
+  /** Waits for text matching `pattern` on the serial console: a RegExp, or a string read as one (`{ literal: true }`: plain text). */
+  waitForConsoleText(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
     return this.console().expect(pattern, opts);
   }
 
