@@ -39,4 +39,11 @@ export interface Shell extends CommandRunner {
   waitForFile(path: string, opts?: ExecOptions): Promise<void>;
   /** Waits until something in the guest listens on TCP `port`. */
   waitForOpenPort(port: number, opts?: ExecOptions): Promise<void>;
+  /** Waits until nothing in the guest listens on TCP `port` (NTD's wait_for_closed_port). */
+  waitForClosedPort(port: number, opts?: ExecOptions): Promise<void>;
+  /**
+   * Waits until a unix socket is bound at `path` in the guest: a listening stream socket, or with `datagram` a
+   * datagram socket (NTD's wait_for_open_unix_socket).
+   */
+  waitForUnixSocket(path: string, opts?: ExecOptions & { datagram?: boolean }): Promise<void>;
 }

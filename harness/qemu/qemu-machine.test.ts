@@ -86,6 +86,16 @@ echo second line`);
     expect(r).toBe("it's|$HOME\nsecond line\n");
   });
 
+  it('waits for a port to open and close and for a unix socket, on the guest\'s busybox (its socket tables)', async () => {
+    await m.succeed('busybox nc -l -p 8080 </dev/null >/dev/null 2>&1 & echo $! > /tmp/nc.pid');
+    await m.waitForOpenPort(8080, { timeout: '10s' });
+    await m.succeed('kill $(cat /tmp/nc.pid)');
+    await m.waitForClosedPort(8080, { timeout: '10s' });
+    await m.succeed('busybox syslogd -O /tmp/syslog.log');
+    await m.waitForUnixSocket('/dev/log', { datagram: true, timeout: '10s' });
+    await expect(m.waitForUnixSocket('/dev/log', { timeout: '1s' })).rejects.toThrow(/a listening stream unix socket at \/dev\/log/);
+  });
+
   it('names the machine as hostname', async () => {
     expect((await m.succeed('hostname')).trim()).toBe('shelltest');
   });

@@ -34,6 +34,12 @@ export abstract class ShellMachine extends EventEmitter implements Shell {
   waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
     return this.shell.waitForOpenPort(port, opts);
   }
+  waitForClosedPort(port: number, opts?: ExecOptions): Promise<void> {
+    return this.shell.waitForClosedPort(port, opts);
+  }
+  waitForUnixSocket(path: string, opts?: ExecOptions & { datagram?: boolean }): Promise<void> {
+    return this.shell.waitForUnixSocket(path, opts);
+  }
   /** The guest kernel's boot id: changes on every boot. */
   async bootId(opts?: ExecOptions): Promise<string> {
     return (await this.succeed('cat /proc/sys/kernel/random/boot_id', opts)).trim();

@@ -5,6 +5,12 @@ import { deadlineFrom, pollUntil } from '../time/deadline.ts';
 import { abbreviate } from './backdoor-shell.ts';
 import { shellQuote } from './guest-helper.ts';
 
+/** A command that exits 0 when something listens on TCP `port`: it reads the kernel's socket tables (no nc or ss needed in the guest; state 0A is LISTEN). */
+function listening(port: number): string {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return `grep -qE '^ *[0-9]+: [0-9A-F]+:${hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6`;
+}
+
 /** Wraps a CommandRunner into the full Shell protocol. `lastLines` feeds timeout messages. */
 export class ShellOps implements Shell {
   private readonly runner: CommandRunner;
@@ -48,10 +54,19 @@ export class ShellOps implements Shell {
   }
 
   async waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
-    // Reads the kernel's socket tables: no nc or ss needed in the guest; state 0A is LISTEN.
-    const hex = port.toString(16).toUpperCase().padStart(4, '0');
-    const cmd = `grep -qE '^ *[0-9]+: [0-9A-F]+:${hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6`;
-    await this.retry(cmd, (r) => r.exitCode === 0, `TCP port ${port} to be listened on`, opts);
+    await this.retry(listening(port), (r) => r.exitCode === 0, `TCP port ${port} to be listened on`, opts);
+  }
+
+  async waitForClosedPort(port: number, opts?: ExecOptions): Promise<void> {
+    await this.retry(listening(port), (r) => r.exitCode !== 0, `TCP port ${port} to be closed (nothing listening on it)`, opts);
+  }
+
+  async waitForUnixSocket(path: string, opts?: ExecOptions & { datagram?: boolean }): Promise<void> {
+    // The kernel's table of unix sockets, as for ports: a listening stream socket has type 0001 and the flag
+    // __SO_ACCEPTCON (00010000); a bound datagram socket has type 0002. The path is the last field.
+    const match = opts?.datagram ? '$5 == "0002"' : '$5 == "0001" && $4 == "00010000"';
+    const cmd = `awk -v p=${shellQuote(path)} '${match} && $NF == p { found = 1 } END { exit !found }' /proc/net/unix`;
+    await this.retry(cmd, (r) => r.exitCode === 0, `a ${opts?.datagram ? 'datagram' : 'listening stream'} unix socket at ${path}`, opts);
   }
 
   private async retry(command: string, done: (r: ExecResult) => boolean, awaited: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
