@@ -47,12 +47,12 @@ describe('port and unix socket waits', () => {
       await waiting;
       await expect(shell.waitForUnixSocket(stream, { datagram: true, timeout: '1s' })).rejects.toThrow(/a datagram unix socket at .*app\.sock/);
       await expect(shell.waitForUnixSocket(join(dir, 'app'), { timeout: '1s' })).rejects.toThrow(TimeoutError);
-      // A bound datagram socket (as syslog's /dev/log): Node has no unix datagram sockets, Python's socket module does.
-      const py = execa('python3', ['-c', `import socket,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(dgram)})\nprint('bound', flush=True)\ntime.sleep(30)`]);
+      // A bound datagram socket (as syslog's /dev/log): Node has no unix datagram sockets; socat (setup installs it) binds one.
+      const sock = execa('socat', ['-u', `UNIX-RECV:${dgram}`, '-'], { timeout: 30_000 });
       await shell.waitForUnixSocket(dgram, { datagram: true, timeout: '10s' });
       await expect(shell.waitForUnixSocket(dgram, { timeout: '1s' })).rejects.toThrow(/a listening stream unix socket/);
-      py.kill();
-      await py.catch(() => undefined);
+      sock.kill();
+      await sock.catch(() => undefined);
       await new Promise<void>((r) => server.close(() => r()));
     } finally {
       await rm(dir, { recursive: true, force: true });
