@@ -102,6 +102,7 @@ async function build(
   // initramfs tree: rootfs files, busybox, modules, users.
   log(`step 3/${BUILD_STEPS}: the system tree: kernel modules, device trees, ${pkgs.extra.length} more packages`);
   await cp(ROOTFS, root, { recursive: true });
+  if (recipe.overlay) await cp(join(here, recipe.overlay), root, { recursive: true });
   await mkdir(join(root, 'bin'), { recursive: true });
   await cp(join(bx, 'bin/busybox'), join(root, 'bin/busybox'));
   await chmod(join(root, 'bin/busybox'), 0o755);
@@ -119,6 +120,11 @@ async function build(
     deviceTrees[name] = join(finalDir, name);
   }
   await addPackages(recipe, extraDebs, work, root);
+  for (const [path, target] of Object.entries(recipe.links ?? {})) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await rm(join(root, path), { force: true });
+    await execa('ln', ['-s', target, join(root, path)]);
+  }
   await writeUsers(recipe, key, root);
   const ssh = existsSync(join(root, 'usr/sbin/dropbear')) ? await sshKeys(recipe, root, out, finalDir) : undefined;
   // Mount points of stage 2 on a disk root (the initramfs creates its own at boot).
@@ -199,7 +205,13 @@ async function unpackDebs(recipe: TestbedRecipe, debs: string[], work: string, r
     const x = join(work, `${tag}-${i}`);
     await mkdir(x);
     await execa('dpkg-deb', ['-x', deb, x]);
+    for (const keep of recipe.keepShare ?? []) if (existsSync(join(x, 'usr/share', keep))) await execa('cp', ['-a', '--no-preserve=ownership', join(x, 'usr/share', keep), join(x, `kept-${keep}`)]);
     await execa('rm', ['-rf', join(x, 'usr/share'), join(x, `usr/lib/${recipe.debArch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/gconv`)]);
+    for (const keep of recipe.keepShare ?? []) {
+      if (!existsSync(join(x, `kept-${keep}`))) continue;
+      await mkdir(join(x, 'usr/share'), { recursive: true });
+      await execa('mv', [join(x, `kept-${keep}`), join(x, 'usr/share', keep)]);
+    }
     await execa('cp', ['-a', '--no-preserve=ownership', `${x}/.`, root]);
   }
   await pruneLibraries(root, recipe.debArch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu');
@@ -420,14 +432,16 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   h.update(await readFile(sourceFile(import.meta.url)));
   // How packages and their libraries are chosen is part of what goes in.
   h.update(await readFile(join(here, 'debian-packages.ts')));
-  const walk = async (d: string): Promise<void> => {
+  // The files laid into the guest: the rootfs and the recipe's overlay (tagged, so moving a file between them counts).
+  const walk = async (base: string, tag: string, d = base): Promise<void> => {
     for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else h.update(`${relative(ROOTFS, p)}\0${(await stat(p)).mode & 0o111}\0`).update(await readFile(p));
+      if (e.isDirectory()) await walk(base, tag, p);
+      else h.update(`${tag}${relative(base, p)}\0${(await stat(p)).mode & 0o111}\0`).update(await readFile(p));
     }
   };
-  await walk(ROOTFS);
+  await walk(ROOTFS, '');
+  if (recipe.overlay) await walk(join(here, recipe.overlay), 'overlay/');
   for (const p of pkgs) h.update(`${p.name}=${p.version}:${p.arch}\n`);
   return h.digest('hex').slice(0, 16);
 }

@@ -11,6 +11,8 @@ export interface DebPackage {
   name: string;
   version: string;
   arch: string;
+  /** The package's own Architecture: `all` for architecture-independent packages (its .deb's file name says so). */
+  fileArch: string;
   /** Pre-Depends and Depends, comma-separated. */
   depends: string;
 }
@@ -30,7 +32,7 @@ export async function aptShowMany(names: string[], arch: string): Promise<Map<st
   for (const stanza of res.stdout.split(/\n\s*\n/)) {
     const field = (f: string) => stanza.match(new RegExp(`^${f}: (.*)$`, 'm'))?.[1] ?? '';
     // Pre-Depends count as well: e2fsprogs names its libraries there.
-    if (field('Package')) found.set(field('Package'), { name: field('Package'), version: field('Version'), arch, depends: [field('Pre-Depends'), field('Depends')].filter(Boolean).join(', ') });
+    if (field('Package')) found.set(field('Package'), { name: field('Package'), version: field('Version'), arch, fileArch: field('Architecture') || arch, depends: [field('Pre-Depends'), field('Depends')].filter(Boolean).join(', ') });
   }
   const missing = names.find((n) => !found.has(n));
   if (missing !== undefined) {
@@ -52,7 +54,7 @@ const downloading = new Map<string, Promise<string>>();
  */
 export async function downloadDeb(pkg: DebPackage): Promise<string> {
   const dir = cacheDir('debs');
-  const name = `${pkg.name}_${pkg.version.replace(/:/g, '%3a')}_${pkg.arch}.deb`;
+  const name = `${pkg.name}_${pkg.version.replace(/:/g, '%3a')}_${pkg.fileArch}.deb`;
   const file = join(dir, name);
   if (existsSync(file)) return file;
   let pending = downloading.get(file);

@@ -44,6 +44,12 @@ export interface TestbedRecipe {
    * big to load with every boot: Nix's closure is about 80 MB.
    */
   rootPackages?: string[];
+  /** A folder under machines/testbed/ whose files are laid over the testbed's rootfs (units of the systemd variant). */
+  overlay?: string;
+  /** Folders under usr/share/ the packages' unpacking keeps (it drops usr/share): 'dbus-1' holds dbus's bus policy. */
+  keepShare?: string[];
+  /** Symbolic links made in the guest, path (relative to /) → target: enabled and masked systemd units. */
+  links?: Record<string, string>;
 }
 
 export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
