@@ -26,6 +26,7 @@ export { BUILTIN_CONSOLE_CHECKS } from './console/console-checks.ts';
 export type { ConsoleCheck, ConsoleCheckHit, ConsoleCheckSettings } from './console/console-checks.ts';
 export type { Console, ExpectOptions } from './protocols/console.ts';
 export type { Shell, ExecResult, ExecOptions } from './protocols/shell.ts';
+export type { Systemd, SystemdOptions, UnitActiveState } from './protocols/systemd.ts';
 export type { Power } from './protocols/power.ts';
 export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';

@@ -13,6 +13,7 @@ import type { Media } from './media.ts';
 import type { Power } from './power.ts';
 import type { Screen } from './screen.ts';
 import type { ExecOptions, Shell } from './shell.ts';
+import type { Systemd } from './systemd.ts';
 import type { WaitOptions } from './wait-options.ts';
 
 /** Where a machine is in its life: off, powering on, up, powering off. */
@@ -131,7 +132,7 @@ export interface Capabilities {
 export type Capability = keyof Capabilities;
 
 /** A machine as a scenario sees it: a QEMU VM or a lab board, driven the same way. */
-export interface Machine extends Shell, Power, Partial<Capabilities> {
+export interface Machine extends Shell, Systemd, Power, Partial<Capabilities> {
   /** The role's name in the scenario. */
   readonly name: string;
   /** What kind of machine this is: a QEMU VM or a lab board. */

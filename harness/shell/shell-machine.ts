@@ -2,9 +2,11 @@
 // ShellOps (over the backdoor or a serial-login channel) and answer the Shell protocol through it.
 import { EventEmitter } from 'node:events';
 import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import type { Systemd, SystemdOptions, UnitActiveState } from '../protocols/systemd.ts';
 import type { ShellOps } from './shell-ops.ts';
+import { SystemdOps } from './systemd-ops.ts';
 
-export abstract class ShellMachine extends EventEmitter implements Shell {
+export abstract class ShellMachine extends EventEmitter implements Shell, Systemd {
   /** The machine's name in messages. */
   abstract readonly name: string;
   /** Where its commands go. */
@@ -39,6 +41,31 @@ export abstract class ShellMachine extends EventEmitter implements Shell {
   }
   waitForUnixSocket(path: string, opts?: ExecOptions & { datagram?: boolean }): Promise<void> {
     return this.shell.waitForUnixSocket(path, opts);
+  }
+  waitForUnit(unit: string, opts?: SystemdOptions & { intervalMs?: number }): Promise<void> {
+    return this.systemd.waitForUnit(unit, opts);
+  }
+  systemctl(args: string, opts?: SystemdOptions): Promise<ExecResult> {
+    return this.systemd.systemctl(args, opts);
+  }
+  unitInfo(unit: string, opts?: SystemdOptions): Promise<Record<string, string>> {
+    return this.systemd.unitInfo(unit, opts);
+  }
+  unitProperty(unit: string, name: string, opts?: SystemdOptions): Promise<string> {
+    return this.systemd.unitProperty(unit, name, opts);
+  }
+  requireUnitState(unit: string, state?: UnitActiveState, opts?: SystemdOptions): Promise<void> {
+    return this.systemd.requireUnitState(unit, state, opts);
+  }
+  startUnit(unit: string, opts?: SystemdOptions): Promise<void> {
+    return this.systemd.startUnit(unit, opts);
+  }
+  stopUnit(unit: string, opts?: SystemdOptions): Promise<void> {
+    return this.systemd.stopUnit(unit, opts);
+  }
+  private systemdOps?: SystemdOps;
+  private get systemd(): SystemdOps {
+    return (this.systemdOps ??= new SystemdOps(this, () => this.shell.lastLines()));
   }
   /** The guest kernel's boot id: changes on every boot. */
   async bootId(opts?: ExecOptions): Promise<string> {

@@ -14,7 +14,8 @@ function listening(port: number): string {
 /** Wraps a CommandRunner into the full Shell protocol. `lastLines` feeds timeout messages. */
 export class ShellOps implements Shell {
   private readonly runner: CommandRunner;
-  private readonly lastLines: () => string[];
+  /** The machine's last console lines, for timeout messages. */
+  readonly lastLines: () => string[];
 
   constructor(runner: CommandRunner, lastLines: () => string[] = () => []) {
     this.runner = runner;

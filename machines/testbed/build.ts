@@ -102,7 +102,6 @@ async function build(
   // initramfs tree: rootfs files, busybox, modules, users.
   log(`step 3/${BUILD_STEPS}: the system tree: kernel modules, device trees, ${pkgs.extra.length} more packages`);
   await cp(ROOTFS, root, { recursive: true });
-  if (recipe.overlay) await cp(join(here, recipe.overlay), root, { recursive: true });
   await mkdir(join(root, 'bin'), { recursive: true });
   await cp(join(bx, 'bin/busybox'), join(root, 'bin/busybox'));
   await chmod(join(root, 'bin/busybox'), 0o755);
@@ -120,6 +119,8 @@ async function build(
     deviceTrees[name] = join(finalDir, name);
   }
   await addPackages(recipe, extraDebs, work, root);
+  // The recipe's own files win over the packages' (its PAM configuration over libpam-runtime's).
+  if (recipe.overlay) await cp(join(here, recipe.overlay), root, { recursive: true });
   for (const [path, target] of Object.entries(recipe.links ?? {})) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await rm(join(root, path), { force: true });

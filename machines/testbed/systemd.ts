@@ -20,7 +20,7 @@ export const x86_64SystemdTestbed: TestbedRecipe = {
     ...(x86_64Testbed.extraPackages ?? []),
     'systemd', 'systemd-sysv', 'udev', 'mount', 'util-linux',
     'dbus', 'dbus-bin', 'dbus-daemon', 'dbus-system-bus-common', 'dbus-session-bus-common',
-    'libpam-modules', 'bash', 'libtinfo6', 'procps', 'kbd',
+    'libpam-modules', 'libpam-systemd', 'bash', 'libtinfo6', 'procps', 'kbd',
   ],
   shell: 'bash',
   overlay: 'systemd',

@@ -1,0 +1,105 @@
+// The systemd API (waitForUnit, systemctl, unit properties, start/stop, --user) against real systemd: the
+// x86_64-systemd testbed (Debian bookworm's systemd as PID 1). A busybox-init testbed is told it has no systemd.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigurationError, TestFailure } from '../errors/fleetlab-error.ts';
+import { loadProfile } from '../qemu/profile-loader.ts';
+import { QemuMachine } from '../qemu/qemu-machine.ts';
+
+const logDir = join(tmpdir(), `fleetlab-test-systemd-${process.pid}`);
+let m: QemuMachine;
+let plain: QemuMachine;
+
+/** Writes a system unit and reloads systemd. */
+async function unit(name: string, body: string): Promise<void> {
+  await m.succeed(`cat > /etc/systemd/system/${name} <<'EOF'\n${body}\nEOF\nsystemctl daemon-reload`);
+}
+
+beforeAll(async () => {
+  m = new QemuMachine(await loadProfile('x86_64-systemd'), { name: 'sd', logDir });
+  plain = new QemuMachine(await loadProfile('x86_64-direct'), { name: 'plain', logDir });
+  await Promise.all([m.start(), plain.start()]);
+  await Promise.all([m.waitForShell({ timeout: 240_000 }), plain.waitForShell({ timeout: 240_000 })]);
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all([m?.stop(), plain?.stop()]);
+});
+
+describe('systemd on the x86_64-systemd testbed', () => {
+  it('waits for multi-user.target and reads units: PID 1 is systemd, the backdoor is a unit', async () => {
+    await m.waitForUnit('multi-user.target', { timeout: '3m' });
+    expect((await m.succeed('cat /proc/1/comm')).trim()).toBe('systemd');
+    await m.requireUnitState('fleetlab-backdoor.service');
+    expect(await m.unitProperty('fleetlab-setup.service', 'Type')).toBe('oneshot');
+    const info = await m.unitInfo('fleetlab-setup.service');
+    expect(info.Id).toBe('fleetlab-setup.service');
+    expect(info.ActiveState).toBe('active');
+    expect(info.ExecStart).toContain('/etc/fleetlab/rcS');
+    await expect(m.requireUnitState('fleetlab-setup.service', 'failed')).rejects.toThrow(/fleetlab-setup.service is active, expected failed\nsystemctl status fleetlab-setup.service:\n/);
+    await expect(m.unitProperty('fleetlab-setup.service', 'activestate')).rejects.toThrow(/has no property "activestate".*case-sensitive/);
+    const r = await m.systemctl('is-enabled getty@tty1.service');
+    expect([r.exitCode, r.stdout.trim()]).toEqual([0, 'enabled']);
+    expect((await m.systemctl('is-active no-such-unit.service')).exitCode).not.toBe(0);
+  }, 240_000);
+
+  it('waits for a unit that becomes active later, and ends at once for a failed or an inactive one', async () => {
+    await unit('fl-slow.service', '[Service]\nExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep 1000');
+    await unit('fl-fail.service', '[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo fl-fail says goodbye; exit 3"');
+    await unit('fl-idle.service', '[Service]\nExecStart=/bin/sleep 1000');
+    await m.succeed('systemctl start --no-block fl-slow.service fl-fail.service');
+    let t0 = performance.now();
+    await m.waitForUnit('fl-slow.service', { timeout: '60s' });
+    expect(performance.now() - t0).toBeGreaterThan(2_000);
+    expect(await m.unitProperty('fl-slow.service', 'SubState')).toBe('running');
+
+    t0 = performance.now();
+    const failed = await m.waitForUnit('fl-fail.service', { timeout: '2m' }).then(() => undefined, (e: unknown) => e);
+    expect(failed).toBeInstanceOf(TestFailure);
+    expect((failed as Error).message).toMatch(/^unit fl-fail.service reached state "failed" on sd: it will not become active\nsystemctl status fl-fail.service:\n/);
+    // Its journal is in the status.
+    expect((failed as Error).message).toContain('fl-fail says goodbye');
+    expect(performance.now() - t0).toBeLessThan(30_000);
+
+    t0 = performance.now();
+    await expect(m.waitForUnit('fl-idle.service', { timeout: '2m' })).rejects.toThrow(/unit fl-idle.service is inactive and no job is queued on sd/);
+    await expect(m.waitForUnit('no-such.service', { timeout: '2m' })).rejects.toThrow(/unit no-such.service is inactive and no job is queued \(LoadState=not-found\)/);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+  }, 240_000);
+
+  it('starts and stops units, waiting for the job; a failing start says why', async () => {
+    await m.startUnit('fl-idle.service');
+    await m.requireUnitState('fl-idle.service', 'active');
+    await m.stopUnit('fl-idle.service');
+    await m.requireUnitState('fl-idle.service', 'inactive');
+    await expect(m.startUnit('fl-fail.service')).rejects.toThrow(/systemctl start fl-fail.service failed on sd \(exit 1\)[\s\S]*systemctl status fl-fail.service:[\s\S]*fl-fail says goodbye/);
+  }, 120_000);
+
+  it("talks to a user's manager with { user }, as that user", async () => {
+    await m.succeed(
+      "echo 'alice:x:1000:1000:alice:/home/alice:/bin/bash' >> /etc/passwd && echo 'alice:x:1000:' >> /etc/group && " +
+        "echo 'alice:!:19000:0:99999:7:::' >> /etc/shadow && mkdir -p /home/alice/.config/systemd/user && " +
+        "printf '[Service]\\nExecStart=/bin/sleep 1000\\n' > /home/alice/.config/systemd/user/fl-hello.service && chown -R 1000:1000 /home/alice",
+    );
+    // A user manager runs once the user logs in, or when started for them (loginctl enable-linger does the same).
+    await m.startUnit('user@1000.service');
+    await m.waitForUnit('default.target', { user: 'alice', timeout: '2m' });
+    await m.startUnit('fl-hello.service', { user: 'alice' });
+    await m.requireUnitState('fl-hello.service', 'active', { user: 'alice' });
+    const pid = await m.unitProperty('fl-hello.service', 'MainPID', { user: 'alice' });
+    expect((await m.succeed(`stat -c %u /proc/${pid}`)).trim()).toBe('1000');
+    // The system manager has no such unit: the two are apart.
+    await expect(m.waitForUnit('fl-hello.service', { timeout: '1m' })).rejects.toThrow(/LoadState=not-found/);
+    await expect(m.waitForUnit('fl-nothing.service', { user: 'alice', timeout: '1m' })).rejects.toThrow(/unit fl-nothing.service \(user alice's manager\) is inactive/);
+  }, 240_000);
+});
+
+describe('a guest without systemd', () => {
+  it('is told so at once, naming its init', async () => {
+    const err = await plain.waitForUnit('multi-user.target', { timeout: '1m' }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as Error).message).toMatch(/^plain does not run systemd \(its PID 1 is "init"; no \/run\/systemd\/system\).*profile x86_64-systemd/);
+    await expect(plain.systemctl('status')).rejects.toThrow(/does not run systemd/);
+  }, 60_000);
+});
