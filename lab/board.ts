@@ -111,7 +111,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.sshAccess = new SshAccess({ name: opts.name, serverName: boardName, note: (l) => this.log.note(l), life: () => this.life });
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     const silence = silenceOf(profile.guest.shell, (ms, limitS) => this.lineSilent(ms, limitS));
-    this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, silence });
+    this.backdoor = new BackdoorShell(opts.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, silence, strict: 'strict' in profile.guest.shell ? profile.guest.shell.strict : undefined });
     this.shell = new ShellOps(this.backdoor, () => this.log.lastLines(20));
   }
 

@@ -10,6 +10,7 @@ import type { Bootloader, Booted } from '../nixos/nixos.ts';
 import { need, type Machine } from '../protocols/machine.ts';
 import { Deadline, raceDeadline, withDeadline } from '../time/deadline.ts';
 import { parseSize } from './size.ts';
+import { plain } from '../shell/plain.ts';
 
 /** Runs one phase of a flow as a step with its own deadline: the scenario's ctx.step, or standaloneSteps outside one. */
 export type StepRunner = <T>(name: string, fn: () => Promise<T>, opts: { timeout: number }) => Promise<T>;
@@ -117,32 +118,32 @@ export async function fromIso(machine: Machine, o: IsoInstallOptions, run: StepR
     const table = uefi
       ? ['label: gpt', 'size=128MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP', 'type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=nixos']
       : ['label: dos', 'size=128MiB, type=c, bootable', 'type=83'];
-    output.push(await machine.succeed(`printf '%s\\n' ${table.map((l) => `'${l}'`).join(' ')} | sfdisk --quiet --wipe always ${dev} 2>&1`));
+    output.push(await plain(machine).succeed(`printf '%s\\n' ${table.map((l) => `'${l}'`).join(' ')} | sfdisk --quiet --wipe always ${dev} 2>&1`));
     // The kernel reads the new table; the partitions' device nodes appear.
-    await machine.succeed(`i=0; while { [ ! -b ${part(dev, 1)} ] || [ ! -b ${part(dev, 2)} ]; } && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; [ -b ${part(dev, 2)} ]`);
+    await plain(machine).succeed(`i=0; while { [ ! -b ${part(dev, 1)} ] || [ ! -b ${part(dev, 2)} ]; } && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; [ -b ${part(dev, 2)} ]`);
     return dev;
   }, { timeout: timeouts.partition });
 
   await run('format', async () => {
     if (o.steps) return;
-    output.push(await machine.succeed(`mkfs.fat -F 32 -n boot ${part(disk, 1)} 2>&1 && mkfs.ext4 -q -F -L nixos ${part(disk, 2)} 2>&1 && mkdir -p /mnt && mount ${part(disk, 2)} /mnt && mkdir -p /mnt/boot && mount ${part(disk, 1)} /mnt/boot`));
+    output.push(await plain(machine).succeed(`mkfs.fat -F 32 -n boot ${part(disk, 1)} 2>&1 && mkfs.ext4 -q -F -L nixos ${part(disk, 2)} 2>&1 && mkdir -p /mnt && mount ${part(disk, 2)} /mnt && mkdir -p /mnt/boot && mount ${part(disk, 1)} /mnt/boot`));
   }, { timeout: timeouts.format });
 
   await run('install', async () => {
     if (o.steps) return o.steps(machine, disk);
-    output.push(await machine.succeed('nixos-generate-config --root /mnt 2>&1'));
+    output.push(await plain(machine).succeed('nixos-generate-config --root /mnt 2>&1'));
     const what = o.system ? `--system ${o.system}` : `--flake '${o.flake}'`;
-    const r = await machine.execute(`nixos-install --root /mnt --no-root-passwd ${what} 2>&1; echo "exit $?"`);
+    const r = await plain(machine).execute(`nixos-install --root /mnt --no-root-passwd ${what} 2>&1; echo "exit $?"`);
     output.push(r.stdout);
     const code = /exit (\d+)\s*$/.exec(r.stdout)?.[1];
     if (code !== '0') throw new TestFailure(`${where}: nixos-install exited ${code ?? '?'}:\n${r.stdout.trim().split('\n').slice(-15).join('\n')}`);
-    await machine.succeed('sync; umount /mnt/boot 2>/dev/null; umount /mnt');
+    await plain(machine).succeed('sync; umount /mnt/boot 2>/dev/null; umount /mnt');
   }, { timeout: timeouts.install });
 
   await run('eject', () => media.ejectCdrom(), { timeout: timeouts.eject });
 
   const report = await run('first boot', async () => {
-    const before = (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim();
+    const before = (await plain(machine).succeed('cat /proc/sys/kernel/random/boot_id')).trim();
     await machine.reboot();
     const r = await verifyInstalled(machine, { ...o.expect, generation: o.expect?.generation ?? 1 }, o.system, where);
     if (r.booted.bootId === before) throw new TestFailure(`${where}: the machine did not reboot (same boot id ${before})`);
@@ -176,15 +177,15 @@ export async function sdImage(machine: Machine, o: SdInstallOptions, run: StepRu
     await machine.waitForShell();
     // The first boot's resize runs before the shell answers (rcS); it leaves no /nix-path-registration behind.
     const r = await verifyInstalled(machine, { bootloader: 'extlinux', ...o.expect, generation: o.expect?.generation ?? 1 }, undefined, where);
-    const pending = (await machine.succeed('[ -e /nix-path-registration ] && echo pending || echo done')).trim();
+    const pending = (await plain(machine).succeed('[ -e /nix-path-registration ] && echo pending || echo done')).trim();
     if (pending !== 'done') throw new TestFailure(`${where}: /nix-path-registration is still there: the first-boot resize did not finish`);
-    const label = (await machine.succeed(`e2label ${r.root} 2>/dev/null || true`)).trim();
+    const label = (await plain(machine).succeed(`e2label ${r.root} 2>/dev/null || true`)).trim();
     if (label !== 'NIXOS_SD') throw new TestFailure(`${where}: the root ${r.root} is labelled "${label}", not NIXOS_SD as NixOS's sd-image names it`);
     // Grown to the card (as the system sees it: a board's card is its own): less than 1 MiB left after the root.
     const { end, diskBytes } = await partitionEnd(machine, r.root);
     if (diskBytes - end > 1024 * 1024) throw new TestFailure(`${where}: the root partition ends at ${end} bytes of a ${diskBytes} byte card: it did not grow to fill the card`);
     // And the filesystem with it: ext4's blocks cover (nearly) the whole partition.
-    const fsBytes = Number((await machine.succeed("df -k / | awk 'NR == 2 { print $2 }'")).trim()) * 1024;
+    const fsBytes = Number((await plain(machine).succeed("df -k / | awk 'NR == 2 { print $2 }'")).trim()) * 1024;
     if (fsBytes < r.rootBytes * 0.9) throw new TestFailure(`${where}: the root filesystem is ${fsBytes} bytes on a ${r.rootBytes} byte partition: resize2fs did not grow it`);
     return r;
   }, { timeout: timeouts['first boot'] });
@@ -206,7 +207,7 @@ function existingFile(where: string, field: string, value: unknown, what: string
 
 /** The target's device: the one disk of exactly `bytes` bytes (QEMU gives the blank disk that size). */
 async function targetDisk(machine: Machine, bytes: number): Promise<string> {
-  const out = await machine.succeed('for d in /sys/block/*; do echo "${d##*/} $(cat $d/size) $(cat $d/removable)"; done');
+  const out = await plain(machine).succeed('for d in /sys/block/*; do echo "${d##*/} $(cat $d/size) $(cat $d/removable)"; done');
   const disks = out.trim().split('\n').map((l) => l.split(' ')).filter(([n, s, rm]) => Number(s) * 512 === bytes && rm === '0' && !/^(loop|ram|sr)/.test(n!));
   if (disks.length !== 1) throw new TestFailure(`${machine.name}: expected one disk of ${bytes} bytes to install onto, the installer sees ${disks.length}:\n${out.trim()}`);
   return `/dev/${disks[0]![0]}`;
@@ -220,7 +221,7 @@ function part(disk: string, n: number): string {
 /** Where partition `dev` ends on its disk, and the disk's size, in bytes. */
 async function partitionEnd(machine: Machine, dev: string): Promise<{ end: number; diskBytes: number }> {
   const name = dev.split('/').pop()!;
-  const out = await machine.succeed(`cat /sys/class/block/${name}/start /sys/class/block/${name}/size /sys/class/block/${name}/../size`);
+  const out = await plain(machine).succeed(`cat /sys/class/block/${name}/start /sys/class/block/${name}/size /sys/class/block/${name}/../size`);
   const [start, size, disk] = out.trim().split('\n').map(Number);
   return { end: (start! + size!) * 512, diskBytes: disk! * 512 };
 }
@@ -230,21 +231,21 @@ export async function verifyInstalled(machine: Machine, expect: { hostname?: str
   const booted = await machine.nixos.booted();
   if (booted.generation !== expect.generation) throw new TestFailure(`${where}: the first boot is generation ${booted.generation ?? 'none'} (${booted.toplevel}), expected ${expect.generation}`);
   if (system && booted.toplevel !== system) throw new TestFailure(`${where}: the first boot runs ${booted.toplevel}, not the system installed (${system})`);
-  const hostname = (await machine.succeed('hostname')).trim();
+  const hostname = (await plain(machine).succeed('hostname')).trim();
   const wantHost = expect.hostname ?? machine.name;
   if (machine.passesHostname || expect.hostname) {
     if (hostname !== wantHost) throw new TestFailure(`${where}: the installed system is called "${hostname}", expected "${wantHost}"`);
   }
   const bootloader = await machine.nixos.bootloader();
   if (expect.bootloader && bootloader !== expect.bootloader) throw new TestFailure(`${where}: /boot holds ${bootloader}, expected ${expect.bootloader}`);
-  const facts = (await machine.succeed("awk '$2 == \"/\" { d = $1 } END { print d }' /proc/mounts; if [ -d /sys/firmware/efi ]; then echo uefi-$(cat /sys/firmware/efi/fw_platform_size 2>/dev/null); else echo bios; fi")).trim().split('\n');
+  const facts = (await plain(machine).succeed("awk '$2 == \"/\" { d = $1 } END { print d }' /proc/mounts; if [ -d /sys/firmware/efi ]; then echo uefi-$(cat /sys/firmware/efi/fw_platform_size 2>/dev/null); else echo bios; fi")).trim().split('\n');
   const root = facts[0]!;
   const firmware = facts[1]!;
   const fw = machine.profile.firmware;
   const wantFw = fw.kind === 'uefi' ? `uefi-${fw.bits ?? 64}` : fw.kind === 'bios' ? 'bios' : undefined;
   if (wantFw && firmware !== wantFw) throw new TestFailure(`${where}: the installed system sees ${firmware} firmware, the profile has ${wantFw}`);
   const name = root.split('/').pop()!;
-  const rootBytes = Number((await machine.succeed(`cat /sys/class/block/${name}/size 2>/dev/null || echo 0`)).trim()) * 512;
+  const rootBytes = Number((await plain(machine).succeed(`cat /sys/class/block/${name}/size 2>/dev/null || echo 0`)).trim()) * 512;
   return { booted, hostname, bootloader, root, firmware, rootBytes };
 }
 

@@ -11,6 +11,7 @@ import { spawnSupervised } from '../process/supervisor.ts';
 import type { Machine } from '../protocols/machine.ts';
 import { Deadline, pollUntil, raceDeadline } from '../time/deadline.ts';
 import { badOption, phaseTimeouts, standaloneSteps, verifyInstalled, type InstallReport, type StepRunner } from './install.ts';
+import { plain } from '../shell/plain.ts';
 
 /** nixos-anywhere's phases (--phases), in order. */
 export const ANYWHERE_PHASES = ['kexec', 'disko', 'install', 'reboot'] as const;
@@ -117,12 +118,12 @@ async function prepareTarget(machine: Machine, o: NixosAnywhereOptions, c: { pha
   const identity = o.identity ?? machine.sshIdentity?.privateKey;
   if (!identity) throw bad('identity', undefined, `machine ${machine.name} is not fleetlab's testbed; give { user, identity } (an SSH key its root accepts)`);
   // Checked before nixos-anywhere starts, on the machine itself (a VM's or a board's RAM alike).
-  const memKiB = Number((await machine.succeed("awk '/^MemTotal:/ { print $2 }' /proc/meminfo")).trim());
+  const memKiB = Number((await plain(machine).succeed("awk '/^MemTotal:/ { print $2 }' /proc/meminfo")).trim());
   if (c.phases.includes('kexec') && memKiB / 1024 < c.minMiB * 0.9) {
     throw bad('memory', Math.round(memKiB / 1024), `machine ${machine.name} has ${Math.round(memKiB / 1024)} MiB of RAM; nixos-anywhere's kexec installer needs about ${c.minMiB} MiB. Give it more (machines: { role: { profile: '${machine.profile.name}', memoryMiB: ${c.minMiB} } }), or lower minMemoryMiB for a smaller kexec image`);
   }
   // kexec is no reset; the reboot at the end is: the installed system runs on a later boot than this.
-  return { identity, user: o.user ?? machine.sshIdentity?.user ?? 'root', bootBefore: (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim(), bootsBefore: machine.boots };
+  return { identity, user: o.user ?? machine.sshIdentity?.user ?? 'root', bootBefore: (await plain(machine).succeed('cat /proc/sys/kernel/random/boot_id')).trim(), bootsBefore: machine.boots };
 }
 
 /**
@@ -200,7 +201,7 @@ async function firstBoot(machine: Machine, before: { bootBefore: string; bootsBe
   const reset = await pollUntil(() => (machine.boots > before.bootsBefore ? true : undefined), { deadline, intervalMs: 200 });
   if (reset.timedOut) throw new TimeoutError('test-failure', { awaited: 'the machine to reset after nixos-anywhere rebooted it', deadline, machine: machine.name, lastLines: machine.log.lastLines(20) });
   await machine.waitForShell({ deadline });
-  await machine.waitUntilSucceeds(`[ -e /run/booted-system ] && ! grep -qw fleetlab.installer=kexec /proc/cmdline && [ "$(cat /proc/sys/kernel/random/boot_id)" != ${before.bootBefore} ]`, { deadline });
+  await plain(machine).waitUntilSucceeds(`[ -e /run/booted-system ] && ! grep -qw fleetlab.installer=kexec /proc/cmdline && [ "$(cat /proc/sys/kernel/random/boot_id)" != ${before.bootBefore} ]`, { deadline });
   const r = await verifyInstalled(machine, expect, system, where);
   // A reinstalled machine has a new host key: SSH pins the one it has now.
   (await machine.ssh({ expectNewHostKey: true })).close();

@@ -7,6 +7,7 @@ import type { WaitOptions } from '../protocols/wait-options.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
 import { type Deadline, sleep } from '../time/deadline.ts';
 import type { NixosMachine } from './nixos-machine.ts';
+import { plain } from '../shell/plain.ts';
 
 /** raspi-firmware: the Pi's firmware-only boot (boot.loader.raspberryPi): cmdline.txt on the FIRMWARE partition, no menu. */
 export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux' | 'raspi-firmware';
@@ -63,26 +64,26 @@ async function writeLoaderVariable(m: NixosMachine, name: string, value: string,
   const data = Buffer.concat([Buffer.from([7, 0, 0, 0]), Buffer.from(`${value}\0`, 'utf16le')]);
   const octal = [...data].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
   const v = `/sys/firmware/efi/efivars/${name}-${LOADER_GUID}`;
-  await m.succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
+  await plain(m).succeed(`[ -e ${v} ] && chattr -i ${v} 2>/dev/null; printf '${octal}' > ${v}`, opts);
 }
 
 /** Rewrites grubenv with `vars` merged into what it holds (a fresh block when it is corrupt): 1024 bytes, as grub-editenv writes it. */
 export async function writeGrubenv(c: LoaderContext, vars: Record<string, string>, opts?: WaitOptions): Promise<void> {
   const merged: Record<string, string> = {};
   if ((await STRATEGIES.grub.state(c, opts)).grubenvValid) {
-    const env = await c.m.succeed("head -c 1024 /boot/grub/grubenv | tr '\\000' '?'", opts);
+    const env = await plain(c.m).succeed("head -c 1024 /boot/grub/grubenv | tr '\\000' '?'", opts);
     for (const m of env.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)) merged[m[1]!] = m[2]!;
   }
   Object.assign(merged, vars);
   let text = '# GRUB Environment Block\n' + Object.entries(merged).filter(([, v]) => v !== '').map(([k, v]) => `${k}=${v}\n`).join('');
   if (text.length > 1024) throw new ConfigurationError(`grubenv would exceed its 1024 bytes`);
   text += '#'.repeat(1024 - text.length);
-  await c.m.succeed(`printf %s ${shellQuote(text)} > /boot/grub/grubenv.tmp && sync && mv -f /boot/grub/grubenv.tmp /boot/grub/grubenv && sync`, opts);
+  await plain(c.m).succeed(`printf %s ${shellQuote(text)} > /boot/grub/grubenv.tmp && sync && mv -f /boot/grub/grubenv.tmp /boot/grub/grubenv && sync`, opts);
 }
 
 /** Generation `n`'s place in extlinux.conf's menu (0 is "NixOS - Default"): U-Boot's choice is this plus one. */
 export async function extlinuxEntry(m: NixosMachine, n: number, opts?: WaitOptions): Promise<number> {
-  const labels = [...(await m.succeed('cat /boot/extlinux/extlinux.conf', opts)).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
+  const labels = [...(await plain(m).succeed('cat /boot/extlinux/extlinux.conf', opts)).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
   const at = labels.indexOf(`nixos-${n}`);
   if (at < 0) throw new ConfigurationError(`machine ${m.name}: extlinux.conf has no entry for generation ${n}`);
   return at;
@@ -90,7 +91,7 @@ export async function extlinuxEntry(m: NixosMachine, n: number, opts?: WaitOptio
 
 const systemdBoot: BootLoaderStrategy = {
   async state({ m }, opts) {
-    const out = await m.succeed(
+    const out = await plain(m).succeed(
       `sed -n 's/^default[[:space:]]*//p' /boot/loader/loader.conf; echo ---; ls /boot/loader/entries; echo ---; v=/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}; [ -e $v ] && tail -c +5 $v | tr -d '\\000'; true`,
       opts,
     );
@@ -133,7 +134,7 @@ const systemdBoot: BootLoaderStrategy = {
 
 const grub: BootLoaderStrategy = {
   async state({ m }, opts) {
-    const out = await m.succeed("head -c 1024 /boot/grub/grubenv 2>/dev/null | tr '\\000' '?'; echo; echo ---; wc -c < /boot/grub/grubenv 2>/dev/null || echo 0", opts);
+    const out = await plain(m).succeed("head -c 1024 /boot/grub/grubenv 2>/dev/null | tr '\\000' '?'; echo; echo ---; wc -c < /boot/grub/grubenv 2>/dev/null || echo 0", opts);
     const [env, size] = out.split('\n---\n');
     const valid = env!.startsWith('# GRUB Environment Block\n') && Number(size!.trim()) === 1024;
     const vars = valid ? Object.fromEntries([...env!.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)].map((x) => [x[1]!, x[2]!])) : {};
@@ -141,17 +142,17 @@ const grub: BootLoaderStrategy = {
   },
   async setNextBoot(c, n, opts) {
     // What grub-reboot writes: next_entry names the submenu entry by title.
-    const cfg = await c.m.succeed('cat /boot/grub/grub.cfg', opts);
+    const cfg = await plain(c.m).succeed('cat /boot/grub/grub.cfg', opts);
     const title = new RegExp(`menuentry "(NixOS - Configuration ${n} \\([^"]*\\))"`).exec(cfg)?.[1];
     if (!title) throw new ConfigurationError(`machine ${c.m.name}: /boot/grub/grub.cfg has no entry for generation ${n}`);
     await writeGrubenv(c, { next_entry: `NixOS - All configurations>${title}` }, opts);
   },
   async menu(c, n, deadline) {
-    const cfg = await c.m.succeed('cat /boot/grub/grub.cfg');
+    const cfg = await plain(c.m).succeed('cat /boot/grub/grub.cfg');
     const titles = [...cfg.matchAll(/menuentry "(NixOS - Configuration (\d+) [^"]*)"/g)].map((x) => Number(x[2]));
     const at = titles.indexOf(n);
     if (at < 0) throw new ConfigurationError(`machine ${c.m.name}: GRUB has no entry for generation ${n}`);
-    await c.m.succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^  set timeout=[0-9]*$/  set timeout=30/' /boot/grub/grub.cfg && sync");
+    await plain(c.m).succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^  set timeout=[0-9]*$/  set timeout=30/' /boot/grub/grub.cfg && sync");
     return {
       restore: '[ -e /boot/grub/grub.cfg.fleetlab-menu ] && mv -f /boot/grub/grub.cfg.fleetlab-menu /boot/grub/grub.cfg; sync',
       keys: async () => {
@@ -170,16 +171,16 @@ const grub: BootLoaderStrategy = {
 
 const extlinux: BootLoaderStrategy = {
   async state({ m }, opts) {
-    const def = (await m.succeed("sed -n 's/^DEFAULT[[:space:]]*//p' /boot/extlinux/extlinux.conf", opts)).trim();
+    const def = (await plain(m).succeed("sed -n 's/^DEFAULT[[:space:]]*//p' /boot/extlinux/extlinux.conf", opts)).trim();
     return { bootloader: 'extlinux', default: def, entries: [] };
   },
   async setNextBoot({ m }, n, opts) {
     // U-Boot has no one-shot: DEFAULT stays until the next switch.
-    await m.succeed(`sed -i 's/^DEFAULT .*/DEFAULT nixos-${n}/' /boot/extlinux/extlinux.conf && sync`, opts);
+    await plain(m).succeed(`sed -i 's/^DEFAULT .*/DEFAULT nixos-${n}/' /boot/extlinux/extlinux.conf && sync`, opts);
   },
   async menu({ m }, n, deadline) {
     const at = await extlinuxEntry(m, n);
-    await m.succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
+    await plain(m).succeed("cp /boot/extlinux/extlinux.conf /boot/extlinux/extlinux.conf.fleetlab-menu && sed -i 's/^TIMEOUT .*/TIMEOUT 300/' /boot/extlinux/extlinux.conf && sync");
     // U-Boot's menu: on the serial console, or the profile's boot loader console (the Pi's mini UART).
     const con = m.console(m.profile.bootloaderConsole ?? m.profile.serialConsole);
     con.mark();
@@ -196,7 +197,7 @@ const extlinux: BootLoaderStrategy = {
 const raspiFirmware: BootLoaderStrategy = {
   async state({ m }, opts) {
     // The firmware boots what cmdline.txt says: the generation is the one whose toplevel its init= names.
-    const init = /(?:^|\s)init=(\S+)\/init(?:\s|$)/.exec(await m.succeed('cat /boot/firmware/cmdline.txt', opts))?.[1] ?? '';
+    const init = /(?:^|\s)init=(\S+)\/init(?:\s|$)/.exec(await plain(m).succeed('cat /boot/firmware/cmdline.txt', opts))?.[1] ?? '';
     return { bootloader: 'raspi-firmware', default: init, entries: [] };
   },
   async setNextBoot({ m }) {

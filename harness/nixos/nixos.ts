@@ -16,6 +16,7 @@ import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { GenerationSpec, Toplevel } from './generation.ts';
 import { bootLoader, extlinuxEntry, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
+import { plain, type Commands } from '../shell/plain.ts';
 
 export type { BootState, Bootloader } from './boot-loaders.ts';
 
@@ -80,9 +81,12 @@ export interface Booted {
 
 export class NixosHelpers {
   private readonly m: NixosMachine;
+  /** Its commands, in plain sh (plain.ts). */
+  private readonly sh: Commands;
 
   constructor(machine: NixosMachine) {
     this.m = machine;
+    this.sh = plain(machine);
   }
 
   /** What the boot loader strategies drive: the machine, and keys into its screen (a machine without one says so). */
@@ -98,7 +102,7 @@ export class NixosHelpers {
 
   /** Every generation of the system profile (`nixos-rebuild list-generations --json`), newest first. */
   async generations(opts?: WaitOptions): Promise<Generation[]> {
-    const out = await this.m.succeed('nixos-rebuild list-generations --json', opts);
+    const out = await this.sh.succeed('nixos-rebuild list-generations --json', opts);
     try {
       return JSON.parse(out) as Generation[];
     } catch {
@@ -108,13 +112,13 @@ export class NixosHelpers {
 
   /** The profile's current generation and its toplevel. */
   async current(opts?: WaitOptions): Promise<{ generation: number; toplevel: string }> {
-    const [link, toplevel] = (await this.m.succeed(`readlink ${PROFILE}; readlink -f ${PROFILE}`, opts)).trim().split('\n');
+    const [link, toplevel] = (await this.sh.succeed(`readlink ${PROFILE}; readlink -f ${PROFILE}`, opts)).trim().split('\n');
     return { generation: generationOf(link!), toplevel: toplevel! };
   }
 
   /** The booted system (/run/booted-system), which generation it is, and the entry on the kernel command line. */
   async booted(opts?: WaitOptions): Promise<Booted> {
-    const out = await this.m.succeed(
+    const out = await this.sh.succeed(
       `readlink -f /run/booted-system; cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline; for l in ${PROFILE}-*-link; do echo "$l $(readlink -f "$l")"; done`,
       opts,
     );
@@ -166,7 +170,7 @@ export class NixosHelpers {
     if (!['auto', 'nix', 'ssh', 'shell'].includes(via)) throw bad('via', via, `via: "${via}" is none of auto, nix, ssh, shell`);
     if (typeof top === 'string' && (via === 'shell' || via === 'ssh')) throw bad('via', via, `a store path is copied from a Nix store with nix copy; via: "${via}" takes a Toplevel fleetlab built`);
     if (typeof top !== 'string' && opts.from !== undefined) throw bad('from', opts.from, 'from names the Nix store a store path comes from; a Toplevel fleetlab built brings its own');
-    const guestNix = (await this.m.succeed('command -v nix-store || true', opts)).trim() !== '';
+    const guestNix = (await this.sh.succeed('command -v nix-store || true', opts)).trim() !== '';
     if (via === 'nix' || typeof top === 'string') {
       const hostHas = await hostNix();
       if (!hostHas) throw bad('via', 'nix', 'nix copy needs Nix on this host: apt-get install nix-bin (scripts/setup.sh does), or give a Toplevel and via: "shell"');
@@ -186,7 +190,7 @@ export class NixosHelpers {
     const ssh = over === 'ssh' ? await this.m.ssh(opts) : undefined;
     try {
       const shell = ssh ?? this.m;
-      const have = (await shell.succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
+      const have = (await plain(shell).succeed(top.closure.map((p) => `[ -e ${shellQuote(p)} ] && echo ${shellQuote(p)}`).join('; ') + '; true', opts)).trim().split('\n').filter(Boolean);
       const missing = top.closure.filter((p) => !have.includes(p));
       if (missing.length) {
         // Into a temporary directory first, then each path renamed into the store: a path is there whole or not at all.
@@ -204,14 +208,14 @@ export class NixosHelpers {
             await ssh.upload(archive, remote, { timeout: 300_000, ...opts });
             await ssh.succeed(`${unpack(`cat ${remote}`)}; rm -f ${remote}`, { timeout: 120_000, ...opts });
           } else {
-            await shell.succeed(unpack(`printf %s ${shellQuote((await readFile(archive)).toString('base64'))} | base64 -d`), { timeout: 120_000, ...opts });
+            await plain(shell).succeed(unpack(`printf %s ${shellQuote((await readFile(archive)).toString('base64'))} | base64 -d`), { timeout: 120_000, ...opts });
           }
         } finally {
           await removeTempDir(dir);
         }
       }
       // A machine with Nix learns the paths too, or its nix-env refuses them.
-      if (guestNix && (await hostNix())) await shell.succeed(`printf %s ${shellQuote(await registration(top.root, top.closure))} | nix-store --load-db`, opts);
+      if (guestNix && (await hostNix())) await plain(shell).succeed(`printf %s ${shellQuote(await registration(top.root, top.closure))} | nix-store --load-db`, opts);
       this.m.log.note(`nixos: copied ${missing.length} store path(s) of ${top.path} ${ssh ? 'over SSH' : 'through the shell channel'} (${top.closure.length - missing.length} present)`);
       return { copied: missing, present: have, via: over };
     } finally {
@@ -236,7 +240,7 @@ export class NixosHelpers {
       from = chrootStore(top.root);
       closure = top.closure;
     }
-    const invalid = (await this.m.succeed(`nix-store --check-validity --print-invalid ${closure.map(shellQuote).join(' ')}`, opts)).trim().split('\n').filter(Boolean);
+    const invalid = (await this.sh.succeed(`nix-store --check-validity --print-invalid ${closure.map(shellQuote).join(' ')}`, opts)).trim().split('\n').filter(Boolean);
     let ep = this.m.sshEndpoint();
     const user = opts.user ?? ep.user;
     const identity = opts.identity ?? ep.privateKey;
@@ -277,7 +281,7 @@ export class NixosHelpers {
       await child.stop(2000).catch(() => undefined);
     }
     // Nix on the machine holds the toplevel as valid now, or the copy did not happen.
-    const check = await this.m.execute(`nix-store --check-validity ${shellQuote(path)}`, opts);
+    const check = await this.sh.execute(`nix-store --check-validity ${shellQuote(path)}`, opts);
     if (check.exitCode !== 0) throw new InfrastructureError(`machine ${this.m.name}: nix copy of ${path} exited 0, but the machine's Nix does not hold it as valid: ${(check.stderr || check.stdout).trim()}`);
     this.m.log.note(`nixos: nix copy of ${path}: ${invalid.length} store path(s) copied, ${closure.length - invalid.length} present, ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return { copied: invalid, present: closure.filter((p) => !invalid.includes(p)), via: 'nix' };
@@ -295,17 +299,17 @@ export class NixosHelpers {
     const path = typeof top === 'string' ? top : top.path;
     await this.ensureOnMachine(top, opts);
     if (opts.crashAt === 'after-copy') return this.cut(action, 'after-copy');
-    if (action === 'switch' || action === 'boot') await this.m.succeed(`nix-env -p ${PROFILE} --set ${shellQuote(path)}`, opts);
+    if (action === 'switch' || action === 'boot') await this.sh.succeed(`nix-env -p ${PROFILE} --set ${shellQuote(path)}`, opts);
     if (opts.crashAt === 'after-profile') return this.cut(action, 'after-profile');
     const cmd = `${shellQuote(`${path}/bin/switch-to-configuration`)} ${action}`;
     if (opts.crashAt === 'bootloader-write' || opts.crashAt === 'activation') {
       // The testbed's switch-to-configuration stops at the point and says so on the console; then the power goes.
       this.m.console().mark();
-      void this.m.execute(`FLEETLAB_PAUSE_AT=${opts.crashAt} ${cmd}`, { timeout: 300_000 }).catch(() => undefined);
+      void this.sh.execute(`FLEETLAB_PAUSE_AT=${opts.crashAt} ${cmd}`, { timeout: 300_000 }).catch(() => undefined);
       await this.m.waitForConsoleText(`fleetlab: paused at ${opts.crashAt}`, { timeout: 120_000, ...opts, literal: true });
       return this.cut(action, opts.crashAt);
     }
-    const r = await this.m.execute(cmd, { timeout: 300_000, ...opts });
+    const r = await this.sh.execute(cmd, { timeout: 300_000, ...opts });
     const result = activationResult(action, r);
     this.m.log.note(`nixos: switch-to-configuration ${action} of ${path}: exit ${r.exitCode}${result.failedUnits.length ? `, failed units: ${result.failedUnits.join(', ')}` : ''}`);
     if (r.exitCode !== 0 && r.exitCode !== 4) {
@@ -316,7 +320,7 @@ export class NixosHelpers {
 
   /** A Toplevel's closure copied to the machine; a store path too, unless the machine has it already (nix copy). */
   private async ensureOnMachine(top: Toplevel | string, opts: WaitOptions): Promise<void> {
-    if (typeof top === 'string' && (await this.m.execute(`[ -e ${shellQuote(top)} ]`, opts)).exitCode === 0) return;
+    if (typeof top === 'string' && (await this.sh.execute(`[ -e ${shellQuote(top)} ]`, opts)).exitCode === 0) return;
     await this.copyClosure(top, opts);
   }
 
@@ -329,14 +333,14 @@ export class NixosHelpers {
   /** `nixos-rebuild <action> --rollback`: the previous generation becomes current (switch, boot) or runs (test). */
   async rollback(opts: WaitOptions & { action?: 'switch' | 'boot' | 'test' } = {}): Promise<ActivationResult> {
     const action = opts.action ?? 'switch';
-    const r = await this.m.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
+    const r = await this.sh.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
     if (r.exitCode !== 0 && r.exitCode !== 4) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
     return activationResult(action, r);
   }
 
   /** Which boot loader the machine's /boot holds. */
   async bootloader(opts?: WaitOptions): Promise<Bootloader> {
-    const out = (await this.m.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; elif [ -e /boot/firmware/cmdline.txt ]; then echo raspi-firmware; else echo none; fi', opts)).trim();
+    const out = (await this.sh.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; elif [ -e /boot/firmware/cmdline.txt ]; then echo raspi-firmware; else echo none; fi', opts)).trim();
     if (out === 'none') throw new ConfigurationError(`machine ${this.m.name}: /boot holds no systemd-boot, GRUB or extlinux configuration (is /boot mounted?)`);
     return out as Bootloader;
   }
@@ -409,7 +413,7 @@ export class NixosHelpers {
     const rebooted = this.m.reboot({ deadline });
     await keys();
     await rebooted;
-    if (restore) await this.m.succeed(restore);
+    if (restore) await this.sh.succeed(restore);
     const b = await this.booted();
     if (b.generation !== n) throw new TestFailure(`machine ${this.m.name}: chose generation ${n} in the ${bl} menu, but generation ${b.generation} booted (entry ${b.entry})`);
     this.m.log.note(`nixos: booted generation ${n} from the ${bl} menu`);
@@ -449,7 +453,7 @@ export class NixosHelpers {
 
   /** Generation `n` becomes the profile's and the boot loader's default: `nix-env --switch-generation`, `switch-to-configuration boot`. */
   private async bootDefault(n: number, opts: WaitOptions): Promise<void> {
-    await this.m.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, opts);
+    await this.sh.succeed(`nix-env -p ${PROFILE} --switch-generation ${n} && ${PROFILE}/bin/switch-to-configuration boot`, opts);
   }
 
   /**
@@ -480,7 +484,7 @@ export class NixosHelpers {
 
   /** Units that failed in the running system: `systemctl --failed` on NixOS, the testbed's service manager otherwise. */
   async failedUnits(opts?: WaitOptions): Promise<string[]> {
-    const out = await this.m.succeed('if [ -x /etc/fleetlab/units ]; then /etc/fleetlab/units failed | sed "s/$/.service/"; else systemctl --failed --plain --no-legend | cut -d" " -f1; fi', opts);
+    const out = await this.sh.succeed('if [ -x /etc/fleetlab/units ]; then /etc/fleetlab/units failed | sed "s/$/.service/"; else systemctl --failed --plain --no-legend | cut -d" " -f1; fi', opts);
     return out.split('\n').map((l) => l.trim()).filter(Boolean);
   }
 
@@ -489,7 +493,7 @@ export class NixosHelpers {
    * testbed's /run/fleetlab/boot-complete (written where systemd-bless-boot would run). Returns whether it was healthy.
    */
   async waitForBootComplete(opts: WaitOptions = {}): Promise<{ healthy: boolean; detail: string }> {
-    const out = await this.m.waitUntilSucceeds(
+    const out = await this.sh.waitUntilSucceeds(
       'if [ -e /run/fleetlab/boot-complete ]; then cat /run/fleetlab/boot-complete; elif command -v systemctl >/dev/null; then s=$(systemctl is-system-running); case "$s" in running) echo healthy ;; degraded) echo "unhealthy: $(systemctl --failed --plain --no-legend | cut -d" " -f1 | tr "\n" " ")" ;; *) exit 1 ;; esac; else exit 1; fi',
       { timeout: 120_000, intervalMs: 500, ...opts },
     );
@@ -517,17 +521,17 @@ export class NixosHelpers {
       '  nix-env -p $P --switch-generation "$prev" && $P/bin/switch-to-configuration switch; echo "rolled-back $?" > $D/result',
       'else echo confirmed > $D/result; fi',
     ].join('\n');
-    await this.m.succeed(`rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/canary; printf %s ${shellQuote(script)} > ${dir}/run.sh; setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null &`, opts);
-    const activation = Number((await this.m.waitUntilSucceeds(`cat ${dir}/activation`, { timeout: 300_000, intervalMs: 500, ...opts })).trim());
+    await this.sh.succeed(`rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/canary; printf %s ${shellQuote(script)} > ${dir}/run.sh; setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null &`, opts);
+    const activation = Number((await this.sh.waitUntilSucceeds(`cat ${dir}/activation`, { timeout: 300_000, intervalMs: 500, ...opts })).trim());
     let healthy = false;
     try {
       healthy = (await opts.healthCheck()) !== false;
     } catch (err) {
       this.m.log.note(`nixos: health check after switching to ${path} failed: ${String(err)}`);
     }
-    if (healthy) await this.m.succeed(`rm -f ${dir}/canary`);
-    const result = (await this.m.waitUntilSucceeds(`cat ${dir}/result`, { timeout: (seconds + 300) * 1000, intervalMs: 1000, ...opts })).trim();
-    const log = await this.m.succeed(`cat ${dir}/log`);
+    if (healthy) await this.sh.succeed(`rm -f ${dir}/canary`);
+    const result = (await this.sh.waitUntilSucceeds(`cat ${dir}/result`, { timeout: (seconds + 300) * 1000, intervalMs: 1000, ...opts })).trim();
+    const log = await this.sh.succeed(`cat ${dir}/log`);
     this.m.log.note(`nixos: magic rollback of ${path}: activation exit ${activation}, ${result}`);
     return { confirmed: result === 'confirmed', rolledBack: result.startsWith('rolled-back'), activation, log };
   }

@@ -16,8 +16,12 @@ export interface ExecResult {
   budgetMs?: number;
 }
 
-/** Options of one command: its budget (enforced in the guest: killed with exit code 124 and timedOut when it expires). */
-export type ExecOptions = WaitOptions;
+/**
+ * Options of one command: its budget (enforced in the guest: killed with exit code 124 and timedOut when it expires),
+ * and whether it runs strictly: under `set -eu` and, where the guest's shell has it (bash, busybox ash; not dash),
+ * `set -o pipefail`, as the NixOS test driver runs commands. Default: the profile's `guest.shell.strict`, else true.
+ */
+export type ExecOptions = WaitOptions & { strict?: boolean };
 
 /** Runs one command and returns its exit code and output: the one primitive a shell provider implements. */
 export interface CommandRunner {
@@ -27,10 +31,14 @@ export interface CommandRunner {
 
 /** The commands a scenario runs on any machine, VM or board. */
 export interface Shell extends CommandRunner {
-  /** Runs `command`; throws a CommandError unless it exits 0. Returns stdout. */
-  succeed(command: string, opts?: ExecOptions): Promise<string>;
-  /** Runs `command`; throws a CommandError if it exits 0. Returns stdout. */
-  fail(command: string, opts?: ExecOptions): Promise<string>;
+  /**
+   * Runs `command`; throws a CommandError unless it exits 0. Returns stdout. Given several commands (an array, as
+   * NTD's `succeed(*cmds)`), runs them in order, each one on its own, stops at the first that fails, and returns
+   * their stdout joined.
+   */
+  succeed(command: string | readonly string[], opts?: ExecOptions): Promise<string>;
+  /** Runs `command` (or each of several, in order); throws a CommandError if one exits 0. Returns stdout (joined). */
+  fail(command: string | readonly string[], opts?: ExecOptions): Promise<string>;
   /** Retries `command` until it exits 0. Returns its stdout. */
   waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string>;
   /** Retries `command` until it exits non-zero. Returns its stdout. */

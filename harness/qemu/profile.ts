@@ -70,7 +70,15 @@ const bootSpec = z.discriminatedUnion('kind', [
 
 const shellSpec = z.discriminatedUnion('kind', [
   /** NixOS test-instrumentation backdoor: a root shell on a virtio console. */
-  z.object({ kind: z.literal('backdoor'), console: z.string() }),
+  z.object({
+    kind: z.literal('backdoor'),
+    console: z.string(),
+    /**
+     * Commands run strictly (default true): under `set -eu` and, where the guest's shell has it, `pipefail`, as the
+     * NixOS test driver runs them. false: plain `sh` (each call's `{ strict }` still decides for itself).
+     */
+    strict: z.boolean().optional(),
+  }),
   /**
    * A root shell started over a serial login (machines without a virtio console: boards, the Pi, images without the
    * NixOS test instrumentation): fleetlab logs in with guest.login, quiets kernel messages and runs the same
@@ -85,6 +93,8 @@ const shellSpec = z.discriminatedUnion('kind', [
      * it while a command runs. Unset: no limit (a command waits out its own timeout).
      */
     silenceLimitSeconds: z.number().min(4, 'at least 4 s: the guest sends a heartbeat every quarter of it').optional(),
+    /** As the backdoor's: commands under `set -eu` and `pipefail` (default true), or plain `sh` with false. */
+    strict: z.boolean().optional(),
   }),
   /** No shell channel: only consoles and power. */
   z.object({ kind: z.literal('none') }),

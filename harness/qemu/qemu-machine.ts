@@ -151,7 +151,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       const channelLog = shell.kind === 'backdoor' ? this.consoles.newLog(shell.console) : undefined;
       // A serial-login profile's silence limit: a guest that hangs mid-command ends the machine's life, as on a board.
       const silence = silenceOf(shell, (ms, limitS) => this.life.finish(new MachineDied(this.name, `its console ${shell.console} was silent for ${Math.round(ms / 1000)} s while a command ran (the limit is ${limitS} s: guest.shell.silenceLimitSeconds of profile ${profile.name}); the guest hangs?`, this.qemu?.proc.stderrTail(), () => this.log.lastLines(20), undefined)));
-      this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, log: channelLog, silence });
+      this.backdoor = new BackdoorShell(this.name, { lastLines: () => this.log.lastLines(20), note: (t) => this.log.note(t), life: () => this.life, log: channelLog, silence, strict: shell.strict });
       this.backdoor.onSession(() => {
         this.aliveSinceBoot = true;
         this.emit('shell-session', this.backdoor!.sessions);
@@ -309,8 +309,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       waitForShell: (o) => m.waitForShell(o),
       resumeShell: () => m.backdoor!.resume(),
       kill: (by) => m.kill(by),
-      succeed: (c, o) => m.succeed(c, o),
-      execute: (c, o) => m.execute(c, o),
+      // Warm restores' own commands: plain sh (shell/plain.ts).
+      succeed: (c, o) => m.succeed(c, { ...o, strict: false }),
+      execute: (c, o) => m.execute(c, { ...o, strict: false }),
     };
   }
 

@@ -81,6 +81,8 @@ export interface BackdoorShellOptions {
    * come over the channel for longer than `limitMs`: the machine hangs. Its owner ends the machine's life with it.
    */
   silence?: { limitMs: number; onSilent: (silentMs: number, command: string) => void };
+  /** Whether a command runs strictly when its call does not say (the profile's guest.shell.strict; default true). */
+  strict?: boolean;
 }
 
 /**
@@ -248,7 +250,8 @@ export class BackdoorShell implements CommandRunner {
   /** Runs `command` in the guest; `timeout` is enforced in the guest (exit code 124) and, as a last resort, on the host. */
   execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
     const deadline = deadlineFrom(opts, DEFAULT_TIMEOUT_MS, `command on ${this.machineName}: ${abbreviate(command)}`, 'pass { timeout } to execute()/succeed()');
-    const run = this.queue.then(() => this.run(command, deadline, opts?.signal));
+    const strict = opts?.strict ?? this.opts.strict ?? true;
+    const run = this.queue.then(() => this.run(command, deadline, opts?.signal, strict));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -263,7 +266,7 @@ export class BackdoorShell implements CommandRunner {
     this.write(`${command}\n`);
   }
 
-  private async run(command: string, deadline: Deadline, userSignal?: AbortSignal): Promise<ExecResult> {
+  private async run(command: string, deadline: Deadline, userSignal: AbortSignal | undefined, strict: boolean): Promise<ExecResult> {
     const signal = withLife(userSignal, this.opts.life?.());
     const awaited = `the guest shell to answer command: ${abbreviate(command)}`;
     await this.waitReady({ deadline, signal });
@@ -275,7 +278,7 @@ export class BackdoorShell implements CommandRunner {
     const answer = new Promise<Answer>((resolve, reject) => {
       this.pending = { nonce, command, started, resolve, reject };
     });
-    this.write(`__fl_run ${nonce} ${guestSeconds} ${shellQuote(command)}\n`);
+    this.write(`__fl_run ${nonce} ${guestSeconds} ${shellQuote(command)}${strict ? ' s' : ''}\n`);
     const watch = this.watchSilence(nonce, command);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;

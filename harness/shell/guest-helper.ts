@@ -1,7 +1,7 @@
 // The shell code fleetlab defines once per guest session: one round trip per command, length-prefixed output.
 
 /**
- * `__fl_run NONCE TIMEOUT_S 'COMMAND'` runs COMMAND in a subshell (a fork, no exec), stdin from /dev/null,
+ * `__fl_run NONCE TIMEOUT_S 'COMMAND' [s]` runs COMMAND in a subshell (a fork, no exec), stdin from /dev/null,
  * stdout and stderr in files; then prints one header line `NONCE EXIT OUT_BYTES ERR_BYTES FLAG` followed by
  * exactly that many bytes. FLAG is `T` when fleetlab's watchdog killed the command at its timeout (the exit code is
  * then 124, like coreutils timeout) and `-` otherwise, so a command's own exit code 124 is told apart. Output never
@@ -29,6 +29,10 @@
  * assignment would have missed the newest sleep). A fork per
  * command: +1.2 to 2.5 ms a command under TCG (bench/heartbeat.ts); ending it by a walk of /proc cost ~125 ms.
  *
+ * Strict commands (`s`): the subshell sets `-eu` and, where the shell has it (`__fl_pf`, probed once by `__fl_check`:
+ * bash and busybox ash, not dash), `-o pipefail` before it evals COMMAND, as the NixOS test driver's
+ * `set -euo pipefail`; the helper's own code never runs under them.
+ *
  * Runs in POSIX sh: dash, busybox ash, bash (NixOS's backdoor shell). `__fl_check` first makes sure the guest has
  * what this needs (head, wc, rm, mkdir, /proc, a writable /tmp; mkfifo where read has -t, sleep where it has not) and
  * answers with the missing ones.
@@ -52,7 +56,7 @@ __fl_f=/tmp/.fleetlab/$1
 __fl_i=$1
 __fl_n=$((__fl_n + 1))
 [ $((__fl_n % 64)) -eq 0 ] && rm -f /tmp/.fleetlab/fl*
-( eval "$3" ) </dev/null >"$__fl_f.o" 2>"$__fl_f.e" 4>&- &
+( if [ "$4" = s ]; then set -eu; if [ "$__fl_pf" = 1 ]; then set -o pipefail; fi; fi; eval "$3" ) </dev/null >"$__fl_f.o" 2>"$__fl_f.e" 4>&- &
 __fl_p=$!
 __fl_h=
 if [ -n "$__fl_hb" ]; then
@@ -105,6 +109,8 @@ __fl_m=
 for __c in head wc rm mkdir dd; do command -v "$__c" >/dev/null 2>&1 || __fl_m="$__fl_m $__c"; done
 [ -r /proc/self/stat ] || __fl_m="$__fl_m /proc(mounted)"
 __fl_rt=0
+__fl_pf=0
+(set -o pipefail) 2>/dev/null && __fl_pf=1
 if (printf 'x\\n' | { read -r -t 5 __y && [ "$__y" = x ]; }) 2>/dev/null; then
 __fl_rt=1
 command -v mkfifo >/dev/null 2>&1 || __fl_m="$__fl_m mkfifo"

@@ -18,10 +18,10 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
     return this.shell.execute(command, opts);
   }
-  succeed(command: string, opts?: ExecOptions): Promise<string> {
+  succeed(command: string | readonly string[], opts?: ExecOptions): Promise<string> {
     return this.shell.succeed(command, opts);
   }
-  fail(command: string, opts?: ExecOptions): Promise<string> {
+  fail(command: string | readonly string[], opts?: ExecOptions): Promise<string> {
     return this.shell.fail(command, opts);
   }
   waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {

@@ -30,16 +30,24 @@ export class ShellOps implements Shell {
     return this.runner.execute(command, opts);
   }
 
-  async succeed(command: string, opts?: ExecOptions): Promise<string> {
-    const r = await this.runner.execute(command, opts);
-    if (r.exitCode !== 0) throw this.commandError(command, r, 'was expected to succeed');
-    return r.stdout;
+  async succeed(command: string | readonly string[], opts?: ExecOptions): Promise<string> {
+    let out = '';
+    for (const c of typeof command === 'string' ? [command] : command) {
+      const r = await this.runner.execute(c, opts);
+      if (r.exitCode !== 0) throw this.commandError(c, r, 'was expected to succeed');
+      out += r.stdout;
+    }
+    return out;
   }
 
-  async fail(command: string, opts?: ExecOptions): Promise<string> {
-    const r = await this.runner.execute(command, opts);
-    if (r.exitCode === 0) throw this.commandError(command, r, 'was expected to fail');
-    return r.stdout;
+  async fail(command: string | readonly string[], opts?: ExecOptions): Promise<string> {
+    let out = '';
+    for (const c of typeof command === 'string' ? [command] : command) {
+      const r = await this.runner.execute(c, opts);
+      if (r.exitCode === 0) throw this.commandError(c, r, 'was expected to fail');
+      out += r.stdout;
+    }
+    return out;
   }
 
   waitUntilSucceeds(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string> {
@@ -75,7 +83,7 @@ export class ShellOps implements Shell {
     let last: ExecResult | undefined;
     const res = await pollUntil(
       async () => {
-        const r = await this.runner.execute(command, { deadline, signal: opts?.signal });
+        const r = await this.runner.execute(command, { deadline, signal: opts?.signal, strict: opts?.strict });
         last = r;
         return done(r) ? r.stdout : undefined;
       },

@@ -86,7 +86,7 @@ describe.each(shells)('shell channel on $shell', ({ shell, binsh, watchdog }) =>
   });
 
   it("a command that kills the channel's own timer is not reported as timed out", async () => {
-    const r = await m().execute('killall sleep 2>/dev/null; pkill sleep 2>/dev/null; echo done', { timeout: 30_000 });
+    const r = await m().execute('killall sleep 2>/dev/null || true; pkill sleep 2>/dev/null || true; echo done', { timeout: 30_000 });
     expect(r).toMatchObject({ exitCode: 0, timedOut: false, stdout: 'done\n' });
   });
 
@@ -97,7 +97,30 @@ describe.each(shells)('shell channel on $shell', ({ shell, binsh, watchdog }) =>
     const t0 = performance.now();
     expect((await m().execute('sleep 1000 & echo started')).stdout).toBe('started\n');
     expect(performance.now() - t0).toBeLessThan(5000);
-    await m().succeed('kill $(pidof sleep) 2>/dev/null; true');
+    await m().succeed('kill $(pidof sleep) 2>/dev/null || true');
+  });
+
+  it(`runs commands strictly: set -eu${shell === 'dash' ? ' (dash has no pipefail)' : ' and pipefail'}; { strict: false } is plain sh`, async () => {
+    await expect(m().succeed('false; true')).rejects.toThrow(/exited with 1[\s\S]*\$ false; true/);
+    await expect(m().succeed('echo "${FL_NOT_SET}"')).rejects.toThrow(/was expected to succeed/);
+    expect((await m().execute('echo "${FL_NOT_SET}"')).stderr).toMatch(/FL_NOT_SET/);
+    if (shell === 'dash') await m().succeed('false | true');
+    else await expect(m().succeed('false | true')).rejects.toThrow(/exited with 1[\s\S]*\$ false \| true/);
+    // Conditions and lists are not failures under set -e.
+    expect(await m().succeed('if false; then echo no; fi; false || echo yes; ! false')).toBe('yes\n');
+    for (const cmd of ['false; true', 'false | true', 'echo "${FL_NOT_SET}"']) await m().succeed(cmd, { strict: false });
+    // Each wait takes it too.
+    await m().waitUntilSucceeds('false; true', { strict: false, timeout: '10s' });
+    await expect(m().waitUntilSucceeds('false; true', { timeout: '2s' })).rejects.toThrow(/last try exited 1/);
+  });
+
+  it('runs several commands in order, as NTD does, and stops at the first that fails', async () => {
+    expect(await m().succeed(['echo a', 'echo b > /tmp/fl-b', 'cat /tmp/fl-b'])).toBe('a\nb\n');
+    await m().succeed('rm -f /tmp/fl-never');
+    await expect(m().succeed(['true', 'exit 5', 'touch /tmp/fl-never'])).rejects.toThrow(/exited with 5[\s\S]*\$ exit 5/);
+    await m().fail('test -e /tmp/fl-never');
+    expect(await m().fail(['false', 'echo out; exit 2'])).toBe('out\n');
+    await expect(m().fail(['false', 'true'])).rejects.toThrow(/was expected to fail/);
   });
 
   it('carries 2 MB of output intact, by checksum', async () => {
@@ -106,6 +129,23 @@ describe.each(shells)('shell channel on $shell', ({ shell, binsh, watchdog }) =>
     const r = await m().execute('cat /tmp/big', { timeout: 60_000 });
     expect(createHash('sha256').update(r.stdoutBytes).digest('hex')).toBe(want);
   });
+});
+
+describe('a profile whose guest.shell.strict is false', () => {
+  it('runs commands in plain sh unless a call asks for strict', async () => {
+    const base = withImage('x86_64');
+    const profile: MachineProfile = { ...base, name: 'x86_64-plain', guest: { ...base.guest, shell: { kind: 'backdoor', console: 'hvc0', strict: false } } };
+    const m = new QemuMachine(profile, { name: 'sh-plain', logDir });
+    try {
+      await m.start();
+      await m.waitForShell({ timeout: 120_000 });
+      expect(await m.succeed('false; echo plain')).toBe('plain\n');
+      await m.succeed('false | true');
+      await expect(m.succeed('false; true', { strict: true })).rejects.toThrow(/exited with 1/);
+    } finally {
+      await m.stop();
+    }
+  }, 180_000);
 });
 
 describe('a guest that lacks what the channel needs', () => {
