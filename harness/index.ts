@@ -25,9 +25,9 @@ export { FleetlabError, TestFailure, InfrastructureError, ConfigurationError, Ti
 export { BUILTIN_CONSOLE_CHECKS } from './console/console-checks.ts';
 export type { ConsoleCheck, ConsoleCheckHit, ConsoleCheckSettings } from './console/console-checks.ts';
 export type { Console, ExpectOptions } from './protocols/console.ts';
-export type { Shell, ExecResult, ExecOptions } from './protocols/shell.ts';
+export type { Shell, ExecResult, ExecOptions, CopyReport } from './protocols/shell.ts';
 export type { Systemd, SystemdOptions, UnitActiveState } from './protocols/systemd.ts';
-export type { Power } from './protocols/power.ts';
+export type { Power, RebootOptions, RebootVia } from './protocols/power.ts';
 export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';
 export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';

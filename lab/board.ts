@@ -21,6 +21,7 @@ import { ConfigurationError, InfrastructureError, TimeoutError } from '../harnes
 import type { MachineFacts, MachineState, ManagedMachine, SshOptions } from '../harness/protocols/machine.ts';
 import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
+import type { RebootOptions } from '../harness/protocols/power.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
@@ -86,6 +87,8 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   private bannerOfCountedBoot = false;
   /** When the last banner was taken (ms): one boot can print it more than once (a console replaying the log). */
   private lastBannerAt = 0;
+  /** Its folder in the case's output. */
+  readonly logDir: string;
   /** The fleetlab testbed its card holds, when its profile boots the testbed's disk (testbed generations are built for it). */
   testbed: TestbedImage | undefined;
   private readonly sshAccess: SshAccess;
@@ -100,6 +103,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
       throw new ConfigurationError(`board ${boardName}: its profile ${profile.name} has a backdoor shell on ${profile.guest.shell.console}, which a board does not have; give the board a profile whose guest.shell is { kind: 'serial-login', console: '${profile.serialConsole}' }`);
     }
     this.name = opts.name;
+    this.logDir = opts.logDir;
     this.boardName = boardName;
     this.spec = spec;
     this.profile = profile;
@@ -283,11 +287,21 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     return this.serialConsole.write(text);
   }
 
-  /** Reboots through the guest's reboot command and waits for a new login and shell; resolves with the boot count. */
-  async reboot(opts?: WaitOptions): Promise<number> {
+  /**
+   * Reboots through the guest's reboot command (or with `via: 'reset'` a power cycle through its relay) and waits for
+   * a new login and shell; resolves with the boot count. A board has no keyboard fleetlab drives: no 'ctrl-alt-del'.
+   */
+  async reboot(opts?: RebootOptions): Promise<number> {
     const deadline = deadlineFrom(opts, 300_000, `reboot of board ${this.boardName}`, 'pass { timeout } to reboot()');
     const signal = withLife(opts?.signal, this.life);
     const before = this.boots;
+    if (opts?.via === 'ctrl-alt-del') throw new ConfigurationError(`board ${this.boardName}: reboot({ via: 'ctrl-alt-del' }) needs a keyboard fleetlab drives, which a board has not; use via: 'command' (its reboot command) or 'reset' (a power cycle)`);
+    if (opts?.via === 'reset') {
+      await this.crash();
+      await this.start({ deadline, signal: opts.signal });
+      await this.waitForShell({ deadline, signal: opts.signal });
+      return this.boots;
+    }
     await this.backdoor.sendBlind(this.profile.guest.rebootCommand, { deadline, signal });
     // Our own command ended the session: nothing more goes to that shell; the next boot's login starts a new one.
     this.backdoor.guestReset();

@@ -3,7 +3,7 @@
 // (nix/tests/eval-guest.nix). nixpkgs' lib comes from $FLEETLAB_NIXPKGS_LIB (scripts/test.sh unpacks the vendored
 // copy next to the repository; your own nixpkgs' lib works too).
 import { execa } from 'execa';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { which } from '../harness/qemu/host-packages.ts';
@@ -16,7 +16,7 @@ if (missing) console.warn(`nix/fleetlab-guest.test.ts skipped: ${missing}`);
 // No nix daemon or build users here: evaluation only.
 const nixEnv = { NIX_CONFIG: 'build-users-group =', NIX_REMOTE: '' };
 
-type Unit = Record<string, unknown> & { script?: string; wantedBy?: string[]; after?: string[]; requires?: string[]; enable?: boolean; environment?: Record<string, string>; unitConfig?: Record<string, unknown>; serviceConfig?: Record<string, unknown>; pathConfig?: Record<string, string> };
+type Unit = Record<string, unknown> & { script?: string; path?: string[]; before?: string[]; wantedBy?: string[]; after?: string[]; requires?: string[]; enable?: boolean; environment?: Record<string, string>; unitConfig?: Record<string, unknown>; serviceConfig?: Record<string, unknown>; pathConfig?: Record<string, string> };
 interface Evaluated {
   failedAssertions: string[];
   kernelParams: string[];
@@ -68,14 +68,27 @@ describe.skipIf(!!missing)('nix/: the NixOS guest module and flake', () => {
     expect(c.kernelParams).toEqual(['console=ttyS0,115200']);
     expect(c.services['serial-getty@ttyS0']).toMatchObject({ enable: true, wantedBy: ['getty.target'] });
     expect(c.services['serial-getty@hvc0']).toMatchObject({ enable: false });
-    expect(c.kernelModules).toEqual(['qemu_fw_cfg']);
+    expect(c.kernelModules).toEqual(['qemu_fw_cfg', 'batman-adv']);
     expect(c.services['fleetlab-hostname']!.script).toContain('/sys/firmware/qemu_fw_cfg/by_name/opt/fleetlab/hostname/raw');
     expect(c.services['fleetlab-hostname']).toMatchObject({ wantedBy: ['sysinit.target'], unitConfig: { DefaultDependencies: false }, serviceConfig: { Type: 'oneshot' } });
-    expect(Object.keys(c.services).sort()).toEqual(['fleetlab-backdoor', 'fleetlab-hostname', 'serial-getty@hvc0', 'getty@hvc0', 'serial-getty@ttyS0'].sort());
+    expect(Object.keys(c.services).sort()).toEqual(['fleetlab-backdoor', 'fleetlab-hostname', 'fleetlab-network', 'serial-getty@hvc0', 'getty@hvc0', 'serial-getty@ttyS0'].sort());
+  });
+
+  it("applies the fabric's addresses and names with the testbed's own network script, before network.target", async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true } } });
+    const net = c.services['fleetlab-network']!;
+    expect(net).toMatchObject({ wantedBy: ['network.target'], before: ['network.target'], unitConfig: { ConditionPathExists: '/sys/firmware/qemu_fw_cfg/by_name/opt/fleetlab/net/raw' }, serviceConfig: { Type: 'oneshot', RemainAfterExit: true } });
+    expect(net.after).toContain('network-pre.target');
+    expect(net.path).toEqual(['/nix/store/stub-iproute2', '/nix/store/stub-gnused', '/nix/store/stub-coreutils', '/nix/store/stub-iputils', '/nix/store/stub-batctl', '/nix/store/stub-kmod']);
+    // The very script the testbed runs at boot and after a warm start (one logic for both).
+    expect(net.script).toBe(readFileSync(join(root, 'machines/testbed/rootfs/etc/fleetlab/network'), 'utf8'));
+    expect(net.script).toContain("sed -n 's/^host \\(.*\\)$/\\1 # fleetlab/p'");
+    const off = await evaluate({ fleetlab: { guest: { enable: true, networkFromFwCfg: false } } });
+    expect(off.services['fleetlab-network']).toBeUndefined();
   });
 
   it('serial consoles in order, each with a getty; the backdoor on another console', async () => {
-    const c = await evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'hvc1' }, serialConsoles: ['ttyS0', 'ttyAMA0,115200'], hostnameFromFwCfg: false } } });
+    const c = await evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'hvc1' }, serialConsoles: ['ttyS0', 'ttyAMA0,115200'], hostnameFromFwCfg: false, networkFromFwCfg: false } } });
     expect(c.kernelParams).toEqual(['console=ttyS0', 'console=ttyAMA0,115200']);
     expect(c.services['serial-getty@ttyS0']?.enable).toBe(true);
     expect(c.services['serial-getty@ttyAMA0']?.enable).toBe(true);

@@ -56,6 +56,12 @@ export const lan = scenario({
       await a.waitUntilSucceeds(`ping -c 1 -W 1 ${need(b, 'net').address('lan')}`, { timeout: 30_000 });
       assert.deepEqual(await reachability(machines, 'lan'), ALL);
     });
+    await step('machines reach each other by name (/etc/hosts: <machine> and <machine>.<network>)', async () => {
+      for (const [from, to, name] of [[a, b, 'b'], [b, machines.c!, 'c.lan'], [machines.c!, a, 'a']] as const) {
+        const out = await from.succeed(`ping -c 1 -W 2 ${name}`);
+        assert.match(out, new RegExp(`\\(${need(to, 'net').address('lan').replace(/\./g, '\\.')}\\)`), `${from.name} -> ${name}: ${out}`);
+      }
+    });
     await step('partition [a] | [b, c]: cut across, kept inside', async () => {
       net.partition(['a'], ['b', 'c']);
       assert.deepEqual(await reachability(machines, 'lan'), ['b>c', 'c>b']);

@@ -100,7 +100,7 @@ export class StreamConsole implements Console {
   expect(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
     let re: RegExp;
     try {
-      re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, this.name) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+      re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, `console ${this.name}`) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -164,11 +164,11 @@ export function escapeRegExp(s: string): string {
  * A string pattern as a regular expression: as the NixOS test driver reads one (a regex), or as plain text with
  * `literal`. A string that is no regex is a configuration error that names it and the literal form.
  */
-function stringPattern(pattern: string, literal: boolean, consoleName: string): RegExp {
+export function stringPattern(pattern: string, literal: boolean, where: string): RegExp {
   if (literal) return new RegExp(escapeRegExp(pattern));
   try {
     return new RegExp(pattern);
   } catch (err) {
-    throw new ConfigurationError(`console ${consoleName}: ${JSON.stringify(pattern)} is no regular expression (${(err as Error).message}); a string pattern is a regex, as in the NixOS test driver: pass { literal: true } to match it as plain text`, { details: { value: pattern } });
+    throw new ConfigurationError(`${where}: ${JSON.stringify(pattern)} is no regular expression (${(err as Error).message}); a string pattern is a regex, as in the NixOS test driver: pass { literal: true } to match it as plain text`, { details: { value: pattern } });
   }
 }

@@ -50,6 +50,8 @@ export interface NicPlan {
   qemuPort: number;
   /** The guest joins this NIC to its batman-adv mesh (bat0 carries the address). */
   batman: boolean;
+  /** Every machine on this network (itself too) and its address there: the guest's /etc/hosts names them. */
+  peers: Array<{ name: string; address: string }>;
 }
 
 /** Counters of one directed link. */
@@ -380,7 +382,7 @@ export class Fabric {
       const helper = await this.start();
       const qemuPort = await freeUdpPort();
       const switchPort = await helper.openPort(net.index, net.members.indexOf(machine), qemuPort);
-      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort, qemuPort, batman: net.batman });
+      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort, qemuPort, batman: net.batman, peers: net.members.map((m) => ({ name: m, address: net.address(m) })) });
     }
     return nics;
   }

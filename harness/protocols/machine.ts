@@ -12,7 +12,7 @@ import type { Console, ExpectOptions } from './console.ts';
 import type { Media } from './media.ts';
 import type { Power } from './power.ts';
 import type { Screen } from './screen.ts';
-import type { ExecOptions, Shell } from './shell.ts';
+import type { CopyReport, ExecOptions, Shell } from './shell.ts';
 import type { Systemd } from './systemd.ts';
 import type { WaitOptions } from './wait-options.ts';
 
@@ -150,6 +150,16 @@ export interface Machine extends Shell, Systemd, Power, Partial<Capabilities> {
   readonly passesHostname: boolean;
   /** The guest kernel's boot id: changes on every boot. */
   bootId(opts?: ExecOptions): Promise<string>;
+  /** Its folder in the case's output. */
+  readonly logDir: string;
+  /** The text on virtual console `tty` (1 for tty1), from /dev/vcsN, a line per screen row. */
+  ttyText(tty: number, opts?: ExecOptions): Promise<string>;
+  /** Waits until virtual console `tty` shows text matching `pattern` (a RegExp, or a string read as one; `{ literal: true }`: plain text). */
+  waitUntilTtyMatches(tty: number, pattern: RegExp | string, opts?: ExecOptions & { intervalMs?: number; literal?: boolean }): Promise<RegExpExecArray>;
+  /** A host file or folder to `guestPath`, over the shell channel, checked by SHA-256. */
+  copyToMachine(hostPath: string, guestPath: string, opts?: ExecOptions): Promise<CopyReport>;
+  /** A guest file or folder to `<hostDir>/<its name>` (default: the machine's files/ in the case's output, attached), checked by SHA-256. */
+  copyFromMachine(guestPath: string, hostDir?: string, opts?: ExecOptions): Promise<CopyReport>;
   /** Waits until the machine's shell channel answers. */
   waitForShell(opts?: WaitOptions): Promise<void>;
   /** Logs in on the serial console (the profile's, or the lab file's, user and password by default). */
@@ -185,6 +195,8 @@ export interface ManagedMachine extends Machine {
   stop(): Promise<void>;
   on(event: 'state', listener: (state: MachineState) => void): unknown;
   on(event: 'died', listener: (reason: string) => void): unknown;
+  /** A file it made for the report (copyFromMachine's, a screenshot): the runner attaches it to the case. */
+  on(event: 'artifact', listener: (artifact: { name: string; path: string }) => void): unknown;
 }
 
 /**

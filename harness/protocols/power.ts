@@ -4,6 +4,16 @@ import type { WaitOptions } from './wait-options.ts';
 /** Powered or not, as far as the provider can tell. */
 export type PowerState = 'on' | 'off';
 
+/**
+ * How reboot() reboots: 'command' runs the profile's reboot command in the guest (default); 'ctrl-alt-del' presses
+ * Ctrl-Alt-Del on the machine's keyboard (NTD's reboot(); VMs only), which the guest's init turns into a reboot;
+ * 'reset' is the reset button: no shutdown at all (a VM's system_reset; a board's power cycle).
+ */
+export type RebootVia = 'command' | 'ctrl-alt-del' | 'reset';
+
+/** reboot()'s options: its budget and how. */
+export type RebootOptions = WaitOptions & { via?: RebootVia };
+
 /** Power control of a VM (QEMU process) or a board (relay, PDU). */
 export interface Power {
   /** Powers on and starts booting. */
@@ -12,7 +22,7 @@ export interface Power {
   shutdown(opts?: WaitOptions): Promise<void>;
   /** Cuts the power at once, like pulling the plug. */
   crash(): Promise<void>;
-  /** Reboots through the guest and waits until the machine is back; resolves with the new boot count. */
-  reboot(opts?: WaitOptions): Promise<number>;
+  /** Reboots (by default through the guest's reboot command) and waits until the machine's shell is back; resolves with the new boot count. */
+  reboot(opts?: RebootOptions): Promise<number>;
   readonly powerState: PowerState;
 }

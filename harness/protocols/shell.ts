@@ -23,6 +23,17 @@ export interface ExecResult {
  */
 export type ExecOptions = WaitOptions & { strict?: boolean };
 
+/** What copyToMachine or copyFromMachine moved. */
+export interface CopyReport {
+  /** Where it landed: a guest path for copyToMachine, a host path for copyFromMachine. */
+  path: string;
+  kind: 'file' | 'directory';
+  /** Bytes that crossed the channel (a folder's tar stream). */
+  bytes: number;
+  /** SHA-256 of those bytes, checked on the far side. */
+  sha256: string;
+}
+
 /** Runs one command and returns its exit code and output: the one primitive a shell provider implements. */
 export interface CommandRunner {
   readonly machineName: string;

@@ -1,6 +1,6 @@
 // QemuMachine against a real testbed guest under TCG: the shell channel, consoles, login, screen.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +150,42 @@ describe('shell helpers', () => {
   });
 });
 
+describe('files over the shell channel', () => {
+  it('a 1 MB file and a folder go to the guest and back, by hash; the copy out is offered to the report', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-copy-'));
+    const big = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7919 + (i >> 8)) & 0xff));
+    await writeFile(join(dir, 'big.bin'), big);
+    const sent = await m.copyToMachine(join(dir, 'big.bin'), '/root/in/big.bin');
+    expect(sent).toMatchObject({ path: '/root/in/big.bin', kind: 'file', bytes: 1 << 20, sha256: sha256(big) });
+    expect((await m.succeed('sha256sum /root/in/big.bin')).split(' ')[0]).toBe(sha256(big));
+    await mkdir(join(dir, 'tree/sub'), { recursive: true });
+    await writeFile(join(dir, 'tree/a.txt'), 'alpha\n');
+    await writeFile(join(dir, 'tree/sub/b.txt'), "it's $HOME \"quoted\"\n");
+    await m.copyToMachine(join(dir, 'tree'), '/root/tree');
+    expect(await m.succeed('cat /root/tree/a.txt /root/tree/sub/b.txt')).toBe("alpha\nit's $HOME \"quoted\"\n");
+
+    const artifacts: Array<{ name: string; path: string }> = [];
+    m.on('artifact', (a: { name: string; path: string }) => artifacts.push(a));
+    await m.succeed('head -c 300000 /dev/urandom > /root/tree/sub/rand.bin');
+    const guestSum = (await m.succeed('sha256sum /root/tree/sub/rand.bin')).split(' ')[0];
+    const back = await m.copyFromMachine('/root/tree');
+    expect(back.path).toBe(join(m.logDir, 'files', 'tree'));
+    expect(back.kind).toBe('directory');
+    expect(await readFile(join(back.path, 'a.txt'), 'utf8')).toBe('alpha\n');
+    expect(sha256(await readFile(join(back.path, 'sub/rand.bin')))).toBe(guestSum);
+    const file = await m.copyFromMachine('/root/in/big.bin', join(dir, 'out'));
+    expect(file.path).toBe(join(dir, 'out', 'big.bin'));
+    expect(sha256(await readFile(file.path))).toBe(sha256(big));
+    expect(artifacts).toEqual([
+      { name: 'shelltest-tree', path: back.path },
+      { name: 'shelltest-big.bin', path: file.path },
+    ]);
+    await expect(m.copyFromMachine('/root/no-such')).rejects.toThrow(/shelltest has no file or folder \/root\/no-such/);
+    await expect(m.copyToMachine(join(dir, 'missing'), '/root/x')).rejects.toThrow(/is no file or folder on the host/);
+    await expect(m.copyToMachine(join(dir, 'big.bin'), 'relative/x')).rejects.toThrow(/must be absolute/);
+  }, 180_000);
+});
+
 describe('serial console', () => {
   it('captures every console line in a timestamped log, and the backdoor console in a log of its own', async () => {
     const log = await readFile(m.log.path, 'utf8');
@@ -202,5 +238,14 @@ describe('screen', () => {
     await m.screen.typeText('echo typed > /tmp/keys-ok\n');
     await m.waitForFile('/tmp/keys-ok', { timeout: 20_000 });
     expect(await m.succeed('cat /tmp/keys-ok')).toBe('typed\n');
+    // What was typed is on tty1's screen (/dev/vcs1).
+    expect(await m.ttyText(1)).toContain('echo typed > /tmp/keys-ok');
+    // A bare name goes into the machine's folder as <name>.png, offered to the report.
+    const shots: string[] = [];
+    m.on('artifact', (a: { name: string; path: string }) => shots.push(`${a.name} ${a.path}`));
+    const named = await m.screen.screenshot('after-typing');
+    expect(named).toBe(join(m.logDir, 'after-typing.png'));
+    expect((await readFile(named)).subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect(shots).toEqual([`shelltest-screenshot-after-typing.png ${named}`]);
   });
 });

@@ -13,7 +13,7 @@ import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-erro
 import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import type { FabricNet, HostLink, MachineState, ManagedMachine, SshOptions, StartReport, VmFacts } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
-import type { Power, PowerState } from '../protocols/power.ts';
+import type { Power, PowerState, RebootOptions } from '../protocols/power.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
@@ -171,7 +171,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return `machine ${this.name} (a QEMU VM)`;
   }
   /** Screenshots and keys: QEMU's display. */
-  readonly screen: Screen = new QemuScreen((what) => this.requireQmp(what));
+  readonly screen: Screen = new QemuScreen((what) => this.requireQmp(what), () => ({ dir: this.logDir, attach: (name, path) => this.emit('artifact', { name: `${this.name}-${name}`, path }) }));
   /** Disks and CD-ROM, changed while off. */
   get media(): Media {
     return this;
@@ -566,8 +566,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return this.power.crash();
   }
 
-  /** Reboots through the guest and waits until its shell answers again; resolves with the new boot count. */
-  reboot(opts?: WaitOptions): Promise<number> {
+  /** Reboots (`via`: the guest's command, Ctrl-Alt-Del, reset) and waits for its shell; resolves with the boot count. */
+  reboot(opts?: RebootOptions): Promise<number> {
     return this.power.reboot(opts);
   }
 

@@ -7,6 +7,7 @@ import type { SerialShellStart } from '../console/serial-shell.ts';
 import type { StreamConsole } from '../console/stream-console.ts';
 import type { SupervisedProcess } from '../process/supervisor.ts';
 import type { MachineState } from '../protocols/machine.ts';
+import type { RebootOptions } from '../protocols/power.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { BackdoorShell } from '../shell/backdoor-shell.ts';
 import { type Deadline, deadlineFrom, raceDeadline } from '../time/deadline.ts';
@@ -88,13 +89,25 @@ export class QemuPower {
     await this.m.kill('crash()');
   }
 
-  /** Reboots through the guest and waits until its shell answers again; resolves with the new boot count. */
-  async reboot(opts?: WaitOptions): Promise<number> {
+  /**
+   * Reboots (the guest's reboot command, Ctrl-Alt-Del on its keyboard, or QEMU's reset) and waits until its shell
+   * answers again; resolves with the new boot count.
+   */
+  async reboot(opts?: RebootOptions): Promise<number> {
     const deadline = deadlineFrom(opts, 300_000, `reboot of ${this.m.name}`, 'pass { timeout } to reboot()');
     if (!this.m.backdoor) throw new ConfigurationError(`machine ${this.m.name}: reboot() needs a shell channel`);
     const signal = withLife(opts?.signal, this.m.life());
     const before = this.m.boots;
-    if (this.m.profile.firmware.kind === 'raspi' && !this.m.raspiBootloader) return this.rebootThroughFirmware(deadline, signal, opts?.signal);
+    const via = opts?.via ?? 'command';
+    const trigger = async () => {
+      if (via === 'command') return this.m.backdoor!.sendBlind(this.m.profile.guest.rebootCommand, { deadline, signal });
+      const qmp = this.m.currentQmp();
+      if (!qmp) throw new ConfigurationError(`machine ${this.m.name}: reboot({ via: '${via}' }) needs its QEMU running`);
+      this.m.log.note(via === 'reset' ? 'reboot: QEMU system_reset (the reset button)' : 'reboot: Ctrl-Alt-Del on the keyboard');
+      if (via === 'reset') await qmp.execute('system_reset');
+      else await qmp.execute('send-key', { keys: ['ctrl', 'alt', 'delete'].map((data) => ({ type: 'qcode', data })) });
+    };
+    if (this.m.profile.firmware.kind === 'raspi' && !this.m.raspiBootloader) return this.rebootThroughFirmware(trigger, deadline, signal, opts?.signal);
     let off = () => {};
     const session = new Promise<void>((resolve) => {
       off = this.m.backdoor!.onSession(() => {
@@ -103,7 +116,7 @@ export class QemuPower {
       });
     });
     try {
-      await this.m.backdoor.sendBlind(this.m.profile.guest.rebootCommand, { deadline, signal });
+      await trigger();
       if (this.m.profile.guest.shell.kind === 'serial-login') {
         this.m.serialShell.reset();
         await this.m.serialShell.start({ deadline, signal });
@@ -123,10 +136,10 @@ export class QemuPower {
    * reset would start the kernel it was given again, while the real firmware reads config.txt and cmdline.txt anew. So the guest reboots, and at
    * its reset QEMU is stopped and started again with what the SD card says now: one boot, as on the board.
    */
-  private async rebootThroughFirmware(deadline: Deadline, signal: AbortSignal | undefined, outer: AbortSignal | undefined): Promise<number> {
+  private async rebootThroughFirmware(trigger: () => Promise<void>, deadline: Deadline, signal: AbortSignal | undefined, outer: AbortSignal | undefined): Promise<number> {
     const before = this.m.boots;
     const reset = new Promise<void>((resolve) => this.m.onceReset(resolve));
-    await this.m.backdoor!.sendBlind(this.m.profile.guest.rebootCommand, { deadline, signal });
+    await trigger();
     const r = await raceDeadline(reset, deadline, signal, 'the guest to reset after reboot');
     if (r.timedOut) throw new TimeoutError('infrastructure', { awaited: 'the guest to reset after reboot', deadline, machine: this.m.name, lastLines: this.m.log.lastLines(20) });
     this.m.log.note('reset: the Pi firmware stand-in reads the SD card again (QEMU restarted)');

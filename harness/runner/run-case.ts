@@ -97,6 +97,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   }
   const { machines } = cm;
   result.machines.push(...cm.results);
+  for (const m of Object.values(machines)) m.on('artifact', (a) => result.artifacts.push(a));
   networks();
 
   const lastLines = () => Object.values(machines)[0]?.log.lastLines(20);

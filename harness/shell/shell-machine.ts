@@ -1,9 +1,12 @@
 // The shell half of a machine, once for every kind: a QEMU machine and a lab board both hand their commands to a
 // ShellOps (over the backdoor or a serial-login channel) and answer the Shell protocol through it.
 import { EventEmitter } from 'node:events';
-import type { ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
+import { basename, join } from 'node:path';
+import type { CopyReport, ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { Systemd, SystemdOptions, UnitActiveState } from '../protocols/systemd.ts';
+import { copyFromGuest, copyToGuest } from './file-copy.ts';
 import type { ShellOps } from './shell-ops.ts';
+import { ttyText, waitUntilTtyMatches } from './tty-text.ts';
 import { SystemdOps } from './systemd-ops.ts';
 
 export abstract class ShellMachine extends EventEmitter implements Shell, Systemd {
@@ -11,6 +14,8 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   abstract readonly name: string;
   /** Where its commands go. */
   protected abstract readonly shell: ShellOps;
+  /** Its folder in the case's output (console logs); copyFromMachine's default target is its files/ folder. */
+  abstract readonly logDir: string;
 
   get machineName(): string {
     return this.name;
@@ -66,6 +71,30 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   private systemdOps?: SystemdOps;
   private get systemd(): SystemdOps {
     return (this.systemdOps ??= new SystemdOps(this, () => this.shell.lastLines()));
+  }
+  /**
+   * Copies a host file, or a folder with what it holds, to `guestPath` over the shell channel (no SSH), checked by
+   * SHA-256 (NTD's copy_from_host_via_shell). A folder's contents land in the folder `guestPath`.
+   */
+  copyToMachine(hostPath: string, guestPath: string, opts?: ExecOptions): Promise<CopyReport> {
+    return copyToGuest(this, hostPath, guestPath, opts);
+  }
+  /**
+   * Copies a guest file or folder to the host over the shell channel, checked by SHA-256 (NTD's copy_from_vm), as
+   * `<hostDir>/<its name>`; by default into the machine's folder of the case's output (files/), attached to the report.
+   */
+  async copyFromMachine(guestPath: string, hostDir?: string, opts?: ExecOptions): Promise<CopyReport> {
+    const r = await copyFromGuest(this, guestPath, hostDir ?? join(this.logDir, 'files'), opts);
+    this.emit('artifact', { name: `${this.name}-${basename(r.path)}`, path: r.path });
+    return r;
+  }
+  /** The text on virtual console `tty` (1 for tty1) from /dev/vcsN, a line per screen row (NTD's get_tty_text). */
+  ttyText(tty: number, opts?: ExecOptions): Promise<string> {
+    return ttyText(this, tty, opts);
+  }
+  /** Waits until virtual console `tty` shows text matching `pattern` (a RegExp, or a string read as one); returns the match. */
+  waitUntilTtyMatches(tty: number, pattern: RegExp | string, opts?: ExecOptions & { intervalMs?: number; literal?: boolean }): Promise<RegExpExecArray> {
+    return waitUntilTtyMatches(this, tty, pattern, { ...opts, lastLines: () => this.shell.lastLines() });
   }
   /** The guest kernel's boot id: changes on every boot. */
   async bootId(opts?: ExecOptions): Promise<string> {

@@ -1,5 +1,6 @@
 // The systemd API (waitForUnit, systemctl, unit properties, start/stop, --user) against real systemd: the
 // x86_64-systemd testbed (Debian bookworm's systemd as PID 1). A busybox-init testbed is told it has no systemd.
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +94,47 @@ describe('systemd on the x86_64-systemd testbed', () => {
     await expect(m.waitForUnit('fl-hello.service', { timeout: '1m' })).rejects.toThrow(/LoadState=not-found/);
     await expect(m.waitForUnit('fl-nothing.service', { user: 'alice', timeout: '1m' })).rejects.toThrow(/unit fl-nothing.service \(user alice's manager\) is inactive/);
   }, 240_000);
+});
+
+describe('virtual consoles and reboots', () => {
+  it('reads tty1 from /dev/vcs1: its login prompt, then what a login typed on the keyboard shows', async () => {
+    await m.waitUntilTtyMatches(1, /^sd login: /m, { timeout: '1m' });
+    const text = await m.ttyText(1);
+    // A screen of 80 columns, a line per row.
+    expect(text.split('\n').filter(Boolean).every((l) => l.length === 80)).toBe(true);
+    await m.screen!.typeText('root\n');
+    await m.waitUntilTtyMatches(1, 'Password: ', { literal: true, timeout: '1m' });
+    await m.screen!.typeText('fleetlab\n');
+    // root's shell prompt (bash as sh): logged in on tty1.
+    await m.waitUntilTtyMatches(1, /^-?sh-[0-9.]+# *$/m, { timeout: "1m" });
+    await m.waitUntilSucceeds('pgrep -t tty1 -u root -x sh', { timeout: '30s' });
+    await m.screen!.typeText('echo tty-$((6*7))\n');
+    await m.waitUntilTtyMatches(1, /^tty-42 *$/m, { timeout: '1m' });
+    const err = await m.waitUntilTtyMatches(1, 'never shown', { timeout: '2s' }).then(() => undefined, (e: unknown) => e);
+    expect((err as Error).message).toMatch(/tty1 to show \/never shown\/ \(its last non-blank rows: .*"tty-42"/s);
+    await expect(m.ttyText(0)).rejects.toThrow(/a number from 1 to 63/);
+  }, 180_000);
+
+  it('switching to tty2 (Alt-F2) makes logind start its getty there, as on NixOS', async () => {
+    await m.fail("pgrep -f 'agetty.*tty2'");
+    await m.screen!.sendKeys('alt-f2');
+    await m.waitUntilSucceeds('[ "$(cat /sys/class/tty/tty0/active)" = tty2 ]', { timeout: '30s' });
+    await m.waitForUnit('getty@tty2.service', { timeout: '1m' });
+    await m.waitUntilTtyMatches(2, /^sd login: /m, { timeout: '1m' });
+  }, 180_000);
+
+  it("reboot({ via: 'ctrl-alt-del' }) presses the keys and systemd reboots; via 'reset' is the reset button", async () => {
+    const before = await m.bootId();
+    const boots = m.boots;
+    await m.screen!.sendKeys('ctrl-alt-f1');
+    expect(await m.reboot({ via: 'ctrl-alt-del', timeout: '4m' })).toBe(boots + 1);
+    expect(await m.bootId()).not.toBe(before);
+    // An orderly reboot: systemd went through its shutdown (the console shows reboot.target's jobs).
+    expect(await readFile(m.log.path, 'utf8')).toMatch(/Reached target .*reboot\.target|Reached target .*System Reboot/);
+    const plainBefore = await plain.bootId();
+    expect(await plain.reboot({ via: 'reset', timeout: '2m' })).toBe(2);
+    expect(await plain.bootId()).not.toBe(plainBefore);
+  }, 420_000);
 });
 
 describe('a guest without systemd', () => {

@@ -10,17 +10,19 @@ const wants = (target: string, unit: string, from = `/lib/systemd/system/${unit}
 /**
  * x86_64 testbed with systemd (profile x86_64-systemd): the system boots from the initramfs as the plain testbed does,
  * then /init hands over to systemd instead of busybox init. Getty on tty1 and the serial console (systemd's
- * generator), tty2–6 on demand through logind's autovt, as on NixOS. Login is busybox's (no PAM); bash is /bin/sh.
+ * generator), tty2–6 on demand through logind's autovt, as on NixOS. Login is shadow's with PAM (pam_unix, and
+ * pam_systemd for a logind session), with useradd, passwd and getfacl beside it; bash is /bin/sh.
  */
 export const x86_64SystemdTestbed: TestbedRecipe = {
   ...x86_64Testbed,
   name: 'x86_64-systemd',
-  modules: [...x86_64Testbed.modules, 'autofs4'],
+  // snd-timer: the sound device a logind seat hands to whoever is logged in on its active console (NTD's login.nix).
+  modules: [...x86_64Testbed.modules, 'autofs4', 'snd-timer'],
   extraPackages: [
     ...(x86_64Testbed.extraPackages ?? []),
     'systemd', 'systemd-sysv', 'udev', 'mount', 'util-linux',
     'dbus', 'dbus-bin', 'dbus-daemon', 'dbus-system-bus-common', 'dbus-session-bus-common',
-    'libpam-modules', 'libpam-systemd', 'bash', 'libtinfo6', 'procps', 'kbd',
+    'libpam-modules', 'libpam-modules-bin', 'libpam-systemd', 'login', 'passwd', 'acl', 'bash', 'libtinfo6', 'procps', 'kbd',
   ],
   shell: 'bash',
   overlay: 'systemd',

@@ -9,6 +9,8 @@
 # - kernel consoles and gettys on the serial consoles (the login of fleetlab's serial-login profiles), with the
 #   backdoor console kept free of kernel messages and of any getty;
 # - the hostname from QEMU's fw_cfg (opt/fleetlab/hostname), which fleetlab's disk-booting profiles pass;
+# - each NIC's address on the scenario's networks and every machine's name in /etc/hosts, from QEMU's fw_cfg
+#   (opt/fleetlab/net), by the same script the testbed runs (machines/testbed/rootfs/etc/fleetlab/network);
 # - boot blessing for systemd-boot boot counting: once multi-user.target is reached, the booted entry
 #   (loader/entries/nixos-generation-N+LEFT-DONE.conf, named by systemd-boot in the LoaderBootCountPath EFI variable)
 #   is renamed to nixos-generation-N.conf, as systemd-bless-boot does;
@@ -60,6 +62,19 @@ in
       type = types.bool;
       default = true;
       description = "Set the hostname from QEMU's fw_cfg entry opt/fleetlab/hostname when the machine has it (fleetlab's disk-booting profiles pass the machine's name there).";
+    };
+
+    networkFromFwCfg = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Give each NIC the address fleetlab planned for it on the scenario's networks and name every machine of those
+        networks in /etc/hosts (as `machine` and `machine.network`), from QEMU's fw_cfg entry opt/fleetlab/net
+        ("MAC ADDRESS/PREFIX [batman]" lines, each NIC found by its MAC, and "host ADDRESS NAME..." lines), before
+        network.target. It runs the testbed's own script, so a NixOS guest and the testbed agree. fleetlab owns the
+        NICs' addresses then: others on them are flushed. A switch that rewrites /etc/hosts drops the names until
+        the service runs again (`systemctl restart fleetlab-network`).
+      '';
     };
 
     bootBlessing.enable = mkOption {
@@ -143,8 +158,11 @@ in
       systemd.services."getty@${cfg.backdoor.console}".enable = false;
     })
 
-    (mkIf cfg.hostnameFromFwCfg {
+    (mkIf (cfg.hostnameFromFwCfg || cfg.networkFromFwCfg) {
       boot.kernelModules = [ "qemu_fw_cfg" ];
+    })
+
+    (mkIf cfg.hostnameFromFwCfg {
       systemd.services.fleetlab-hostname = {
         description = "Hostname from QEMU's fw_cfg (opt/fleetlab/hostname)";
         wantedBy = [ "sysinit.target" ];
@@ -163,6 +181,24 @@ in
             echo "fleetlab: hostname $name from fw_cfg"
           fi
         '';
+      };
+    })
+
+    (mkIf cfg.networkFromFwCfg {
+      boot.kernelModules = [ "batman-adv" ];
+      systemd.services.fleetlab-network = {
+        description = "Addresses and host names from QEMU's fw_cfg (opt/fleetlab/net)";
+        wantedBy = [ "network.target" ];
+        before = [ "network.target" ];
+        wants = [ "network-pre.target" ];
+        after = [ "network-pre.target" "systemd-modules-load.service" "fleetlab-hostname.service" ];
+        unitConfig.ConditionPathExists = "/sys/firmware/qemu_fw_cfg/by_name/opt/fleetlab/net/raw";
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+        };
+        path = [ pkgs.iproute2 pkgs.gnused pkgs.coreutils pkgs.iputils pkgs.batctl pkgs.kmod ];
+        script = builtins.readFile ../../machines/testbed/rootfs/etc/fleetlab/network;
       };
     })
 

@@ -18,6 +18,10 @@ let
       coreutils = "/nix/store/stub-coreutils";
       bashInteractive = "/nix/store/stub-bash-interactive";
       gnused = "/nix/store/stub-gnused";
+      iproute2 = "/nix/store/stub-iproute2";
+      iputils = "/nix/store/stub-iputils";
+      batctl = "/nix/store/stub-batctl";
+      kmod = "/nix/store/stub-kmod";
     };
   };
   config = (lib.evalModules { modules = [ nixosStubs ../modules/fleetlab-guest.nix settings ]; }).config;
