@@ -56,8 +56,11 @@ export interface Shell extends CommandRunner {
   waitUntilFails(command: string, opts?: ExecOptions & { intervalMs?: number }): Promise<string>;
   /** Waits until `path` exists in the guest. */
   waitForFile(path: string, opts?: ExecOptions): Promise<void>;
-  /** Waits until something in the guest listens on TCP `port`. */
-  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void>;
+  /**
+   * Waits until something in the guest listens on TCP `port` (its socket tables); with `addr`, until a connection from
+   * the guest to `addr`:`port` opens (a peer's port, as the guest reaches it; NTD's wait_for_open_port(port, addr)).
+   */
+  waitForOpenPort(port: number, opts?: ExecOptions & { addr?: string }): Promise<void>;
   /** Waits until nothing in the guest listens on TCP `port` (NTD's wait_for_closed_port). */
   waitForClosedPort(port: number, opts?: ExecOptions): Promise<void>;
   /**

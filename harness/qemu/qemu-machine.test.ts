@@ -139,6 +139,15 @@ describe('shell helpers', () => {
     await m.waitForOpenPort(8089, { timeout: 30_000 });
   });
 
+  it('waitForOpenPort with an address connects from the guest (busybox nc, which has no -z)', async () => {
+    // The guest's web page (busybox httpd on port 80) at its own address, and a port nobody listens on.
+    const addr = (await m.succeed("ip -o -4 addr show lo | awk '{ print $4 }' | cut -d/ -f1")).trim();
+    await m.waitForOpenPort(80, { addr, timeout: '20s' });
+    await expect(m.waitForOpenPort(8099, { addr, timeout: '2s' })).rejects.toThrow(/TCP port 8099 on 127\.0\.0\.1 to accept a connection from shelltest/);
+    await m.succeed('(sleep 2; exec nc -l -p 8099) >/dev/null 2>&1 &');
+    await m.waitForOpenPort(8099, { addr: '127.0.0.1', timeout: '30s' });
+  });
+
   it('a wait that expires names what it awaited, its budget and the last console lines', async () => {
     const err = await m.waitUntilSucceeds('test -e /tmp/never-there', { timeout: 2000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TimeoutError);

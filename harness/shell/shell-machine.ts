@@ -38,7 +38,7 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   waitForFile(path: string, opts?: ExecOptions): Promise<void> {
     return this.shell.waitForFile(path, opts);
   }
-  waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
+  waitForOpenPort(port: number, opts?: ExecOptions & { addr?: string }): Promise<void> {
     return this.shell.waitForOpenPort(port, opts);
   }
   waitForClosedPort(port: number, opts?: ExecOptions): Promise<void> {

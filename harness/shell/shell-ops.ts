@@ -11,6 +11,16 @@ function listening(port: number): string {
   return `grep -qE '^ *[0-9]+: [0-9A-F]+:${hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6`;
 }
 
+/**
+ * A command that exits 0 when a TCP connection to `addr`:`port` opens, made from inside the guest (so a peer's port on
+ * the scenario's networks is reachable as the guest reaches it): OpenBSD nc's `-z` where the guest has it, else
+ * busybox nc, which has no `-z`, connecting and running `true` at once (`-e`).
+ */
+function connects(addr: string, port: number): string {
+  const a = shellQuote(addr);
+  return `command -v nc >/dev/null || { echo 'the guest has no nc' >&2; exit 127; }; if nc -h 2>&1 | grep -q -- ' -z'; then nc -z -w 2 ${a} ${port}; else nc -w 2 ${a} ${port} -e true; fi`;
+}
+
 /** Wraps a CommandRunner into the full Shell protocol. `lastLines` feeds timeout messages. */
 export class ShellOps implements Shell {
   private readonly runner: CommandRunner;
@@ -62,8 +72,9 @@ export class ShellOps implements Shell {
     await this.retry(`test -e ${shellQuote(path)}`, (r) => r.exitCode === 0, `file ${path} to exist`, opts);
   }
 
-  async waitForOpenPort(port: number, opts?: ExecOptions): Promise<void> {
-    await this.retry(listening(port), (r) => r.exitCode === 0, `TCP port ${port} to be listened on`, opts);
+  async waitForOpenPort(port: number, opts?: ExecOptions & { addr?: string }): Promise<void> {
+    if (opts?.addr) await this.retry(connects(opts.addr, port), (r) => r.exitCode === 0, `TCP port ${port} on ${opts.addr} to accept a connection from ${this.machineName}`, { ...opts, strict: false });
+    else await this.retry(listening(port), (r) => r.exitCode === 0, `TCP port ${port} to be listened on`, opts);
   }
 
   async waitForClosedPort(port: number, opts?: ExecOptions): Promise<void> {
