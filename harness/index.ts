@@ -28,6 +28,7 @@ export type { Console, ExpectOptions } from './protocols/console.ts';
 export type { Shell, ExecResult, ExecOptions, CopyReport } from './protocols/shell.ts';
 export type { Systemd, SystemdOptions, UnitActiveState } from './protocols/systemd.ts';
 export type { Power, RebootOptions, RebootVia } from './protocols/power.ts';
+export type { Monitor, MonitorEvent } from './protocols/monitor.ts';
 export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';
 export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';

@@ -18,7 +18,7 @@ APT_PACKAGES=(
   busybox-static socat cpio xz-utils device-tree-compiler
   grub-common mtools dosfstools fdisk e2fsprogs xorriso binutils
   vde2 dropbear-bin util-linux openssh-client
-  nix-bin tcpdump chromium tmux postgresql
+  nix-bin tcpdump chromium tmux postgresql tesseract-ocr
   gcc libc6-dev
 )
 # The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).

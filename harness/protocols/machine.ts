@@ -14,6 +14,7 @@ import type { Power } from './power.ts';
 import type { Screen } from './screen.ts';
 import type { CopyReport, ExecOptions, Shell } from './shell.ts';
 import type { Systemd } from './systemd.ts';
+import type { Monitor } from './monitor.ts';
 import type { WaitOptions } from './wait-options.ts';
 
 /** Where a machine is in its life: off, powering on, up, powering off. */
@@ -121,6 +122,8 @@ export interface FabricNet {
 export interface Capabilities {
   /** Screenshots and keys (a VM's display). */
   screen: Screen;
+  /** The QEMU monitor: HMP and QMP commands, QMP events (a VM). */
+  monitor: Monitor;
   /** Media changed while off: a VM's disks and CD-ROM, a board's SD card through its mux. */
   media: Media;
   /** 127.0.0.1 forwards to its ports (a VM with hostLink: true or ssh: true). */

@@ -42,6 +42,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   dd: 'coreutils',
   fdtput: 'device-tree-compiler',
   tshark: 'tshark',
+  tesseract: 'tesseract-ocr',
   nix: 'nix-bin',
   'nix-store': 'nix-bin',
 };

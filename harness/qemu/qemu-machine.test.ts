@@ -195,6 +195,21 @@ describe('files over the shell channel', () => {
   }, 180_000);
 });
 
+describe('monitor', () => {
+  it('runs HMP and QMP commands and waits for a QMP event, typed', async () => {
+    expect(await m.monitor.command('info status')).toMatch(/VM status: running/);
+    const stopped = m.monitor.waitForEvent('STOP', { timeout: '10s' });
+    await m.monitor.qmp('stop');
+    expect((await stopped).event).toBe('STOP');
+    expect(await m.monitor.qmp<{ status: string }>('query-status')).toMatchObject({ status: 'paused' });
+    const resumed = m.monitor.waitForEvent((e) => e.event === 'RESUME', { timeout: '10s' });
+    await m.monitor.qmp('cont');
+    expect((await resumed).timestamp?.seconds).toBeGreaterThan(0);
+    await expect(m.monitor.waitForEvent('NO_SUCH_EVENT', { timeout: '1s' })).rejects.toThrow(/QMP event NO_SUCH_EVENT/);
+    await m.succeed('true');
+  });
+});
+
 describe('serial console', () => {
   it('captures every console line in a timestamped log, and the backdoor console in a log of its own', async () => {
     const log = await readFile(m.log.path, 'utf8');
@@ -256,5 +271,11 @@ describe('screen', () => {
     expect(named).toBe(join(m.logDir, 'after-typing.png'));
     expect((await readFile(named)).subarray(1, 4).toString('latin1')).toBe('PNG');
     expect(shots).toEqual([`shelltest-screenshot-after-typing.png ${named}`]);
+    // The screen's text by OCR (tesseract): a known line drawn on tty1's framebuffer console.
+    await m.succeed('printf "\\nHello from fleetlab 4242\\n" > /dev/tty1');
+    const seen = await m.screen.waitForText(/Hello from fleetlab 4242/, { timeout: '90s' });
+    expect(seen[0]).toBe('Hello from fleetlab 4242');
+    expect(await m.screen.text()).toContain('echo typed');
+    await expect(m.screen.waitForText('never on this screen', { timeout: '3s' })).rejects.toThrow(/the screen of shelltest to show \/never on this screen\/ \(OCR\); it last read: .*Hello from fleetlab 4242/s);
   });
 });

@@ -14,6 +14,7 @@ import { makeOwnedDirSync, makeTempDir, removeTempDir } from '../process/temp-di
 import type { FabricNet, HostLink, MachineState, ManagedMachine, SshOptions, StartReport, VmFacts } from '../protocols/machine.ts';
 import type { Media, MediaSpec } from '../protocols/media.ts';
 import type { Power, PowerState, RebootOptions } from '../protocols/power.ts';
+import type { Monitor } from '../protocols/monitor.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
@@ -31,6 +32,7 @@ import { QemuProcess, type ProcessEnd } from './qemu-process.ts';
 import { checkHostFor, loginPromptWithoutBackdoor, startError } from './start-diagnosis.ts';
 import { FabricNics, writeNetConfig } from './fabric-nics.ts';
 import { HostForwards } from './host-link.ts';
+import { QemuMonitor } from './qemu-monitor.ts';
 import { QemuScreen } from './qemu-screen.ts';
 import { MachineDied, MachineStopped } from './machine-end.ts';
 import { qemuArgv } from './qemu-argv.ts';
@@ -171,7 +173,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     return `machine ${this.name} (a QEMU VM)`;
   }
   /** Screenshots and keys: QEMU's display. */
-  readonly screen: Screen = new QemuScreen((what) => this.requireQmp(what), () => ({ dir: this.logDir, attach: (name, path) => this.emit('artifact', { name: `${this.name}-${name}`, path }) }));
+  readonly monitor: Monitor = new QemuMonitor(this); // the monitor capability: QMP events, QMP and HMP commands
+  readonly screen: Screen = new QemuScreen(this);
   /** Disks and CD-ROM, changed while off. */
   get media(): Media {
     return this;
@@ -551,8 +554,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
 
   /** NixOS generations, updates and rollbacks on this machine (harness/nixos/nixos.ts). */
   get nixos(): NixosHelpers {
-    this.nixosHelpers ??= new NixosHelpers(this);
-    return this.nixosHelpers;
+    return (this.nixosHelpers ??= new NixosHelpers(this));
   }
   private nixosHelpers: NixosHelpers | undefined;
 
@@ -574,11 +576,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   /** QMP of the running machine, for commands fleetlab does not wrap. */
   requireQmp(what: string): QmpClient {
     const qmp = this.qemu?.qmp;
-    if (!qmp) {
-      if (this.life.ended) throw this.life.reason!.during(`QMP for ${what}`);
-      throw new InfrastructureError(`machine ${this.name} is not running; cannot ${what}`);
-    }
-    return qmp;
+    if (qmp) return qmp;
+    if (this.life.ended) throw this.life.reason!.during(`QMP for ${what}`);
+    throw new InfrastructureError(`machine ${this.name} is not running; cannot ${what}`);
   }
 
   /** Ensures QEMU is gone and closes the logs: the end of this machine object. */

@@ -25,7 +25,8 @@ async function needTools(shell: Shell, what: string, tools: string[], opts?: Exe
 
 /**
  * Copies `hostPath` (a file, or a folder with what it holds) to `guestPath` on the machine. A file lands at
- * `guestPath` (its folder made); a folder's contents land in the folder `guestPath`.
+ * `guestPath` (its folder made); a folder's contents land in the folder `guestPath`, owned by root (the guest's
+ * shell is root's). Files copied out are owned by whoever runs fleetlab.
  */
 export async function copyToGuest(shell: Shell, hostPath: string, guestPath: string, opts?: ExecOptions): Promise<CopyReport> {
   const what = `copyToMachine(${hostPath}, ${guestPath})`;
@@ -34,7 +35,7 @@ export async function copyToGuest(shell: Shell, hostPath: string, guestPath: str
   if (!guestPath.startsWith('/')) throw new ConfigurationError(`${what}: the guest path must be absolute, not "${guestPath}"`);
   const kind = st.isDirectory() ? 'directory' : 'file';
   await needTools(shell, what, kind === 'directory' ? ['base64', 'sha256sum', 'tar'] : ['base64', 'sha256sum'], opts);
-  const data = kind === 'directory' ? Buffer.from((await execa('tar', ['-C', hostPath, '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 2 ** 31 })).stdout) : await readFile(hostPath);
+  const data = kind === 'directory' ? Buffer.from((await execa('tar', ['-C', hostPath, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 2 ** 31 })).stdout) : await readFile(hostPath);
   const sum = sha256(data);
   const sh = plain(shell);
   const tmp = `/tmp/.fleetlab-copy-${randomBytes(6).toString('hex')}`;
@@ -74,7 +75,7 @@ export async function copyFromGuest(shell: Shell, guestPath: string, hostDir: st
     if (kind === 'directory') {
       await rm(target, { recursive: true, force: true });
       await mkdir(target, { recursive: true });
-      await execa('tar', ['-xf', '-', '-C', target], { input: data });
+      await execa('tar', ['--no-same-owner', '-xf', '-', '-C', target], { input: data });
     } else {
       await writeFile(target, data);
     }

@@ -100,8 +100,9 @@ describe('virtual consoles and reboots', () => {
   it('reads tty1 from /dev/vcs1: its login prompt, then what a login typed on the keyboard shows', async () => {
     await m.waitUntilTtyMatches(1, /^sd login: /m, { timeout: '1m' });
     const text = await m.ttyText(1);
-    // A screen of 80 columns, a line per row.
-    expect(text.split('\n').filter(Boolean).every((l) => l.length === 80)).toBe(true);
+    // A line per screen row, each as wide as the console (the framebuffer console's columns).
+    const [rows, cols] = (await m.succeed('stty -F /dev/tty1 size')).trim().split(' ').map(Number);
+    expect(text.split('\n').filter(Boolean).map((l) => l.length)).toEqual(Array(rows).fill(cols));
     await m.screen!.typeText('root\n');
     await m.waitUntilTtyMatches(1, 'Password: ', { literal: true, timeout: '1m' });
     await m.screen!.typeText('fleetlab\n');

@@ -18,6 +18,9 @@ export const x86_64SystemdTestbed: TestbedRecipe = {
   name: 'x86_64-systemd',
   // snd-timer: the sound device a logind seat hands to whoever is logged in on its active console (NTD's login.nix).
   modules: [...x86_64Testbed.modules, 'autofs4', 'snd-timer'],
+  // The display's driver at boot (bochs, with the kernel's framebuffer console): the virtual consoles are on the
+  // screen, for screenshots and OCR, as on a NixOS VM.
+  bootModules: [...x86_64Testbed.bootModules, 'bochs'],
   extraPackages: [
     ...(x86_64Testbed.extraPackages ?? []),
     'systemd', 'systemd-sysv', 'udev', 'mount', 'util-linux',
