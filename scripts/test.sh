@@ -18,7 +18,7 @@ if [ -z "${FLEETLAB_NIXPKGS_LIB:-}" ]; then
   fi
 fi
 mkdir -p reports
-# Two tiers: "suite" (everything but the long matrices, about 13 minutes on 2 cores) and "matrix" (updates and
+# Two tiers: "suite" (everything but the long matrices, about 22 minutes on 2 cores) and "matrix" (updates and
 # rollbacks on every boot loader, power cuts at every point: vitest.config.ts lists them). Both run by default, the
 # suite first; FLEETLAB_TEST_TIERS=suite (npm run test:suite) runs one. Files named on the command line run as given.
 tiers=${FLEETLAB_TEST_TIERS:-suite matrix}
