@@ -100,7 +100,7 @@ export class StreamConsole implements Console {
   expect(pattern: RegExp | string, opts?: ExpectOptions): Promise<RegExpExecArray> {
     let re: RegExp;
     try {
-      re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, `console ${this.name}`) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+      re = toPattern(pattern, !!opts?.literal, `console ${this.name}`);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -160,11 +160,16 @@ export function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** `pattern` as a RegExp to exec once: a string as stringPattern() reads it, a RegExp without its global flag. */
+export function toPattern(pattern: RegExp | string, literal: boolean, where: string): RegExp {
+  return typeof pattern === 'string' ? stringPattern(pattern, literal, where) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+}
+
 /**
  * A string pattern as a regular expression: as the NixOS test driver reads one (a regex), or as plain text with
  * `literal`. A string that is no regex is a configuration error that names it and the literal form.
  */
-export function stringPattern(pattern: string, literal: boolean, where: string): RegExp {
+function stringPattern(pattern: string, literal: boolean, where: string): RegExp {
   if (literal) return new RegExp(escapeRegExp(pattern));
   try {
     return new RegExp(pattern);

@@ -5,7 +5,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TimeoutError } from '../errors/fleetlab-error.ts';
-import { stringPattern } from '../console/stream-console.ts';
+import { toPattern } from '../console/stream-console.ts';
 import type { Screen } from '../protocols/screen.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { deadlineFrom, pollUntil } from '../time/deadline.ts';
@@ -55,7 +55,7 @@ export class QemuScreen implements Screen {
 
   /** Waits until the screen's text matches `pattern`, reading it by OCR every 2 s; a timeout quotes the last reading. */
   async waitForText(pattern: RegExp | string, opts?: WaitOptions & { literal?: boolean }): Promise<RegExpExecArray> {
-    const re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, `the screen of ${this.m.name}`) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    const re = toPattern(pattern, !!opts?.literal, `the screen of ${this.m.name}`);
     const awaited = `the screen of ${this.m.name} to show ${re} (OCR)`;
     const deadline = deadlineFrom(opts, 900_000, `wait for ${awaited}`, 'pass { timeout } to waitForText');
     let last = '';

@@ -3,7 +3,7 @@
 import { ConfigurationError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { ExecOptions, Shell } from '../protocols/shell.ts';
 import { deadlineFrom, pollUntil } from '../time/deadline.ts';
-import { stringPattern } from '../console/stream-console.ts';
+import { toPattern } from '../console/stream-console.ts';
 import { plain } from './plain.ts';
 
 function checkTty(tty: number): void {
@@ -22,7 +22,7 @@ export async function ttyText(shell: Shell, tty: number, opts?: ExecOptions): Pr
 /** Waits until virtual console `tty`'s text matches `pattern` (a RegExp, or a string read as one; `{ literal }`: plain text); returns the match. */
 export async function waitUntilTtyMatches(shell: Shell, tty: number, pattern: RegExp | string, opts?: ExecOptions & { intervalMs?: number; literal?: boolean; lastLines?: () => string[] }): Promise<RegExpExecArray> {
   checkTty(tty);
-  const re = typeof pattern === 'string' ? stringPattern(pattern, !!opts?.literal, `tty${tty} of ${shell.machineName}`) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+  const re = toPattern(pattern, !!opts?.literal, `tty${tty} of ${shell.machineName}`);
   const awaited = `tty${tty} to show ${re}`;
   const deadline = deadlineFrom(opts, 900_000, `wait for ${awaited} on ${shell.machineName}`, 'pass { timeout } to waitUntilTtyMatches');
   let last = '';
