@@ -61,7 +61,9 @@ export class QemuScreen implements Screen {
     let last = '';
     const res = await pollUntil(
       async () => {
-        last = await this.text({ deadline });
+        // Each reading gets its own budget (text()'s 60 s), not what is left of the wait: a reading cut short would end
+        // the wait as a tesseract failure instead of saying what the screen last showed.
+        last = await this.text();
         return re.exec(last) ?? undefined;
       },
       { deadline, intervalMs: 2000, signal: opts?.signal, awaited },
