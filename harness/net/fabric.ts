@@ -52,6 +52,11 @@ export interface NicPlan {
   batman: boolean;
   /** Every machine on this network (itself too) and its address there: the guest's /etc/hosts names them. */
   peers: Array<{ name: string; address: string }>;
+  /**
+   * The scenario's machines on networks this one is not on, each at its address there: named too (NTD's nodes resolve
+   * every node, on a network they share or not; a router's routes may reach them).
+   */
+  others: Array<{ name: string; network: string; address: string }>;
 }
 
 /** Counters of one directed link. */
@@ -377,12 +382,13 @@ export class Fabric {
   /** Opens the switch ports of `machine` (one per network it is on) and says how QEMU and the guest join them. */
   async plan(scenario: string, machine: string): Promise<NicPlan[]> {
     const nics: NicPlan[] = [];
+    const others = [...this.networks.values()].filter((n) => !n.members.includes(machine)).flatMap((n) => n.members.map((m) => ({ name: m, network: n.name, address: n.address(m) })));
     for (const net of this.networks.values()) {
       if (!net.members.includes(machine)) continue;
       const helper = await this.start();
       const qemuPort = await freeUdpPort();
       const switchPort = await helper.openPort(net.index, net.members.indexOf(machine), qemuPort);
-      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort, qemuPort, batman: net.batman, peers: net.members.map((m) => ({ name: m, address: net.address(m) })) });
+      nics.push({ network: net.name, mac: stableMac(scenario, machine, net.name), address: net.address(machine), prefix: 24, switchPort, qemuPort, batman: net.batman, peers: net.members.map((m) => ({ name: m, address: net.address(m) })), others });
     }
     return nics;
   }

@@ -57,9 +57,10 @@ export class FabricNics implements FabricNet {
 
 /**
  * The "MAC ADDRESS/PREFIX [batman]" lines the testbed reads through QEMU's fw_cfg (opt/fleetlab/net) to configure each
- * NIC it finds by MAC, then "host ADDRESS NAME..." lines for its /etc/hosts: every machine on its networks as
- * `<machine>.<network>`, and by its bare name at its address on the first network the two share (NTD names nodes so),
- * written to `runDir`/net.conf; undefined when the machine has no NIC to configure.
+ * NIC it finds by MAC, then "host ADDRESS NAME..." lines for its /etc/hosts: every machine of the scenario as
+ * `<machine>.<network>` on each network, and by its bare name at its address on the first network the two share, or
+ * for a machine it shares none with, on that machine's first network (NTD names every node so: a client behind a
+ * router resolves the server on the far side), written to `runDir`/net.conf; undefined when there is no NIC to configure.
  */
 export async function writeNetConfig(runDir: string, nics: NicPlan[], hostLink: { mac: string } | undefined): Promise<string | undefined> {
   const lines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
@@ -67,14 +68,14 @@ export async function writeNetConfig(runDir: string, nics: NicPlan[], hostLink: 
   if (hostLink) lines.push(`${hostLink.mac} 10.0.2.15/24\n`);
   const names = new Map<string, string[]>();
   const named = new Set<string>();
-  for (const n of nics) {
-    for (const p of n.peers) {
-      const at = names.get(p.address) ?? [];
-      if (!named.has(p.name)) at.push(p.name), named.add(p.name);
-      at.push(`${p.name}.${n.network}`);
-      names.set(p.address, at);
-    }
-  }
+  const name = (p: { name: string; address: string }, network: string) => {
+    const at = names.get(p.address) ?? [];
+    if (!named.has(p.name)) at.push(p.name), named.add(p.name);
+    at.push(`${p.name}.${network}`);
+    names.set(p.address, at);
+  };
+  for (const n of nics) for (const p of n.peers) name(p, n.network);
+  for (const p of nics[0]?.others ?? []) name(p, p.network);
   for (const [address, ns] of names) lines.push(`host ${address} ${ns.join(' ')}\n`);
   if (!lines.length) return undefined;
   const file = join(runDir, 'net.conf');
