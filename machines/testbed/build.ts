@@ -391,6 +391,11 @@ async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root
   }
   const depLines = [...wanted].sort().map((p) => `${p}: ${(deps.get(p) ?? []).join(' ')}`.trimEnd());
   await writeFile(join(dest, 'modules.dep'), depLines.join('\n') + '\n');
+  // The aliases of the copied modules: the kernel asks modprobe for a module by alias when a program needs it
+  // (nfnetlink-subsys-10 for nf_tables, ipt_MASQUERADE for xt_MASQUERADE), as iptables does.
+  const have = new Set([...wanted].map((p) => norm(basename(p).replace(/\.ko(\.\w+)?$/, ''))));
+  const aliases = (await readFile(join(modDir, 'modules.alias'), 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('alias ') && have.has(norm(l.split(' ')[2] ?? '')));
+  await writeFile(join(dest, 'modules.alias'), aliases.join('\n') + '\n');
   return new Set(recipe.modules.map(norm).filter((m) => builtin.has(m)));
 }
 

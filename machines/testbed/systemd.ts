@@ -17,7 +17,13 @@ export const x86_64SystemdTestbed: TestbedRecipe = {
   ...x86_64Testbed,
   name: 'x86_64-systemd',
   // snd-timer: the sound device a logind seat hands to whoever is logged in on its active console (NTD's login.nix).
-  modules: [...x86_64Testbed.modules, 'autofs4', 'snd-timer'],
+  // Netfilter for iptables (Debian's, on nf_tables): NAT, marks, connection tracking and REJECT, as a NixOS firewall
+  // and networking.nat use them (NTD's nat.nix).
+  modules: [
+    ...x86_64Testbed.modules, 'autofs4', 'snd-timer',
+    'nf_tables', 'nft_compat', 'nft_chain_nat', 'nft_masq', 'nft_ct', 'nft_reject_ipv4', 'nf_nat', 'nf_conntrack',
+    'x_tables', 'ip_tables', 'xt_MASQUERADE', 'xt_mark', 'xt_conntrack', 'ipt_REJECT', 'iptable_nat', 'iptable_filter', 'iptable_mangle',
+  ],
   // The display's driver at boot (bochs, with the kernel's framebuffer console): the virtual consoles are on the
   // screen, for screenshots and OCR, as on a NixOS VM.
   bootModules: [...x86_64Testbed.bootModules, 'bochs'],
@@ -26,6 +32,8 @@ export const x86_64SystemdTestbed: TestbedRecipe = {
     'systemd', 'systemd-sysv', 'udev', 'mount', 'util-linux',
     'dbus', 'dbus-bin', 'dbus-daemon', 'dbus-system-bus-common', 'dbus-session-bus-common',
     'libpam-modules', 'libpam-modules-bin', 'libpam-systemd', 'login', 'passwd', 'acl', 'bash', 'libtinfo6', 'procps', 'kbd',
+    // What NixOS test nodes use most: iptables (networking.nat, the firewall), curl, an FTP server (services.vsftpd).
+    'iptables', 'netbase', 'curl', 'vsftpd',
   ],
   shell: 'bash',
   overlay: 'systemd',
@@ -36,8 +44,17 @@ export const x86_64SystemdTestbed: TestbedRecipe = {
     ...wants('multi-user.target', 'fleetlab-backdoor.service', '/etc/systemd/system/fleetlab-backdoor.service'),
     ...wants('getty.target', 'getty@tty1.service', '/lib/systemd/system/getty@.service'),
     ...wants('sockets.target', 'dbus.socket'),
+    ...wants('multi-user.target', 'fleetlab-web.service', '/etc/systemd/system/fleetlab-web.service'),
+    // Debian makes these with update-alternatives when the package is installed: iptables on nf_tables.
+    'usr/sbin/iptables': '/usr/sbin/iptables-nft',
+    'usr/sbin/iptables-save': '/usr/sbin/iptables-nft-save',
+    'usr/sbin/iptables-restore': '/usr/sbin/iptables-nft-restore',
+    'usr/sbin/ip6tables': '/usr/sbin/ip6tables-nft',
     // The shell channel's console is the backdoor's, not a login's (NixOS disables this getty too).
     'etc/systemd/system/serial-getty@hvc0.service': '/dev/null',
+    // NICs keep the kernel's names (eth0, eth1, … in the order of the scenario's networks), as on NixOS test VMs
+    // (networking.usePredictableInterfaceNames = false): no udev renaming to ens3.
+    'etc/systemd/network/99-default.link': '/dev/null',
     // The first boot's wizard asks on the console for a locale and a root password, and holds the boot until answered.
     'etc/systemd/system/systemd-firstboot.service': '/dev/null',
   },
