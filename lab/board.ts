@@ -342,6 +342,17 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     await this.stop();
   }
 
+  /**
+   * Waits until the board powers itself off (NTD's wait_for_shutdown): its kernel's last words on the serial console
+   * ("reboot: Power down" or "System halted"), then fleetlab switches its power off, as shutdown() does.
+   */
+  async waitForShutdown(opts?: WaitOptions): Promise<void> {
+    if (this._state === 'stopped') return;
+    const deadline = deadlineFrom(opts, 300_000, `board ${this.boardName} to power itself off`, 'pass { timeout } to waitForShutdown()');
+    await this.serialConsole.expect(/reboot: (Power down|System halted)/, { deadline, signal: opts?.signal });
+    await this.stop();
+  }
+
   /** Cuts the power at once; the serial line stays open, and start() powers the board on again. */
   async crash(): Promise<void> {
     this.log.note('crash: power cut');

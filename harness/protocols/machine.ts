@@ -144,6 +144,8 @@ export interface Machine extends Shell, Systemd, Power, Partial<Capabilities> {
   readonly label: string;
   readonly profile: MachineProfile;
   readonly state: MachineState;
+  /** Whether it runs and its shell answers now (NTD's is_up); false, not an error, when it does not. */
+  isUp(opts?: Pick<WaitOptions, 'timeout'>): Promise<boolean>;
   /** Facts for reports, once started. */
   readonly facts: MachineFacts | undefined;
   /** Boots so far: each start and each reset counts one. */

@@ -24,5 +24,11 @@ export interface Power {
   crash(): Promise<void>;
   /** Reboots (by default through the guest's reboot command) and waits until the machine's shell is back; resolves with the new boot count. */
   reboot(opts?: RebootOptions): Promise<number>;
+  /**
+   * Waits until the machine powers itself off (NTD's wait_for_shutdown), after a command such as `systemctl
+   * poweroff`: a VM's QEMU exits, a board's kernel says "reboot: Power down" and fleetlab switches it off. From the
+   * call on that is expected, not a death; a VM that had already powered itself off counts.
+   */
+  waitForShutdown(opts?: WaitOptions): Promise<void>;
   readonly powerState: PowerState;
 }

@@ -117,7 +117,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   private aliveSinceBoot = false;
   /** Warm starts: snapshots restored instead of booting, or made after a boot. */
   private readonly warm: WarmStarts;
-  /** Shutdown, power cut and reboot. */
+  /** Shutdown, waiting for the guest's own power-off, power cut and reboot. */
   private readonly power: QemuPower;
 
   constructor(profile: MachineProfile, opts: QemuMachineOptions = {}) {
@@ -125,11 +125,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this.profile = profile;
     this.opts = opts;
     this.name = opts.name ?? profile.name;
-    if (opts.logDir) this.logDir = resolve(opts.logDir);
-    else {
-      this.logDir = join(tmpdir(), `fleetlab-logs-${this.name}-${process.pid}-${Date.now()}`);
-      makeOwnedDirSync(this.logDir);
-    }
+    this.logDir = opts.logDir ? resolve(opts.logDir) : join(tmpdir(), `fleetlab-logs-${this.name}-${process.pid}-${Date.now()}`);
+    if (!opts.logDir) makeOwnedDirSync(this.logDir);
     const shell = profile.guest.shell;
     // A serial-login shell shares its console: the console logs and expects, the shell reads its framed answers. The
     // backdoor's console is no console: the channel has it.
@@ -143,9 +140,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     this.forwards = new HostForwards({ name: this.name, enabled: !!opts.hostLink, running: () => (this._state === 'running' ? this.qemu?.qmp : undefined), note: (l) => this.log.note(l) });
     this.net = new FabricNics(this.name, opts.nics ?? [], this);
     this.sshAccess = new SshAccess({ name: this.name, note: (l) => this.log.note(l), life: () => this.life });
-    this.log.onLine((l) => {
-      if (/\blogin: *$/.test(l)) this.promptThisBoot = l;
-    });
+    this.log.onLine((l) => void (/\blogin: *$/.test(l) && (this.promptThisBoot = l)));
     if (opts.onConsoleLine) this.log.onLine(opts.onConsoleLine);
     this.log.onLine(() => (this.aliveSinceBoot = true));
     if (shell.kind !== 'none') {
@@ -303,9 +298,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       life: () => m.life,
       console: () => m.console(),
       nicMacs: () => m.nicMacs(),
-      beginShutdown: () => {
-        m._state = 'stopping';
-        m.qemu?.expectShutdown('shutdown()');
+      beginShutdown: (by, stopping = true) => {
+        if (stopping) m._state = 'stopping';
+        m.qemu?.expectShutdown(by);
       },
       onceReset: (fn) => void m.once('reset', fn),
       start: (o) => m.start(o),
@@ -561,6 +556,11 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   /** Clean shutdown through the guest's poweroff command, then waits for QEMU to exit cleanly. */
   shutdown(opts?: WaitOptions): Promise<void> {
     return this.power.shutdown(opts);
+  }
+
+  /** Waits until the guest powers itself off and QEMU exits (NTD's wait_for_shutdown); that exit is no death. */
+  waitForShutdown(opts?: WaitOptions): Promise<void> {
+    return this.power.waitForShutdown(opts);
   }
 
   /** Cuts the power at once (QMP quit, then signals): the disks keep whatever was written. */

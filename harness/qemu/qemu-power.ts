@@ -12,7 +12,7 @@ import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { BackdoorShell } from '../shell/backdoor-shell.ts';
 import { type Deadline, deadlineFrom, raceDeadline } from '../time/deadline.ts';
 import { type Lifeline, withLife } from '../time/lifeline.ts';
-import { MachineDied } from './machine-end.ts';
+import { MachineDied, MachineStopped } from './machine-end.ts';
 import type { MachineProfile } from './profile.ts';
 import type { QmpClient } from './qmp.ts';
 
@@ -32,8 +32,11 @@ export interface PowerHost {
   /** The running QEMU's QMP, if there is one (none: nothing to ask). */
   currentQmp(): QmpClient | undefined;
   console(): StreamConsole;
-  /** fleetlab begins a clean shutdown: a clean exit of QEMU is expected from now. */
-  beginShutdown(): void;
+  /**
+   * A clean exit of QEMU is expected from now (`by` says whose): fleetlab begins a clean shutdown (the machine is
+   * stopping), or, `stopping` false, waits for the guest's own (it runs until then).
+   */
+  beginShutdown(by: string, stopping?: boolean): void;
   kill(by: string): Promise<void>;
   start(opts: WaitOptions): Promise<void>;
   waitForShell(opts: WaitOptions): Promise<void>;
@@ -55,7 +58,7 @@ export class QemuPower {
     const proc = this.m.process()!;
     const life = this.m.life();
     const awaited = `a clean shutdown ("${this.m.profile.guest.poweroffCommand}")`;
-    this.m.beginShutdown();
+    this.m.beginShutdown('shutdown()');
     this.m.console().mark();
     try {
       if (this.m.backdoor?.isReady) await this.m.backdoor.sendBlind(this.m.profile.guest.poweroffCommand, { deadline });
@@ -81,6 +84,28 @@ export class QemuPower {
     // QEMU gone, but not by the guest's power-off or fleetlab's hand: it died during the shutdown.
     const end = life.reason;
     if (end instanceof MachineDied) throw end.during(awaited);
+  }
+
+  /**
+   * Waits until the guest powers itself off and QEMU exits (NTD's wait_for_shutdown), after a command such as
+   * `systemctl poweroff`: from the call on, that exit is expected, not a death. A guest that had already powered off
+   * (QEMU exited cleanly on its own, as it does at a guest's power-off) counts; any other end of the machine is thrown.
+   */
+  async waitForShutdown(opts?: WaitOptions): Promise<void> {
+    const awaited = `${this.m.name} to power itself off (QEMU to exit)`;
+    const proc = this.m.process();
+    const life = this.m.life();
+    if (!proc || this.m.state === 'stopped') {
+      const end = life.reason;
+      if (end instanceof MachineStopped || (end instanceof MachineDied && end.exit?.exitCode === 0 && !end.exit.signal)) return;
+      throw end instanceof MachineDied ? end.during(awaited) : new ConfigurationError(`machine ${this.m.name}: waitForShutdown() on a machine that is not running`);
+    }
+    const deadline = deadlineFrom(opts, 300_000, awaited, 'pass { timeout } to waitForShutdown()');
+    // Expected from now on, and after a timeout too: a clean exit later is the power-off, late (a crash still is a death).
+    this.m.beginShutdown('waitForShutdown()', false);
+    const gone = await raceDeadline(proc.exited, deadline, opts?.signal, awaited);
+    if (gone.timedOut) throw new TimeoutError('test-failure', { awaited, deadline, machine: this.m.name, lastLines: this.m.log.lastLines(20) });
+    if (life.reason instanceof MachineDied) throw life.reason.during(awaited);
   }
 
   /** Cuts the power at once (QMP quit, then signals): the disks keep whatever was written. */

@@ -2,6 +2,8 @@
 // ShellOps (over the backdoor or a serial-login channel) and answer the Shell protocol through it.
 import { EventEmitter } from 'node:events';
 import { basename, join } from 'node:path';
+import type { MachineState } from '../protocols/machine.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { CopyReport, ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { Systemd, SystemdOptions, UnitActiveState } from '../protocols/systemd.ts';
 import { copyFromGuest, copyToGuest } from './file-copy.ts';
@@ -14,11 +16,22 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   abstract readonly name: string;
   /** Where its commands go. */
   protected abstract readonly shell: ShellOps;
+  /** Running, or on its way up or down. */
+  abstract readonly state: MachineState;
   /** Its folder in the case's output (console logs); copyFromMachine's default target is its files/ folder. */
   abstract readonly logDir: string;
 
   get machineName(): string {
     return this.name;
+  }
+  /**
+   * Whether the machine runs and its shell answers (`true`, within `timeout`, default 5 s) now (NTD's is_up); never
+   * throws: a machine that is booting, stopped or dead is not up.
+   */
+  async isUp(opts?: Pick<WaitOptions, 'timeout'>): Promise<boolean> {
+    if (this.state !== 'running') return false;
+    const r = await this.shell.execute('true', { timeout: opts?.timeout ?? 5000, strict: false }).catch(() => undefined);
+    return r?.exitCode === 0 && !r.timedOut;
   }
   execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
     return this.shell.execute(command, opts);

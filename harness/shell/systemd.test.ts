@@ -146,3 +146,27 @@ describe('a guest without systemd', () => {
     await expect(plain.systemctl('status')).rejects.toThrow(/does not run systemd/);
   }, 60_000);
 });
+
+describe('a guest that powers itself off (the last tests: both machines end here)', () => {
+  it('isUp() while it answers; waitForShutdown() after systemctl poweroff, which then is no death; a short wait times out', async () => {
+    const died: string[] = [];
+    m.on('died', (r: string) => died.push(r));
+    expect(await m.isUp()).toBe(true);
+    await expect(m.waitForShutdown({ timeout: '2s' })).rejects.toThrow(/sd to power itself off \(QEMU to exit\)/);
+    await m.execute('systemctl --no-block poweroff');
+    await m.waitForShutdown({ timeout: '3m' });
+    expect(m.state).toBe('stopped');
+    expect(await m.isUp()).toBe(false);
+    expect(died).toEqual([]);
+    expect(await readFile(m.log.path, 'utf8')).toMatch(/reboot: Power down/);
+  }, 300_000);
+
+  it('waitForShutdown() after the guest already powered off counts it', async () => {
+    await plain.execute('(sleep 1; poweroff -f) >/dev/null 2>&1 &');
+    const t0 = Date.now();
+    while (plain.state !== 'stopped' && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 200));
+    expect(plain.state).toBe('stopped');
+    await plain.waitForShutdown({ timeout: '10s' });
+    expect(await plain.isUp()).toBe(false);
+  }, 180_000);
+});
