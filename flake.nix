@@ -21,6 +21,17 @@
         fleetlabModule = self.nixosModules.fleetlab-guest;
       };
 
+      # lib.mkFleetlabTest { name = "nat"; nodes = { server = ./server.nix; client = { profile = "aarch64-uefi"; modules = [ ./client.nix ]; }; }; }
+      # builds every node's image and result/fleetlab.json, which a scenario loads with fromManifest(). `system` is the
+      # host that builds the manifest (default x86_64-linux).
+      lib.mkFleetlabTest =
+        { system ? "x86_64-linux", ... }@args:
+        import ./nix/lib/mk-fleetlab-test.nix {
+          inherit (nixpkgs) lib;
+          inherit (self.lib) mkFleetImage;
+          inherit (nixpkgs.legacyPackages.${system}) linkFarm writeText;
+        } (removeAttrs args [ "system" ]);
+
       packages = forAllSystems (pkgs: rec {
         fleetlab = pkgs.callPackage ./nix/package.nix { src = self; };
         default = fleetlab;

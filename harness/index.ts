@@ -6,6 +6,8 @@ export { scenario } from './runner/scenario.ts';
 export { need } from './protocols/machine.ts';
 export type { Capabilities, Capability, FabricNet, HostLink, MachineFacts, MachineLog, MachineState, SshOptions } from './protocols/machine.ts';
 export type { Machine, ScenarioContext, ScenarioSpec, SetupSpec, StartMode, InstallFlows } from './runner/scenario.ts';
+export { fromManifest, loadManifest } from './runner/manifest.ts';
+export type { FleetlabManifest, ManifestNode } from './runner/manifest.ts';
 export type { Duration } from './time/duration.ts';
 export { retry } from './time/retry.ts';
 export type { RetryOptions } from './time/retry.ts';

@@ -48,6 +48,8 @@ let
       ({ config, modulesPath, ... }: {
         imports = [ "${modulesPath}/installer/sd-card/sd-image-aarch64.nix" ];
         fleetlab.guest.serialConsoles = [ "ttyAMA0,115200" ];
+        # A plain .img (nixpkgs compresses it to .img.zst by default), which fleetlab boots and flashes as it is.
+        sdImage.compressImage = false;
         system.build.fleetlabImage = config.system.build.sdImage;
       })
     ];
