@@ -14,6 +14,8 @@ import type { MachineProfile } from '../qemu/profile.ts';
 import { cpus } from 'node:os';
 import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
+import { gateCommand } from './gate-command.ts';
+import { DEFAULT_POLICY } from '../history/gate.ts';
 import { labCommand } from './lab-command.ts';
 import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
@@ -139,7 +141,8 @@ await yargs(hideBin(process.argv))
         .option('kernel', { type: 'string', describe: 'Boot this kernel directly on every machine (with --image as its disk, if given)' })
         .option('initrd', { type: 'string', describe: 'Initrd for --kernel' })
         .option('dtb', { type: 'string', describe: 'Device tree for --kernel (Arm)' })
-        .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' }),
+        .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' })
+        .option('history', { type: 'string', describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' }),
     async (argv) => {
       process.exitCode = await runCommand(argv as unknown as RunArgs);
     },
@@ -190,6 +193,22 @@ await yargs(hideBin(process.argv))
         },
       )
       .demandCommand(1, 'report needs a subcommand: show or merge'),
+  )
+  .command(
+    'gate',
+    'Judge the latest run against the history: new, still-failing, flaky and known failures; exits 1 when the policy finds something fatal',
+    (y) =>
+      y
+        .option('history', { type: 'string', describe: 'The run history: a SQLite file or postgres://… (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
+        .option('known-failures', { type: 'string', describe: 'The known-failures file (default: known-failures.json, when there is one)' })
+        .option('run', { type: 'string', describe: 'Judge this run id instead of the latest' })
+        .option('fail-on', { type: 'string', array: true, default: DEFAULT_POLICY.failOn, describe: 'Failure classes that fail the gate: new, still-failing, flaky, known, known-expired' })
+        .option('max-infra-errors', { type: 'number', default: DEFAULT_POLICY.maxInfrastructureErrors, describe: 'Infrastructure errors tolerated' })
+        .option('window', { type: 'number', default: DEFAULT_POLICY.window, describe: 'Earlier runs to compare with' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the verdict as JSON' }),
+    async (argv) => {
+      process.exitCode = await gateCommand({ history: argv.history, knownFailures: argv['known-failures'], run: argv.run, failOn: argv['fail-on'], maxInfraErrors: argv['max-infra-errors'], window: argv.window, json: argv.json });
+    },
   )
   .command('lab', "A lab's boards (--lab): status, reserve, release, acquire, power, console, check", labCommand)
   .command('images', 'Testbed images: build them, or print where one file of them is', (y) =>

@@ -1,4 +1,6 @@
 // `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
+import { HistoryReporter } from '../history/history-reporter.ts';
+import { historyLocation } from '../history/open-history.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -42,6 +44,8 @@ export interface RunArgs {
   append?: string;
   lab?: string;
   labDb?: string;
+  /** Where the run is recorded: a SQLite file, postgres://…, or "none" (default: historyLocation()). */
+  history?: string;
 }
 
 const REPORTERS = ['console', 'junit', 'json', 'html'];
@@ -116,6 +120,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   if (a.reporter.includes('junit')) reporters.push(junit);
   if (a.reporter.includes('json')) reporters.push(new JsonReporter(join(outputDir, 'report.json')));
   if (a.reporter.includes('html')) reporters.push(new HtmlReporter(join(outputDir, 'report.html'), outputDir));
+  reporters.push(new HistoryReporter(historyLocation(a.history)));
   const mux = new ReporterMux(reporters);
 
   const controller = new AbortController();
