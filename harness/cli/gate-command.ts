@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { DEFAULT_POLICY, gate, type GatePolicy } from '../history/gate.ts';
 import type { FailureClass } from '../history/history.ts';
-import { type KnownFailure, loadKnownFailures } from '../history/known-failures.ts';
+import { type KnownFailure, knownFailuresFile, loadKnownFailures } from '../history/known-failures.ts';
 import { historyLocation, openHistory } from '../history/open-history.ts';
 
 const CLASSES: FailureClass[] = ['new', 'still-failing', 'flaky', 'known', 'known-expired'];
@@ -26,7 +26,7 @@ export async function gateCommand(a: GateArgs): Promise<number> {
   const policy: GatePolicy = { failOn: failOn as FailureClass[], maxInfrastructureErrors: a.maxInfraErrors ?? DEFAULT_POLICY.maxInfrastructureErrors, window: a.window ?? DEFAULT_POLICY.window };
   if (!(Number.isInteger(policy.maxInfrastructureErrors) && policy.maxInfrastructureErrors >= 0)) throw new ConfigurationError(`--max-infra-errors ${policy.maxInfrastructureErrors}: expected a whole number >= 0.`);
   if (!(Number.isInteger(policy.window) && policy.window >= 1)) throw new ConfigurationError(`--window ${policy.window}: expected a whole number >= 1 (earlier runs).`);
-  const knownPath = a.knownFailures ?? (existsSync('known-failures.json') ? 'known-failures.json' : undefined);
+  const knownPath = knownFailuresFile(a.knownFailures);
   const known: KnownFailure[] = knownPath ? loadKnownFailures(knownPath) : [];
   const location = historyLocation(a.history);
   if (location === 'none') throw new ConfigurationError('fleetlab gate needs a run history; --history none gives it none');

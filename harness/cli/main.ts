@@ -142,7 +142,8 @@ await yargs(hideBin(process.argv))
         .option('initrd', { type: 'string', describe: 'Initrd for --kernel' })
         .option('dtb', { type: 'string', describe: 'Device tree for --kernel (Arm)' })
         .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' })
-        .option('history', { type: 'string', describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' }),
+        .option('history', { type: 'string', describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
+        .option('known-failures', { type: 'string', describe: 'Classify failures with this known-failures file (default: known-failures.json, when there is one)' }),
     async (argv) => {
       process.exitCode = await runCommand(argv as unknown as RunArgs);
     },

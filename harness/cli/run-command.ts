@@ -1,6 +1,7 @@
 // `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
 import { HistoryReporter } from '../history/history-reporter.ts';
 import { historyLocation } from '../history/open-history.ts';
+import { knownFailuresFile, loadKnownFailures } from '../history/known-failures.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -46,6 +47,8 @@ export interface RunArgs {
   labDb?: string;
   /** Where the run is recorded: a SQLite file, postgres://…, or "none" (default: historyLocation()). */
   history?: string;
+  /** The known-failures file its failures are classified with (default: known-failures.json, when there is one). */
+  knownFailures?: string;
 }
 
 const REPORTERS = ['console', 'junit', 'json', 'html'];
@@ -115,12 +118,13 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   if (!a.output) pointLatest(outputDir);
 
   const junit = new JunitReporter(junitPath(outputDir));
-  const reporters: Reporter[] = [];
+  // The history first: it marks each result with its failure's class before the others report it.
+  const reporters: Reporter[] = [new HistoryReporter(historyLocation(a.history), knownFailuresFile(a.knownFailures) ? loadKnownFailures(knownFailuresFile(a.knownFailures)!) : [])];
   if (a.reporter.includes('console')) reporters.push(new ConsoleReporter());
   if (a.reporter.includes('junit')) reporters.push(junit);
   if (a.reporter.includes('json')) reporters.push(new JsonReporter(join(outputDir, 'report.json')));
   if (a.reporter.includes('html')) reporters.push(new HtmlReporter(join(outputDir, 'report.html'), outputDir));
-  reporters.push(new HistoryReporter(historyLocation(a.history)));
+
   const mux = new ReporterMux(reporters);
 
   const controller = new AbortController();

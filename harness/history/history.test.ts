@@ -1,7 +1,7 @@
 // The run history: the classifier on constructed histories (new, still failing, flaky three ways, known, expired), the
 // two stores (SQLite, a real PostgreSQL) keeping runs as recorded, and `fleetlab gate`'s verdicts and exit codes.
 import { execa } from 'execa';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +212,40 @@ describe('fleetlab gate', () => {
     const policy = await cli(['--history', db, '--fail-on', 'new,bogus'], dir);
     expect(policy.exitCode).toBe(2);
     expect(policy.stderr).toMatch(/--fail-on "bogus": expected some of new, still-failing, flaky, known, known-expired/);
+  }, 120_000);
+});
+
+describe('fleetlab run with a history', () => {
+  const fixture = join(root, 'harness/history/fixtures/gate.ts');
+  const fleetlab = (args: string[], cwd: string, env: Record<string, string> = {}) => execa(process.execPath, [join(root, 'harness/cli/main.ts'), ...args], { cwd, reject: false, env: { NO_COLOR: '1', CI: '1', FLEETLAB_HISTORY: '', ...env } });
+
+  it('records each run in reports/history.sqlite, marks a failure new in the console, JUnit and report.json, and the gate judges it; a known-failures file makes it known', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-history-run-'));
+    for (let i = 0; i < 2; i++) expect((await fleetlab(['run', fixture], dir)).exitCode).toBe(0);
+    const third = await fleetlab(['run', fixture, '--output', 'reports/third'], dir, { FLEETLAB_FIXTURE_FAIL: '1' });
+    expect(third.exitCode).toBe(1);
+    expect(third.stdout).toMatch(/✗ failed \S+::wobbly\[x86_64-direct\] \([^)]*\)\n {4}history: new: passed in run \S+ \(unknown\)\n {4}the fixture fails on purpose/);
+    const junit = await readFile(join(dir, 'reports/third/junit.xml'), 'utf8');
+    expect(junit).toMatch(/<property name="history.class" value="new"\/>/);
+    const report = JSON.parse(await readFile(join(dir, 'reports/third/report.json'), 'utf8')) as { results: Array<{ scenario: string; history?: { class: string } }> };
+    expect(report.results.map((r) => [r.scenario, r.history?.class])).toEqual([['steady', undefined], ['wobbly', 'new']]);
+
+    const gate = await fleetlab(['gate'], dir);
+    expect(gate.exitCode, gate.stderr).toBe(1);
+    expect(gate.stdout).toMatch(/NEW {12}wobbly \[x86_64-direct\] \(failed\): passed in run/);
+    await writeFile(join(dir, 'known-failures.json'), JSON.stringify({ known: [{ case: '*::wobbly[*]', bug: 'FLEET-7' }] }));
+    const known = await fleetlab(['gate'], dir);
+    expect(known.exitCode, known.stdout).toBe(0);
+    expect(known.stdout).toMatch(/KNOWN {10}wobbly \[x86_64-direct\] \(failed\): matches a known failure: FLEET-7/);
+    // The next run classifies with the same file: the console says known, and the gate passes.
+    const fourth = await fleetlab(['run', fixture], dir, { FLEETLAB_FIXTURE_FAIL: '1' });
+    expect(fourth.stdout).toMatch(/history: known \(FLEET-7\): matches a known failure: FLEET-7/);
+    expect((await fleetlab(['gate'], dir)).exitCode).toBe(0);
+    // A bad known-failures file stops the run before it starts, naming the field.
+    await writeFile(join(dir, 'known-failures.json'), JSON.stringify({ known: [{ case: 'x' }] }));
+    const refused = await fleetlab(['run', fixture], dir);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/known-failures file .*known-failures\.json: known\.0\.bug/);
   }, 120_000);
 });
 

@@ -2,7 +2,7 @@
 // failure is against it: new, still failing, flaky or known. The stores (SQLite, PostgreSQL) keep RunRecords; the
 // classifier is a pure function over them, so the gate and the reports agree.
 import type { RunInfo, RunSummary } from '../report/reporter.ts';
-import type { CaseResult, CaseStatus } from '../runner/results.ts';
+import type { CaseResult, CaseStatus, FailureClass } from '../runner/results.ts';
 import { type KnownFailure, knownEntryFor } from './known-failures.ts';
 
 /** One case of a run as the history keeps it: a repeated case (--repeat-each) has one record per repeat. */
@@ -61,7 +61,8 @@ export function runRecord(run: RunInfo, summary: RunSummary, commit: string): Ru
   };
 }
 
-function caseRecord(r: CaseResult): CaseRecord {
+/** A case's record: its id without the repeat, the last try's error, properties and machines. */
+export function caseRecord(r: CaseResult): CaseRecord {
   const last = r.attempts.at(-1);
   return {
     caseId: r.repeat?.caseId ?? r.id,
@@ -85,7 +86,7 @@ function caseRecord(r: CaseResult): CaseRecord {
  * - `still-failing`: the last earlier run that had the case failed it too;
  * - `new`: it passed the last time it ran, or never ran before.
  */
-export type FailureClass = 'new' | 'still-failing' | 'flaky' | 'known' | 'known-expired';
+export type { FailureClass };
 
 /** One case of the run that did not simply pass, and what it is. */
 export interface Classified {

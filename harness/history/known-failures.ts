@@ -4,7 +4,7 @@
 //                  "until": "2027-01-31", "note": "Pi mesh convergence under TCG" } ] }
 // `case` is the case id with * for any run of characters; `error` (optional) a regular expression the error message
 // must match; `until` (optional) the last day (UTC) the entry holds: after it the failure counts as "known-expired".
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
@@ -33,6 +33,11 @@ const File = z.object({ known: z.array(Entry) }).strict();
 
 /** One entry of the known-failures file. */
 export type KnownFailure = z.infer<typeof Entry>;
+
+/** The known-failures file to use: `given`, else known-failures.json in the working directory when there is one. */
+export function knownFailuresFile(given?: string): string | undefined {
+  return given ?? (existsSync('known-failures.json') ? 'known-failures.json' : undefined);
+}
 
 /** Reads and checks a known-failures file; an error names the file and the entry's field. */
 export function loadKnownFailures(path: string): KnownFailure[] {

@@ -96,6 +96,7 @@ export class ConsoleReporter implements Reporter {
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.accelFallback) this.print(`    ${m.name}: ${m.facts.accelFallback}`);
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.checkpoint?.restoreFailed) this.print(`    ${m.name}: restoring checkpoint "${m.facts.checkpoint.name}" failed, its steps replayed: ${m.facts.checkpoint.restoreFailed}`);
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.start?.restoreFailed) this.print(`    ${m.name}: restoring its snapshot failed, booted cold instead: ${m.facts.start.restoreFailed}`);
+    if (r.history) this.print(`    history: ${r.history.class}${r.history.bug ? ` (${r.history.bug})` : ''}: ${r.history.why}`);
     if (last.error) this.print(last.error.message.split('\n').map((l) => `    ${l}`).join('\n'));
     if (last.skipReason) this.print(`    ${last.skipReason}`);
   }

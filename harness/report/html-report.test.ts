@@ -22,7 +22,7 @@ describe('report.html in Chromium', () => {
   beforeAll(async () => {
     if (!CHROMIUM) throw new Error('Chromium is not installed: apt-get install chromium (scripts/setup.sh does)');
     out = await mkdtemp(join(tmpdir(), 'fleetlab-html-'));
-    const run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/runner/fixtures/outcomes.ts', '--grep', '^(passes|fails an assertion|flaky) ', '--retries', '1', '--output', out], {
+    const run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/runner/fixtures/outcomes.ts', '--grep', '^(passes|fails an assertion|flaky) ', '--retries', '1', '--output', out, '--history', join(out, 'history.sqlite')], {
       cwd: root,
       reject: false,
       timeout: 300_000,
@@ -52,6 +52,13 @@ describe('report.html in Chromium', () => {
     await expect(failed.locator('.error').textContent()).resolves.toMatch(/the answer/);
     // The passing case stays closed.
     await expect(page.locator('.case[data-status="passed"]').getAttribute('class')).resolves.not.toMatch(/\bopen\b/);
+  });
+
+  it("marks each failure with its class against the run history (a fresh one: the failure is new, the retry's pass flaky)", async () => {
+    await expect(page.locator('.case[data-status="failed"] .head .hist.h-new').textContent()).resolves.toBe('new');
+    await expect(page.locator('.case[data-status="failed"] .head .hist').getAttribute('title')).resolves.toBe('no earlier run had this case');
+    await expect(page.locator('.case[data-status="flaky"] .head .hist.h-flaky').textContent()).resolves.toBe('flaky');
+    await expect(page.locator('.case[data-status="passed"] .head .hist').count()).resolves.toBe(0);
   });
 
   it('the failing case\'s console is scrolled to the failing step, and a click on a step moves it', async () => {

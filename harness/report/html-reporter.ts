@@ -148,6 +148,8 @@ main { padding: 8px 20px 40px; }
 .badge { font-size: 11px; font-weight: 700; text-transform: uppercase; padding: 1px 7px; border-radius: 10px; color: #fff; }
 .b-passed { background: var(--pass); } .b-failed { background: var(--fail); } .b-error, .b-interrupted { background: var(--err); }
 .b-skipped { background: var(--skip); } .b-flaky { background: var(--flaky); }
+.hist { font-size: 11px; font-weight: 700; padding: 0 6px; border-radius: 10px; border: 1px solid currentColor; }
+.h-new, .h-known-expired { color: var(--fail, #c62828); } .h-still-failing { color: #8e24aa; } .h-flaky { color: var(--flaky); } .h-known { color: var(--skip); }
 .body { border-top: 1px solid var(--line); padding: 10px 12px; display: none; }
 .case.open .body { display: block; }
 .error { background: #ffebe9; border: 1px solid #ffcecb; border-radius: 6px; padding: 8px 10px; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; max-height: 360px; overflow: auto; }
@@ -330,6 +332,7 @@ const SCRIPT = `
     var div = el('div', { cls: 'case', 'data-status': c.status, 'data-id': c.id });
     var head = el('div', { cls: 'head' }, [
       el('span', { cls: 'badge b-' + c.status, text: c.status }),
+      c.history ? el('span', { cls: 'hist h-' + c.history.class, title: c.history.why + (c.history.bug ? ' (' + c.history.bug + ')' : ''), text: c.history.class }) : null,
       el('span', { cls: 'name', text: c.scenario + ' [' + c.variant + ']' + (c.repeat ? ' (repeat ' + c.repeat.index + '/' + c.repeat.of + ')' : '') }),
       el('span', { cls: 'id', text: c.id }),
       el('span', { cls: 'dim', text: secs(c.durationMs) + ' · ' + machinesOf(c).join(', ') }),

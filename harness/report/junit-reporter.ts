@@ -118,6 +118,12 @@ export class JunitReporter implements Reporter {
     if (last.status === 'failed') tc.failure(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'TestFailure').stacktrace(xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'error' || last.status === 'interrupted') tc.error(xmlSafe(failureMessage(last.error)), last.error?.type ?? 'Error', xmlSafe(last.error?.stack ?? ''));
     else if (last.status === 'skipped') tc.skipped();
+    // Its failure against the run history (docs/gating.md).
+    if (r.history) {
+      tc.property('history.class', r.history.class);
+      tc.property('history.why', xmlSafe(r.history.why));
+      if (r.history.bug) tc.property('history.bug', xmlSafe(r.history.bug));
+    }
     // Per case too: a matrix run puts cases of different profiles (and accelerators) in one suite.
     for (const m of last.machines) {
       const prefix = last.machines.length > 1 ? `machine.${m.role}.` : 'machine.';

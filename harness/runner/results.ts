@@ -56,6 +56,18 @@ export interface AttemptResult {
   properties?: Record<string, string>;
 }
 
+/** What a failure is against the run history (harness/history): see docs/gating.md. */
+export type FailureClass = 'new' | 'still-failing' | 'flaky' | 'known' | 'known-expired';
+
+/** A case's failure classified against the run history when it ended. */
+export interface CaseHistory {
+  class: FailureClass;
+  /** Why, in a few words ("passed in run X (abc1234)"). */
+  why: string;
+  /** The known-failures entry's bug, for a known failure. */
+  bug?: string;
+}
+
 /** Final outcome of a case: its last try's, with 'flaky' for a pass after failed tries. */
 export type CaseStatus = AttemptStatus | 'flaky';
 
@@ -72,6 +84,8 @@ export interface CaseResult {
   attempts: AttemptResult[];
   /** Which run of the case this is, when the run repeats each case (--repeat-each). */
   repeat?: CaseRepeat;
+  /** Its failure classified against the run history, when it did not simply pass and a history was at hand. */
+  history?: CaseHistory;
 }
 
 /** One of the N runs of a case that --repeat-each N makes: its id ends in "#index". */
