@@ -4,6 +4,8 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type TestPostgres } from '../testing/postgres.ts';
 import type { CaseResult } from '../runner/results.ts';
@@ -14,6 +16,7 @@ import { SqliteHistory } from './history-sqlite.ts';
 import { loadKnownFailures } from './known-failures.ts';
 
 const root = join(import.meta.dirname, '../..');
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const SMOKE = 'scenarios/smoke.ts::smoke[x86_64-direct]';
 const MESH = 'scenarios/mesh.ts::mesh[raspi3b]';
 
@@ -241,6 +244,19 @@ describe('fleetlab run with a history', () => {
     const fourth = await fleetlab(['run', fixture], dir, { FLEETLAB_FIXTURE_FAIL: '1' });
     expect(fourth.stdout).toMatch(/history: known \(FLEET-7\): matches a known failure: FLEET-7/);
     expect((await fleetlab(['gate'], dir)).exitCode).toBe(0);
+    // report.html of the fourth run: each case's sparkline, its three earlier runs and this one, coloured by status.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${join(dir, 'reports/latest/report.html')}`);
+      const bars = (name: string) => page.locator(`.case:has(.name:text-is("${name} [x86_64-direct]")) .spark rect`).evaluateAll((rs) => rs.map((r) => r.getAttribute('class')));
+      expect(await bars('wobbly')).toEqual(['s-passed', 's-passed', 's-failed', 's-failed']);
+      expect(await bars('steady')).toEqual(['s-passed', 's-passed', 's-passed', 's-passed']);
+      await expect(page.locator('.case:has(.name:text-is("wobbly [x86_64-direct]")) .spark rect title').last().textContent()).resolves.toMatch(/\(this run\): failed, /);
+      await expect(page.locator('.case:has(.name:text-is("wobbly [x86_64-direct]")) .hist').textContent()).resolves.toBe('known');
+    } finally {
+      await browser.close();
+    }
     // A bad known-failures file stops the run before it starts, naming the field.
     await writeFile(join(dir, 'known-failures.json'), JSON.stringify({ known: [{ case: 'x' }] }));
     const refused = await fleetlab(['run', fixture], dir);

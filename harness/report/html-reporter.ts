@@ -148,6 +148,8 @@ main { padding: 8px 20px 40px; }
 .badge { font-size: 11px; font-weight: 700; text-transform: uppercase; padding: 1px 7px; border-radius: 10px; color: #fff; }
 .b-passed { background: var(--pass); } .b-failed { background: var(--fail); } .b-error, .b-interrupted { background: var(--err); }
 .b-skipped { background: var(--skip); } .b-flaky { background: var(--flaky); }
+.spark { vertical-align: middle; } .spark .s-passed { fill: var(--pass); } .spark .s-failed { fill: var(--fail); }
+.spark .s-error, .spark .s-interrupted { fill: var(--err); } .spark .s-flaky { fill: var(--flaky); } .spark .s-skipped { fill: var(--skip); }
 .hist { font-size: 11px; font-weight: 700; padding: 0 6px; border-radius: 10px; border: 1px solid currentColor; }
 .h-new, .h-known-expired { color: var(--fail, #c62828); } .h-still-failing { color: #8e24aa; } .h-flaky { color: var(--flaky); } .h-known { color: var(--skip); }
 .body { border-top: 1px solid var(--line); padding: 10px 12px; display: none; }
@@ -327,12 +329,32 @@ const SCRIPT = `
     }
     return body;
   }
+  // The case's status and duration in earlier runs (from the run history) and in this one: a bar each, its height the
+  // duration, its colour the status; a bar's tooltip names the run.
+  function sparkline(c) {
+    if (!c.trend || !c.trend.length) return null;
+    var points = c.trend.concat([{ runId: data.runId + ' (this run)', status: c.status, durationMs: c.durationMs }]);
+    var max = Math.max.apply(null, points.map(function (p) { return p.durationMs; })) || 1;
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('class', 'spark'); svg.setAttribute('width', String(points.length * 6)); svg.setAttribute('height', '16');
+    points.forEach(function (p, i) {
+      var h = Math.max(2, Math.round((p.durationMs / max) * 16));
+      var r = document.createElementNS(ns, 'rect');
+      r.setAttribute('x', String(i * 6)); r.setAttribute('y', String(16 - h)); r.setAttribute('width', '4'); r.setAttribute('height', String(h));
+      r.setAttribute('class', 's-' + p.status);
+      var t = document.createElementNS(ns, 'title'); t.textContent = p.runId + ': ' + p.status + ', ' + secs(p.durationMs); r.appendChild(t);
+      svg.appendChild(r);
+    });
+    return svg;
+  }
   var list = document.getElementById('cases');
   var nodes = data.cases.map(function (c) {
     var div = el('div', { cls: 'case', 'data-status': c.status, 'data-id': c.id });
     var head = el('div', { cls: 'head' }, [
       el('span', { cls: 'badge b-' + c.status, text: c.status }),
       c.history ? el('span', { cls: 'hist h-' + c.history.class, title: c.history.why + (c.history.bug ? ' (' + c.history.bug + ')' : ''), text: c.history.class }) : null,
+      sparkline(c),
       el('span', { cls: 'name', text: c.scenario + ' [' + c.variant + ']' + (c.repeat ? ' (repeat ' + c.repeat.index + '/' + c.repeat.of + ')' : '') }),
       el('span', { cls: 'id', text: c.id }),
       el('span', { cls: 'dim', text: secs(c.durationMs) + ' · ' + machinesOf(c).join(', ') }),

@@ -86,6 +86,15 @@ export interface CaseResult {
   repeat?: CaseRepeat;
   /** Its failure classified against the run history, when it did not simply pass and a history was at hand. */
   history?: CaseHistory;
+  /** The case in the runs before this one (oldest first, up to 10), from the run history: report.html's sparkline. */
+  trend?: TrendPoint[];
+}
+
+/** One earlier run of a case, as the history has it. */
+export interface TrendPoint {
+  runId: string;
+  status: CaseStatus;
+  durationMs: number;
 }
 
 /** One of the N runs of a case that --repeat-each N makes: its id ends in "#index". */
