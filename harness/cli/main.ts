@@ -186,11 +186,13 @@ await yargs(hideBin(process.argv))
         (yy) =>
           yy
             .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'The shards: reports/<run-id> folders or junit.xml files' })
-            .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged junit.xml; report.html and report.json go into its folder' }),
+            .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'The merged junit.xml; report.html and report.json go into its folder' })
+            .option('history', { type: 'string', describe: "Record the merged run in this history, the shards' own runs removed: a SQLite file, postgres://… or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)" }),
         async (argv) => {
-          const r = await mergeReports(argv.inputs as string[], argv.o);
+          const r = await mergeReports(argv.inputs as string[], argv.o, { history: argv.history });
           console.log(`merged ${r.suites} suites, ${r.tests} tests into ${argv.o}`);
           console.log(r.html ? `report: ${r.html}` : `report.html not merged: ${r.htmlSkipped}`);
+          if (r.history) console.log(`recorded as one run in the history ${r.history}`);
         },
       )
       .demandCommand(1, 'report needs a subcommand: show or merge'),

@@ -60,6 +60,10 @@ export class PostgresHistory implements HistoryStore {
     return out;
   }
 
+  async forget(runIds: string[]): Promise<void> {
+    await this.pool.query('DELETE FROM runs WHERE run_id = ANY($1)', [runIds]);
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

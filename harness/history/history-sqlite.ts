@@ -47,6 +47,15 @@ export class SqliteHistory implements HistoryStore {
     return runs.map((r) => runFromRow(r, (cases.all(r.run_id) as unknown as CaseRow[]).map(caseFromRow) as CaseRecord[]));
   }
 
+  async forget(runIds: string[]): Promise<void> {
+    const del = this.db.prepare('DELETE FROM runs WHERE run_id = ?');
+    const delCases = this.db.prepare('DELETE FROM cases WHERE run_id = ?');
+    for (const id of runIds) {
+      delCases.run(id);
+      del.run(id);
+    }
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

@@ -265,6 +265,33 @@ describe('fleetlab run with a history', () => {
   }, 120_000);
 });
 
+describe('fleetlab report merge with a history', () => {
+  it("records the shards of one run as one run, the shards' own runs removed", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-history-merge-'));
+    const db = join(dir, 'team.sqlite');
+    const cli = (args: string[]) => execa(process.execPath, [join(root, 'harness/cli/main.ts'), ...args], { cwd: dir, reject: false, env: { NO_COLOR: '1', CI: '1' } });
+    const fixture = join(root, 'harness/history/fixtures/gate.ts');
+    // Two shards: each a run of its own (as --shard K/N splits a run; its split of two cases may leave one empty).
+    for (const [k, name] of [[1, 'steady'], [2, 'wobbly']] as const) expect((await cli(['run', fixture, '--grep', `^${name} `, '--output', `shard-${k}`, '--history', db])).exitCode).toBe(0);
+    const read = async () => {
+      const s = new SqliteHistory(db);
+      try {
+        return await s.recentRuns(10);
+      } finally {
+        await s.close();
+      }
+    };
+    expect((await read()).map((r) => r.cases.length)).toEqual([1, 1]);
+    const merged = await cli(['report', 'merge', 'shard-1', 'shard-2', '-o', 'all/junit.xml', '--history', db]);
+    expect(merged.exitCode, merged.stderr).toBe(0);
+    expect(merged.stdout).toMatch(/recorded as one run in the history .*team\.sqlite/);
+    const runs = await read();
+    expect(runs.map((r) => r.runId)).toEqual([expect.stringMatching(/^merged \S+ \+ \S+$/)]);
+    expect(runs[0]!.cases.map((c) => `${c.scenario} ${c.status}`).sort()).toEqual(['steady passed', 'wobbly passed']);
+    expect(runs[0]!.outputDir).toBe(join(dir, 'all'));
+  }, 120_000);
+});
+
 describe('loadKnownFailures', () => {
   it('names the file and the field of a bad entry', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-known-'));

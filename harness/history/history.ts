@@ -45,6 +45,8 @@ export interface HistoryStore {
   record(run: RunRecord): Promise<void>;
   /** The last `limit` runs, newest first (by start time). */
   recentRuns(limit: number): Promise<RunRecord[]>;
+  /** Removes these runs (the shards a merged run replaces); ids it does not have are ignored. */
+  forget(runIds: string[]): Promise<void>;
   close(): Promise<void>;
 }
 

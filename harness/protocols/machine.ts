@@ -202,6 +202,10 @@ export interface ManagedMachine extends Machine {
   on(event: 'died', listener: (reason: string) => void): unknown;
   /** A file it made for the report (copyFromMachine's, a screenshot): the runner attaches it to the case. */
   on(event: 'artifact', listener: (artifact: { name: string; path: string }) => void): unknown;
+  /** A reset (a reboot, the reset button, a board's power cycle): the boot count after it. */
+  on(event: 'reset', listener: (boots: number) => void): unknown;
+  /** A console check fired (a kernel panic, an oops…). */
+  on(event: 'console-check', listener: (hit: ConsoleCheckHit) => void): unknown;
 }
 
 /**

@@ -61,6 +61,16 @@ describe('report.html in Chromium', () => {
     await expect(page.locator('.case[data-status="passed"] .head .hist').count()).resolves.toBe(0);
   });
 
+  it("a case's timeline: a lane for its steps and one for each machine, its states as bars with tooltips", async () => {
+    const failed = page.locator('.case[data-status="failed"]');
+    const lanes = failed.locator('svg.timeline g.lane');
+    await expect(lanes.evaluateAll((gs) => gs.map((g) => g.getAttribute('data-lane')))).resolves.toEqual(['steps', 'vm (x86_64-direct)']);
+    await expect(failed.locator('svg.timeline g.lane[data-lane="steps"] rect title').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/^compare \(failed, \d+\.\d s\)$/)]));
+    const vm = failed.locator('svg.timeline g.lane[data-lane="vm (x86_64-direct)"]');
+    await expect(vm.locator('rect.st-starting').count()).resolves.toBeGreaterThan(0);
+    await expect(vm.locator('rect.st-running title').first().textContent()).resolves.toMatch(/^running \d+\.\d s$/);
+  });
+
   it('the failing case\'s console is scrolled to the failing step, and a click on a step moves it', async () => {
     const failed = page.locator('.case[data-status="failed"]');
     const here = failed.locator('pre.log .here');

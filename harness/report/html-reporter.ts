@@ -148,6 +148,10 @@ main { padding: 8px 20px 40px; }
 .badge { font-size: 11px; font-weight: 700; text-transform: uppercase; padding: 1px 7px; border-radius: 10px; color: #fff; }
 .b-passed { background: var(--pass); } .b-failed { background: var(--fail); } .b-error, .b-interrupted { background: var(--err); }
 .b-skipped { background: var(--skip); } .b-flaky { background: var(--flaky); }
+.timeline { max-width: 1000px; font-size: 11px; } .timeline .step { stroke: #fff; stroke-width: 1; } .timeline .lane-name, .timeline .axis { fill: #57606a; }
+.timeline .s-passed { fill: var(--pass); } .timeline .s-failed { fill: var(--fail); } .timeline .s-running { fill: #bf8700; }
+.timeline .st-starting { fill: #54aeff; } .timeline .st-running { fill: #8ddb8c; } .timeline .st-stopping { fill: #afb8c1; }
+.timeline .reset { fill: #8250df; } .timeline .console-check { fill: var(--fail); }
 .spark { vertical-align: middle; } .spark .s-passed { fill: var(--pass); } .spark .s-failed { fill: var(--fail); }
 .spark .s-error, .spark .s-interrupted { fill: var(--err); } .spark .s-flaky { fill: var(--flaky); } .spark .s-skipped { fill: var(--skip); }
 .hist { font-size: 11px; font-weight: 700; padding: 0 6px; border-radius: 10px; border: 1px solid currentColor; }
@@ -296,6 +300,8 @@ const SCRIPT = `
       if (a.error.expected !== undefined || a.error.actual !== undefined) msg += '\\n\\nexpected: ' + JSON.stringify(a.error.expected) + '\\nactual:   ' + JSON.stringify(a.error.actual);
       body.appendChild(el('div', { cls: 'error', text: msg }));
     }
+    var tl = timeline(a);
+    if (tl) { body.appendChild(el('h3', { text: 'Timeline' })); body.appendChild(tl); }
     body.appendChild(el('h3', { text: 'Steps' }));
     var steps = el('div', { cls: 'steps' });
     steps.appendChild(renderSteps(a.steps, body));
@@ -328,6 +334,40 @@ const SCRIPT = `
       body.appendChild(el('div', { cls: 'dim', text: Object.keys(props).map(function (k) { return k + ' = ' + props[k]; }).join(' · ') }));
     }
     return body;
+  }
+  // A try on one time axis: a lane for its top-level steps, and one per machine with its states (starting, running,
+  // stopping) as bars, its resets and console checks as marks. Every bar and mark has a tooltip.
+  function timeline(a) {
+    var t0 = Date.parse(a.startedAt), t1 = t0 + a.durationMs;
+    if (!(t1 > t0)) return null;
+    var ns = 'http://www.w3.org/2000/svg', W = 1000, LABEL = 150, ROW = 22;
+    var lanes = [{ name: 'steps', items: a.steps.map(function (s) { return { kind: 'step s-' + s.status, from: s.startedAt, to: s.startedAt + s.durationMs, title: s.name + ' (' + s.status + ', ' + secs(s.durationMs) + ')' }; }) }];
+    a.machines.forEach(function (m) {
+      var evs = (m.events || []).slice().sort(function (x, y) { return x.t - y.t; }), items = [];
+      var states = evs.filter(function (e) { return e.kind === 'state'; });
+      states.forEach(function (e, i) {
+        var end = i + 1 < states.length ? states[i + 1].t : t1;
+        if (e.detail !== 'stopped' && end > e.t) items.push({ kind: 'state st-' + e.detail, from: e.t, to: end, title: e.detail + ' ' + secs(end - e.t) });
+      });
+      evs.forEach(function (e) { if (e.kind !== 'state') items.push({ kind: 'mark ' + e.kind, from: e.t, title: (e.kind === 'reset' ? 'reset: ' : 'console check: ') + e.detail }); });
+      lanes.push({ name: m.role + ' (' + m.profile + ')', items: items });
+    });
+    var x = function (t) { return LABEL + Math.max(0, Math.min(1, (t - t0) / (t1 - t0))) * (W - LABEL); };
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('class', 'timeline'); svg.setAttribute('viewBox', '0 0 ' + W + ' ' + (lanes.length * ROW + 4)); svg.setAttribute('width', '100%');
+    function add(tag, attrs, parent) { var n = document.createElementNS(ns, tag); for (var k in attrs) n.setAttribute(k, attrs[k]); (parent || svg).appendChild(n); return n; }
+    lanes.forEach(function (lane, i) {
+      var g = add('g', { class: 'lane', 'data-lane': lane.name });
+      var label = add('text', { x: '4', y: String(i * ROW + 15), class: 'lane-name' }, g); label.textContent = lane.name;
+      lane.items.forEach(function (it) {
+        var n = it.to === undefined
+          ? add('rect', { x: String(x(it.from) - 1.5), y: String(i * ROW + 1), width: '3', height: String(ROW - 4), class: it.kind }, g)
+          : add('rect', { x: String(x(it.from)), y: String(i * ROW + 4), width: String(Math.max(1, x(it.to) - x(it.from))), height: String(ROW - 10), class: it.kind }, g);
+        var t = document.createElementNS(ns, 'title'); t.textContent = it.title; n.appendChild(t);
+      });
+    });
+    var axis = add('text', { x: String(W - 4), y: String(lanes.length * ROW + 2), class: 'axis', 'text-anchor': 'end' }); axis.textContent = secs(a.durationMs);
+    return svg;
   }
   // The case's status and duration in earlier runs (from the run history) and in this one: a bar each, its height the
   // duration, its colour the status; a bar's tooltip names the run.

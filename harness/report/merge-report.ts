@@ -8,6 +8,8 @@ import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { CaseResult } from '../runner/results.ts';
 import { writeHtmlReport } from './html-reporter.ts';
 import { mergeJunit } from './merge-junit.ts';
+import { caseRecord } from '../history/history.ts';
+import { historyLocation, openHistory } from '../history/open-history.ts';
 
 interface ShardReport {
   run?: { runId?: string; outputDir?: string; startedAt?: string; cases?: unknown[] };
@@ -22,10 +24,16 @@ export interface MergeResult {
   /** The merged report.html, or why there is none. */
   html?: string;
   htmlSkipped?: string;
+  /** The run history the merged run was recorded in. */
+  history?: string;
 }
 
-/** Merges `inputs` (run folders or their junit.xml files) into `out` (a junit.xml path) and its folder. */
-export async function mergeReports(inputs: string[], out: string): Promise<MergeResult> {
+/**
+ * Merges `inputs` (run folders or their junit.xml files) into `out` (a junit.xml path) and its folder. With every
+ * shard's report.json at hand, the merged run is recorded in the run history at `history` (a location as
+ * historyLocation() takes it; "none" records nothing) as one run, the shards' own runs removed from it.
+ */
+export async function mergeReports(inputs: string[], out: string, opts: { history?: string } = {}): Promise<MergeResult> {
   const junits = inputs.map((i) => (existsSync(i) && statSync(i).isDirectory() ? join(i, 'junit.xml') : i));
   for (const j of junits) if (!existsSync(j)) throw new ConfigurationError(`report merge: ${j} does not exist; give run folders (reports/<run-id>) or their junit.xml files`, { details: { file: j } });
   const outDir = dirname(resolve(out));
@@ -69,8 +77,18 @@ export async function mergeReports(inputs: string[], out: string): Promise<Merge
   const planned = shards.reduce((n, s) => n + (s.run?.cases?.length ?? s.results?.length ?? 0), 0);
   await writeFile(join(outDir, 'report.json'), JSON.stringify({ run: { runId, outputDir: outDir, startedAt: starts[0] ?? '', shards: junits.map((j) => dirname(resolve(j))) }, summary, results }, null, 2) + '\n');
   const html = join(outDir, 'report.html');
-  await writeHtmlReport(html, outDir, { runId, startedAt: starts[0] ?? '', commit: await shardCommit(junits[0]!), finished: shards.every((s) => !!s.summary), ...summary, planned, results }, { linkUp: true });
-  return { suites, tests, html };
+  const commit = await shardCommit(junits[0]!);
+  await writeHtmlReport(html, outDir, { runId, startedAt: starts[0] ?? '', commit, finished: shards.every((s) => !!s.summary), ...summary, planned, results }, { linkUp: true });
+  const store = await openHistory(historyLocation(opts.history));
+  if (store) {
+    try {
+      await store.forget(shards.map((s) => s.run?.runId).filter((id): id is string => !!id));
+      await store.record({ runId, startedAt: starts[0] ?? '', commit: commit ?? 'unknown', durationMs: Math.round(summary.durationMs), exitCode: summary.exitCode, outputDir: outDir, cases: results.map(caseRecord) });
+    } finally {
+      await store.close();
+    }
+  }
+  return { suites, tests, html, history: store?.where };
 }
 
 /** The commit the JUnit file of a shard names (its testsuites carry it as a property), if any. */

@@ -10,7 +10,7 @@ import type { QemuProvider } from '../qemu/qemu-provider.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
 import type { BoardProvider } from './boards.ts';
 import type { PlannedCase } from './plan.ts';
-import type { MachineResult } from './results.ts';
+import type { MachineEvent, MachineResult } from './results.ts';
 import type { StartMode } from './scenario.ts';
 
 /** A try's machines by role, and how each goes back. */
@@ -63,9 +63,17 @@ export async function acquireMachines(c: PlannedCase, ctx: AcquireContext): Prom
         cm.acquired.set(role, got);
       }
       const { machine, board } = cm.acquired.get(role)!;
-      machine.on('state', (state) => ctx.onState(role, state));
+      // Its events for report.html's timeline.
+      const events: MachineEvent[] = [{ t: Date.now(), kind: 'state', detail: machine.state }];
+      const event = (kind: MachineEvent['kind'], detail: string) => events.push({ t: Date.now(), kind, detail });
+      machine.on('state', (state) => {
+        ctx.onState(role, state);
+        event('state', state);
+      });
+      machine.on('reset', (boots) => event('reset', `boot ${boots}`));
+      machine.on('console-check', (hit) => event('console-check', `${hit.check.name}: ${hit.line}`));
       cm.machines[role] = machine;
-      cm.results.push({ role, name: machine.name, profile: profile.name, logPath: machine.log.path, logStartedAt: machine.log.t0, ...(board ? { board } : {}) });
+      cm.results.push({ role, name: machine.name, profile: profile.name, logPath: machine.log.path, logStartedAt: machine.log.t0, events, ...(board ? { board } : {}) });
     }
   } catch (err) {
     await releaseMachines(cm, { output: ctx.output });

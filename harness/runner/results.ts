@@ -35,6 +35,16 @@ export interface MachineResult {
   facts?: MachineFacts;
   /** The lab board it ran on, for a board. */
   board?: { board: string; lab: string; serial: string; power: string };
+  /** What happened to it, in order (report.html's timeline): state changes, resets, console checks; t in epoch ms. */
+  events?: MachineEvent[];
+}
+
+/** One thing that happened to a machine during a case. */
+export interface MachineEvent {
+  t: number;
+  kind: 'state' | 'reset' | 'console-check';
+  /** The new state, "boot N", or the check's name. */
+  detail: string;
 }
 
 /** Outcome of one try. */
