@@ -139,6 +139,8 @@ async function roundTrip(store: SqliteHistory | PostgresHistory): Promise<void> 
   expect(again[1]!.exitCode).toBe(3);
   expect(again[1]!.cases.map((k) => `${k.caseId} ${k.status} ${k.errorMessage}`)).toEqual([`${SMOKE} error QEMU died`]);
   expect(again[2]!.cases[0]!.properties).toEqual({ bootMs: '5100' });
+  await store.forget([a.runId, 'no-such-run']);
+  expect((await store.recentRuns(10)).map((r) => r.runId)).toEqual([c.runId, b.runId]);
 }
 
 describe('history stores', () => {
