@@ -144,6 +144,17 @@ export const profileSchema = z
       login: z.object({ user: z.string(), password: z.string() }).optional(),
       poweroffCommand: z.string().default('poweroff'),
       rebootCommand: z.string().default('reboot'),
+      /**
+       * What fleetlab fetches from the machine when a case fails (harness/runner/evidence.ts): `add` commands whose
+       * output is attached as evidence/<role>-<name>.txt, beside the built-in ones (dmesg, journal, failed-units,
+       * generation) that `ignore` can switch off by name.
+       */
+      evidence: z
+        .object({
+          add: z.array(z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-" and "_" (a file name)'), command: z.string().min(1) })).default([]),
+          ignore: z.array(z.string()).default([]),
+        })
+        .default({ add: [], ignore: [] }),
     }),
   })
   .superRefine((p, ctx) => {

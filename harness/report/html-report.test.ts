@@ -3,7 +3,7 @@
 // and error; the filters work; the failing case's console is scrolled to the failing step; a screenshot is kept.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -59,6 +59,19 @@ describe('report.html in Chromium', () => {
     await expect(page.locator('.case[data-status="failed"] .head .hist').getAttribute('title')).resolves.toBe('no earlier run had this case');
     await expect(page.locator('.case[data-status="flaky"] .head .hist.h-flaky').textContent()).resolves.toBe('flaky');
     await expect(page.locator('.case[data-status="passed"] .head .hist').count()).resolves.toBe(0);
+  });
+
+  it("a failed case's evidence from its machine: dmesg, journal, failed units, generation, attached", async () => {
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ scenario: string; attempts: Array<{ artifacts: Array<{ name: string; path: string }>; output: string[] }> }> };
+    const failed = report.results.find((r) => r.scenario === 'fails an assertion')!.attempts.at(-1)!;
+    const evidence = failed.artifacts.filter((a) => a.name.startsWith('evidence/'));
+    expect(evidence.map((a) => a.name)).toEqual(['evidence/vm-dmesg.txt', 'evidence/vm-journal.txt', 'evidence/vm-failed-units.txt', 'evidence/vm-generation.txt']);
+    expect(await readFile(evidence[0]!.path, 'utf8')).toMatch(/^\$ dmesg\n[\s\S]*Linux version/);
+    expect(await readFile(evidence[2]!.path, 'utf8')).toMatch(/no systemd: PID 1 is init/);
+    expect(failed.output.join('\n')).toMatch(/evidence: vm: dmesg, journal, failed-units, generation in evidence\/vm-\*\.txt/);
+    // A passing case fetches nothing.
+    const passed = report.results.find((r) => r.scenario === 'passes')!.attempts.at(-1)!;
+    expect(passed.artifacts.filter((a) => a.name.startsWith('evidence/'))).toEqual([]);
   });
 
   it("a case's timeline: a lane for its steps and one for each machine, its states as bars with tooltips", async () => {

@@ -17,6 +17,7 @@ import type { ReporterMux } from '../report/reporter.ts';
 import { Deadline, now, withDeadline } from '../time/deadline.ts';
 import type { BoardProvider } from './boards.ts';
 import { startAtCheckpoint } from './checkpoints.ts';
+import { collectEvidence } from './evidence.ts';
 import { acquireMachines, keepable, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import type { PlannedCase } from './plan.ts';
@@ -153,6 +154,12 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   outcome(result, error, { interrupted: opts.signal.aborted ? String(opts.signal.reason ?? 'run aborted') : undefined, died, file: c.file });
   for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
   if (caseBrowser) result.artifacts.push(...(await caseBrowser.finish(result.status === 'failed' || result.status === 'error' || result.status === 'interrupted')));
+  // A failed case's evidence from its machines still up (not after an interrupt: the run is ending).
+  if ((result.status === 'failed' || result.status === 'error') && !opts.signal.aborted) {
+    const ev = await collectEvidence(machines, logDir, { signal: opts.signal });
+    result.artifacts.push(...ev.artifacts);
+    for (const l of ev.lines) event(l);
+  }
 
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');
