@@ -42,7 +42,7 @@ export class HistoryReporter implements Reporter {
   onCaseEnd(result: CaseResult): void {
     if (!this.run || !this.store) return;
     const id = result.repeat?.caseId ?? result.id;
-    const trend = this.earlier.flatMap((r) => r.cases.filter((c) => c.caseId === id).map((c) => ({ runId: r.runId, status: c.status, durationMs: c.durationMs })));
+    const trend = this.earlier.flatMap((r) => r.cases.filter((c) => c.caseId === id).map((c) => ({ runId: r.runId, status: c.status, durationMs: c.durationMs, properties: c.properties })));
     if (trend.length) result.trend = trend.slice(0, TREND).reverse();
     const commit = gitCommit();
     const [c] = classify({ runId: this.run.runId, startedAt: this.run.startedAt, commit, durationMs: 0, exitCode: 0, outputDir: '', cases: [caseRecord(result)] }, this.earlier, this.known);

@@ -226,8 +226,8 @@ describe('fleetlab run with a history', () => {
 
   it('records each run in reports/history.sqlite, marks a failure new in the console, JUnit and report.json, and the gate judges it; a known-failures file makes it known', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-history-run-'));
-    for (let i = 0; i < 2; i++) expect((await fleetlab(['run', fixture], dir)).exitCode).toBe(0);
-    const third = await fleetlab(['run', fixture, '--output', 'reports/third'], dir, { FLEETLAB_FIXTURE_FAIL: '1' });
+    for (const ms of ['120', '80']) expect((await fleetlab(['run', fixture], dir, { FLEETLAB_FIXTURE_MS: ms })).exitCode).toBe(0);
+    const third = await fleetlab(['run', fixture, '--output', 'reports/third'], dir, { FLEETLAB_FIXTURE_FAIL: '1', FLEETLAB_FIXTURE_MS: '95' });
     expect(third.exitCode).toBe(1);
     expect(third.stdout).toMatch(/✗ failed \S+::wobbly\[x86_64-direct\] \([^)]*\)\n {4}history: new: passed in run \S+ \(unknown\)\n {4}the fixture fails on purpose/);
     const junit = await readFile(join(dir, 'reports/third/junit.xml'), 'utf8');
@@ -243,7 +243,7 @@ describe('fleetlab run with a history', () => {
     expect(known.exitCode, known.stdout).toBe(0);
     expect(known.stdout).toMatch(/KNOWN {10}wobbly \[x86_64-direct\] \(failed\): matches a known failure: FLEET-7/);
     // The next run classifies with the same file: the console says known, and the gate passes.
-    const fourth = await fleetlab(['run', fixture], dir, { FLEETLAB_FIXTURE_FAIL: '1' });
+    const fourth = await fleetlab(['run', fixture], dir, { FLEETLAB_FIXTURE_FAIL: '1', FLEETLAB_FIXTURE_MS: '140' });
     expect(fourth.stdout).toMatch(/history: known \(FLEET-7\): matches a known failure: FLEET-7/);
     expect((await fleetlab(['gate'], dir)).exitCode).toBe(0);
     // report.html of the fourth run: each case's sparkline, its three earlier runs and this one, coloured by status.
@@ -256,6 +256,13 @@ describe('fleetlab run with a history', () => {
       expect(await bars('steady')).toEqual(['s-passed', 's-passed', 's-passed', 's-passed']);
       await expect(page.locator('.case:has(.name:text-is("wobbly [x86_64-direct]")) .spark rect title').last().textContent()).resolves.toMatch(/\(this run\): failed, /);
       await expect(page.locator('.case:has(.name:text-is("wobbly [x86_64-direct]")) .hist').textContent()).resolves.toBe('known');
+      // The steady case's settleMs over the four runs, this run's point marked.
+      const steady = page.locator('.case:has(.name:text-is("steady [x86_64-direct]"))');
+      await steady.locator('.head').click();
+      const trend = steady.locator('svg.trend[data-property="settleMs"]');
+      await expect(trend.locator('circle title').allTextContents()).resolves.toEqual([expect.stringMatching(/: settleMs = 120$/), expect.stringMatching(/: settleMs = 80$/), expect.stringMatching(/: settleMs = 95$/), expect.stringMatching(/\(this run\): settleMs = 140$/)]);
+      await expect(trend.locator('circle.current').count()).resolves.toBe(1);
+      await expect(steady.locator('.trend-box .dim').textContent()).resolves.toBe('settleMs: 140 (range 80–140)');
     } finally {
       await browser.close();
     }

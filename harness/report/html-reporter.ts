@@ -152,6 +152,8 @@ main { padding: 8px 20px 40px; }
 .timeline .s-passed { fill: var(--pass); } .timeline .s-failed { fill: var(--fail); } .timeline .s-running { fill: #bf8700; }
 .timeline .st-starting { fill: #54aeff; } .timeline .st-running { fill: #8ddb8c; } .timeline .st-stopping { fill: #afb8c1; }
 .timeline .reset { fill: #8250df; } .timeline .console-check { fill: var(--fail); }
+.trends { display: flex; flex-wrap: wrap; gap: 12px; } .trend polyline { fill: none; stroke: #57606a; stroke-width: 1.5; }
+.trend .earlier { fill: #57606a; } .trend .current { fill: #0969da; }
 .spark { vertical-align: middle; } .spark .s-passed { fill: var(--pass); } .spark .s-failed { fill: var(--fail); }
 .spark .s-error, .spark .s-interrupted { fill: var(--err); } .spark .s-flaky { fill: var(--flaky); } .spark .s-skipped { fill: var(--skip); }
 .hist { font-size: 11px; font-weight: 700; padding: 0 6px; border-radius: 10px; border: 1px solid currentColor; }
@@ -302,6 +304,8 @@ const SCRIPT = `
     }
     var tl = timeline(a);
     if (tl) { body.appendChild(el('h3', { text: 'Timeline' })); body.appendChild(tl); }
+    var tr = trends(c);
+    if (tr) { body.appendChild(el('h3', { text: 'Trends' })); body.appendChild(tr); }
     body.appendChild(el('h3', { text: 'Steps' }));
     var steps = el('div', { cls: 'steps' });
     steps.appendChild(renderSteps(a.steps, body));
@@ -368,6 +372,36 @@ const SCRIPT = `
     });
     var axis = add('text', { x: String(W - 4), y: String(lanes.length * ROW + 2), class: 'axis', 'text-anchor': 'end' }); axis.textContent = secs(a.durationMs);
     return svg;
+  }
+  // Each numeric property the case set (ctx.property) over its earlier runs and this one, from the run history: a line
+  // per property with a dot per run, this run's dot marked; tooltips name the run and the value.
+  function trends(c) {
+    if (!c.trend || !c.trend.length) return null;
+    var now = last(c).properties || {};
+    var points = c.trend.map(function (p) { return { runId: p.runId, props: p.properties || {} }; }).concat([{ runId: data.runId + ' (this run)', props: now, current: true }]);
+    var names = Object.keys(now).filter(function (k) { return isFinite(Number(now[k])); });
+    if (!names.length) return null;
+    var ns = 'http://www.w3.org/2000/svg', W = 240, H = 60;
+    var box = el('div', { cls: 'trends' });
+    names.forEach(function (name) {
+      var pts = points.map(function (p, i) { return { i: i, v: Number(p.props[name]), p: p }; }).filter(function (q) { return q.p.props[name] !== undefined && isFinite(q.v); });
+      var vs = pts.map(function (q) { return q.v; }), lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+      var y = function (v) { return hi === lo ? H / 2 : H - 6 - ((v - lo) / (hi - lo)) * (H - 12); };
+      var x = function (i) { return 6 + (points.length === 1 ? 0 : (i / (points.length - 1)) * (W - 12)); };
+      var svg = document.createElementNS(ns, 'svg');
+      svg.setAttribute('class', 'trend'); svg.setAttribute('data-property', name); svg.setAttribute('width', String(W)); svg.setAttribute('height', String(H));
+      var line = document.createElementNS(ns, 'polyline');
+      line.setAttribute('points', pts.map(function (q) { return x(q.i) + ',' + y(q.v); }).join(' ')); svg.appendChild(line);
+      pts.forEach(function (q) {
+        var dot = document.createElementNS(ns, 'circle');
+        dot.setAttribute('cx', String(x(q.i))); dot.setAttribute('cy', String(y(q.v))); dot.setAttribute('r', q.p.current ? '4' : '2.5');
+        dot.setAttribute('class', q.p.current ? 'current' : 'earlier');
+        var t = document.createElementNS(ns, 'title'); t.textContent = q.p.runId + ': ' + name + ' = ' + q.p.props[name]; dot.appendChild(t);
+        svg.appendChild(dot);
+      });
+      box.appendChild(el('div', { cls: 'trend-box' }, [el('div', { cls: 'dim', text: name + ': ' + now[name] + ' (range ' + lo + '–' + hi + ')' }), svg]));
+    });
+    return box;
   }
   // The case's status and duration in earlier runs (from the run history) and in this one: a bar each, its height the
   // duration, its colour the status; a bar's tooltip names the run.

@@ -105,6 +105,8 @@ export interface TrendPoint {
   runId: string;
   status: CaseStatus;
   durationMs: number;
+  /** The properties the case set in that run (ctx.property): report.html plots the numeric ones. */
+  properties: Record<string, string>;
 }
 
 /** One of the N runs of a case that --repeat-each N makes: its id ends in "#index". */
