@@ -148,7 +148,7 @@ main { padding: 8px 20px 40px; }
 .badge { font-size: 11px; font-weight: 700; text-transform: uppercase; padding: 1px 7px; border-radius: 10px; color: #fff; }
 .b-passed { background: var(--pass); } .b-failed { background: var(--fail); } .b-error, .b-interrupted { background: var(--err); }
 .b-skipped { background: var(--skip); } .b-flaky { background: var(--flaky); }
-.timeline { max-width: 1000px; font-size: 11px; } .timeline .step { stroke: #fff; stroke-width: 1; } .timeline .lane-name, .timeline .axis { fill: #57606a; }
+.timeline { max-width: 1000px; font-size: 11px; } .timeline .tl-step { stroke: #fff; stroke-width: 1; } .timeline .lane-name, .timeline .axis { fill: #57606a; }
 .timeline .s-passed { fill: var(--pass); } .timeline .s-failed { fill: var(--fail); } .timeline .s-running { fill: #bf8700; }
 .timeline .st-starting { fill: #54aeff; } .timeline .st-running { fill: #8ddb8c; } .timeline .st-stopping { fill: #afb8c1; }
 .timeline .reset { fill: #8250df; } .timeline .console-check { fill: var(--fail); }
@@ -345,7 +345,7 @@ const SCRIPT = `
     var t0 = Date.parse(a.startedAt), t1 = t0 + a.durationMs;
     if (!(t1 > t0)) return null;
     var ns = 'http://www.w3.org/2000/svg', W = 1000, LABEL = 150, ROW = 22;
-    var lanes = [{ name: 'steps', items: a.steps.map(function (s) { return { kind: 'step s-' + s.status, from: s.startedAt, to: s.startedAt + s.durationMs, title: s.name + ' (' + s.status + ', ' + secs(s.durationMs) + ')' }; }) }];
+    var lanes = [{ name: 'steps', items: a.steps.map(function (s) { return { kind: 'tl-step s-' + s.status, from: s.startedAt, to: s.startedAt + s.durationMs, title: s.name + ' (' + s.status + ', ' + secs(s.durationMs) + ')' }; }) }];
     a.machines.forEach(function (m) {
       var evs = (m.events || []).slice().sort(function (x, y) { return x.t - y.t; }), items = [];
       var states = evs.filter(function (e) { return e.kind === 'state'; });
