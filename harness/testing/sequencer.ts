@@ -1,33 +1,44 @@
 // Test file order for a suite of very uneven files on two workers: the longest first (longest-processing-time
 // scheduling), so no long file starts last and runs alone. Vitest orders a fresh clone by file size, which put the
 // 10-minute update-rollback files (a few lines each) at the very end. Seconds from a fresh clone's npm test of
-// 2026-12-06 (2 cores, TCG; kvm-fallback's where KVM works).
+// 72cdcdc, 2026-12-06 (2 cores, TCG; kvm-fallback's where KVM works); files under 20 s keep vitest's order after.
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 const SECONDS: Record<string, number> = {
-  'harness/nixos/update-rollback-x86.test.ts': 605,
-  'harness/nixos/update-rollback-arm.test.ts': 518,
-  'harness/install/install.test.ts': 424,
-  'machines/matrix.test.ts': 274,
-  'lab/boards.test.ts': 225,
-  'harness/nixos/nix-copy.test.ts': 125,
-  'harness/runner/cli-run.test.ts': 102,
-  'harness/runner/prepare-images.test.ts': 98,
-  'harness/qemu/machine-death.test.ts': 93,
-  'harness/runner/checkpoint.test.ts': 88,
-  'harness/qemu/warm-start.test.ts': 88,
-  'harness/qemu/foreign-guest.test.ts': 88,
-  'harness/net/mesh.test.ts': 67,
-  'harness/package/package.test.ts': 63,
-  'harness/qemu/byo-image.test.ts': 61,
-  'harness/net/network.test.ts': 60,
-  'harness/install/install-matrix.test.ts': 227,
-  'harness/nixos/power-cut.test.ts': 240,
+  'harness/nixos/update-rollback-x86.test.ts': 580,
+  'harness/nixos/update-rollback-arm.test.ts': 520,
+  'harness/install/install.test.ts': 367,
+  'machines/matrix.test.ts': 293,
+  'harness/nixos/power-cut.test.ts': 268,
+  'harness/install/install-matrix.test.ts': 237,
+  'lab/boards.test.ts': 191,
+  'scenarios/ntd.test.ts': 160,
+  'harness/nixos/nix-copy.test.ts': 142,
+  'lab/update-rollback-board.test.ts': 139,
+  'harness/runner/cli-run.test.ts': 109,
+  'harness/shell/systemd.test.ts': 101,
+  'harness/runner/checkpoint.test.ts': 99,
+  'harness/runner/prepare-images.test.ts': 94,
+  'harness/qemu/foreign-guest.test.ts': 81,
+  'harness/net/mesh.test.ts': 71,
+  'harness/net/network.test.ts': 69,
+  'harness/qemu/warm-start.test.ts': 67,
+  'harness/qemu/qemu-machine.test.ts': 64,
+  'harness/package/package.test.ts': 61,
+  'harness/qemu/byo-image.test.ts': 57,
+  'harness/qemu/machine-death.test.ts': 54,
+  'harness/shell/shell-variants.test.ts': 49,
+  'lab/leases.test.ts': 48,
+  'harness/shell/heartbeat.test.ts': 48,
+  'harness/browser/browser.test.ts': 44,
+  'harness/history/history.test.ts': 40,
+  'harness/report/html-report.test.ts': 28,
+  'harness/qemu/lifecycle.test.ts': 25,
+  'harness/nixos/rollout.test.ts': 25,
+  'harness/runner/faults.test.ts': 24,
+  // Where KVM works (here it skips): 86 s.
   'harness/qemu/kvm-fallback.test.ts': 86,
-  'lab/update-rollback-board.test.ts': 150,
-  'lab/leases.test.ts': 25,
-  'harness/browser/browser.test.ts': 30,
 };
 
 export default class LongestFirst extends BaseSequencer {
