@@ -21,7 +21,7 @@ import { ConfigurationError, InfrastructureError, TimeoutError } from '../harnes
 import type { MachineFacts, MachineState, ManagedMachine, SshOptions } from '../harness/protocols/machine.ts';
 import type { Media, MediaSpec } from '../harness/protocols/media.ts';
 import type { WaitOptions } from '../harness/protocols/wait-options.ts';
-import type { RebootOptions } from '../harness/protocols/power.ts';
+import { POWERED_OFF, type RebootOptions } from '../harness/protocols/power.ts';
 import { NixosHelpers } from '../harness/nixos/nixos.ts';
 import type { SshEndpoint } from '../harness/nixos/nixos-machine.ts';
 import { MachineDied, MachineStopped } from '../harness/qemu/machine-end.ts';
@@ -338,7 +338,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     const deadline = deadlineFrom(opts, 120_000, `clean shutdown of board ${this.boardName}`);
     this.serialConsole.mark();
     await this.backdoor.sendBlind(this.profile.guest.poweroffCommand, { deadline, signal: withLife(opts?.signal, this.life) });
-    await this.serialConsole.expect(/reboot: (Power down|System halted)/, { deadline }).catch(() => this.log.note('no "reboot: Power down" seen; switching off anyway'));
+    await this.serialConsole.expect(POWERED_OFF, { deadline }).catch(() => this.log.note('no "reboot: Power down" seen; switching off anyway'));
     await this.stop();
   }
 
@@ -349,7 +349,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   async waitForShutdown(opts?: WaitOptions): Promise<void> {
     if (this._state === 'stopped') return;
     const deadline = deadlineFrom(opts, 300_000, `board ${this.boardName} to power itself off`, 'pass { timeout } to waitForShutdown()');
-    await this.serialConsole.expect(/reboot: (Power down|System halted)/, { deadline, signal: opts?.signal });
+    await this.serialConsole.expect(POWERED_OFF, { deadline, signal: opts?.signal });
     await this.stop();
   }
 

@@ -11,6 +11,9 @@ export type PowerState = 'on' | 'off';
  */
 export type RebootVia = 'command' | 'ctrl-alt-del' | 'reset';
 
+/** What Linux prints last when it powers off or halts: the sign a machine has shut down (when its power stays on). */
+export const POWERED_OFF = /reboot: (Power down|System halted)/;
+
 /** reboot()'s options: its budget and how. */
 export type RebootOptions = WaitOptions & { via?: RebootVia };
 

@@ -7,7 +7,7 @@ import type { SerialShellStart } from '../console/serial-shell.ts';
 import type { StreamConsole } from '../console/stream-console.ts';
 import type { SupervisedProcess } from '../process/supervisor.ts';
 import type { MachineState } from '../protocols/machine.ts';
-import type { RebootOptions } from '../protocols/power.ts';
+import { POWERED_OFF, type RebootOptions } from '../protocols/power.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { BackdoorShell } from '../shell/backdoor-shell.ts';
 import { type Deadline, deadlineFrom, raceDeadline } from '../time/deadline.ts';
@@ -68,7 +68,7 @@ export class QemuPower {
     }
     // Some machines halt without QEMU exiting (the Pi model has no power-off): the kernel's last words stand in.
     void this.m.console()
-      .expect(/reboot: (Power down|System halted)/, { deadline })
+      .expect(POWERED_OFF, { deadline })
       .then(
         async () => {
           if ((await raceDeadline(proc.exited, 2000)).timedOut) await this.m.kill('shutdown() after the guest halted');
