@@ -1,10 +1,9 @@
 // fleetlab gate: the latest run (or --run) judged against the run history and the known-failures file, by policy.
 // Exit 0: nothing fatal; 1: something the policy names; 2: no history, no run, or bad options.
-import { existsSync } from 'node:fs';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { DEFAULT_POLICY, gate, type GatePolicy } from '../history/gate.ts';
 import type { FailureClass } from '../history/history.ts';
-import { type KnownFailure, knownFailuresFile, loadKnownFailures } from '../history/known-failures.ts';
+import { loadDefaultKnownFailures } from '../history/known-failures.ts';
 import { historyLocation, openHistory } from '../history/open-history.ts';
 
 const CLASSES: FailureClass[] = ['new', 'still-failing', 'flaky', 'known', 'known-expired'];
@@ -26,12 +25,10 @@ export async function gateCommand(a: GateArgs): Promise<number> {
   const policy: GatePolicy = { failOn: failOn as FailureClass[], maxInfrastructureErrors: a.maxInfraErrors ?? DEFAULT_POLICY.maxInfrastructureErrors, window: a.window ?? DEFAULT_POLICY.window };
   if (!(Number.isInteger(policy.maxInfrastructureErrors) && policy.maxInfrastructureErrors >= 0)) throw new ConfigurationError(`--max-infra-errors ${policy.maxInfrastructureErrors}: expected a whole number >= 0.`);
   if (!(Number.isInteger(policy.window) && policy.window >= 1)) throw new ConfigurationError(`--window ${policy.window}: expected a whole number >= 1 (earlier runs).`);
-  const knownPath = knownFailuresFile(a.knownFailures);
-  const known: KnownFailure[] = knownPath ? loadKnownFailures(knownPath) : [];
+  const known = loadDefaultKnownFailures(a.knownFailures);
   const location = historyLocation(a.history);
   if (location === 'none') throw new ConfigurationError('fleetlab gate needs a run history; --history none gives it none');
-  if (!/^postgres(ql)?:\/\//.test(location) && !existsSync(location)) throw new ConfigurationError(`no run history at ${location}: fleetlab run records each run there (or give --history)`);
-  const store = (await openHistory(location))!;
+  const store = (await openHistory(location, { existing: true }))!;
   try {
     const v = await gate(store, known, policy, a.run);
     if (!v) throw new ConfigurationError(a.run ? `run ${a.run} is not in the history ${store.where}` : `the history ${store.where} has no run yet`);

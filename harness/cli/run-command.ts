@@ -1,7 +1,7 @@
 // `fleetlab run`: options normalised once, cases planned before anything boots, reports written whatever happens.
 import { HistoryReporter } from '../history/history-reporter.ts';
 import { historyLocation } from '../history/open-history.ts';
-import { knownFailuresFile, loadKnownFailures } from '../history/known-failures.ts';
+import { loadDefaultKnownFailures } from '../history/known-failures.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -119,7 +119,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
 
   const junit = new JunitReporter(junitPath(outputDir));
   // The history first: it marks each result with its failure's class before the others report it.
-  const reporters: Reporter[] = [new HistoryReporter(historyLocation(a.history), knownFailuresFile(a.knownFailures) ? loadKnownFailures(knownFailuresFile(a.knownFailures)!) : [])];
+  const reporters: Reporter[] = [new HistoryReporter(historyLocation(a.history), loadDefaultKnownFailures(a.knownFailures))];
   if (a.reporter.includes('console')) reporters.push(new ConsoleReporter());
   if (a.reporter.includes('junit')) reporters.push(junit);
   if (a.reporter.includes('json')) reporters.push(new JsonReporter(join(outputDir, 'report.json')));

@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { HistoryStore, RunRecord } from './history.ts';
-import { CASE_COLUMNS, caseFromRow, caseRow, type CaseRow, type RunRow, runFromRow } from './history-rows.ts';
+import { CASE_COLUMNS, caseFromRow, caseRow, type CaseRow, type RunRow, runFromRow, tablesDdl } from './history-rows.ts';
 
 export class PostgresHistory implements HistoryStore {
   readonly where: string;
@@ -19,11 +19,7 @@ export class PostgresHistory implements HistoryStore {
     const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000 });
     pool.on('error', () => undefined);
     try {
-      await pool.query(`
-        CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms BIGINT NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS cases (run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, ${CASE_COLUMNS.map((c) => `${c} ${c.endsWith('_ms') ? 'BIGINT' : c === 'repeat_index' || c === 'attempts' ? 'INTEGER' : 'TEXT'}`).join(', ')}, PRIMARY KEY (run_id, case_id, repeat_index));
-        CREATE INDEX IF NOT EXISTS cases_by_case ON cases (case_id);
-      `);
+      await pool.query(tablesDdl('BIGINT'));
     } catch (err) {
       await pool.end().catch(() => undefined);
       // Two runners creating the tables at once can collide on the catalog; the second finds them made.

@@ -15,6 +15,19 @@ export interface RunRow {
 }
 export type CaseRow = Record<(typeof CASE_COLUMNS)[number], string | number | null>;
 
+/**
+ * The tables, as both stores create them; `ms` is the type of a duration in milliseconds (SQLite's INTEGER is 64-bit,
+ * PostgreSQL's is not: BIGINT there).
+ */
+export function tablesDdl(ms: 'INTEGER' | 'BIGINT'): string {
+  const type = (c: string) => (c.endsWith('_ms') ? ms : c === 'repeat_index' || c === 'attempts' ? 'INTEGER' : 'TEXT');
+  return `
+    CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms ${ms} NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS cases (run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, ${CASE_COLUMNS.map((c) => `${c} ${type(c)}`).join(', ')}, PRIMARY KEY (run_id, case_id, repeat_index));
+    CREATE INDEX IF NOT EXISTS cases_by_case ON cases (case_id);
+  `;
+}
+
 /** A case's values in CASE_COLUMNS order. */
 export function caseRow(c: CaseRecord): Array<string | number | null> {
   return [c.caseId, c.repeat, c.scenario, c.variant, c.status, c.durationMs, c.attempts, c.errorKind ?? null, c.errorMessage ?? null, JSON.stringify(c.properties), JSON.stringify(c.machines)];

@@ -4,8 +4,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-import type { CaseRecord, HistoryStore, RunRecord } from './history.ts';
-import { CASE_COLUMNS, caseFromRow, caseRow, type CaseRow, type RunRow, runFromRow } from './history-rows.ts';
+import type { HistoryStore, RunRecord } from './history.ts';
+import { CASE_COLUMNS, caseFromRow, caseRow, type CaseRow, type RunRow, runFromRow, tablesDdl } from './history-rows.ts';
 
 export class SqliteHistory implements HistoryStore {
   readonly where: string;
@@ -16,12 +16,7 @@ export class SqliteHistory implements HistoryStore {
     try {
       mkdirSync(dirname(path), { recursive: true });
       this.db = new DatabaseSync(path, { timeout: 10_000 });
-      this.db.exec(`
-        PRAGMA journal_mode = WAL;
-        CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms INTEGER NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS cases (run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, ${CASE_COLUMNS.map((c) => `${c} ${c.endsWith('_ms') || c === 'repeat_index' || c === 'attempts' ? 'INTEGER' : 'TEXT'}`).join(', ')}, PRIMARY KEY (run_id, case_id, repeat_index));
-        CREATE INDEX IF NOT EXISTS cases_by_case ON cases (case_id);
-      `);
+      this.db.exec(`PRAGMA journal_mode = WAL;${tablesDdl('INTEGER')}`);
     } catch (err) {
       throw new ConfigurationError(`run history ${path} cannot be opened: ${(err as Error).message}; give another with --history (a file, postgres://…, or none)`, { cause: err });
     }
@@ -44,7 +39,7 @@ export class SqliteHistory implements HistoryStore {
   async recentRuns(limit: number): Promise<RunRecord[]> {
     const runs = this.db.prepare('SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?').all(limit) as unknown as RunRow[];
     const cases = this.db.prepare(`SELECT ${CASE_COLUMNS.join(', ')} FROM cases WHERE run_id = ? ORDER BY case_id, repeat_index`);
-    return runs.map((r) => runFromRow(r, (cases.all(r.run_id) as unknown as CaseRow[]).map(caseFromRow) as CaseRecord[]));
+    return runs.map((r) => runFromRow(r, (cases.all(r.run_id) as unknown as CaseRow[]).map(caseFromRow)));
   }
 
   async forget(runIds: string[]): Promise<void> {

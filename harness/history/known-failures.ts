@@ -34,9 +34,13 @@ const File = z.object({ known: z.array(Entry) }).strict();
 /** One entry of the known-failures file. */
 export type KnownFailure = z.infer<typeof Entry>;
 
-/** The known-failures file to use: `given`, else known-failures.json in the working directory when there is one. */
-export function knownFailuresFile(given?: string): string | undefined {
-  return given ?? (existsSync('known-failures.json') ? 'known-failures.json' : undefined);
+/**
+ * The entries of the known-failures file to use: `given`, else known-failures.json in the working directory when
+ * there is one; none without either.
+ */
+export function loadDefaultKnownFailures(given?: string): KnownFailure[] {
+  const path = given ?? (existsSync('known-failures.json') ? 'known-failures.json' : undefined);
+  return path ? loadKnownFailures(path) : [];
 }
 
 /** Reads and checks a known-failures file; an error names the file and the entry's field. */
