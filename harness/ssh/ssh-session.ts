@@ -80,6 +80,9 @@ export class SshSession implements CommandRunner {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         await attempt;
+        // Commands are small requests awaiting small answers: Nagle's algorithm against delayed ACKs would add ~40 ms
+        // to each round trip (measured: 170 ms an exec against a local server, 2 ms with no delay on both ends).
+        client.setNoDelay(true);
         const algo = seen ? seen.subarray(4, 4 + seen.readUInt32BE(0)).toString() : 'unknown';
         return new SshSession(target.machine, client, `${algo} ${seen?.toString('base64') ?? ''}`);
       } catch (err) {
@@ -107,19 +110,11 @@ export class SshSession implements CommandRunner {
   async execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
     const deadline = deadlineFrom(opts, 900_000, `SSH command on ${this.machineName}: ${abbreviate(command)}`, 'pass { timeout } to execute()');
     const t0 = now();
-    const stream = await this.channel(command);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    stream.on('data', (d: Buffer) => out.push(d));
-    stream.stderr.on('data', (d: Buffer) => err.push(d));
-    const done = new Promise<{ code: number | null; signal?: string }>((resolve) => {
-      let code: number | null = null;
-      let signal: string | undefined;
-      stream.on('exit', (c: number | null, s?: string) => {
-        code = c;
-        signal = s;
-      });
-      stream.on('close', () => resolve({ code, signal }));
+    const { stream, done } = await this.channel(command, (s) => {
+      s.on('data', (d: Buffer) => out.push(d));
+      s.stderr.on('data', (d: Buffer) => err.push(d));
     });
     const r = await this.bounded(done, deadline, opts?.signal, `SSH command ${abbreviate(command)}`, () => stream.close());
     if (r.code === null && !r.signal) {
@@ -148,17 +143,13 @@ export class SshSession implements CommandRunner {
       return;
     }
     const deadline = deadlineFrom(opts, 300_000, `upload of ${local} to ${this.machineName}:${remote}`, 'pass { timeout } to upload()');
-    const stream = await this.channel(`cat > ${shellQuote(remote)}`);
     // A channel closes only once its output has been read, even when there is none.
-    stream.resume();
-    stream.stderr.resume();
-    const done = new Promise<number | null>((resolve) => {
-      let code: number | null = null;
-      stream.on('exit', (c: number | null) => (code = c));
-      stream.on('close', () => resolve(code));
+    const { stream, done } = await this.channel(`cat > ${shellQuote(remote)}`, (s) => {
+      s.resume();
+      s.stderr.resume();
     });
     stream.end(data);
-    const code = await this.bounded(done, deadline, opts?.signal, `upload to ${remote}`, () => stream.close());
+    const { code } = await this.bounded(done, deadline, opts?.signal, `upload to ${remote}`, () => stream.close());
     if (code !== 0) throw new InfrastructureError(`upload of ${local} to ${this.machineName}:${remote} failed (cat exited ${code})`);
   }
 
@@ -204,8 +195,28 @@ export class SshSession implements CommandRunner {
     this.client.end();
   }
 
-  private channel(command: string): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => this.client.exec(command, (err, stream) => (err ? reject(new InfrastructureError(`SSH exec on ${this.machineName} failed: ${err.message}`)) : resolve(stream))));
+  /**
+   * An exec channel for `command`, with its exit status and end as `done`. The listeners (`attach`'s among them) are
+   * added in ssh2's callback, not after an await: a short command's data, exit status and close can come in the same
+   * read as the exec's reply, and ssh2 emits 'exit' at once, with no listener after an await to hear it.
+   */
+  private channel(command: string, attach: (stream: ClientChannel) => void): Promise<{ stream: ClientChannel; done: Promise<{ code: number | null; signal?: string }> }> {
+    return new Promise((resolve, reject) =>
+      this.client.exec(command, (err, stream) => {
+        if (err) return reject(new InfrastructureError(`SSH exec on ${this.machineName} failed: ${err.message}`));
+        attach(stream);
+        const done = new Promise<{ code: number | null; signal?: string }>((res) => {
+          let code: number | null = null;
+          let signal: string | undefined;
+          stream.on('exit', (c: number | null, s?: string) => {
+            code = c;
+            signal = s;
+          });
+          stream.on('close', () => res({ code, signal }));
+        });
+        resolve({ stream, done });
+      }),
+    );
   }
 
   private sftp(): Promise<SFTPWrapper | undefined> {
