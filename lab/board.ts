@@ -307,7 +307,9 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.backdoor.guestReset();
     this.serialShell.reset();
     this.serialConsole.mark();
-    await this.serialConsole.expect(/login: *$/m, { deadline, signal }).catch((err: unknown) => {
+    // The new boot's getty has asked: "login:" anywhere, not only at a line's end. A kernel message can land on the
+    // prompt's line ("testbed login: [ 9.24] … boot complete"); the login below pokes for a fresh prompt anyway.
+    await this.serialConsole.expect(/login:/, { deadline, signal }).catch((err: unknown) => {
       if (err instanceof TimeoutError) throw new TimeoutError('infrastructure', { awaited: `board ${this.boardName} to come back after "${this.profile.guest.rebootCommand}" (a login prompt)`, deadline, machine: this.name, lastLines: this.log.lastLines(20) });
       throw err;
     });
