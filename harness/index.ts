@@ -35,7 +35,7 @@ export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';
 export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';
 export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Bootloader, CrashPoint, SwitchAction, CopyOptions, CopyResult, CopyVia } from './nixos/nixos.ts';
-export type { GenerationSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';
+export type { GenerationSpec, PackageSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';
 export type { BrowserChecks, BrowserOpenOptions } from './browser/browser.ts';
 export type { Page } from 'playwright-core';
 export { defineLab } from '../lab/inventory.ts';

@@ -8,6 +8,7 @@ export const update = scenario({
       version: '26.05.2-update',
       services: [{ name: 'app', type: 'simple', command: 'exec my-app' }],
       etc: { 'app.conf': 'version=2\n' },
+      packages: [{ name: 'my-app', version: '2.0', files: { 'bin/my-app': '#!/bin/sh\nexec sleep 1d\n' } }], // sw/bin/my-app
     });
     await m.nixos.switch(gen2, { action: 'boot' });     // copies the closure, nix-env --set, switch-to-configuration
     await m.nixos.expectRebooted(1, () => m.reboot());  // from boot ids and QEMU resets

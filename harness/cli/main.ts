@@ -16,6 +16,7 @@ import { testbedRecipes } from '../../machines/testbed/index.ts';
 import { consoleCommand } from './console-command.ts';
 import { gateCommand } from './gate-command.ts';
 import { DEFAULT_POLICY } from '../history/gate.ts';
+import { investigateCommand } from './investigate-command.ts';
 import { labCommand } from './lab-command.ts';
 import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
@@ -143,7 +144,8 @@ await yargs(hideBin(process.argv))
         .option('dtb', { type: 'string', describe: 'Device tree for --kernel (Arm)' })
         .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' })
         .option('history', { type: 'string', describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
-        .option('known-failures', { type: 'string', describe: 'Classify failures with this known-failures file (default: known-failures.json, when there is one)' }),
+        .option('known-failures', { type: 'string', describe: 'Classify failures with this known-failures file (default: known-failures.json, when there is one)' })
+        .option('input', { type: 'string', array: true, describe: 'NAME=VALUE given to every case as ctx.inputs.NAME (the build under test, a version); kept in the history, in JUnit and report.json (repeatable)' }),
     async (argv) => {
       process.exitCode = await runCommand(argv as unknown as RunArgs);
     },
@@ -211,6 +213,21 @@ await yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', default: false, describe: 'Print the verdict as JSON' }),
     async (argv) => {
       process.exitCode = await gateCommand({ history: argv.history, knownFailures: argv['known-failures'], run: argv.run, failOn: argv['fail-on'], maxInfraErrors: argv['max-infra-errors'], window: argv.window, json: argv.json });
+    },
+  )
+  .command(
+    'investigate <case>',
+    "A case's last passing run and the first failing one after it, from the history, and what differs: commits and the scenario code's git log, each machine's profile, image and NixOS system, the closure diff",
+    (y) =>
+      y
+        .positional('case', { type: 'string', demandOption: true, describe: 'The case: its id (scenarios/smoke.ts::smoke[x86_64-direct]) or a part of it that names one' })
+        .option('history', { type: 'string', describe: 'The run history: a SQLite file or postgres://… (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
+        .option('window', { type: 'number', default: 100, describe: 'Runs to look through, newest first' })
+        .option('rerun', { type: 'boolean', default: false, describe: "Run the case twice more: the last good run's inputs with the first bad run's scenario code, and the other way round (git worktrees); say which side the failure follows" })
+        .option('output', { alias: 'o', type: 'string', describe: "The reruns' report folder (default: reports/investigate-<time>)" })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the investigation as JSON' }),
+    async (argv) => {
+      process.exitCode = await investigateCommand({ case: argv.case as string, history: argv.history, window: argv.window, json: argv.json, rerun: argv.rerun, output: argv.output });
     },
   )
   .command('lab', "A lab's boards (--lab): status, reserve, release, acquire, power, console, check", labCommand)

@@ -49,6 +49,8 @@ export interface RunArgs {
   history?: string;
   /** The known-failures file its failures are classified with (default: known-failures.json, when there is one). */
   knownFailures?: string;
+  /** --input NAME=VALUE, as given. */
+  input?: string[];
 }
 
 const REPORTERS = ['console', 'junit', 'json', 'html'];
@@ -72,7 +74,20 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
     const v = a[opt];
     if (v !== undefined && !existsSync(resolve(v))) throw bad(opt, v, 'no such file');
   }
+  runInputs(a.input);
   return { ...a, reporter: reporters.length ? reporters : REPORTERS };
+}
+
+/** --input NAME=VALUE options as ctx.inputs; a malformed or repeated one is a configuration error naming it. */
+export function runInputs(given: string[] | undefined): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const g of given ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$/s.exec(g);
+    if (!m) throw new ConfigurationError(`--input ${JSON.stringify(g)}: expected NAME=VALUE (NAME: a letter or _, then letters, digits, _ . -).`, { details: { field: 'input', value: g } });
+    if (m[1]! in inputs) throw new ConfigurationError(`--input ${m[1]} is given twice (${JSON.stringify(inputs[m[1]!])} and ${JSON.stringify(m[2])}): give it once.`, { details: { field: 'input', value: g } });
+    inputs[m[1]!] = m[2]!;
+  }
+  return inputs;
 }
 
 function planOptions(a: RunArgs, lab?: LabSession): PlanOptions {
@@ -152,7 +167,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   const say = a.reporter.includes('console') ? process.stdout : process.stderr;
   await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab }, mux);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab, recordSystems: historyLocation(a.history) !== 'none', inputs: runInputs(a.input) }, mux);
   await mux.emit('onRunEnd', summary);
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);

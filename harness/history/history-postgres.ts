@@ -20,6 +20,7 @@ export class PostgresHistory implements HistoryStore {
     pool.on('error', () => undefined);
     try {
       await pool.query(tablesDdl('BIGINT'));
+      await pool.query('ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs TEXT');
     } catch (err) {
       await pool.end().catch(() => undefined);
       // Two runners creating the tables at once can collide on the catalog; the second finds them made.
@@ -34,9 +35,10 @@ export class PostgresHistory implements HistoryStore {
     try {
       await client.query('BEGIN');
       await client.query('DELETE FROM runs WHERE run_id = $1', [run.runId]);
-      await client.query('INSERT INTO runs (run_id, started_at, commit_id, duration_ms, exit_code, output_dir) VALUES ($1, $2, $3, $4, $5, $6)', [run.runId, run.startedAt, run.commit, run.durationMs, run.exitCode, run.outputDir]);
+      await client.query('INSERT INTO runs (run_id, started_at, commit_id, duration_ms, exit_code, output_dir, inputs) VALUES ($1, $2, $3, $4, $5, $6, $7)', [run.runId, run.startedAt, run.commit, run.durationMs, run.exitCode, run.outputDir, JSON.stringify(run.inputs ?? {})]);
       const params = CASE_COLUMNS.map((_, i) => `$${i + 2}`).join(', ');
       for (const c of run.cases) await client.query(`INSERT INTO cases (run_id, ${CASE_COLUMNS.join(', ')}) VALUES ($1, ${params})`, [run.runId, ...caseRow(c)]);
+      for (const [id, paths] of Object.entries(run.systems ?? {})) await client.query('INSERT INTO systems (id, paths) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, JSON.stringify(paths)]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -54,6 +56,11 @@ export class PostgresHistory implements HistoryStore {
       out.push(runFromRow(r, cases.rows.map(caseFromRow)));
     }
     return out;
+  }
+
+  async systemContents(ids: string[]): Promise<Record<string, string[]>> {
+    const r = await this.pool.query<{ id: string; paths: string }>('SELECT id, paths FROM systems WHERE id = ANY($1)', [ids]);
+    return Object.fromEntries(r.rows.map((row) => [row.id, JSON.parse(row.paths) as string[]]));
   }
 
   async forget(runIds: string[]): Promise<void> {

@@ -45,7 +45,7 @@ export class HistoryReporter implements Reporter {
     const trend = this.earlier.flatMap((r) => r.cases.filter((c) => c.caseId === id).map((c) => ({ runId: r.runId, status: c.status, durationMs: c.durationMs, properties: c.properties })));
     if (trend.length) result.trend = trend.slice(0, TREND).reverse();
     const commit = gitCommit();
-    const [c] = classify({ runId: this.run.runId, startedAt: this.run.startedAt, commit, durationMs: 0, exitCode: 0, outputDir: '', cases: [caseRecord(result)] }, this.earlier, this.known);
+    const [c] = classify({ runId: this.run.runId, startedAt: this.run.startedAt, commit, durationMs: 0, exitCode: 0, outputDir: '', inputs: this.run.inputs ?? {}, cases: [caseRecord(result)] }, this.earlier, this.known);
     if (c) result.history = { class: c.class, why: c.why, bug: c.known?.bug };
   }
 

@@ -1,5 +1,6 @@
 // The history's tables as both stores have them: a row per run, a row per case and repeat (properties and machines as
-// JSON text), and the conversions between rows and records.
+// JSON text), a row per system identity (its closure or packages as JSON text, kept once), and the conversions between
+// rows and records.
 import type { CaseStatus } from '../runner/results.ts';
 import type { CaseRecord, RunRecord } from './history.ts';
 
@@ -12,6 +13,8 @@ export interface RunRow {
   duration_ms: number | string;
   exit_code: number | string;
   output_dir: string;
+  /** JSON of the run's inputs; null in runs recorded before inputs were. */
+  inputs?: string | null;
 }
 export type CaseRow = Record<(typeof CASE_COLUMNS)[number], string | number | null>;
 
@@ -20,11 +23,13 @@ export type CaseRow = Record<(typeof CASE_COLUMNS)[number], string | number | nu
  * PostgreSQL's is not: BIGINT there).
  */
 export function tablesDdl(ms: 'INTEGER' | 'BIGINT'): string {
+  // A history made before runs had inputs gets the column from the store (ALTER TABLE; SQLite has no IF NOT EXISTS there).
   const type = (c: string) => (c.endsWith('_ms') ? ms : c === 'repeat_index' || c === 'attempts' ? 'INTEGER' : 'TEXT');
   return `
-    CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms ${ms} NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms ${ms} NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL, inputs TEXT);
     CREATE TABLE IF NOT EXISTS cases (run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, ${CASE_COLUMNS.map((c) => `${c} ${type(c)}`).join(', ')}, PRIMARY KEY (run_id, case_id, repeat_index));
     CREATE INDEX IF NOT EXISTS cases_by_case ON cases (case_id);
+    CREATE TABLE IF NOT EXISTS systems (id TEXT PRIMARY KEY, paths TEXT NOT NULL);
   `;
 }
 
@@ -50,5 +55,5 @@ export function caseFromRow(r: CaseRow): CaseRecord {
 }
 
 export function runFromRow(r: RunRow, cases: CaseRecord[]): RunRecord {
-  return { runId: r.run_id, startedAt: r.started_at, commit: r.commit_id, durationMs: Number(r.duration_ms), exitCode: Number(r.exit_code), outputDir: r.output_dir, cases };
+  return { runId: r.run_id, startedAt: r.started_at, commit: r.commit_id, durationMs: Number(r.duration_ms), exitCode: Number(r.exit_code), outputDir: r.output_dir, inputs: r.inputs ? (JSON.parse(r.inputs) as Record<string, string>) : {}, cases };
 }

@@ -78,6 +78,19 @@ describe('classify', () => {
     ]);
   });
 
+  it('a pass on the same commit with other inputs or another system is no flake: the thing under test changed', () => {
+    const sys = (toplevel: string) => ({ machines: [{ role: 'main', profile: 'x86_64-direct', system: { toplevel } }] });
+    const a = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-main-1';
+    const b = '/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-nixos-system-main-1';
+    const build1 = run('same', [kase(MESH, 'passed', sys(a))], { inputs: { build: '1' } });
+    // Other inputs (tonight's build): the failure is new.
+    expect(classify(run('same', [kase(MESH, 'failed', sys(a))], { inputs: { build: '2' } }), [build1], []).map((x) => x.class)).toEqual(['new']);
+    // The same inputs but another system at the case's end: new as well.
+    expect(classify(run('same', [kase(MESH, 'failed', sys(b))], { inputs: { build: '1' } }), [build1], []).map((x) => x.class)).toEqual(['new']);
+    // The same inputs and system: a flake.
+    expect(classify(run('same', [kase(MESH, 'failed', sys(a))], { inputs: { build: '1' } }), [build1], []).map((x) => [x.class, x.why])).toEqual([['flaky', `passed in run ${build1.runId} on the same commit same and inputs`]]);
+  });
+
   it('known: a matching entry (case glob, error pattern); an expired one is known-expired; a non-matching error is not known', () => {
     const known = [
       { case: 'scenarios/mesh.ts::mesh[*]', error: 'expected to succeed', bug: 'FLEET-231', until: '2026-12-31' },
@@ -117,7 +130,7 @@ describe('runRecord', () => {
         machines: [{ role: 'main', name: 'main', profile: 'x86_64-direct', logPath: '/x' }], error: status === 'failed' ? { kind: 'test-failure', type: 'TestFailure', message: 'boom' } : undefined }],
     });
     const r = runRecord({ runId: 'r1', outputDir: '/o', cases: [], workers: 1, startedAt: '2026-12-06T10:00:00Z' }, { results: [result(1, 'passed'), result(2, 'failed')], durationMs: 99.6, exitCode: 1, interrupted: false }, 'abc');
-    expect(r).toEqual({ runId: 'r1', startedAt: '2026-12-06T10:00:00Z', commit: 'abc', durationMs: 100, exitCode: 1, outputDir: '/o', cases: [
+    expect(r).toEqual({ runId: 'r1', startedAt: '2026-12-06T10:00:00Z', commit: 'abc', durationMs: 100, exitCode: 1, outputDir: '/o', inputs: {}, systems: {}, cases: [
       { caseId: SMOKE, repeat: 1, scenario: 'smoke', variant: 'x86_64-direct', status: 'passed', durationMs: 1235, attempts: 1, errorKind: undefined, errorMessage: undefined, properties: { convergenceMs: '812' }, machines: [{ role: 'main', profile: 'x86_64-direct' }] },
       { caseId: SMOKE, repeat: 2, scenario: 'smoke', variant: 'x86_64-direct', status: 'failed', durationMs: 1235, attempts: 1, errorKind: 'test-failure', errorMessage: 'boom', properties: { convergenceMs: '812' }, machines: [{ role: 'main', profile: 'x86_64-direct' }] },
     ] });
@@ -126,12 +139,14 @@ describe('runRecord', () => {
 
 /** Records three runs, reads them back newest first, and re-records one (replaced, not doubled). */
 async function roundTrip(store: SqliteHistory | PostgresHistory): Promise<void> {
-  const a = run('c1', [kase(SMOKE, 'passed', { properties: { bootMs: '5100' } })]);
+  const top = `/nix/store/${'a'.repeat(32)}-nixos-system-main-26.05`;
+  const a = run('c1', [kase(SMOKE, 'passed', { properties: { bootMs: '5100' }, machines: [{ role: 'main', profile: 'x86_64-direct', system: { toplevel: top } }] })], { inputs: { build: '/nix/store/x-build' }, systems: { [top]: [`/nix/store/${'b'.repeat(32)}-hello-2.12`, top] } });
   const b = run('c2', [kase(SMOKE, 'failed'), kase(MESH, 'flaky', { attempts: 2, repeat: 1 }), kase(MESH, 'passed', { repeat: 2 })]);
   const c = run('c3', [kase(SMOKE, 'passed')]);
   for (const r of [a, b, c]) await store.record(r);
   // As stored: cases by id and repeat, undefined fields absent.
-  const strip = (r: RunRecord) => ({ ...r, cases: r.cases.map((k) => JSON.parse(JSON.stringify(k)) as CaseRecord).sort((x, y) => x.caseId.localeCompare(y.caseId) || x.repeat - y.repeat) });
+  // Inputs come back as {} when none were given; systems are read apart (systemContents).
+  const strip = (r: RunRecord) => ({ ...r, inputs: r.inputs ?? {}, systems: undefined, cases: r.cases.map((k) => JSON.parse(JSON.stringify(k)) as CaseRecord).sort((x, y) => x.caseId.localeCompare(y.caseId) || x.repeat - y.repeat) });
   expect(await store.recentRuns(2)).toEqual([c, b].map(strip));
   await store.record({ ...b, exitCode: 3, cases: [kase(SMOKE, 'error', { errorKind: 'infrastructure', errorMessage: 'QEMU died' })] });
   const again = await store.recentRuns(10);
@@ -139,6 +154,9 @@ async function roundTrip(store: SqliteHistory | PostgresHistory): Promise<void> 
   expect(again[1]!.exitCode).toBe(3);
   expect(again[1]!.cases.map((k) => `${k.caseId} ${k.status} ${k.errorMessage}`)).toEqual([`${SMOKE} error QEMU died`]);
   expect(again[2]!.cases[0]!.properties).toEqual({ bootMs: '5100' });
+  expect(again[2]!.inputs).toEqual({ build: '/nix/store/x-build' });
+  expect(again[2]!.cases[0]!.machines[0]!.system).toEqual({ toplevel: top });
+  expect(await store.systemContents([top, '/nix/store/unknown'])).toEqual({ [top]: [`/nix/store/${'b'.repeat(32)}-hello-2.12`, top] });
   await store.forget([a.runId, 'no-such-run']);
   expect((await store.recentRuns(10)).map((r) => r.runId)).toEqual([c.runId, b.runId]);
 }
@@ -156,6 +174,21 @@ describe('history stores', () => {
     const store = new SqliteHistory(join(await mkdtemp(join(tmpdir(), 'fleetlab-history-')), 'history.sqlite'));
     try {
       await roundTrip(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a SQLite history made before runs had inputs gets the column, its runs read with none', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'fleetlab-history-old-')), 'history.sqlite');
+    const { DatabaseSync } = await import('node:sqlite');
+    const old = new DatabaseSync(file);
+    old.exec("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, commit_id TEXT NOT NULL, duration_ms INTEGER NOT NULL, exit_code INTEGER NOT NULL, output_dir TEXT NOT NULL); INSERT INTO runs VALUES ('old-run', '2026-12-01T00:00:00Z', 'abc', 1, 0, '/o');");
+    old.close();
+    const store = new SqliteHistory(file);
+    try {
+      await store.record(run('def', [kase(SMOKE, 'passed')], { inputs: { build: '2' } }));
+      expect((await store.recentRuns(5)).map((r) => [r.runId, r.inputs])).toEqual([[expect.stringMatching(/^run-/), { build: '2' }], ['old-run', {}]]);
     } finally {
       await store.close();
     }

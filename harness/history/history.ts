@@ -4,6 +4,7 @@
 import type { RunInfo, RunSummary } from '../report/reporter.ts';
 import type { CaseResult, CaseStatus, FailureClass } from '../runner/results.ts';
 import { type KnownFailure, knownEntryFor } from './known-failures.ts';
+import { identityIds, type SystemIdentity, systemContents } from '../runner/system-identity.ts';
 
 /** One case of a run as the history keeps it: a repeated case (--repeat-each) has one record per repeat. */
 export interface CaseRecord {
@@ -21,8 +22,8 @@ export interface CaseRecord {
   errorMessage?: string;
   /** What the scenario measured (ctx.property), for trends. */
   properties: Record<string, string>;
-  /** Each machine's role and profile. */
-  machines: Array<{ role: string; profile: string }>;
+  /** Each machine's role and profile, and the system it ran (when the run read it). */
+  machines: Array<{ role: string; profile: string; system?: SystemIdentity }>;
 }
 
 /** One run as the history keeps it. */
@@ -35,6 +36,10 @@ export interface RunRecord {
   exitCode: number;
   outputDir: string;
   cases: CaseRecord[];
+  /** What the run was given (--input NAME=VALUE). */
+  inputs?: Record<string, string>;
+  /** The contents of the systems its cases name (closures, image packages), by identity: kept once in the store. */
+  systems?: Record<string, string[]>;
 }
 
 /** Where runs are kept: SQLite (history-sqlite.ts) or PostgreSQL (history-postgres.ts). */
@@ -45,6 +50,8 @@ export interface HistoryStore {
   record(run: RunRecord): Promise<void>;
   /** The last `limit` runs, newest first (by start time). */
   recentRuns(limit: number): Promise<RunRecord[]>;
+  /** The contents kept for these system identities (toplevels, images); ids it does not have are left out. */
+  systemContents(ids: string[]): Promise<Record<string, string[]>>;
   /** Removes these runs (the shards a merged run replaces); ids it does not have are ignored. */
   forget(runIds: string[]): Promise<void>;
   close(): Promise<void>;
@@ -52,6 +59,7 @@ export interface HistoryStore {
 
 /** A run's record from its reporters' view: the last try of each case decides its status. */
 export function runRecord(run: RunInfo, summary: RunSummary, commit: string): RunRecord {
+  const cases = summary.results.map(caseRecord);
   return {
     runId: run.runId,
     startedAt: run.startedAt,
@@ -59,7 +67,9 @@ export function runRecord(run: RunInfo, summary: RunSummary, commit: string): Ru
     durationMs: Math.round(summary.durationMs),
     exitCode: summary.exitCode,
     outputDir: run.outputDir,
-    cases: summary.results.map(caseRecord),
+    inputs: run.inputs ?? {},
+    cases,
+    systems: systemContents(identityIds(cases.flatMap((c) => c.machines.map((m) => m.system)))),
   };
 }
 
@@ -77,7 +87,7 @@ export function caseRecord(r: CaseResult): CaseRecord {
     errorKind: last?.error?.kind,
     errorMessage: last?.error?.message,
     properties: last?.properties ?? {},
-    machines: (last?.machines ?? []).map((m) => ({ role: m.role, profile: m.profile })),
+    machines: (last?.machines ?? []).map((m) => ({ role: m.role, profile: m.profile, ...(m.system ? { system: m.system } : {}) })),
   };
 }
 
@@ -107,6 +117,16 @@ export interface Classified {
 
 const BAD: ReadonlySet<CaseStatus> = new Set<CaseStatus>(['failed', 'error', 'interrupted']);
 
+/** Whether two runs of a case tested the same systems: the same inputs, and each machine on the same toplevel where both runs read one. */
+function sameSystems(a: RunRecord, ac: CaseRecord, b: RunRecord, bc: CaseRecord): boolean {
+  const inputs = (r: RunRecord) => JSON.stringify(Object.entries(r.inputs ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)));
+  if (inputs(a) !== inputs(b)) return false;
+  return ac.machines.every((m) => {
+    const other = bc.machines.find((o) => o.role === m.role);
+    return !m.system?.toplevel || !other?.system?.toplevel || m.system.toplevel === other.system.toplevel;
+  });
+}
+
 /**
  * Classifies each case of `run` that failed, errored, was interrupted or was flaky, against `earlier` runs (newest
  * first, `run` itself not among them) and the known-failures entries. Cases that passed (every repeat) are left out.
@@ -132,10 +152,11 @@ export function classify(run: RunRecord, earlier: RunRecord[], known: KnownFailu
       out.push({ ...base, class: 'flaky', why });
       continue;
     }
-    const sameCommit = earlier.filter((r) => r.commit === run.commit && r.commit !== 'unknown').flatMap((r) => r.cases.filter((c) => c.caseId === caseId).map((c) => ({ r, c })));
+    // A pass on the same commit, the same inputs and the same systems: the same test of the same thing.
+    const sameCommit = earlier.filter((r) => r.commit === run.commit && r.commit !== 'unknown').flatMap((r) => r.cases.filter((c) => c.caseId === caseId && sameSystems(run, worst, r, c)).map((c) => ({ r, c })));
     const passedSameCommit = sameCommit.find(({ c }) => c.status === 'passed' || c.status === 'flaky');
     if (passedSameCommit) {
-      out.push({ ...base, class: 'flaky', why: `passed in run ${passedSameCommit.r.runId} on the same commit ${run.commit.slice(0, 12)}` });
+      out.push({ ...base, class: 'flaky', why: `passed in run ${passedSameCommit.r.runId} on the same commit ${run.commit.slice(0, 12)}${Object.keys(run.inputs ?? {}).length ? ' and inputs' : ''}` });
       continue;
     }
     const last = earlier.map((r) => ({ r, cs: r.cases.filter((c) => c.caseId === caseId && c.status !== 'skipped') })).find(({ cs }) => cs.length > 0);

@@ -32,6 +32,18 @@ export interface GenerationSpec {
   bootloader?: Record<string, string>;
   /** Store paths (already under the closure's root) this system depends on beyond its kernel and initrd. */
   extraClosure?: string[];
+  /**
+   * Packages of the system (environment.systemPackages in NixOS terms): each a store path
+   * /nix/store/<hash>-<name>-<version> in the closure, its bin/ files linked into the toplevel's sw/bin.
+   */
+  packages?: PackageSpec[];
+}
+
+/** A package of a testbed generation: its name, version and files (by path under the store path; bin/* executable). */
+export interface PackageSpec {
+  name: string;
+  version: string;
+  files: Record<string, string>;
 }
 
 /** A built generation: its store path in the guest, and where its closure lies on the host. */
@@ -43,4 +55,18 @@ export interface Toplevel {
   /** Store paths of the closure, dependencies first, the toplevel last. */
   closure: string[];
   spec: GenerationSpec;
+}
+
+/** Closures of the toplevels built in this process, by toplevel path: the run history's system identity reads them. */
+const builtClosures = new Map<string, string[]>();
+
+/** Notes `top`'s closure, so a machine found running it has a known closure even without Nix on it. */
+export function rememberClosure(top: Toplevel): Toplevel {
+  builtClosures.set(top.path, top.closure);
+  return top;
+}
+
+/** The closure of a toplevel built in this process, if it was. */
+export function knownClosure(path: string): string[] | undefined {
+  return builtClosures.get(path);
 }

@@ -14,7 +14,7 @@ import { spawnSupervised } from '../process/supervisor.ts';
 import { abortError } from '../time/lifeline.ts';
 import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH } from './nix-store.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
-import type { GenerationSpec, Toplevel } from './generation.ts';
+import { type GenerationSpec, rememberClosure, type Toplevel } from './generation.ts';
 import { bootLoader, extlinuxEntry, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
 import { plain, type Commands } from '../shell/plain.ts';
 
@@ -148,7 +148,7 @@ export class NixosHelpers {
     const img = this.m.testbed;
     if (!img) throw new ConfigurationError(`machine ${this.m.name} does not boot a fleetlab testbed disk (profile ${this.m.profile.name}); build your toplevel with nix and pass its store path`);
     const into = await makeTempDir(`fleetlab-generation-${this.m.name}-`);
-    return testbedSource().generation(img, spec, into);
+    return rememberClosure(await testbedSource().generation(img, spec, into));
   }
 
   /**

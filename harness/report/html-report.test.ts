@@ -9,6 +9,8 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AttemptResult, MachineResult } from '../runner/results.ts';
+import { writeHtmlReport } from './html-reporter.ts';
 
 const root = join(import.meta.dirname, '../..');
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
@@ -170,3 +172,54 @@ describe('report.html in Chromium', () => {
     expect((await stat(shot)).size).toBeGreaterThan(20_000);
   });
 });
+
+describe("report.html's timeline: networks", () => {
+  it('a partition is a bar on the network lane until it heals, each change a mark with its text', async () => {
+    if (!CHROMIUM) throw new Error('Chromium is not installed: apt-get install chromium (scripts/setup.sh does)');
+    const out = await mkdtemp(join(tmpdir(), 'fleetlab-html-net-'));
+    const run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'harness/report/fixtures/timeline.ts', '--output', out, '--history', 'none'], { cwd: root, reject: false, timeout: 120_000, env: { CI: '1', NO_COLOR: '1' } });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${join(out, 'report.html')}`);
+      const c = page.locator('.case').first();
+      await c.locator('.head').click();
+      const lane = c.locator('svg.timeline g.lane[data-lane="network"]');
+      await expect(lane.locator('rect.net-cut title').allTextContents()).resolves.toEqual([expect.stringMatching(/^network lan: partitioned into \[a\] \| \[b\] \(1 links cut\) \(0\.\d s\)$/)]);
+      await expect(lane.locator('rect.net title').allTextContents()).resolves.toEqual(['network lan: healed (every link up)', expect.stringMatching(/^network lan: a <-> b .*loss/)]);
+      // The bar spans the partition: from the first step's time to the heal, about 300 ms.
+      const w = await lane.locator('rect.net-cut').getAttribute('width');
+      expect(Number(w)).toBeGreaterThan(0);
+    } finally {
+      await browser.close();
+      await rm(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it("a restored machine's lane marks where it came up, with what it was restored from", async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fleetlab-html-restore-'));
+    const t0 = Date.parse('2026-12-06T10:00:00Z');
+    const vm = (role: string, facts: MachineResult['facts']): MachineResult => ({ role, name: role, profile: 'x86_64-direct', logPath: join(out, `${role}.log`), facts, events: [{ t: t0, kind: 'state', detail: 'stopped' }, { t: t0 + 2000, kind: 'state', detail: 'running' }] });
+    const base = { kind: 'vm', profile: 'x86_64-direct', arch: 'x86_64', firmware: 'direct', accel: 'tcg', accelReason: 'test', qemuVersion: '7.2.0' } as const;
+    const attempt: AttemptResult = { attempt: 1, status: 'passed', startedAt: new Date(t0).toISOString(), durationMs: 10_000, steps: [], artifacts: [], output: [], machines: [vm('warm', { ...base, start: { mode: 'warm', ms: 1800 } }), vm('kept', { ...base, checkpoint: { name: 'gen2 switched', mode: 'restored', ms: 2400, madeBy: 'x.ts::first[x86_64-direct]' } }), vm('cold', { ...base, start: { mode: 'cold', ms: 9000, reason: 'first of its shape' } })] };
+    await writeHtmlReport(join(out, 'report.html'), out, { runId: 'r', startedAt: attempt.startedAt, commit: undefined, finished: true, durationMs: 10_000, exitCode: 0, interrupted: false, planned: 1, results: [{ id: 'x.ts::restores[x86_64-direct]', file: 'x.ts', scenario: 'restores', variant: 'x86_64-direct', tags: [], status: 'passed', durationMs: 10_000, attempts: [attempt] }] });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`file://${join(out, 'report.html')}`);
+      expect(errors).toEqual([]);
+      await page.locator('.case .head').click();
+      const marks = (role: string) => page.locator(`svg.timeline g.lane[data-lane="${role} (x86_64-direct)"] rect.restore title`).allTextContents();
+      await expect(marks('warm')).resolves.toEqual(['restored from a snapshot in 1.8 s']);
+      await expect(marks('kept')).resolves.toEqual(['restored checkpoint "gen2 switched" in 2.4 s (made by x.ts::first[x86_64-direct])']);
+      await expect(marks('cold')).resolves.toEqual([]);
+    } finally {
+      await browser.close();
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -151,7 +151,8 @@ main { padding: 8px 20px 40px; }
 .timeline { max-width: 1000px; font-size: 11px; } .timeline .tl-step { stroke: #fff; stroke-width: 1; } .timeline .lane-name, .timeline .axis { fill: #57606a; }
 .timeline .s-passed { fill: var(--pass); } .timeline .s-failed { fill: var(--fail); } .timeline .s-running { fill: #bf8700; }
 .timeline .st-starting { fill: #54aeff; } .timeline .st-running { fill: #8ddb8c; } .timeline .st-stopping { fill: #afb8c1; }
-.timeline .reset { fill: #8250df; } .timeline .console-check { fill: var(--fail); }
+.timeline .reset { fill: #8250df; } .timeline .console-check { fill: var(--fail); } .timeline .restore { fill: #1a7f37; }
+.timeline .net-cut { fill: #ffaba8; } .timeline .net { fill: #0969da; }
 .trends { display: flex; flex-wrap: wrap; gap: 12px; } .trend polyline { fill: none; stroke: #57606a; stroke-width: 1.5; }
 .trend .earlier { fill: #57606a; } .trend .current { fill: #0969da; }
 .spark { vertical-align: middle; } .spark .s-passed { fill: var(--pass); } .spark .s-failed { fill: var(--fail); }
@@ -203,7 +204,7 @@ const SCRIPT = `
   totals.appendChild(el('span', { text: data.cases.length + ' of ' + data.planned + ' cases' }));
   statuses.forEach(function (s) { if (counts[s]) totals.appendChild(el('span', { cls: 't-' + s, text: counts[s] + ' ' + s })); });
   top.appendChild(totals);
-  top.appendChild(el('div', { cls: 'meta', text: 'run ' + data.runId + ' · commit ' + data.commit.slice(0, 12) + ' · started ' + data.startedAt + (data.finished ? ' · ' + secs(data.durationMs) + ' · exit code ' + data.exitCode : ' · still running') + (data.interrupted ? ' · interrupted' : '') }));
+  top.appendChild(el('div', { cls: 'meta', text: 'run ' + data.runId + ' · commit ' + (data.commit || 'unknown').slice(0, 12) + ' · started ' + data.startedAt + (data.finished ? ' · ' + secs(data.durationMs) + ' · exit code ' + data.exitCode : ' · still running') + (data.interrupted ? ' · interrupted' : '') }));
 
   var nav = document.getElementById('filters');
   var buttons = {};
@@ -339,8 +340,9 @@ const SCRIPT = `
     }
     return body;
   }
-  // A try on one time axis: a lane for its top-level steps, and one per machine with its states (starting, running,
-  // stopping) as bars, its resets and console checks as marks. Every bar and mark has a tooltip.
+  // A try on one time axis: a lane for its top-level steps, one per machine with its states (starting, running,
+  // stopping) as bars, its resets, console checks and restore as marks, and one for its networks (partitions as bars,
+  // other changes as marks). Every bar and mark has a tooltip.
   function timeline(a) {
     var t0 = Date.parse(a.startedAt), t1 = t0 + a.durationMs;
     if (!(t1 > t0)) return null;
@@ -354,8 +356,24 @@ const SCRIPT = `
         if (e.detail !== 'stopped' && end > e.t) items.push({ kind: 'state st-' + e.detail, from: e.t, to: end, title: e.detail + ' ' + secs(end - e.t) });
       });
       evs.forEach(function (e) { if (e.kind !== 'state') items.push({ kind: 'mark ' + e.kind, from: e.t, title: (e.kind === 'reset' ? 'reset: ' : 'console check: ') + e.detail }); });
+      // A warm start or a checkpoint: a mark where the machine came up, saying what it was restored from and how fast.
+      var up = states.filter(function (e) { return e.detail === 'running'; })[0], f = m.facts || {};
+      if (up && f.checkpoint && f.checkpoint.mode === 'restored') items.push({ kind: 'mark restore', from: up.t, title: 'restored checkpoint "' + f.checkpoint.name + '" in ' + secs(f.checkpoint.ms) + (f.checkpoint.madeBy ? ' (made by ' + f.checkpoint.madeBy + ')' : '') });
+      else if (up && f.start && f.start.mode === 'warm') items.push({ kind: 'mark restore', from: up.t, title: 'restored from a snapshot in ' + secs(f.start.ms) });
       lanes.push({ name: m.role + ' (' + m.profile + ')', items: items });
     });
+    // The networks: a partition as a bar until its network heals, every other change as a mark.
+    if (a.network && a.network.length) {
+      var net = [], open = {};
+      a.network.forEach(function (e) {
+        var name = (/^network (\S+):/.exec(e.event) || [])[1];
+        if (/: partitioned into /.test(e.event)) { open[name] = e; return; }
+        if (/: healed /.test(e.event) && open[name]) { net.push({ kind: 'net-cut', from: open[name].t, to: e.t, title: open[name].event + ' (' + secs(e.t - open[name].t) + ')' }); delete open[name]; }
+        net.push({ kind: 'mark net', from: e.t, title: e.event });
+      });
+      Object.keys(open).forEach(function (k) { net.push({ kind: 'net-cut', from: open[k].t, to: t1, title: open[k].event + ' (to the end)' }); });
+      lanes.push({ name: 'network', items: net });
+    }
     var x = function (t) { return LABEL + Math.max(0, Math.min(1, (t - t0) / (t1 - t0))) * (W - LABEL); };
     var svg = document.createElementNS(ns, 'svg');
     svg.setAttribute('class', 'timeline'); svg.setAttribute('viewBox', '0 0 ' + W + ' ' + (lanes.length * ROW + 4)); svg.setAttribute('width', '100%');

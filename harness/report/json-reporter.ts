@@ -1,5 +1,6 @@
 // report.json: the run's events and results, for tools and the HTML report.
 import { passRates, type CaseResult } from '../runner/results.ts';
+import { identityIds, systemContents } from '../runner/system-identity.ts';
 import { AtomicFile } from './atomic-file.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
@@ -47,6 +48,8 @@ export class JsonReporter implements Reporter {
   }
 
   private write(): Promise<void> {
-    return this.file.write(() => JSON.stringify({ run: this.run, summary: this.summary, results: this.results, passRates: passRates(this.results), events: this.events }, null, 2) + '\n');
+    // The contents of the systems the machines ran (closures, image packages), once each: report merge records them.
+    const systems = systemContents(identityIds(this.results.flatMap((r) => r.attempts.flatMap((a) => a.machines.map((m) => m.system)))));
+    return this.file.write(() => JSON.stringify({ run: this.run, summary: this.summary, results: this.results, passRates: passRates(this.results), systems, events: this.events }, null, 2) + '\n');
   }
 }

@@ -106,6 +106,7 @@ export class JunitReporter implements Reporter {
       suite.property('qemu.version', distinct((m) => (m.facts?.kind === 'vm' ? m.facts.qemuVersion : undefined)));
       suite.property('host', hostname());
       suite.property('git.commit', gitCommit());
+      for (const [k, v] of Object.entries(this.run?.inputs ?? {})) suite.property(`input.${k}`, v);
       for (const r of results) await this.addCase(suite.testCase(), r);
     }
     return builder.build();

@@ -12,10 +12,12 @@ import { caseRecord } from '../history/history.ts';
 import { historyLocation, openHistory } from '../history/open-history.ts';
 
 interface ShardReport {
-  run?: { runId?: string; outputDir?: string; startedAt?: string; cases?: unknown[] };
+  run?: { runId?: string; outputDir?: string; startedAt?: string; cases?: unknown[]; inputs?: Record<string, string> };
   summary?: { durationMs?: number; exitCode?: number; interrupted?: boolean };
   results?: CaseResult[];
   commit?: string;
+  /** Contents of the systems its machines ran, by identity (json-reporter.ts). */
+  systems?: Record<string, string[]>;
 }
 
 export interface MergeResult {
@@ -83,7 +85,7 @@ export async function mergeReports(inputs: string[], out: string, opts: { histor
   if (store) {
     try {
       await store.forget(shards.map((s) => s.run?.runId).filter((id): id is string => !!id));
-      await store.record({ runId, startedAt: starts[0] ?? '', commit: commit ?? 'unknown', durationMs: Math.round(summary.durationMs), exitCode: summary.exitCode, outputDir: outDir, cases: results.map(caseRecord) });
+      await store.record({ runId, startedAt: starts[0] ?? '', commit: commit ?? 'unknown', durationMs: Math.round(summary.durationMs), exitCode: summary.exitCode, outputDir: outDir, inputs: shards[0]?.run?.inputs ?? {}, cases: results.map(caseRecord), systems: Object.assign({}, ...shards.map((s) => s.systems ?? {})) as Record<string, string[]> });
     } finally {
       await store.close();
     }

@@ -8,6 +8,8 @@ export interface RunInfo {
   cases: { id: string; file: string; scenario: string; variant: string; repeat?: CaseRepeat }[];
   workers: number;
   startedAt: string;
+  /** The run's inputs (--input NAME=VALUE). */
+  inputs?: Record<string, string>;
 }
 
 /** What a reporter learns at the end. */

@@ -155,6 +155,12 @@ describe('fleetlab run exit codes and bad input', () => {
     const shard = await fleetlab(['list', fixture('matrix.ts'), '--shard', '5/4']);
     expect(shard.exitCode).toBe(2);
     expect(shard.stderr).toContain('--shard "5/4"');
+    const input = await fleetlab(['run', fixture('matrix.ts'), '--input', 'build']);
+    expect(input.exitCode).toBe(2);
+    expect(input.stderr).toContain('--input "build": expected NAME=VALUE');
+    const twice = await fleetlab(['run', fixture('matrix.ts'), '--input', 'build=1', '--input', 'build=2']);
+    expect(twice.exitCode).toBe(2);
+    expect(twice.stderr).toContain('--input build is given twice ("1" and "2"): give it once.');
     const unknown = await fleetlab(['run', '--no-such-flag']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toMatch(/Unknown argument/);

@@ -1,6 +1,7 @@
 // Results of a run, separate from the tasks that produced them, with stable ids.
 import type { MachineFacts } from '../protocols/machine.ts';
 import type { ErrorKind } from '../errors/fleetlab-error.ts';
+import type { SystemIdentity } from './system-identity.ts';
 
 /** An error as reports need it. */
 export interface ErrorInfo {
@@ -37,6 +38,8 @@ export interface MachineResult {
   board?: { board: string; lab: string; serial: string; power: string };
   /** What happened to it, in order (report.html's timeline): state changes, resets, console checks; t in epoch ms. */
   events?: MachineEvent[];
+  /** The system it ran at the case's end, when a history records the run (system-identity.ts). */
+  system?: SystemIdentity;
 }
 
 /** One thing that happened to a machine during a case. */
@@ -64,6 +67,8 @@ export interface AttemptResult {
   output: string[];
   /** Properties the scenario set (ctx.property), for JUnit. */
   properties?: Record<string, string>;
+  /** What changed on the scenario's networks (partitions, heals, link faults), in order; t in epoch ms. */
+  network?: Array<{ t: number; event: string }>;
 }
 
 /** What a failure is against the run history (harness/history): see docs/gating.md. */

@@ -18,6 +18,7 @@ import { Deadline, now, withDeadline } from '../time/deadline.ts';
 import type { BoardProvider } from './boards.ts';
 import { startAtCheckpoint } from './checkpoints.ts';
 import { collectEvidence } from './evidence.ts';
+import { systemOf } from './system-identity.ts';
 import { acquireMachines, keepable, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import type { PlannedCase } from './plan.ts';
@@ -46,6 +47,10 @@ export interface RunCaseOptions {
   boards?: BoardProvider;
   /** Where setup checkpoints are found and saved; none: --no-checkpoints. */
   checkpoints?: SnapshotStore;
+  /** Read each machine's system at the case's end (a history records the run): system-identity.ts. */
+  recordSystems?: boolean;
+  /** The run's inputs: ctx.inputs. */
+  inputs?: Record<string, string>;
 }
 
 /** The try's result, and the machines left running when keepOnFailure asked for it. */
@@ -120,6 +125,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     deadline,
     signal: caseAbort.signal,
     attempt: opts.attempt,
+    inputs: Object.freeze({ ...opts.inputs }),
     net: fabricHandle(fabric),
     browser: {
       open: (machine, o) => (caseBrowser ??= new CaseBrowser({ logDir, log: output, signal: caseAbort.signal })).open(machine, o),
@@ -160,6 +166,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     result.artifacts.push(...ev.artifacts);
     for (const l of ev.lines) event(l);
   }
+  if (opts.recordSystems && !opts.signal.aborted) await Promise.all(result.machines.map(async (mr) => (mr.system = await systemOf(machines[mr.role]!, opts.signal))));
 
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');
@@ -167,6 +174,9 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   // A board that did not come up in an infrastructure failure failed its health check: out of service until it passes one.
   const unhealthy = result.error?.kind === 'infrastructure' && mode === 'shell';
   await releaseMachines(cm, { kept, quarantine: (role) => (unhealthy && cm.acquired.get(role)?.board && !healthy.has(machines[role]!) ? `did not come up for ${c.id}: ${result.error!.message.split('\n')[0]}` : undefined), output: event });
+  // The networks' changes for report.html's timeline (the switch helper's own lines left out).
+  const changes = (fabric?.log ?? []).filter((e) => e.event.startsWith('network '));
+  if (changes.length) result.network = changes.map((e) => ({ t: Date.parse(e.at), event: e.event }));
   if (fabric && !kept.length) await fabric.close();
   for (const n of fabric?.networks.values() ?? []) result.artifacts.push({ name: `${n.name}.pcap`, path: n.pcap.path });
   result.durationMs = now() - started;

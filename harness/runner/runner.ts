@@ -27,6 +27,10 @@ export interface RunOptions {
   keepSnapshots?: string;
   /** The lab, for cases on boards (--lab). */
   boards?: BoardProvider;
+  /** Read each machine's system at each case's end, for the run history. */
+  recordSystems?: boolean;
+  /** The run's inputs (--input NAME=VALUE): ctx.inputs. */
+  inputs?: Record<string, string>;
 }
 
 /** Exit codes of a run. */
@@ -48,6 +52,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, ...(c.repeat ? { repeat: c.repeat } : {}) })),
     workers: opts.workers,
     startedAt: new Date().toISOString(),
+    inputs: opts.inputs ?? {},
   });
   const results: CaseResult[] = [];
   const kept: QemuMachine[] = [];
@@ -66,7 +71,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, checkpoints: checkpointCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards });
+      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, checkpoints: checkpointCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards, recordSystems: opts.recordSystems, inputs: opts.inputs });
       attempts.push(result);
       kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;

@@ -46,6 +46,11 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
   signal: AbortSignal;
   /** Which try this is, from 1. */
   attempt: number;
+  /**
+   * What the run was given (`fleetlab run --input NAME=VALUE`): the build under test, an image, a version. The run
+   * history keeps them with the run; `fleetlab investigate --rerun` reruns a case with another run's inputs.
+   */
+  inputs: Readonly<Record<string, string>>;
   /** The scenario's networks: partitions, link faults, captures (empty when it declares none). */
   net: FabricHandle;
   /**

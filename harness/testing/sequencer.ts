@@ -15,6 +15,8 @@ const SECONDS: Record<string, number> = {
   'lab/boards.test.ts': 191,
   'scenarios/ntd.test.ts': 160,
   'harness/nixos/nix-copy.test.ts': 142,
+  // Four runs of a one-machine fixture (two recorded, two reruns), estimated from the runs measured alone (~50 s each).
+  'harness/history/investigate.test.ts': 200,
   'lab/update-rollback-board.test.ts': 139,
   'harness/runner/cli-run.test.ts': 109,
   'harness/shell/systemd.test.ts': 101,

@@ -2,8 +2,8 @@
 // .#nixosConfigurations.<host>.config.system.build.toplevel`. A toplevel is a small tree in a store directory laid out
 // as NixOS lays it out (/nix/store/<hash>-nixos-system-<host>-<version>: init, activate, kernel, initrd,
 // kernel-params, nixos-version, boot.json in bootspec v1, bin/switch-to-configuration, etc/, specialisation/), whose
-// scripts are the testbed's stand-ins (machines/testbed/nixos). Its closure is the kernel's and initrd's store paths
-// and itself; the harness copies the paths a machine lacks (copyClosure), as `nix copy` does for real NixOS.
+// scripts are the testbed's stand-ins (machines/testbed/nixos), sw/bin links into its packages' store paths. Its closure
+// is the kernel's and initrd's store paths, its packages' and itself; the harness copies the paths a machine lacks (copyClosure), as `nix copy` does for real NixOS.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
 
 const SCRIPTS = join(sourceDir(import.meta.url), 'nixos');
 
-export type { GenerationSpec, ServiceSpec, Toplevel } from '../../harness/nixos/generation.ts';
+export type { GenerationSpec, PackageSpec, ServiceSpec, Toplevel } from '../../harness/nixos/generation.ts';
 
 /** Nix's base-32 alphabet: store hashes look like real ones (32 characters, no e, o, u or t). */
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -49,6 +49,18 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
     if (!/^[a-zA-Z0-9_-]+$/.test(s.name)) throw new ConfigurationError(`generation ${spec.version}: service name "${s.name}": use letters, digits, - and _`);
     if (/\n/.test(s.command)) throw new ConfigurationError(`generation ${spec.version}: service ${s.name}: the command must be one line`);
   }
+  const packages: string[] = [];
+  for (const pkg of spec.packages ?? []) {
+    if (!/^[a-zA-Z][a-zA-Z0-9_+-]*$/.test(pkg.name) || /-\d/.test(pkg.name)) throw new ConfigurationError(`generation ${spec.version}: package name "${pkg.name}": start with a letter, use letters, digits, _ + and -, no dash before a digit (Nix would read a version there)`);
+    if (!/^\d[a-zA-Z0-9._+-]*$/.test(pkg.version)) throw new ConfigurationError(`generation ${spec.version}: package ${pkg.name}: version "${pkg.version}" must start with a digit (letters, digits, . _ + -)`);
+    const p = `/nix/store/${storeHash('package', pkg.name, pkg.version, JSON.stringify(pkg.files))}-${pkg.name}-${pkg.version}`;
+    for (const [rel, text] of Object.entries(pkg.files)) {
+      if (rel.startsWith('/') || rel.split('/').includes('..')) throw new ConfigurationError(`generation ${spec.version}: package ${pkg.name}: file "${rel}" must be a relative path`);
+      await mkdir(dirname(join(into, p, rel)), { recursive: true });
+      await writeFile(join(into, p, rel), text, { mode: rel.startsWith('bin/') ? 0o755 : 0o644 });
+    }
+    packages.push(p);
+  }
   const k = kernelPaths(image, arch);
   const system = arch === 'arm64' ? 'aarch64-linux' : 'x86_64-linux';
   const scripts = await Promise.all(['init', 'activate', 'switch-to-configuration', 'fleetlab-install-bootloader'].map((f) => readFile(join(SCRIPTS, f))));
@@ -77,6 +89,10 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await symlink(`${k.kernel}/${k.kernelFile}`, join(tmp, 'kernel'));
   await symlink(`${k.initrd}/initrd`, join(tmp, 'initrd'));
   if (k.dtbs) await symlink(k.dtbs, join(tmp, 'dtbs'));
+  if (packages.length) await mkdir(join(tmp, 'sw/bin'), { recursive: true });
+  for (const [i, pkg] of (spec.packages ?? []).entries()) {
+    for (const rel of Object.keys(pkg.files).filter((f) => /^bin\/[^/]+$/.test(f))) await symlink(`${packages[i]}/${rel}`, join(tmp, 'sw', rel));
+  }
   const params = [...(spec.kernelParams ?? [])];
   await writeFile(join(tmp, 'kernel-params'), params.join(' '));
   await writeFile(join(tmp, 'nixos-version'), spec.version);
@@ -110,5 +126,5 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await rm(top, { recursive: true, force: true });
   await mkdir(storeDir, { recursive: true });
   await rename(tmp, top);
-  return { path, root: into, closure: [k.kernel, k.initrd, ...(k.dtbs ? [k.dtbs] : []), ...(spec.extraClosure ?? []), path], spec };
+  return { path, root: into, closure: [k.kernel, k.initrd, ...(k.dtbs ? [k.dtbs] : []), ...(spec.extraClosure ?? []), ...packages, path], spec };
 }
