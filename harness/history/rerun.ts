@@ -4,7 +4,8 @@
 // of its own. Which of the two fails names the side the failure follows: the system, the scenario code, neither
 // (sporadic, or the infrastructure) or both (something outside the two changed: fleetlab, the images, the host).
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -21,6 +22,8 @@ export interface Rerun {
   exitCode: number;
   status: 'passed' | 'failed' | 'error';
   outputDir: string;
+  /** An error's last words (fleetlab's message), when it ended in one. */
+  why?: string;
 }
 
 export interface RerunVerdict {
@@ -55,6 +58,8 @@ export async function rerunSides(inv: Investigation, opts: RerunOptions): Promis
       const dir = await mkdtemp(join(tmpdir(), `fleetlab-rerun-${commit.slice(0, 8)}-`));
       execFileSync('git', ['-C', repo, 'worktree', 'add', '--detach', '--force', dir, commit], { stdio: 'ignore' });
       worktrees.push({ repo, dir });
+      // A checkout has no node_modules: the repository's own serve it (its scenarios' and profiles' packages).
+      if (existsSync(join(repo, 'node_modules')) && !existsSync(join(dir, 'node_modules'))) await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'));
       return { cwd: join(dir, relative(repo, resolve(opts.cwd))), code: commit.slice(0, 12) };
     };
     const runOne = async (label: string, inputs: Record<string, string>, commit: string, folder: string): Promise<Rerun> => {
@@ -66,7 +71,8 @@ export async function rerunSides(inv: Investigation, opts: RerunOptions): Promis
         env: { ...opts.env, CI: '1' },
       });
       const exitCode = r.exitCode ?? 3;
-      return { label, inputs, code: at.code, exitCode, status: exitCode === 0 ? 'passed' : exitCode === 1 ? 'failed' : 'error', outputDir };
+      const status = exitCode === 0 ? 'passed' : exitCode === 1 ? 'failed' : 'error';
+      return { label, inputs, code: at.code, exitCode, status, outputDir, ...(status === 'error' ? { why: lastLine(r.stderr) || lastLine(r.stdout) } : {}) };
     };
     const a = await runOne('last good inputs + first bad code', good.run.inputs ?? {}, bad.run.commit, 'good-inputs-bad-code');
     const b = await runOne('first bad inputs + last good code', bad.run.inputs ?? {}, good.run.commit, 'bad-inputs-good-code');
@@ -88,11 +94,16 @@ function verdict(a: Rerun, b: Rerun, inv: Investigation): { follows: Side; text:
   if (same(inv.lastGood?.run.inputs, inv.firstBad.run.inputs)) notes.push('the two runs had the same inputs: the system is not an input of these runs (give it with --input to pin it)');
   if (inv.lastGood?.run.commit === inv.firstBad.run.commit) notes.push('the two runs had the same scenario code');
   const note = notes.length ? ` (${notes.join('; ')})` : '';
-  if (a.status === 'error' || b.status === 'error') return { follows: 'undecided', text: `undecided: a rerun ended in an error, not a verdict (${[a, b].filter((r) => r.status === 'error').map((r) => `${r.label}: exit ${r.exitCode}, see ${r.outputDir}`).join('; ')})${note}` };
+  if (a.status === 'error' || b.status === 'error') return { follows: 'undecided', text: `undecided: a rerun ended in an error, not a verdict (${[a, b].filter((r) => r.status === 'error').map((r) => `${r.label}: exit ${r.exitCode}${r.why ? `: ${r.why}` : ''}; see ${r.outputDir}`).join('; ')})${note}` };
   if (a.status === 'passed' && b.status === 'failed') return { follows: 'system', text: `the failure follows the system: it passes with the last good inputs and the new code, and fails with the new inputs and the last good code${note}` };
   if (a.status === 'failed' && b.status === 'passed') return { follows: 'scenario code', text: `the failure follows the scenario code: it fails with the new code on the last good inputs, and passes with the last good code on the new inputs${note}` };
   if (a.status === 'passed') return { follows: 'neither', text: `neither: both reruns passed, so the failure did not come back (sporadic, or the infrastructure)${note}` };
   return { follows: 'both', text: `both reruns failed: something outside the inputs and the scenario code changed (fleetlab, the images, the host), or the failure needs both halves${note}` };
+}
+
+/** The last non-empty line of a command's output. */
+function lastLine(text: string): string {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? '';
 }
 
 function gitRoot(dir: string): string | undefined {
