@@ -8,6 +8,8 @@ export type { Capabilities, Capability, FabricNet, HostLink, MachineFacts, Machi
 export type { Machine, ScenarioContext, ScenarioSpec, SetupSpec, StartMode, InstallFlows } from './runner/scenario.ts';
 export { fromManifest, loadManifest } from './runner/manifest.ts';
 export type { FleetlabManifest, ManifestNode } from './runner/manifest.ts';
+export { defineConfig } from './config/config.ts';
+export type { FleetlabConfig, RunDefaults } from './config/config.ts';
 export type { Duration } from './time/duration.ts';
 export { retry } from './time/retry.ts';
 export type { RetryOptions } from './time/retry.ts';

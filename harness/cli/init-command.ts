@@ -43,6 +43,23 @@ export default extendProfile(profiles['x86_64-uefi']!, {
 });
 `;
 
+const CONFIG = `// fleetlab's defaults for this repository: \`fleetlab run\`, \`list\` and \`gate\` read them; an option on the command
+// line overrides them, and \`--project NAME\` lays a project's settings over them. Every key: fleetlab's docs/config.md.
+import { defineConfig } from 'fleetlab';
+
+export default defineConfig({
+  paths: ['scenarios'],
+  retries: 1,
+  gate: { failOn: ['new', 'still-failing', 'known-expired'], maxInfraErrors: 0 },
+  projects: {
+    // Pull requests: the fleet's own profile only.
+    pr: { machine: ['my-device'] },
+    // Nightly: the whole matrix, each case twice, warm starts.
+    nightly: { machine: ['my-device', 'x86_64-bios', 'aarch64-uefi'], repeatEach: 2, warm: true },
+  },
+});
+`;
+
 const GITHUB = `# fleetlab scenarios on every push; junit.xml feeds the test summary, report.html is kept as an artifact.
 name: fleetlab
 on: [push, pull_request]
@@ -88,6 +105,7 @@ fleetlab:
 
 /** The files init writes, by path relative to the repository. */
 export const STARTER_FILES: Readonly<Record<string, string>> = {
+  'fleetlab.config.ts': CONFIG,
   'scenarios/smoke.ts': SCENARIO,
   'machines/my-device.ts': PROFILE,
   '.github/workflows/fleetlab.yml': GITHUB,

@@ -17,6 +17,7 @@ import { consoleCommand } from './console-command.ts';
 import { gateCommand } from './gate-command.ts';
 import { DEFAULT_POLICY } from '../history/gate.ts';
 import { investigateCommand } from './investigate-command.ts';
+import { configArgs, loadConfig, type LoadedConfig, useMachinesDirs } from '../config/config.ts';
 import { labCommand } from './lab-command.ts';
 import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
@@ -26,20 +27,49 @@ import { mergeReports } from '../report/merge-report.ts';
 import { serveReport } from '../report/serve-report.ts';
 import type { Argv } from 'yargs';
 
-/** Options shared by run and list: which cases. */
-function selectionOptions<T>(y: Argv<T>) {
+/** fleetlab.config.ts's defaults for the commands that take them (run, list, gate), read before their options. */
+async function commandConfig(): Promise<LoadedConfig> {
+  const argv = hideBin(process.argv);
+  const command = argv.find((a, i) => !a.startsWith('-') && !['--config', '--project'].includes(argv[i - 1] ?? ''));
+  if (!['run', 'list', 'gate'].includes(command ?? '')) return { defaults: {} };
+  try {
+    return await loadConfig(configArgs(argv));
+  } catch (err) {
+    if (!(err instanceof FleetlabError)) throw err;
+    console.error(`fleetlab: ${err.kind} error: ${err.message}`);
+    process.exit(2);
+  }
+}
+const config = await commandConfig();
+const d = config.defaults;
+useMachinesDirs(d);
+
+/** A default from the config only when it sets one (yargs turns default: undefined into a value of an array option). */
+function given<T>(v: T | undefined): { default: T } | Record<string, never> {
+  return v === undefined ? {} : { default: v };
+}
+
+/** --config and --project, for the commands that read fleetlab.config.ts. */
+function configOptions<T>(y: Argv<T>) {
   return y
-    .positional('paths', { type: 'string', array: true, default: [] as string[], describe: 'Scenario files or directories (default: scenarios/)' })
-    .option('grep', { alias: 'g', type: 'string', describe: 'Only cases whose "name [machine]" or id matches this regular expression' })
-    .option('tag', { type: 'string', array: true, describe: 'Only scenarios with one of these tags (repeatable)' })
-    .option('machine', { alias: 'm', type: 'string', array: true, describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile; board:<name> or tag:<tag> for boards of the --lab' })
+    .option('config', { type: 'string', describe: 'The project config (default: fleetlab.config.ts in this folder, when there is one); options given here override it' })
+    .option('project', { type: 'string', describe: "One of the config's projects: its settings over the config's own" });
+}
+
+/** Options shared by run and list: which cases. Defaults: fleetlab.config.ts's, else fleetlab's. */
+function selectionOptions<T>(y: Argv<T>) {
+  return configOptions(y)
+    .positional('paths', { type: 'string', array: true, default: d.paths ?? ([] as string[]), describe: 'Scenario files or directories (default: scenarios/)' })
+    .option('grep', { alias: 'g', type: 'string', ...given(d.grep), describe: 'Only cases whose "name [machine]" or id matches this regular expression' })
+    .option('tag', { type: 'string', array: true, ...given(d.tag), describe: 'Only scenarios with one of these tags (repeatable)' })
+    .option('machine', { alias: 'm', type: 'string', array: true, ...given(d.machine), describe: 'Run every scenario on this profile instead of its own; repeat for a matrix; "all" for every profile; board:<name> or tag:<tag> for boards of the --lab' })
     .option('shard', { type: 'string', describe: 'Run shard K of N (K/N), split by stable case id' })
-    .option('retries', { type: 'number', default: 0, describe: 'Retry cases that hit an infrastructure error (never test failures) up to N times' })
-    .option('repeat-each', { type: 'number', default: 1, describe: 'Run each case N times (ids end in #1..#N), and report each case\'s pass rate: for flaky cases' })
-    .option('reporter', { type: 'string', array: true, default: ['console', 'junit', 'json', 'html'], describe: 'Reporters: console, junit, json, html (several at once)' })
-    .option('timeout-scale', { type: 'number', default: 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' })
-    .option('lab', { type: 'string', describe: 'A lab inventory (lab/*.ts): --machine board:<name> or tag:<tag> then runs on its boards' })
-    .option('lab-db', { type: 'string', describe: "Where the lab's leases are: a SQLite file (default: one per lab in ~/.local/state/fleetlab) or postgres://…" });
+    .option('retries', { type: 'number', default: d.retries ?? 0, describe: 'Retry cases that hit an infrastructure error (never test failures) up to N times' })
+    .option('repeat-each', { type: 'number', default: d.repeatEach ?? 1, describe: 'Run each case N times (ids end in #1..#N), and report each case\'s pass rate: for flaky cases' })
+    .option('reporter', { type: 'string', array: true, default: d.reporter ?? ['console', 'junit', 'json', 'html'], describe: 'Reporters: console, junit, json, html (several at once)' })
+    .option('timeout-scale', { type: 'number', default: d.timeoutScale ?? 1, describe: 'Multiply every timeout (slow TCG hosts, real boards)' })
+    .option('lab', { type: 'string', ...given(d.lab), describe: 'A lab inventory (lab/*.ts): --machine board:<name> or tag:<tag> then runs on its boards' })
+    .option('lab-db', { type: 'string', ...given(d.labDb), describe: "Where the lab's leases are: a SQLite file (default: one per lab in ~/.local/state/fleetlab) or postgres://…" });
 }
 
 /**
@@ -131,23 +161,23 @@ await yargs(hideBin(process.argv))
     'Run scenarios; write junit.xml, report.json and console logs under reports/<run-id>/',
     (y) =>
       selectionOptions(y)
-        .option('workers', { alias: 'j', type: 'number', describe: 'Cases run at once (default: what the host\'s cores and memory allow)' })
-        .option('output', { alias: 'o', type: 'string', describe: 'Output directory (default: reports/<run-id>/, with reports/latest pointing at it)' })
+        .option('workers', { alias: 'j', type: 'number', ...given(d.workers), describe: 'Cases run at once (default: what the host\'s cores and memory allow)' })
+        .option('output', { alias: 'o', type: 'string', ...given(d.output), describe: 'Output directory (default: reports/<run-id>/, with reports/latest pointing at it)' })
         .option('pause-on-failure', { type: 'boolean', default: false, describe: 'Keep the machines of a failed case running and print how to attach to their consoles' })
-        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' })
-        .option('warm', { type: 'boolean', default: false, describe: 'Warm starts: the first machine of each shape boots and is saved; later ones restore that snapshot (a scenario\'s snapshot option overrides)' })
-        .option('checkpoints', { type: 'boolean', default: true, describe: 'Setup checkpoints: a scenario\'s setup steps run once and are saved; later cases restore them (--no-checkpoints: every case runs them)' })
-        .option('keep-snapshots', { type: 'string', describe: 'Keep the run\'s snapshots and checkpoints in this directory and reuse them in later runs (default: removed at the end of the run)' })
+        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], ...given(d.accel), describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' })
+        .option('warm', { type: 'boolean', default: d.warm ?? false, describe: 'Warm starts: the first machine of each shape boots and is saved; later ones restore that snapshot (a scenario\'s snapshot option overrides)' })
+        .option('checkpoints', { type: 'boolean', default: d.checkpoints ?? true, describe: 'Setup checkpoints: a scenario\'s setup steps run once and are saved; later cases restore them (--no-checkpoints: every case runs them)' })
+        .option('keep-snapshots', { type: 'string', ...given(d.keepSnapshots), describe: 'Keep the run\'s snapshots and checkpoints in this directory and reuse them in later runs (default: removed at the end of the run)' })
         .option('image', { type: 'string', describe: 'Boot this disk image or ISO on every machine instead of its profile\'s boot (written through a qcow2 overlay, never itself)' })
         .option('kernel', { type: 'string', describe: 'Boot this kernel directly on every machine (with --image as its disk, if given)' })
         .option('initrd', { type: 'string', describe: 'Initrd for --kernel' })
         .option('dtb', { type: 'string', describe: 'Device tree for --kernel (Arm)' })
         .option('append', { type: 'string', describe: 'Kernel command line: for --kernel, or added to a testbed profile\'s' })
-        .option('history', { type: 'string', describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
-        .option('known-failures', { type: 'string', describe: 'Classify failures with this known-failures file (default: known-failures.json, when there is one)' })
+        .option('history', { type: 'string', ...given(d.history), describe: 'Record the run in this history: a SQLite file, postgres://…, or none (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
+        .option('known-failures', { type: 'string', ...given(d.knownFailures), describe: 'Classify failures with this known-failures file (default: known-failures.json, when there is one)' })
         .option('input', { type: 'string', array: true, describe: 'NAME=VALUE given to every case as ctx.inputs.NAME (the build under test, a version); kept in the history, in JUnit and report.json (repeatable)' }),
     async (argv) => {
-      process.exitCode = await runCommand(argv as unknown as RunArgs);
+      process.exitCode = await runCommand({ ...(argv as unknown as RunArgs), configInputs: d.inputs, configFile: config.file, project: config.project });
     },
   )
   .command(
@@ -203,13 +233,13 @@ await yargs(hideBin(process.argv))
     'gate',
     'Judge the latest run against the history: new, still-failing, flaky and known failures; exits 1 when the policy finds something fatal',
     (y) =>
-      y
-        .option('history', { type: 'string', describe: 'The run history: a SQLite file or postgres://… (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
-        .option('known-failures', { type: 'string', describe: 'The known-failures file (default: known-failures.json, when there is one)' })
+      configOptions(y)
+        .option('history', { type: 'string', ...given(d.history), describe: 'The run history: a SQLite file or postgres://… (default: $FLEETLAB_HISTORY, else reports/history.sqlite)' })
+        .option('known-failures', { type: 'string', ...given(d.knownFailures), describe: 'The known-failures file (default: known-failures.json, when there is one)' })
         .option('run', { type: 'string', describe: 'Judge this run id instead of the latest' })
-        .option('fail-on', { type: 'string', array: true, default: DEFAULT_POLICY.failOn, describe: 'Failure classes that fail the gate: new, still-failing, flaky, known, known-expired' })
-        .option('max-infra-errors', { type: 'number', default: DEFAULT_POLICY.maxInfrastructureErrors, describe: 'Infrastructure errors tolerated' })
-        .option('window', { type: 'number', default: DEFAULT_POLICY.window, describe: 'Earlier runs to compare with' })
+        .option('fail-on', { type: 'string', array: true, default: d.gate?.failOn ?? DEFAULT_POLICY.failOn, describe: 'Failure classes that fail the gate: new, still-failing, flaky, known, known-expired' })
+        .option('max-infra-errors', { type: 'number', default: d.gate?.maxInfraErrors ?? DEFAULT_POLICY.maxInfrastructureErrors, describe: 'Infrastructure errors tolerated' })
+        .option('window', { type: 'number', default: d.gate?.window ?? DEFAULT_POLICY.window, describe: 'Earlier runs to compare with' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the verdict as JSON' }),
     async (argv) => {
       process.exitCode = await gateCommand({ history: argv.history, knownFailures: argv['known-failures'], run: argv.run, failOn: argv['fail-on'], maxInfraErrors: argv['max-infra-errors'], window: argv.window, json: argv.json });
@@ -217,7 +247,7 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'investigate <case>',
-    "A case's last passing run and the first failing one after it, from the history, and what differs: commits and the scenario code's git log, each machine's profile, image and NixOS system, the closure diff",
+    "A case's last passing run and the first failing one after it, from the history, and what differs: inputs, commits and the scenario code's git log, each machine's profile, image and NixOS system, the closure diff; --rerun names the side the failure follows",
     (y) =>
       y
         .positional('case', { type: 'string', demandOption: true, describe: 'The case: its id (scenarios/smoke.ts::smoke[x86_64-direct]) or a part of it that names one' })

@@ -51,6 +51,11 @@ export interface RunArgs {
   knownFailures?: string;
   /** --input NAME=VALUE, as given. */
   input?: string[];
+  /** fleetlab.config.ts's inputs (its project's over its own), under --input's. */
+  configInputs?: Record<string, string>;
+  /** The config file and project the defaults came from, for report.json. */
+  configFile?: string;
+  project?: string;
 }
 
 const REPORTERS = ['console', 'junit', 'json', 'html'];
@@ -74,12 +79,12 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
     const v = a[opt];
     if (v !== undefined && !existsSync(resolve(v))) throw bad(opt, v, 'no such file');
   }
-  runInputs(a.input);
+  runInputs(a.input, a.configInputs);
   return { ...a, reporter: reporters.length ? reporters : REPORTERS };
 }
 
 /** --input NAME=VALUE options as ctx.inputs; a malformed or repeated one is a configuration error naming it. */
-export function runInputs(given: string[] | undefined): Record<string, string> {
+export function runInputs(given: string[] | undefined, fromConfig: Record<string, string> = {}): Record<string, string> {
   const inputs: Record<string, string> = {};
   for (const g of given ?? []) {
     const m = /^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$/s.exec(g);
@@ -87,7 +92,7 @@ export function runInputs(given: string[] | undefined): Record<string, string> {
     if (m[1]! in inputs) throw new ConfigurationError(`--input ${m[1]} is given twice (${JSON.stringify(inputs[m[1]!])} and ${JSON.stringify(m[2])}): give it once.`, { details: { field: 'input', value: g } });
     inputs[m[1]!] = m[2]!;
   }
-  return inputs;
+  return { ...fromConfig, ...inputs };
 }
 
 function planOptions(a: RunArgs, lab?: LabSession): PlanOptions {
@@ -167,7 +172,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   const say = a.reporter.includes('console') ? process.stdout : process.stderr;
   await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab, recordSystems: historyLocation(a.history) !== 'none', inputs: runInputs(a.input) }, mux);
+  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab, recordSystems: historyLocation(a.history) !== 'none', inputs: runInputs(a.input, a.configInputs), options: runOptionsSeen(a, workers) }, mux);
   await mux.emit('onRunEnd', summary);
   if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);
@@ -175,6 +180,12 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   // SIGINT's 130 comes from the summary (the run was interrupted), unless it only ended a pause.
   if (signalled === 'SIGTERM') return signalExitCode(signalled);
   return summary.exitCode;
+}
+
+/** The options a run ran with, wherever they came from (report.json's run.options). */
+function runOptionsSeen(a: RunArgs, workers: number): Record<string, unknown> {
+  const o = { config: a.configFile, project: a.project, paths: a.paths, grep: a.grep, tag: a.tag, machine: a.machine, shard: a.shard, workers, retries: a.retries, repeatEach: a.repeatEach, reporter: a.reporter, timeoutScale: a.timeoutScale, accel: a.accel, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, lab: a.lab, history: historyLocation(a.history), knownFailures: a.knownFailures };
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
 /** reports/latest -> this run. */

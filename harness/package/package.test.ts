@@ -49,6 +49,7 @@ describe('fleetlab installed from its npm pack tarball', () => {
     expect(init.exitCode, init.stderr).toBe(0);
     expect(init.stdout).toMatch(/kept +scenarios\/smoke\.ts/);
     expect(init.stdout).toMatch(/wrote machines\/my-device\.ts/);
+    expect(init.stdout).toMatch(/wrote fleetlab\.config\.ts/);
     expect(await readFile(join(repo, 'scenarios/smoke.ts'), 'utf8')).toBe('// mine\n');
     for (const f of ['.github/workflows/fleetlab.yml', 'ci/fleetlab.gitlab-ci.yml']) expect(await readFile(join(repo, f), 'utf8')).toMatch(/fleetlab run scenarios\//);
     expect(await readFile(join(repo, '.gitignore'), 'utf8')).toMatch(/^reports\/$/m);

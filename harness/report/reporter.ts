@@ -10,6 +10,8 @@ export interface RunInfo {
   startedAt: string;
   /** The run's inputs (--input NAME=VALUE). */
   inputs?: Record<string, string>;
+  /** The options it runs with (command line over fleetlab.config.ts and its project). */
+  options?: Record<string, unknown>;
 }
 
 /** What a reporter learns at the end. */

@@ -31,6 +31,8 @@ export interface RunOptions {
   recordSystems?: boolean;
   /** The run's inputs (--input NAME=VALUE): ctx.inputs. */
   inputs?: Record<string, string>;
+  /** The options it runs with (command line over fleetlab.config.ts), for report.json. */
+  options?: Record<string, unknown>;
 }
 
 /** Exit codes of a run. */
@@ -53,6 +55,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     workers: opts.workers,
     startedAt: new Date().toISOString(),
     inputs: opts.inputs ?? {},
+    ...(opts.options ? { options: opts.options } : {}),
   });
   const results: CaseResult[] = [];
   const kept: QemuMachine[] = [];

@@ -35,6 +35,7 @@ const SECONDS: Record<string, number> = {
   'harness/shell/heartbeat.test.ts': 48,
   'harness/browser/browser.test.ts': 44,
   'harness/history/history.test.ts': 40,
+  'harness/config/config.test.ts': 30,
   'harness/report/html-report.test.ts': 28,
   'harness/qemu/lifecycle.test.ts': 25,
   'harness/nixos/rollout.test.ts': 25,
