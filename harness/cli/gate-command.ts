@@ -4,9 +4,8 @@ import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { DEFAULT_POLICY, gate, type GatePolicy } from '../history/gate.ts';
 import type { FailureClass } from '../history/history.ts';
 import { loadDefaultKnownFailures } from '../history/known-failures.ts';
+import { FAILURE_CLASSES } from '../runner/results.ts';
 import { historyLocation, openHistory } from '../history/open-history.ts';
-
-const CLASSES: FailureClass[] = ['new', 'still-failing', 'flaky', 'known', 'known-expired'];
 
 export interface GateArgs {
   history?: string;
@@ -20,8 +19,8 @@ export interface GateArgs {
 
 export async function gateCommand(a: GateArgs): Promise<number> {
   const failOn = (a.failOn ?? DEFAULT_POLICY.failOn).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
-  const unknown = failOn.find((c) => !CLASSES.includes(c as FailureClass));
-  if (unknown !== undefined) throw new ConfigurationError(`--fail-on ${JSON.stringify(unknown)}: expected some of ${CLASSES.join(', ')}.`);
+  const unknown = failOn.find((c) => !FAILURE_CLASSES.includes(c as FailureClass));
+  if (unknown !== undefined) throw new ConfigurationError(`--fail-on ${JSON.stringify(unknown)}: expected some of ${FAILURE_CLASSES.join(', ')}.`);
   const policy: GatePolicy = { failOn: failOn as FailureClass[], maxInfrastructureErrors: a.maxInfraErrors ?? DEFAULT_POLICY.maxInfrastructureErrors, window: a.window ?? DEFAULT_POLICY.window };
   if (!(Number.isInteger(policy.maxInfrastructureErrors) && policy.maxInfrastructureErrors >= 0)) throw new ConfigurationError(`--max-infra-errors ${policy.maxInfrastructureErrors}: expected a whole number >= 0.`);
   if (!(Number.isInteger(policy.window) && policy.window >= 1)) throw new ConfigurationError(`--window ${policy.window}: expected a whole number >= 1 (earlier runs).`);

@@ -8,12 +8,11 @@ import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-
-const CLASSES = ['new', 'still-failing', 'flaky', 'known', 'known-expired'] as const;
+import { FAILURE_CLASSES } from '../runner/results.ts';
 
 const Gate = z
   .object({
-    failOn: z.array(z.enum(CLASSES)).optional(),
+    failOn: z.array(z.enum(FAILURE_CLASSES)).optional(),
     maxInfraErrors: z.number().int().min(0).optional(),
     window: z.number().int().min(1).optional(),
   })

@@ -117,10 +117,15 @@ export interface Classified {
 
 const BAD: ReadonlySet<CaseStatus> = new Set<CaseStatus>(['failed', 'error', 'interrupted']);
 
+/** Whether two runs were given the same inputs (none given counts as {}). */
+export function sameInputs(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const key = (r: Record<string, string> | undefined) => JSON.stringify(Object.entries(r ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return key(a) === key(b);
+}
+
 /** Whether two runs of a case tested the same systems: the same inputs, and each machine on the same toplevel where both runs read one. */
 function sameSystems(a: RunRecord, ac: CaseRecord, b: RunRecord, bc: CaseRecord): boolean {
-  const inputs = (r: RunRecord) => JSON.stringify(Object.entries(r.inputs ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)));
-  if (inputs(a) !== inputs(b)) return false;
+  if (!sameInputs(a.inputs, b.inputs)) return false;
   return ac.machines.every((m) => {
     const other = bc.machines.find((o) => o.role === m.role);
     return !m.system?.toplevel || !other?.system?.toplevel || m.system.toplevel === other.system.toplevel;

@@ -9,6 +9,8 @@ import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
+import { escapeRegExp } from '../console/stream-console.ts';
+import { sameInputs } from './history.ts';
 import type { Investigation } from './investigate.ts';
 
 export type Side = 'system' | 'scenario code' | 'neither' | 'both' | 'undecided';
@@ -42,8 +44,6 @@ export interface RerunOptions {
   outputRoot: string;
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 /** The two reruns of the investigated case and the side its failure follows. */
 export async function rerunSides(inv: Investigation, opts: RerunOptions): Promise<RerunVerdict> {
   const good = inv.lastGood;
@@ -65,7 +65,7 @@ export async function rerunSides(inv: Investigation, opts: RerunOptions): Promis
     const runOne = async (label: string, inputs: Record<string, string>, commit: string, folder: string): Promise<Rerun> => {
       const at = await codeAt(commit);
       const outputDir = join(opts.outputRoot, folder);
-      const r = await execa(opts.command, [...opts.args, 'run', file, '--grep', `^${escape(inv.caseId)}$`, '--history', 'none', '--output', outputDir, ...Object.entries(inputs).map(([k, v]) => `--input=${k}=${v}`)], {
+      const r = await execa(opts.command, [...opts.args, 'run', file, '--grep', `^${escapeRegExp(inv.caseId)}$`, '--history', 'none', '--output', outputDir, ...Object.entries(inputs).map(([k, v]) => `--input=${k}=${v}`)], {
         cwd: at.cwd,
         reject: false,
         env: { ...opts.env, CI: '1' },
@@ -89,9 +89,8 @@ export async function rerunSides(inv: Investigation, opts: RerunOptions): Promis
 }
 
 function verdict(a: Rerun, b: Rerun, inv: Investigation): { follows: Side; text: string } {
-  const same = (x?: Record<string, string>, y?: Record<string, string>) => JSON.stringify(Object.entries(x ?? {}).sort()) === JSON.stringify(Object.entries(y ?? {}).sort());
   const notes: string[] = [];
-  if (same(inv.lastGood?.run.inputs, inv.firstBad.run.inputs)) notes.push('the two runs had the same inputs: the system is not an input of these runs (give it with --input to pin it)');
+  if (sameInputs(inv.lastGood?.run.inputs, inv.firstBad.run.inputs)) notes.push('the two runs had the same inputs: the system is not an input of these runs (give it with --input to pin it)');
   if (inv.lastGood?.run.commit === inv.firstBad.run.commit) notes.push('the two runs had the same scenario code');
   const note = notes.length ? ` (${notes.join('; ')})` : '';
   if (a.status === 'error' || b.status === 'error') return { follows: 'undecided', text: `undecided: a rerun ended in an error, not a verdict (${[a, b].filter((r) => r.status === 'error').map((r) => `${r.label}: exit ${r.exitCode}${r.why ? `: ${r.why}` : ''}; see ${r.outputDir}`).join('; ')})${note}` };

@@ -72,7 +72,8 @@ export interface AttemptResult {
 }
 
 /** What a failure is against the run history (harness/history): see docs/gating.md. */
-export type FailureClass = 'new' | 'still-failing' | 'flaky' | 'known' | 'known-expired';
+export const FAILURE_CLASSES = ['new', 'still-failing', 'flaky', 'known', 'known-expired'] as const;
+export type FailureClass = (typeof FAILURE_CLASSES)[number];
 
 /** A case's failure classified against the run history when it ended. */
 export interface CaseHistory {
