@@ -1,21 +1,14 @@
-// `fleetlab console <machine>`: attaches this terminal to a machine kept by --pause-on-failure.
-import { existsSync, readdirSync } from 'node:fs';
+// `fleetlab console <machine>`: attaches this terminal to the serial console of a machine of a paused run or a
+// `fleetlab up` (its Unix socket in the session's folder).
 import { createConnection } from 'node:net';
-import { join, resolve } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { findMachine } from '../debug/sessions.ts';
 
 /** Connects stdin/stdout to the machine's console socket; Ctrl-] detaches. */
-export async function consoleCommand(machine: string, reportDir = 'reports/latest'): Promise<number> {
-  const dir = resolve(reportDir, 'consoles');
-  const path = join(dir, `${machine}.sock`);
-  if (!existsSync(path)) {
-    const have = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)) : [];
-    throw new ConfigurationError(
-      `No paused machine "${machine}" in ${dir}. ${have.length ? `Paused machines: ${have.join(', ')}.` : 'Run with --pause-on-failure; a failed case keeps its machines running.'}`,
-      { details: { machine } },
-    );
-  }
-  const sock = createConnection({ path });
+export async function consoleCommand(machine: string, session?: string): Promise<number> {
+  const { machine: m, session: s } = findMachine(machine, 'fleetlab console', session);
+  if (!m.console) throw new ConfigurationError(`fleetlab console: ${machine} (${s.id}) is not running`, { details: { machine } });
+  const sock = createConnection({ path: m.console });
   process.stderr.write(`attached to ${machine} (Ctrl-] to detach)\n`);
   if (process.stdin.isTTY) process.stdin.setRawMode(true);
   process.stdin.on('data', (d: Buffer) => {
@@ -25,6 +18,7 @@ export async function consoleCommand(machine: string, reportDir = 'reports/lates
     }
     sock.write(d);
   });
+  sock.on('error', (err) => process.stderr.write(`fleetlab console: ${machine}: ${err.message}\n`));
   sock.pipe(process.stdout);
   await new Promise<void>((r) => sock.on('close', r));
   if (process.stdin.isTTY) process.stdin.setRawMode(false);

@@ -19,6 +19,10 @@ import { DEFAULT_POLICY } from '../history/gate.ts';
 import { investigateCommand } from './investigate-command.ts';
 import { configArgs, loadConfig, type LoadedConfig, useMachinesDirs } from '../config/config.ts';
 import { labCommand } from './lab-command.ts';
+import { attachCommand } from './attach-command.ts';
+import { sshCommand } from './ssh-command.ts';
+import { upCommand, type UpArgs } from './up-command.ts';
+import { durationMs, type Duration } from '../time/duration.ts';
 import { initRepository } from './init-command.ts';
 import { PACKAGE_ROOT, VERSION, packageFile } from '../package-files.ts';
 import { execa } from 'execa';
@@ -31,7 +35,7 @@ import type { Argv } from 'yargs';
 async function commandConfig(): Promise<LoadedConfig> {
   const argv = hideBin(process.argv);
   const command = argv.find((a, i) => !a.startsWith('-') && !['--config', '--project'].includes(argv[i - 1] ?? ''));
-  if (!['run', 'list', 'gate'].includes(command ?? '')) return { defaults: {} };
+  if (!['run', 'list', 'gate', 'up'].includes(command ?? '')) return { defaults: {} };
   try {
     return await loadConfig(configArgs(argv));
   } catch (err) {
@@ -163,7 +167,9 @@ await yargs(hideBin(process.argv))
       selectionOptions(y)
         .option('workers', { alias: 'j', type: 'number', ...given(d.workers), describe: 'Cases run at once (default: what the host\'s cores and memory allow)' })
         .option('output', { alias: 'o', type: 'string', ...given(d.output), describe: 'Output directory (default: reports/<run-id>/, with reports/latest pointing at it)' })
-        .option('pause-on-failure', { type: 'boolean', default: false, describe: 'Keep the machines of a failed case running and print how to attach to their consoles' })
+        .option('pause-on-failure', { type: 'boolean', default: false, describe: 'Pause a failed case before its machines go: the REPL with them bound (or, without a terminal, fleetlab attach); fleetlab console/ssh reach them' })
+        .option('debug', { type: 'boolean', default: false, describe: 'Pause each case before its first step and on failure (the REPL: .continue resumes, .abort fails the case)' })
+        .option('pause-timeout', { type: 'string', default: d.pauseTimeout ?? '15m', describe: 'Without a terminal, how long a pause waits for fleetlab attach before the case goes on' })
         .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], ...given(d.accel), describe: 'Accelerator for every machine (default: each profile\'s, usually auto)' })
         .option('warm', { type: 'boolean', default: d.warm ?? false, describe: 'Warm starts: the first machine of each shape boots and is saved; later ones restore that snapshot (a scenario\'s snapshot option overrides)' })
         .option('checkpoints', { type: 'boolean', default: d.checkpoints ?? true, describe: 'Setup checkpoints: a scenario\'s setup steps run once and are saved; later cases restore them (--no-checkpoints: every case runs them)' })
@@ -190,10 +196,46 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'console <machine>',
-    'Attach this terminal to the serial console of a machine kept running by --pause-on-failure (Ctrl-] detaches)',
-    (y) => y.positional('machine', { type: 'string', demandOption: true }).option('report', { type: 'string', default: 'reports/latest', describe: 'The run directory' }),
+    'Attach this terminal to the serial console of a machine of a paused case or a fleetlab up session (Ctrl-] detaches)',
+    (y) => y.positional('machine', { type: 'string', demandOption: true }).option('session', { alias: 'report', type: 'string', describe: 'The session (a run id, its start, or its output folder) when several have the machine' }),
     async (argv) => {
-      process.exitCode = await consoleCommand(argv.machine, argv.report);
+      process.exitCode = await consoleCommand(argv.machine, argv.session);
+    },
+  )
+  .command(
+    'up <target>',
+    'Start machines and open a REPL with them bound: --count N of a profile (vm1..vmN) or a scenario file\'s machines (its body not run), on --net LANs, with SSH forwards, warm where a snapshot of their shape is cached; Ctrl-D stops them all',
+    (y) =>
+      configOptions(y)
+        .positional('target', { type: 'string', demandOption: true, describe: 'A profile name (or profile file), or a scenario file' })
+        .option('count', { alias: 'n', type: 'number', describe: 'How many machines of the profile (default 1)' })
+        .option('net', { type: 'string', array: true, describe: 'A switched LAN of all the machines, by this name (repeatable): machines[1].address(\'lan\')' })
+        .option('name', { type: 'string', default: 'vm', describe: 'The machines\' names (and hostnames): NAME1..NAMEN' })
+        .option('grep', { alias: 'g', type: 'string', describe: 'For a scenario file: the case whose "name [machine]" matches' })
+        .option('ssh', { type: 'boolean', default: true, describe: 'SSH forwards (fleetlab ssh, machine.ssh()); --no-ssh: none' })
+        .option('warm', { type: 'boolean', default: true, describe: 'Restore from a snapshot of each machine\'s shape, kept in the cache by the first up of that shape (--no-warm: always boot)' })
+        .option('accel', { type: 'string', choices: ['auto', 'kvm', 'tcg', 'hvf'], describe: 'Accelerator (default: each profile\'s)' })
+        .option('output', { alias: 'o', type: 'string', describe: 'Where the consoles\' logs and captures go (default: reports/up-<time>/)' })
+        .option('boot-timeout', { type: 'string', default: '10m', describe: 'How long the machines may take to come up' }),
+    async (argv) => {
+      process.exitCode = await upCommand({ target: argv.target, count: argv.count, net: argv.net, name: argv.name, grep: argv.grep, ssh: argv.ssh, warm: argv.warm, accel: argv.accel as UpArgs['accel'], output: argv.output, bootTimeoutMs: durationMs(argv.bootTimeout as Duration, '--boot-timeout') });
+    },
+  )
+  .command(
+    'attach [session]',
+    'Attach this terminal to the REPL of a paused run (ctx.pause, --debug, --pause-on-failure) or a fleetlab up session: a run id, its start, or its output folder; none: the only one',
+    (y) => y.positional('session', { type: 'string' }),
+    async (argv) => {
+      process.exitCode = await attachCommand(argv.session);
+    },
+  )
+  .command(
+    'ssh <machine> [command..]',
+    'OpenSSH into a machine of a paused case or a fleetlab up session, with the key and host key fleetlab knows (the case needs ssh: true)',
+    (y) => y.positional('machine', { type: 'string', demandOption: true }).positional('command', { type: 'string', array: true, default: [] as string[] }).option('session', { type: 'string', describe: 'The session, when several have the machine' }),
+    async (argv) => {
+      // What follows -- is yargs' argv._ after the command's name.
+      process.exitCode = await sshCommand(argv.machine, [...argv.command, ...argv._.slice(1).map(String)], argv.session);
     },
   )
   .command('report', "Reports: serve a run's folder, or merge shards' JUnit", (y) =>

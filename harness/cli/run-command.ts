@@ -4,11 +4,11 @@ import { historyLocation } from '../history/open-history.ts';
 import { loadDefaultKnownFailures } from '../history/known-failures.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { killAllChildrenSync } from '../process/supervisor.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import { Pauses } from '../debug/pauses.ts';
+import { durationMs, type Duration } from '../time/duration.ts';
 import { ConsoleReporter } from '../report/console-reporter.ts';
 import { JsonReporter } from '../report/json-reporter.ts';
 import { HtmlReporter } from '../report/html-reporter.ts';
@@ -34,6 +34,10 @@ export interface RunArgs {
   output?: string;
   timeoutScale: number;
   pauseOnFailure: boolean;
+  /** --debug: pause before each case's first step and on failure. */
+  debug: boolean;
+  /** --pause-timeout: how long a pause without a terminal waits for `fleetlab attach`. */
+  pauseTimeout?: string;
   warm?: boolean;
   keepSnapshots?: string;
   checkpoints?: boolean;
@@ -80,6 +84,7 @@ export function normaliseRunArgs(a: RunArgs): RunArgs {
     if (v !== undefined && !existsSync(resolve(v))) throw bad(opt, v, 'no such file');
   }
   runInputs(a.input, a.configInputs);
+  durationMs((a.pauseTimeout ?? '15m') as Duration, '--pause-timeout');
   return { ...a, reporter: reporters.length ? reporters : REPORTERS };
 }
 
@@ -172,12 +177,14 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   const say = a.reporter.includes('console') ? process.stdout : process.stderr;
   await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
   const workers = a.workers ?? defaultWorkers(cases);
-  const { summary, kept } = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauseOnFailure: a.pauseOnFailure, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab, recordSystems: historyLocation(a.history) !== 'none', inputs: runInputs(a.input, a.configInputs), options: runOptionsSeen(a, workers) }, mux);
+  // Pauses: on a terminal ctx.pause() always pauses; without one only under --debug or --pause-on-failure.
+  const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
+  const pauses = a.debug || a.pauseOnFailure || interactive ? new Pauses({ runId, outputDir, debug: a.debug, pauseOnFailure: a.pauseOnFailure, interactive, timeoutMs: durationMs((a.pauseTimeout ?? '15m') as Duration, '--pause-timeout'), say: (line) => process.stdout.write(`${line}\n`) }) : undefined;
+  const summary = await runPlan(cases, { runId, outputDir, workers, retries: a.retries, pauses, accel: a.accel, signal: controller.signal, warm: a.warm, checkpoints: a.checkpoints, keepSnapshots: a.keepSnapshots, boards: lab, recordSystems: historyLocation(a.history) !== 'none', inputs: runInputs(a.input, a.configInputs), options: runOptionsSeen(a, workers) }, mux);
   await mux.emit('onRunEnd', summary);
-  if (kept.length && !signalled) await pauseForAttach(kept, outputDir);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  // SIGINT's 130 comes from the summary (the run was interrupted), unless it only ended a pause.
+  // SIGINT's 130 comes from the summary (the run was interrupted).
   if (signalled === 'SIGTERM') return signalExitCode(signalled);
   return summary.exitCode;
 }
@@ -197,35 +204,4 @@ function pointLatest(outputDir: string): void {
   } catch {
     /* a report still works without the link */
   }
-}
-
-/** Keeps failed machines running, serves their serial consoles on sockets and waits for Ctrl-C. */
-async function pauseForAttach(kept: QemuMachine[], outputDir: string): Promise<void> {
-  const dir = join(outputDir, 'consoles');
-  mkdirSync(dir, { recursive: true });
-  const servers: Server[] = [];
-  const used = new Set<string>();
-  for (const m of kept) {
-    let name = m.name;
-    for (let i = 2; used.has(name); i++) name = `${m.name}-${i}`;
-    used.add(name);
-    const path = join(dir, `${name}.sock`);
-    const console = m.console();
-    const server = createServer((sock) => {
-      const unsubscribe = m.log.onLine((line) => sock.write(`${line}\r\n`));
-      sock.on('data', (d) => void console.write(d).catch(() => sock.end()));
-      sock.on('close', unsubscribe);
-    });
-    server.listen(path);
-    servers.push(server);
-    process.stdout.write(`paused: ${name} (${m.profile.name}) keeps running. Attach: fleetlab console ${name}   (or: socat -,raw,echo=0 UNIX-CONNECT:${path})\n`);
-  }
-  process.stdout.write('Press Ctrl-C to stop the paused machines.\n');
-  await new Promise<void>((resolveWait) => {
-    const stop = () => resolveWait();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  for (const s of servers) s.close();
-  await Promise.all(kept.map((m) => m.stop()));
 }

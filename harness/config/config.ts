@@ -36,6 +36,8 @@ const Run = z
     warm: z.boolean().optional(),
     checkpoints: z.boolean().optional(),
     keepSnapshots: z.string().min(1).optional(),
+    /** How long a pause without a terminal waits for `fleetlab attach` ('15m'). */
+    pauseTimeout: z.string().min(1).optional(),
     lab: z.string().min(1).optional(),
     labDb: z.string().min(1).optional(),
     history: z.string().min(1).optional(),

@@ -89,6 +89,8 @@ export interface MachineLog {
   lastLines(n?: number): string[];
   /** A line of fleetlab's own in the log ("power on", "forward: ..."). */
   note(text: string): void;
+  /** Calls `fn` with each line as it comes (a console served to `fleetlab console`); returns the unsubscribe. */
+  onLine(fn: (line: string) => void): () => void;
 }
 
 /** Options of ssh(): another user or key than the machine's, and a host key that may have changed (a reinstall). */
@@ -181,6 +183,8 @@ export interface Machine extends Shell, Systemd, Power, Partial<Capabilities> {
   expectPanic(fn: () => Promise<unknown>, opts?: WaitOptions): Promise<ConsoleCheckHit>;
   /** An SSH session into the machine with a pinned host key (a VM's ssh: true forward, a board's network address). */
   ssh(opts?: SshOptions): Promise<SshShell>;
+  /** Its address on one of the scenario's networks: `net.address(network)`, an error naming it where it has none. */
+  address(network: string): string;
   /** Where an SSH client outside fleetlab (ssh, nix copy, nixos-anywhere) reaches it. */
   sshEndpoint(): SshEndpoint;
   /** The SSH user and private key the machine is known to accept, if fleetlab knows one. */

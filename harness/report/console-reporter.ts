@@ -4,6 +4,8 @@
 // it ends. Honours NO_COLOR.
 import { passRates, type CaseResult, type StepResult } from '../runner/results.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
+import { terminalHeld, whenTerminalHeld } from '../debug/terminal.ts';
+import { failureText } from './failure-text.ts';
 
 interface Live {
   started: number;
@@ -31,6 +33,7 @@ export class ConsoleReporter implements Reporter {
     this.out = out;
     this.live = !!out.isTTY && !process.env.CI;
     this.color = !!out.isTTY && !process.env.NO_COLOR;
+    if (this.live) whenTerminalHeld(() => this.clearStatus());
   }
 
   private paint(code: string, s: string): string {
@@ -97,7 +100,7 @@ export class ConsoleReporter implements Reporter {
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.checkpoint?.restoreFailed) this.print(`    ${m.name}: restoring checkpoint "${m.facts.checkpoint.name}" failed, its steps replayed: ${m.facts.checkpoint.restoreFailed}`);
     for (const m of last.machines) if (m.facts?.kind === 'vm' && m.facts.start?.restoreFailed) this.print(`    ${m.name}: restoring its snapshot failed, booted cold instead: ${m.facts.start.restoreFailed}`);
     if (r.history) this.print(`    history: ${r.history.class}${r.history.bug ? ` (${r.history.bug})` : ''}: ${r.history.why}`);
-    if (last.error) this.print(last.error.message.split('\n').map((l) => `    ${l}`).join('\n'));
+    if (last.error) this.print(failureText(last, { paint: (c, t) => this.paint(c, t) }).map((l) => (l ? `    ${l}` : '')).join('\n'));
     if (last.skipReason) this.print(`    ${last.skipReason}`);
   }
 
@@ -118,7 +121,8 @@ export class ConsoleReporter implements Reporter {
   }
 
   private drawStatus(): void {
-    if (!this.live) return;
+    // A REPL on the terminal (a pause): no live block under its prompt.
+    if (!this.live || terminalHeld()) return;
     const width = Math.max(20, (this.out.columns || 120) - 1);
     const fit = (line: string) => (line.length > width ? `${line.slice(0, width - 1)}…` : line);
     const lines = [...this.running].map(([id, r]) => {

@@ -1,5 +1,5 @@
 // A try's machines: acquired from their providers (lab boards first, then VMs), started (warm where asked), and given
-// back at the end. The runner holds ManagedMachines; what is QEMU's alone (warm starts, --pause-on-failure) it asks
+// back at the end. The runner holds ManagedMachines; what is QEMU's alone (warm starts) it asks
 // of a QemuMachine.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { Fabric } from '../net/fabric.ts';
@@ -118,22 +118,14 @@ export async function startMachines(machines: Record<string, ManagedMachine>, mo
 }
 
 /**
- * Gives every machine back but the `kept` ones (stopped and, for a board, its lease released: quarantined when
- * `quarantine` gives a reason for its role). A failure to give one back is a line of the case's output, not an error.
+ * Gives every machine back (stopped and, for a board, its lease released: quarantined when `quarantine` gives a
+ * reason for its role). A failure to give one back is a line of the case's output, not an error.
  */
-export async function releaseMachines(cm: CaseMachines, opts: { kept?: ManagedMachine[]; quarantine?: (role: string) => string | undefined; output(line: string): void }): Promise<void> {
+export async function releaseMachines(cm: CaseMachines, opts: { quarantine?: (role: string) => string | undefined; output(line: string): void }): Promise<void> {
   await Promise.all(
-    [...cm.acquired]
-      .filter(([, a]) => !opts.kept?.includes(a.machine))
-      .map(([role, a]) =>
+    [...cm.acquired].map(([role, a]) =>
         a.release({ quarantine: opts.quarantine?.(role) }).catch((err: Error) => opts.output(`[${new Date().toISOString()}] ${a.board ? `lab: releasing ${a.board.board}` : `stopping ${role}`} failed: ${err.message}`)),
       ),
   );
   cm.acquired.clear();
 }
-
-/** The machines a try may keep running for --pause-on-failure: its VMs that still run (boards go back to the lab). */
-export function keepable(machines: Record<string, ManagedMachine>): QemuMachine[] {
-  return Object.values(machines).filter((m): m is QemuMachine => m instanceof QemuMachine && m.state === 'running');
-}
-

@@ -1,47 +1,50 @@
-// --pause-on-failure keeps a failed case's machine running and `fleetlab console` attaches to its serial console.
+// --pause-on-failure without a terminal: a failed case's machine stays up while the pause waits; `fleetlab console`
+// attaches to its serial console and `fleetlab attach` to the REPL, where machine methods work; .continue lets the
+// case fail as before and nothing of it is left running.
 import { execa } from 'execa';
 import { mkdtemp } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { processesMatching } from '../testing/processes.ts';
+import { OutputWatch } from '../testing/stream-wait.ts';
 
 const root = join(import.meta.dirname, '../..');
 const cli = join(root, 'harness/cli/main.ts');
 
-function waitFor(stream: NodeJS.ReadableStream, re: RegExp, ms: number): Promise<string> {
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`did not see ${re} within ${ms} ms; saw:\n${seen}`)), ms);
-    stream.on('data', (d: Buffer) => {
-      seen += d.toString();
-      if (re.test(seen)) {
-        clearTimeout(t);
-        resolve(seen);
-      }
-    });
-  });
-}
-
 describe('--pause-on-failure', () => {
-  it('keeps the machine, serves its console to `fleetlab console`, and stops it on Ctrl-C', async () => {
+  it('keeps the failed machine up for fleetlab console and fleetlab attach, then fails the case and stops it', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fleetlab-pause-'));
-    const run = execa(process.execPath, [cli, 'run', join(root, 'harness/runner/fixtures/pause.ts'), '--pause-on-failure', '--output', out], { cwd: root, reject: false, env: { CI: '1' } });
-    const printed = await waitFor(run.stdout!, /Press Ctrl-C/, 120_000);
-    expect(printed).toContain('paused: paused (x86_64-direct) keeps running. Attach: fleetlab console paused');
+    const runtime = await mkdtemp(join(tmpdir(), 'fl-rt-'));
+    const env = { CI: '1', FLEETLAB_RUNTIME_DIR: runtime };
+    const run = execa(process.execPath, [cli, 'run', join(root, 'harness/runner/fixtures/pause.ts'), '--pause-on-failure', '--output', out, '--history', 'none'], { cwd: root, reject: false, env });
+    const said = new OutputWatch(run.stdout!);
+    const printed = await said.until(/fleetlab attach \S+/, 120_000);
+    expect(printed).toMatch(/paused .*fails and pauses.*on failure: /);
+    expect(printed).toContain('paused (x86_64-direct): fleetlab console paused');
     expect(processesMatching('process=fleetlab-paused').length).toBe(1);
 
-    const attach = execa(process.execPath, [cli, 'console', 'paused', '--report', out], { cwd: root, reject: false });
-    const attached = waitFor(attach.stdout!, /paused login:/, 30_000);
+    const con = execa(process.execPath, [cli, 'console', 'paused'], { cwd: root, reject: false, env });
+    const conSaid = new OutputWatch(con.stdout!);
     await new Promise((r) => setTimeout(r, 500));
-    attach.stdin!.write('\n');
-    await attached;
-    attach.stdin!.write(Buffer.from([0x1d]));
-    expect((await attach).exitCode).toBe(0);
+    con.stdin!.write('\n');
+    await conSaid.until(/paused login:/, 30_000);
+    con.stdin!.write(Buffer.from([0x1d]));
+    expect((await con).exitCode).toBe(0);
 
-    run.kill('SIGINT');
+    const a = execa(process.execPath, [cli, 'attach'], { cwd: root, reject: false, env });
+    const aSaid = new OutputWatch(a.stdout!);
+    await aSaid.until(/attached to/, 20_000);
+    a.stdin!.write("await paused.succeed('uname -m')\n");
+    expect(await aSaid.until(/'x86_64\\n'/, 60_000)).toContain("'x86_64\\n'");
+    a.stdin!.write('.continue\n');
+    expect((await a).exitCode).toBe(0);
+
     const r = await run;
     expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/resumed/);
     expect(processesMatching('process=fleetlab-paused')).toEqual([]);
-  }, 200_000);
+    expect(readdirSync(runtime)).toEqual([]);
+  }, 240_000);
 });

@@ -10,17 +10,19 @@ import { installFlows } from '../install/flows.ts';
 import { Fabric } from '../net/fabric.ts';
 import { fabricHandle } from '../net/fabric-handle.ts';
 import type { ManagedMachine } from '../protocols/machine.ts';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
 import type { QemuProvider } from '../qemu/qemu-provider.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
 import type { ReporterMux } from '../report/reporter.ts';
-import { Deadline, now, withDeadline } from '../time/deadline.ts';
+import { currentDeadline, Deadline, now, withDeadline } from '../time/deadline.ts';
+import type { Pauses } from '../debug/pauses.ts';
 import type { BoardProvider } from './boards.ts';
 import { startAtCheckpoint } from './checkpoints.ts';
 import { collectEvidence } from './evidence.ts';
 import { systemOf } from './system-identity.ts';
-import { acquireMachines, keepable, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
+import { acquireMachines, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
+import { bindable } from '../debug/repl.ts';
+import { formatMs } from '../time/format.ts';
 import type { PlannedCase } from './plan.ts';
 import type { AttemptResult, ErrorInfo } from './results.ts';
 import type { ScenarioContext } from './scenario.ts';
@@ -35,8 +37,8 @@ export interface RunCaseOptions {
   reporters: ReporterMux;
   /** Aborted when the run is interrupted. */
   signal: AbortSignal;
-  /** Keep failed machines running; the runner attaches consoles and stops them later. */
-  keepOnFailure?: boolean;
+  /** The run's pauses (ctx.pause, --debug, --pause-on-failure); none: ctx.pause() only logs that it did not pause. */
+  pauses?: Pauses;
   /** Where the case's VMs come from. */
   qemu: QemuProvider;
   /** Warm starts: machines are restored from (or make) snapshots in this store. */
@@ -53,8 +55,8 @@ export interface RunCaseOptions {
   inputs?: Record<string, string>;
 }
 
-/** The try's result, and the machines left running when keepOnFailure asked for it. */
-export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ result: AttemptResult; kept: QemuMachine[] }> {
+/** The try's result. */
+export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<AttemptResult> {
   const started = now();
   const slug = c.id.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '');
   const logDir = resolve(opts.outputDir, 'machines', slug, `try-${opts.attempt}`);
@@ -63,7 +65,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
   const output = (line: string) => result.output.push(line);
   const event = (line: string) => output(`[${new Date().toISOString()}] ${line}`);
 
-  if (c.scenario.skip) return { result: skipped(result, typeof c.scenario.skip === 'string' ? c.scenario.skip : 'marked skip'), kept: [] };
+  if (c.scenario.skip) return skipped(result, typeof c.scenario.skip === 'string' ? c.scenario.skip : 'marked skip');
 
   const deadline = Deadline.after(c.scenario.timeout === undefined ? DEFAULT_SCENARIO_TIMEOUT : durationMs(c.scenario.timeout, 'timeout'), `scenario "${c.scenario.name}"`, { hint: "raise the scenario's timeout, or pass --timeout-scale" });
   const caseAbort = new AbortController();
@@ -94,7 +96,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     if ('skip' in got) {
       opts.signal.removeEventListener('abort', onRunAbort);
       await fabric?.close();
-      return { result: skipped(result, got.skip), kept: [] };
+      return skipped(result, got.skip);
     }
     cm = got;
   } catch (err) {
@@ -131,6 +133,30 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
       open: (machine, o) => (caseBrowser ??= new CaseBrowser({ logDir, log: output, signal: caseAbort.signal })).open(machine, o),
     },
     install: installFlows(step, output, (name, value) => ((result.properties ??= {})[name] = String(value))),
+    pause: (why?: string) => pause(why === undefined ? 'at ctx.pause()' : `at ctx.pause(${JSON.stringify(why)})`),
+  };
+  // A pause: the REPL (or, without a terminal, an attach) with the case's machines and context bound. The time it
+  // lasts does not count against the scenario's or the step's deadline; .abort fails the case there.
+  const pause = async (why: string, extra: Record<string, unknown> = {}): Promise<void> => {
+    if (!opts.pauses) {
+      output(`not paused ${why}: this run has no terminal; run with --debug (or --pause-on-failure) to pause and attach`);
+      return;
+    }
+    event(`paused ${why}`);
+    const bindings: Record<string, unknown> = { machines, net: ctx.net, step, ctx, inputs: ctx.inputs, ...extra };
+    for (const [role, m] of Object.entries(machines)) if (bindable(role, bindings)) bindings[role] = m;
+    const resume = (currentDeadline() ?? deadline).suspend();
+    const r = await opts.pauses.pause({ caseId: c.id, why, machines, bindings, signal: opts.signal }).finally(resume);
+    event(`pause ${why} ended after ${formatMs(r.ms)}: ${r.answer}`);
+    if (r.answer === 'abort') throw new Error(`aborted from the REPL while paused ${why}`);
+    if (r.answer === 'interrupted') throw new Error(`interrupted while paused ${why}`);
+  };
+  // --debug pauses once, before the first step the scenario's code takes (its setup's, else its run's).
+  let debugPaused = !opts.pauses?.settings.debug;
+  const debugPause = async () => {
+    if (debugPaused) return;
+    debugPaused = true;
+    await pause('before the first step');
   };
 
   /** Machines that came up (started, and their shell answered): a board that did not failed its health check. */
@@ -143,15 +169,19 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
       let setup: unknown;
       if (c.scenario.setup && mode === 'shell') {
         const s = c.scenario.setup;
-        setup = await startAtCheckpoint(c, { store: opts.checkpoints, machines, fabric, deadline, signal: caseAbort.signal, logDir, event, step, start, runSetup: () => s.run(ctx) });
+        setup = await startAtCheckpoint(c, { store: opts.checkpoints, machines, fabric, deadline, signal: caseAbort.signal, logDir, event, step, start, runSetup: async () => (await debugPause(), s.run(ctx)) });
         for (const m of Object.values(machines)) healthy.add(m);
         // Restored from the checkpoint, it decided no warm start: later cases need not wait for its turn.
         if (opts.snapshots && opts.warmTurn !== undefined) opts.snapshots.release(opts.warmTurn);
       } else {
         if (mode !== 'manual') await start();
         // Machines not brought to their shells: no checkpoint can hold them; the setup's steps just run.
-        if (c.scenario.setup) setup = await step(`setup: checkpoint "${c.scenario.setup.checkpoint}"`, () => c.scenario.setup!.run(ctx));
+        if (c.scenario.setup) {
+          await debugPause();
+          setup = await step(`setup: checkpoint "${c.scenario.setup.checkpoint}"`, () => c.scenario.setup!.run(ctx));
+        }
       }
+      await debugPause();
       await within(Promise.resolve().then(() => c.scenario.run({ ...ctx, setup })), deadline, `scenario "${c.scenario.name}" to finish`, { signal: caseAbort.signal, lastLines });
     });
   } catch (err) {
@@ -165,22 +195,23 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<{ r
     const ev = await collectEvidence(machines, logDir, { signal: opts.signal });
     result.artifacts.push(...ev.artifacts);
     for (const l of ev.lines) event(l);
+    // --debug and --pause-on-failure: a look at the failed case's machines before they go.
+    if (opts.pauses?.onFailure) await pause(`on failure: ${result.error?.message.split('\n')[0] ?? result.status}`, { error: result.error }).catch(() => undefined);
   }
   if (opts.recordSystems && !opts.signal.aborted) await Promise.all(result.machines.map(async (mr) => (mr.system = await systemOf(machines[mr.role]!, opts.signal))));
 
   opts.signal.removeEventListener('abort', onRunAbort);
   caseAbort.abort('case finished');
-  const kept = opts.keepOnFailure && (result.status === 'failed' || result.status === 'error') ? keepable(machines) : [];
   // A board that did not come up in an infrastructure failure failed its health check: out of service until it passes one.
   const unhealthy = result.error?.kind === 'infrastructure' && mode === 'shell';
-  await releaseMachines(cm, { kept, quarantine: (role) => (unhealthy && cm.acquired.get(role)?.board && !healthy.has(machines[role]!) ? `did not come up for ${c.id}: ${result.error!.message.split('\n')[0]}` : undefined), output: event });
+  await releaseMachines(cm, { quarantine: (role) => (unhealthy && cm.acquired.get(role)?.board && !healthy.has(machines[role]!) ? `did not come up for ${c.id}: ${result.error!.message.split('\n')[0]}` : undefined), output: event });
   // The networks' changes for report.html's timeline (the switch helper's own lines left out).
   const changes = (fabric?.log ?? []).filter((e) => e.event.startsWith('network '));
   if (changes.length) result.network = changes.map((e) => ({ t: Date.parse(e.at), event: e.event }));
-  if (fabric && !kept.length) await fabric.close();
+  await fabric?.close();
   for (const n of fabric?.networks.values() ?? []) result.artifacts.push({ name: `${n.name}.pcap`, path: n.pcap.path });
   result.durationMs = now() - started;
-  return { result, kept };
+  return result;
 }
 
 function skipped(result: AttemptResult, reason: string): AttemptResult {

@@ -1,7 +1,7 @@
 // Runs the planned cases on a pool of workers, retries infrastructure errors, and tells the reporters.
 import type { BoardProvider } from './boards.ts';
 import { cpus, freemem, totalmem } from 'node:os';
-import type { QemuMachine } from '../qemu/qemu-machine.ts';
+import type { Pauses } from '../debug/pauses.ts';
 import type { ReporterMux, RunSummary } from '../report/reporter.ts';
 import { now } from '../time/deadline.ts';
 import type { PlannedCase } from './plan.ts';
@@ -16,7 +16,8 @@ export interface RunOptions {
   outputDir: string;
   workers: number;
   retries: number;
-  pauseOnFailure: boolean;
+  /** ctx.pause, --debug and --pause-on-failure (none: ctx.pause() does not pause). */
+  pauses?: Pauses;
   accel?: 'auto' | 'kvm' | 'tcg' | 'hvf';
   signal: AbortSignal;
   /** Warm starts for every case (--warm); a scenario's snapshot option overrides it. */
@@ -45,8 +46,8 @@ export function defaultWorkers(cases: PlannedCase[]): number {
   return Math.max(1, Math.min(cpus().length, Math.floor((memMiB * 0.8) / perCaseMiB), cases.length || 1));
 }
 
-/** Runs every case; resolves with the results and the machines kept for --pause-on-failure. */
-export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters: ReporterMux): Promise<{ summary: RunSummary; kept: QemuMachine[] }> {
+/** Runs every case; resolves with the results. */
+export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters: ReporterMux): Promise<RunSummary> {
   const t0 = now();
   await reporters.emit('onRunBegin', {
     runId: opts.runId,
@@ -58,7 +59,6 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     ...(opts.options ? { options: opts.options } : {}),
   });
   const results: CaseResult[] = [];
-  const kept: QemuMachine[] = [];
   let next = 0;
   // Snapshots for warm starts: one store per run, shared by its workers, removed at its end unless kept.
   const warmCase = (c: PlannedCase) => (c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!opts.warm);
@@ -74,9 +74,8 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     const attempts: AttemptResult[] = [];
     for (let attempt = 1; ; attempt++) {
       await reporters.emit('onCaseBegin', { id: c.id, attempt });
-      const { result, kept: k } = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, keepOnFailure: opts.pauseOnFailure, qemu, snapshots: warmCase(c) ? snapshots : undefined, checkpoints: checkpointCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards, recordSystems: opts.recordSystems, inputs: opts.inputs });
+      const result = await runCase(c, { attempt, outputDir: opts.outputDir, reporters, signal: opts.signal, pauses: opts.pauses, qemu, snapshots: warmCase(c) ? snapshots : undefined, checkpoints: checkpointCase(c) ? snapshots : undefined, warmTurn: order.get(c.id), boards: opts.boards, recordSystems: opts.recordSystems, inputs: opts.inputs });
       attempts.push(result);
-      kept.push(...k);
       const willRetry = result.status === 'error' && result.error?.kind === 'infrastructure' && attempt <= opts.retries && !opts.signal.aborted;
       await reporters.emit('onAttemptEnd', { id: c.id, attempt: result, willRetry });
       if (!willRetry) break;
@@ -115,7 +114,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   // Report in plan order, whatever order workers finished in.
   results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   const summary: RunSummary = { results, durationMs: now() - t0, exitCode: exitCodeOf(results, opts.signal.aborted), interrupted: opts.signal.aborted };
-  return { summary, kept };
+  return summary;
 }
 
 /**

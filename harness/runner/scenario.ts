@@ -65,6 +65,13 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
    * `install.nixosAnywhere(machine, { storePaths | flake, kexec })` (the machine running, with ssh: true).
    */
   install: InstallFlows;
+  /**
+   * A breakpoint: the REPL with the case's machines (by role and as `machines`), `net`, `step` and `ctx` bound, on
+   * the terminal or, without one, for `fleetlab attach` (see docs/debugging.md); `.continue` resumes, `.abort` ends
+   * the case as failed. The time paused does not count against the deadlines. In a run with no terminal and neither
+   * --debug nor --pause-on-failure it only logs that it did not pause.
+   */
+  pause(why?: string): Promise<void>;
 }
 
 /** The install flows as a scenario calls them (harness/install/install.ts). */

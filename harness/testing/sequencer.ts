@@ -36,6 +36,9 @@ const SECONDS: Record<string, number> = {
   'harness/browser/browser.test.ts': 44,
   'harness/history/history.test.ts': 40,
   'harness/config/config.test.ts': 30,
+  // Measured alone here (2026-12-06): 18 s and 21 s; under a loaded suite about twice that.
+  'harness/debug/repl-tmux.test.ts': 40,
+  'harness/debug/pause.test.ts': 35,
   'harness/report/html-report.test.ts': 28,
   'harness/qemu/lifecycle.test.ts': 25,
   'harness/nixos/rollout.test.ts': 25,

@@ -29,6 +29,25 @@ describe('Deadline', () => {
     expect(await raceDeadline(Promise.resolve(7), 1000)).toEqual({ timedOut: false, value: 7 });
   });
 
+  it('suspend() stops the clock of a deadline and its parents: a race on it outlasts its budget by the pause', async () => {
+    const scenario = Deadline.after(150, 'scenario');
+    const step = scenario.child(60_000, 'step');
+    const t0 = performance.now();
+    const race = raceDeadline(new Promise(() => undefined), step);
+    const resume = step.suspend();
+    await new Promise((r) => setTimeout(r, 300));
+    // Paused for twice the budget: still time left, and the race still waits.
+    expect(scenario.expired()).toBe(false);
+    expect(step.remaining()).toBeGreaterThan(100);
+    resume();
+    expect(await race).toEqual({ timedOut: true });
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(440);
+    expect(took).toBeLessThan(2000);
+    // Resumed, the clock runs again.
+    expect(scenario.expired()).toBe(true);
+  });
+
   it('formats durations for people', () => {
     expect(formatMs(850)).toBe('850 ms');
     expect(formatMs(2000)).toBe('2.0 s');

@@ -13,6 +13,16 @@ export function withDeadline<T>(deadline: Deadline, fn: () => T): T {
   return ambient.run(deadline, fn);
 }
 
+/** The deadline of the step or scenario running now, if any. */
+export function currentDeadline(): Deadline | undefined {
+  return ambient.getStore();
+}
+
+/** Runs `fn` outside every step's and scenario's deadline: its waits get their own defaults (a REPL's commands). */
+export function outsideDeadlines<T>(fn: () => T): T {
+  return ambient.exit(fn);
+}
+
 /** Milliseconds on the monotonic clock every deadline in fleetlab uses. */
 export function now(): number {
   return performance.now();
@@ -34,8 +44,10 @@ export function getTimeoutScale(): number {
 
 /** A named budget that ends at an absolute time; an inner deadline never outlives its parent. */
 export class Deadline {
-  /** Absolute end on the monotonic clock (ms). */
-  readonly at: number;
+  /** Absolute end on the monotonic clock (ms), less the time suspended so far. */
+  private end: number;
+  /** When suspend() stopped its clock (a pause), until it goes on. */
+  private suspendedAt: number | undefined;
   /** Length of this budget in ms, after scaling. */
   readonly budgetMs: number;
   /** What the budget is for: "shell command 'ls'", "scenario 'smoke'". */
@@ -46,7 +58,7 @@ export class Deadline {
 
   private constructor(budgetMs: number, label: string, parent?: Deadline, hint?: string) {
     this.budgetMs = budgetMs;
-    this.at = now() + budgetMs;
+    this.end = now() + budgetMs;
     this.label = label;
     this.parent = parent;
     this.hint = hint;
@@ -56,6 +68,31 @@ export class Deadline {
   static after(ms: number, label: string, opts: { parent?: Deadline; hint?: string; unscaled?: boolean } = {}): Deadline {
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout for ${label} must be a non-negative number of ms, got ${ms}`);
     return new Deadline(opts.unscaled ? ms : ms * timeoutScale, label, opts.parent, opts.hint);
+  }
+
+  /** Absolute end on the monotonic clock (ms); while suspended, it moves on with the clock. */
+  get at(): number {
+    return this.suspendedAt === undefined ? this.end : this.end + (now() - this.suspendedAt);
+  }
+
+  /**
+   * Stops the clock of this deadline and its ancestors until the returned function is called: the time a scenario
+   * spends paused (ctx.pause, a REPL) does not count against it. Waits racing it (raceDeadline) see it still has
+   * time when their timer fires and wait on.
+   */
+  suspend(): () => void {
+    const chain: Deadline[] = [];
+    for (let d: Deadline | undefined = this; d; d = d.parent) {
+      if (d.suspendedAt !== undefined) continue;
+      d.suspendedAt = now();
+      chain.push(d);
+    }
+    return () => {
+      for (const d of chain.splice(0)) {
+        d.end += now() - d.suspendedAt!;
+        d.suspendedAt = undefined;
+      }
+    };
   }
 
   /** A child budget: the earlier of `ms` from now and this deadline. */
@@ -146,10 +183,17 @@ export function raceDeadline<T>(
 ): Promise<{ timedOut: false; value: T } | { timedOut: true }> {
   const ms = typeof deadline === 'number' ? deadline : deadline.remaining();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    // A deadline suspended while waiting (a pause: Deadline.suspend) gets a new timer for what it has left.
+    const fire = () => {
+      const left = typeof deadline === 'number' ? 0 : deadline.remaining();
+      if (left > 0) {
+        timer = setTimeout(fire, left);
+        return;
+      }
       cleanup();
       resolve({ timedOut: true });
-    }, ms);
+    };
+    let timer = setTimeout(fire, ms);
     const onAbort = () => {
       cleanup();
       reject(abortError(signal!, awaited ?? (typeof deadline === 'number' ? 'an operation' : deadline.label)));
