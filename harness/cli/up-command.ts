@@ -83,7 +83,7 @@ export async function upCommand(a: UpArgs): Promise<number> {
     await startMachines(cm.machines, 'shell', { signal: abort.signal, snapshots: store, warmTurn: 0, healthy: new Set(), output: (l) => process.stderr.write(`${l}\n`) });
     store?.release(0);
     const list = Object.values(cm.machines);
-    const starts = list.map((m) => `${m.name} ${m.facts?.kind === 'vm' && m.facts.start ? `${m.facts.start.mode} ${(m.facts.start.ms / 1000).toFixed(1)} s` : 'up'}`);
+    const starts = list.map((m) => `${m.name} ${m.facts?.kind === 'vm' && m.facts.start ? `${m.facts.start.mode} ${(m.facts.start.ms / 1000).toFixed(1)} s` : 'booted'}`);
     say(`fleetlab up: ${list.length} machine${list.length === 1 ? '' : 's'} up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${starts.join(', ')})`);
     await repl(c, cm.machines, fabric, id, outputDir, abort.signal, say);
   } finally {
@@ -114,7 +114,7 @@ async function repl(c: PlannedCase, machines: Record<string, ManagedMachine>, fa
     prompt: 'fleetlab up> ',
     commands: {},
     local: { terminal },
-    banner: `fleetlab up ${id}:${nets.length ? ` on ${nets.map((n) => `${n} (${list.map((m) => `${m.name} ${m.address(n)}`).join(', ')})`).join('; ')}` : ''}`,
+    banner: `fleetlab up ${id}${nets.length ? `: on ${nets.map((n) => `${n} (${list.map((m) => `${m.name} ${m.address(n)}`).join(', ')})`).join('; ')}` : ''}`,
     hint: `  the REPL has machines (${list.map((m, i) => `[${i}] ${m.name}`).join(', ')}), each by name, and net bound; Ctrl-D stops them all; fleetlab attach ${id} from another terminal`,
     greeting: `attached to ${id} (fleetlab up); Ctrl-D detaches\n`,
     say,

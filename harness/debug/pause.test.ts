@@ -79,11 +79,15 @@ describe('pauses without a terminal', () => {
     expect(readdirSync(runtime)).toEqual([]);
   }, 120_000);
 
-  it('without --debug or --pause-on-failure and no terminal, ctx.pause() only says it did not pause', async () => {
-    const { out, run } = await start(['-g', '^breakpoint']);
+  it('without --debug or --pause-on-failure and no terminal, ctx.pause() only says it did not pause; a failure prints its code frame', async () => {
+    const { out, run } = await start(['--workers', '1']);
     const r = await run;
-    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.exitCode, r.stdout).toBe(1);
     expect(r.stdout).not.toContain('⏸');
+    // The failed case at the terminal: its step, assert's diff, and the scenario line with a caret.
+    expect(r.stdout).toContain('    in step: compare\n    the greeting\n    + actual - expected');
+    expect(r.stdout).toContain('    ❯ harness/debug/fixtures/breakpoint.ts:24:');
+    expect(r.stdout).toContain("    > 24 |     await step('compare', () => assert.equal('actual', 'expected', 'the greeting'));");
     expect(readFileSync(join(out, 'junit.xml'), 'utf8')).toContain('not paused at ctx.pause("look around"): this run has no terminal');
   }, 60_000);
 

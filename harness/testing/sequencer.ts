@@ -39,6 +39,7 @@ const SECONDS: Record<string, number> = {
   // Measured alone here (2026-12-06): 18 s and 21 s; under a loaded suite about twice that.
   'harness/debug/repl-tmux.test.ts': 40,
   'harness/debug/pause.test.ts': 35,
+  'harness/debug/up.test.ts': 20,
   'harness/report/html-report.test.ts': 28,
   'harness/qemu/lifecycle.test.ts': 25,
   'harness/nixos/rollout.test.ts': 25,
