@@ -5,7 +5,7 @@ import LongestFirst from './harness/testing/sequencer.ts';
  * The matrix tier: long runs of one behaviour across every boot loader and cut point. scripts/test.sh runs the suite
  * (everything else) first, then these; FLEETLAB_TEST_TIER picks one (unset: all files).
  */
-const MATRIX = ['harness/nixos/update-rollback-x86.test.ts', 'harness/nixos/update-rollback-arm.test.ts', 'harness/nixos/power-cut.test.ts', 'harness/install/install-matrix.test.ts', 'lab/update-rollback-board.test.ts'];
+const MATRIX = ['harness/nixos/update-rollback-x86.test.ts', 'harness/nixos/update-rollback-arm.test.ts', 'harness/nixos/power-cut.test.ts', 'harness/install/install-matrix.test.ts', 'lab/update-rollback-board.test.ts', 'lab/boot-loader-recovery.test.ts'];
 const ALL = ['harness/**/*.test.ts', 'machines/**/*.test.ts', 'scenarios/**/*.test.ts', 'nix/**/*.test.ts', 'lab/**/*.test.ts', 'docs/**/*.test.ts'];
 const tier = process.env.FLEETLAB_TEST_TIER;
 

@@ -29,6 +29,8 @@ export { FleetlabError, TestFailure, InfrastructureError, ConfigurationError, Ti
 export { BUILTIN_CONSOLE_CHECKS } from './console/console-checks.ts';
 export type { ConsoleCheck, ConsoleCheckHit, ConsoleCheckSettings } from './console/console-checks.ts';
 export type { Console, ExpectOptions } from './protocols/console.ts';
+export { uboot, UBootConsole } from './console/uboot.ts';
+export type { UBootOptions, UBootResult, MenuEntry } from './console/uboot.ts';
 export type { Shell, ExecResult, ExecOptions, CopyReport } from './protocols/shell.ts';
 export type { Systemd, SystemdOptions, UnitActiveState } from './protocols/systemd.ts';
 export type { Power, RebootOptions, RebootVia } from './protocols/power.ts';

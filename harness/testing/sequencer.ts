@@ -18,6 +18,8 @@ const SECONDS: Record<string, number> = {
   // Four runs of a one-machine fixture (two recorded, two reruns), estimated from the runs measured alone (~50 s each).
   'harness/history/investigate.test.ts': 200,
   'lab/update-rollback-board.test.ts': 139,
+  // Measured alone here (2026-12-06): a board case of 44 s and a VM case of 32 s, one after the other.
+  'lab/boot-loader-recovery.test.ts': 90,
   'harness/runner/cli-run.test.ts': 109,
   'harness/shell/systemd.test.ts': 101,
   'harness/runner/checkpoint.test.ts': 99,
