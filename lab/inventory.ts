@@ -33,6 +33,28 @@ const powerSchema = z.discriminatedUnion('driver', [
   z.object({ driver: z.literal('usbrelay'), relay: z.string().regex(/^\w+_\d+$/, 'SERIAL_N, as usbrelay lists it') }),
   z.object({ driver: z.literal('command'), on: z.string().min(1), off: z.string().min(1), status: z.string().optional() }),
   z.object({ driver: z.literal('manual') }),
+  z.object({
+    /** A PDU outlet or a PoE switch port over SNMP (lab/drivers/snmp-outlet.ts lists each vendor's OIDs). */
+    driver: z.literal('snmp'),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(161),
+    outlet: z.number().int().min(1),
+    vendor: z.enum(['apc', 'eaton', 'raritan', 'poe', 'custom']),
+    oids: z
+      .object({
+        on: z.object({ oid: z.string().regex(/^\.?\d+(\.(\d+|\{outlet\}))+$/), value: z.number().int() }),
+        off: z.object({ oid: z.string().regex(/^\.?\d+(\.(\d+|\{outlet\}))+$/), value: z.number().int() }),
+        get: z.string().regex(/^\.?\d+(\.(\d+|\{outlet\}))+$/),
+        onValues: z.array(z.number().int()).optional(),
+        offValues: z.array(z.number().int()).optional(),
+      })
+      .optional(),
+    group: z.number().int().min(1).default(1),
+    community: z.string().min(1).default('private'),
+    readCommunity: z.string().min(1).optional(),
+    version: z.enum(['1', '2c']).default('2c'),
+    timeoutMs: z.number().int().min(100).default(2000),
+  }).refine((p) => p.vendor !== 'custom' || p.oids !== undefined, { path: ['oids'], message: 'vendor "custom" needs oids: { on: { oid, value }, off: { oid, value }, get, onValues, offValues }' }),
 ]);
 
 const sdMuxSchema = z.discriminatedUnion('driver', [

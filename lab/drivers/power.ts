@@ -11,10 +11,13 @@
 // - usbrelay     USB HID relay boards through the usbrelay command: usbrelay <SERIAL_N>=1|0.
 // - command      any command lines (sh -c): on, off and optionally status (exit 0 = on, 1 = off).
 // - manual       asks the person at the console to switch it, and waits for Enter.
+// - snmp         a PDU outlet or a PoE switch port over SNMP v1/v2c (APC, Eaton, Raritan, POWER-ETHERNET-MIB, or the
+//                lab file's own OIDs): lab/drivers/snmp-outlet.ts.
 import { execa } from 'execa';
 import { createInterface } from 'node:readline';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import type { PowerSpec } from '../inventory.ts';
+import { snmpOutlet } from './snmp-outlet.ts';
 
 export interface PowerDriver {
   /** The driver's name and its device, for reports: "tasmota http://10.0.0.7". */
@@ -123,6 +126,10 @@ export function powerDriver(spec: PowerSpec, board: string): PowerDriver {
           throw new InfrastructureError(`power: ${board}: status command "${spec.status}" exited ${r.exitCode} (0 means on, 1 off): ${r.stderr.trim()}`);
         },
       };
+    case 'snmp': {
+      const outlet = snmpOutlet(spec, board);
+      return { describe: outlet.describe, set: (on) => serialised(`snmp:${spec.host}:${spec.port}`, () => outlet.set(on)), get: () => serialised(`snmp:${spec.host}:${spec.port}`, () => outlet.get()) };
+    }
     case 'manual':
       return {
         describe: 'manual (the person at the console switches it)',
