@@ -38,6 +38,8 @@ import { powerDriver, type PowerDriver } from './drivers/power.ts';
 import type { WriteReport } from './drivers/image-writer.ts';
 import { flashThroughMux, sdMux } from './drivers/sd-mux.ts';
 import { serialTarget, type BoardSpec } from './inventory.ts';
+import type { LabHost } from './lab-host.ts';
+import { openRfc2217, type Rfc2217Stream } from './rfc2217.ts';
 
 export interface BoardOptions {
   /** The role's name in the scenario (what QEMU machines are named by). */
@@ -46,6 +48,8 @@ export interface BoardOptions {
   onConsoleLine?: (line: string) => void;
   /** The scenario's console checks, on top of the profile's. */
   consoleChecks?: ConsoleCheckSettings;
+  /** The lab host it hangs off (its host-side power commands run there). */
+  host?: LabHost;
 }
 
 export class Board extends ShellMachine implements ManagedMachine, Media {
@@ -64,7 +68,9 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   private readonly serialConsole: StreamConsole;
   private readonly backdoor: BackdoorShell;
   protected readonly shell: ShellOps;
-  private stream: SerialPort | Socket | undefined;
+  private stream: SerialPort | Socket | Rfc2217Stream | undefined;
+  /** The lab host it hangs off, if any. */
+  readonly host: LabHost | undefined;
   private life = new Lifeline();
   private _state: MachineState = 'stopped';
   /** The serial login that turns the line into the shell channel, once per boot. */
@@ -107,7 +113,8 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     this.boardName = boardName;
     this.spec = spec;
     this.profile = profile;
-    this.power = powerDriver(spec.power, boardName);
+    this.host = opts.host;
+    this.power = powerDriver(spec.power, boardName, opts.host);
     this.consoles = new ConsoleSet({ machine: opts.name, logDir: opts.logDir, main: profile.serialConsole, checks: [profile.consoleChecks, opts.consoleChecks], life: () => this.life, booting: () => this.booting, note: (l) => this.log.note(l), onFired: (hit) => this.emit('console-check', hit) });
     this.log = this.consoles.log;
     this.serialConsole = this.consoles.get();
@@ -140,7 +147,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   /** Where the serial line is: the device path (or host:port), for reports. */
   get serialDevice(): string {
     const t = serialTarget(this.spec);
-    return 'tcp' in t ? `tcp:${t.tcp}` : t.path;
+    return 'tcp' in t ? `tcp:${t.tcp}` : 'rfc2217' in t ? `rfc2217:${t.rfc2217}` : t.path;
   }
 
   /**
@@ -197,19 +204,23 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
 
   private async openSerial(timeoutMs: number): Promise<void> {
     const t = serialTarget(this.spec);
-    let stream: SerialPort | Socket;
+    let stream: SerialPort | Socket | Rfc2217Stream;
     let device: string | undefined;
     if ('tcp' in t) {
       const [host, port] = t.tcp.split(/:(?=\d+$)/) as [string, string];
       stream = connect({ host, port: Number(port) });
       await once(stream, 'connect', timeoutMs, `the serial server ${t.tcp} of board ${this.boardName}`);
+    } else if ('rfc2217' in t) {
+      stream = await openRfc2217(t.rfc2217, t.baud, Math.min(timeoutMs, 10_000)).catch((err: Error) => {
+        throw new InfrastructureError(`board ${this.boardName}${this.host ? ` on ${this.host.describe}` : ''}: ${err.message}`, { cause: err });
+      });
     } else {
       const path = (device = resolveSerialPath(t.path, this.boardName));
       stream = new SerialPort({ path, baudRate: t.baud, autoOpen: false });
       await new Promise<void>((ok, fail) => (stream as SerialPort).open((err) => (err ? fail(new InfrastructureError(`board ${this.boardName}: cannot open serial line ${path}: ${err.message}`)) : ok())));
     }
     this.stream = stream;
-    stream.on('close', () => this.serialLost(stream, `its serial line ${this.serialDevice} closed`));
+    stream.on('close', () => this.serialLost(stream, `its serial line ${this.serialDevice}${this.host ? ` (exported by ${this.host.describe})` : ''} closed`));
     stream.on('error', () => undefined);
     if (device) {
       // A USB serial adapter that is unplugged (a pseudo-terminal whose other side is gone) does not end the stream:
@@ -224,7 +235,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   }
 
   /** The serial line is gone while it was open: the board's life ends (every wait on it fails, naming the line). */
-  private serialLost(stream: SerialPort | Socket, how: string): void {
+  private serialLost(stream: SerialPort | Socket | Rfc2217Stream, how: string): void {
     if (this.stream !== stream) return;
     this.log.note(how);
     this.life.finish(new MachineDied(this.boardName, how, undefined, () => this.log.lastLines(20), undefined));

@@ -3,7 +3,7 @@
 // firmware, shell), tags, its serial line, its power switch, optionally an SD mux, and the login of its serial shell.
 // Errors name the file and the field.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
@@ -23,7 +23,23 @@ const serialSchema = z.union([
     /** A raw TCP port of a serial server (ser2net "raw" or "telnet" with no options). */
     tcp: z.string().regex(/^[^:\s]+:\d+$/, 'host:port'),
   }),
+  z.object({
+    /** An RFC 2217 port of a serial server (ser2net's telnet(rfc2217) accepter): the line's baud and 8N1 are set through it. */
+    rfc2217: z.string().regex(/^[^:\s]+:\d+$/, 'host:port'),
+    baud: z.number().int().positive().default(115200),
+  }),
 ]);
+
+/** A lab host: a machine the boards hang off, reached with OpenSSH (lab/lab-host.ts). */
+export const hostSchema = z.object({
+  /** user@address. */
+  ssh: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'user@address'),
+  port: z.number().int().min(1).max(65535).default(22),
+  /** The private key file its user accepts (relative to the lab file). */
+  privateKey: z.string().min(1),
+  /** Its host key, "ssh-ed25519 AAAA…": pinned; without it the first key seen is trusted and logged. */
+  hostKey: z.string().regex(/^[\w@.-]+ [A-Za-z0-9+/=]+/, '"type base64", as in known_hosts').optional(),
+});
 
 const powerSchema = z.discriminatedUnion('driver', [
   z.object({ driver: z.literal('tasmota'), url: z.url(), relay: z.number().int().min(1).max(8).optional(), user: z.string().optional(), password: z.string().optional() }),
@@ -92,12 +108,16 @@ export const boardSchema = z.object({
     .optional(),
   /** The serial shell's user and password (default: the profile's guest.login). */
   login: z.object({ user: z.string(), password: z.string() }).optional(),
+  /** The lab host the board hangs off (a key of hosts): host-side power commands run there over SSH. */
+  host: z.string().optional(),
   /** Budget of the health check, in ms. */
   healthTimeoutMs: z.number().int().positive().default(180_000),
 });
 
 export const labSchema = z.object({
   name: z.string().regex(/^[\w.-]+$/),
+  /** Lab hosts by name (boards name theirs with host:). */
+  hosts: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "-" and "_"'), hostSchema).default({}),
   boards: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "-" and "_"'), boardSchema),
   /** Lease time to live in seconds: a runner that dies loses its boards this long after its last renewal. */
   leaseTtlSeconds: z.number().int().min(5).max(3600).default(30),
@@ -106,12 +126,17 @@ export const labSchema = z.object({
    * lab; it may return a function that undoes it, called when that process is done with the lab.
    */
   provision: z.custom<() => Promise<void | (() => Promise<void>)>>((v) => v === undefined || typeof v === 'function').optional(),
+}).superRefine((lab, ctx) => {
+  for (const [name, b] of Object.entries(lab.boards)) {
+    if (b.host !== undefined && !(b.host in lab.hosts)) ctx.addIssue({ code: 'custom', path: ['boards', name, 'host'], message: `names no host of this lab (hosts: ${Object.keys(lab.hosts).join(', ') || 'none'})` });
+  }
 });
 
 export type LabInput = z.input<typeof labSchema>;
 export type Lab = z.output<typeof labSchema> & { file: string };
 export type BoardSpec = z.output<typeof boardSchema>;
 export type PowerSpec = BoardSpec['power'];
+export type HostSpec = z.output<typeof hostSchema>;
 export type SdMuxSpec = NonNullable<BoardSpec['sdMux']>;
 
 /** Declares a lab: export default defineLab({...}) from a lab file. */
@@ -135,7 +160,9 @@ export async function loadLab(file: string): Promise<Lab> {
     const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(lab)'}: ${i.message}`).join('\n');
     throw new ConfigurationError(`lab file ${file} is invalid:\n${problems}`, { details: { file, issues: parsed.error.issues } });
   }
-  return { ...parsed.data, file: path };
+  // A host's key file is relative to the lab file.
+  const hosts = Object.fromEntries(Object.entries(parsed.data.hosts).map(([n, h]) => [n, { ...h, privateKey: resolve(dirname(path), h.privateKey) }]));
+  return { ...parsed.data, hosts, file: path };
 }
 
 /** The boards a selector names: "board:<name>", "tag:<tag>", or a bare board name. */
@@ -154,9 +181,10 @@ export function selectBoards(lab: Lab, selector: string): string[] {
 }
 
 /** The device path of a board's serial line (a by-id link for a USB serial number), or its TCP address. */
-export function serialTarget(b: BoardSpec): { path: string; baud: number } | { tcp: string } {
+export function serialTarget(b: BoardSpec): { path: string; baud: number } | { tcp: string } | { rfc2217: string; baud: number } {
   const s = b.serial;
   if ('tcp' in s) return { tcp: s.tcp };
+  if ('rfc2217' in s) return { rfc2217: s.rfc2217, baud: s.baud };
   if ('device' in s) return { path: s.device, baud: s.baud };
   return { path: `/dev/serial/by-id/${s.usbSerial}`, baud: s.baud };
 }

@@ -11,6 +11,7 @@ import type { MachineProfile } from '../harness/qemu/profile.ts';
 import type { AcquiredMachine, AcquireOptions } from '../harness/protocols/provider.ts';
 import type { BoardProvider } from '../harness/runner/boards.ts';
 import { Board } from './board.ts';
+import { LabHost } from './lab-host.ts';
 import { loadLab, selectBoards, type Lab } from './inventory.ts';
 import type { BoardState, LeaseStore } from './lease-store.ts';
 import { ownerId } from './lease-store.ts';
@@ -31,6 +32,8 @@ export class LabSession implements BoardProvider {
   readonly owner: string;
   private readonly profiles = new Map<string, Promise<MachineProfile>>();
   private readonly held = new Set<string>();
+  /** The lab hosts in use by this process, each with its one SSH connection. */
+  private readonly hosts = new Map<string, LabHost>();
 
   private unprovision: (() => Promise<void>) | undefined;
 
@@ -89,6 +92,15 @@ export class LabSession implements BoardProvider {
     return p;
   }
 
+  /** The lab host board `name` hangs off, if it names one. */
+  hostOf(name: string): LabHost | undefined {
+    const h = this.lab.boards[name]?.host;
+    if (h === undefined) return undefined;
+    let host = this.hosts.get(h);
+    if (!host) this.hosts.set(h, (host = new LabHost(h, this.lab.hosts[h]!)));
+    return host;
+  }
+
   /** Every board with its state, for `lab status`. */
   async status(): Promise<Array<{ board: string; tags: string[]; profile: string } & BoardState>> {
     return Promise.all(Object.entries(this.lab.boards).map(async ([board, b]) => ({ board, tags: b.tags, profile: b.profile, ...(await this.store.state(board)) })));
@@ -115,7 +127,7 @@ export class LabSession implements BoardProvider {
     const { board, release } = await this.boardFor(boardName, opts);
     return {
       machine: board,
-      board: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe },
+      board: { board: boardName, lab: this.lab.name, serial: board.serialDevice, power: board.power.describe, ...(board.host ? { host: board.host.describe } : {}) },
       release: async (o) => {
         await board.stop();
         await release(o);
@@ -141,7 +153,7 @@ export class LabSession implements BoardProvider {
     };
     try {
       const spec = this.lab.boards[boardName]!;
-      return { board: new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine, consoleChecks: opts.consoleChecks }), release };
+      return { board: new Board(boardName, spec, await this.profileOf(boardName), { name: opts.role, logDir: opts.logDir, onConsoleLine: opts.onConsoleLine, consoleChecks: opts.consoleChecks, host: this.hostOf(boardName) }), release };
     } catch (err) {
       await release();
       throw err;
@@ -169,6 +181,8 @@ export class LabSession implements BoardProvider {
     for (const b of this.held) await this.store.release(b, this.owner).catch(() => undefined);
     this.held.clear();
     await this.store.close();
+    for (const h of this.hosts.values()) h.close();
+    this.hosts.clear();
     const undo = this.unprovision;
     this.unprovision = undefined;
     await undo?.();

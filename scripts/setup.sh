@@ -17,7 +17,7 @@ APT_PACKAGES=(
   ovmf ovmf-ia32 qemu-efi-aarch64 u-boot-qemu
   busybox-static socat cpio xz-utils device-tree-compiler
   grub-common mtools dosfstools fdisk e2fsprogs xorriso binutils
-  vde2 dropbear-bin util-linux openssh-client snmpd
+  vde2 dropbear-bin util-linux openssh-client snmpd openssh-server ser2net
   nix-bin tcpdump chromium tmux postgresql tesseract-ocr
   gcc libc6-dev
 )

@@ -11,6 +11,8 @@ export interface BoardInfo {
   lab: string;
   serial: string;
   power: string;
+  /** The lab host it hangs off: "lab host shelf1 (lab@10.0.0.5:22)". */
+  host?: string;
 }
 
 /** What a role's machine is asked with, whatever provides it. */

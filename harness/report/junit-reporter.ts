@@ -134,6 +134,7 @@ export class JunitReporter implements Reporter {
         tc.property(`${prefix}board.lab`, m.board.lab);
         tc.property(`${prefix}board.serial`, m.board.serial);
         tc.property(`${prefix}board.power`, m.board.power);
+        if (m.board.host) tc.property(`${prefix}board.host`, m.board.host);
       }
       if (m.facts) {
         tc.property(`${prefix}arch`, m.facts.arch);

@@ -35,7 +35,7 @@ export interface MachineResult {
   logStartedAt?: number;
   facts?: MachineFacts;
   /** The lab board it ran on, for a board. */
-  board?: { board: string; lab: string; serial: string; power: string };
+  board?: { board: string; lab: string; serial: string; power: string; host?: string };
   /** What happened to it, in order (report.html's timeline): state changes, resets, console checks; t in epoch ms. */
   events?: MachineEvent[];
   /** The system it ran at the case's end, when a history records the run (system-identity.ts). */

@@ -106,6 +106,11 @@ export class SshSession implements CommandRunner {
     }
   }
 
+  /** Calls `fn` once the connection closes (dropped by the network or the server, or close()). */
+  onClose(fn: () => void): void {
+    this.client.once('close', fn);
+  }
+
   /** Runs `command` through the user's shell; the exit code, stdout and stderr as the shell channel gives them. */
   async execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
     const deadline = deadlineFrom(opts, 900_000, `SSH command on ${this.machineName}: ${abbreviate(command)}`, 'pass { timeout } to execute()');

@@ -13,6 +13,8 @@ const SECONDS: Record<string, number> = {
   'harness/nixos/power-cut.test.ts': 268,
   'harness/install/install-matrix.test.ts': 237,
   'lab/boards.test.ts': 191,
+  // Measured alone here (2026-12-06): 61 s (smoke on a remote board, ser2net restarted mid-case, the host's sshd).
+  'lab/remote-lab.test.ts': 80,
   'scenarios/ntd.test.ts': 160,
   'harness/nixos/nix-copy.test.ts': 142,
   // Four runs of a one-machine fixture (two recorded, two reruns), estimated from the runs measured alone (~50 s each).

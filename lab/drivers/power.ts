@@ -18,6 +18,8 @@ import { createInterface } from 'node:readline';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import type { PowerSpec } from '../inventory.ts';
 import { snmpOutlet } from './snmp-outlet.ts';
+import type { LabHost } from '../lab-host.ts';
+import { shellQuote } from '../../harness/shell/guest-helper.ts';
 
 export interface PowerDriver {
   /** The driver's name and its device, for reports: "tasmota http://10.0.0.7". */
@@ -58,8 +60,14 @@ function withPath(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}${path}`;
 }
 
-/** The driver for a board's power spec. `board` names it in messages. */
-export function powerDriver(spec: PowerSpec, board: string): PowerDriver {
+/**
+ * The driver for a board's power spec. `board` names it in messages. With `host` (the board's lab host), the
+ * command-line drivers (command, gpio, usbrelay) run their commands there over SSH; the network ones speak to their
+ * device from here.
+ */
+export function powerDriver(spec: PowerSpec, board: string, host?: LabHost): PowerDriver {
+  const run = (argv: string[], tool: string) => (host ? runOn(host, argv, board, tool) : runHere(argv, board, tool));
+  const on = host ? ` on ${host.name}` : '';
   switch (spec.driver) {
     case 'tasmota': {
       const key = `POWER${spec.relay ?? ''}`;
@@ -104,26 +112,26 @@ export function powerDriver(spec: PowerSpec, board: string): PowerDriver {
       };
     case 'gpio':
       return {
-        describe: `gpio ${spec.chip} line ${spec.line}${spec.activeLow ? ' (active low)' : ''}`,
-        set: (on) => serialised(`gpio:${spec.chip}`, () => run(['gpioset', '--mode=exit', spec.chip, `${spec.line}=${on !== spec.activeLow ? 1 : 0}`], board, 'gpioset (Debian package gpiod)')),
+        describe: `gpio ${spec.chip} line ${spec.line}${spec.activeLow ? ' (active low)' : ''}${on}`,
+        set: (v) => serialised(`gpio:${host?.name ?? ''}:${spec.chip}`, () => run(['gpioset', '--mode=exit', spec.chip, `${spec.line}=${v !== spec.activeLow ? 1 : 0}`], 'gpioset (Debian package gpiod)')),
         get: async () => undefined,
       };
     case 'usbrelay':
       return {
-        describe: `usbrelay ${spec.relay}`,
-        set: (on) => serialised('usbrelay', () => run(['usbrelay', `${spec.relay}=${on ? 1 : 0}`], board, 'usbrelay (Debian package usbrelay)')),
+        describe: `usbrelay ${spec.relay}${on}`,
+        set: (v) => serialised(`usbrelay:${host?.name ?? ''}`, () => run(['usbrelay', `${spec.relay}=${v ? 1 : 0}`], 'usbrelay (Debian package usbrelay)')),
         get: async () => undefined,
       };
     case 'command':
       return {
-        describe: `command "${spec.on}" / "${spec.off}"`,
-        set: (on) => serialised(`command:${spec.on}`, () => run(['sh', '-c', on ? spec.on : spec.off], board, 'the power command')),
+        describe: `command "${spec.on}" / "${spec.off}"${on}`,
+        set: (v) => serialised(`command:${host?.name ?? ''}:${spec.on}`, () => run(['sh', '-c', v ? spec.on : spec.off], 'the power command')),
         get: async () => {
           if (!spec.status) return undefined;
-          const r = await execa('sh', ['-c', spec.status], { reject: false, timeout: REQUEST_MS });
+          const r = host ? await host.exec(spec.status, { timeoutMs: REQUEST_MS, what: `power status of ${board}: ${spec.status}` }) : await execa('sh', ['-c', spec.status], { reject: false, timeout: REQUEST_MS });
           if (r.exitCode === 0) return true;
           if (r.exitCode === 1) return false;
-          throw new InfrastructureError(`power: ${board}: status command "${spec.status}" exited ${r.exitCode} (0 means on, 1 off): ${r.stderr.trim()}`);
+          throw new InfrastructureError(`power: ${board}: status command "${spec.status}"${on} exited ${r.exitCode} (0 means on, 1 off): ${r.stderr.trim()}`);
         },
       };
     case 'snmp': {
@@ -139,7 +147,14 @@ export function powerDriver(spec: PowerSpec, board: string): PowerDriver {
   }
 }
 
-async function run(argv: string[], board: string, tool: string): Promise<void> {
+/** A host-side command on the board's lab host, over its SSH connection. */
+async function runOn(host: LabHost, argv: string[], board: string, tool: string): Promise<void> {
+  const r = await host.exec(argv.map(shellQuote).join(' '), { timeoutMs: REQUEST_MS, what: `power of ${board}: ${argv.join(' ')}` });
+  if (r.exitCode === 127) throw new ConfigurationError(`power: ${board}: ${tool} is not installed on ${host.describe}`);
+  if (r.exitCode !== 0) throw new InfrastructureError(`power: ${board}: ${argv.join(' ')} on ${host.describe} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+}
+
+async function runHere(argv: string[], board: string, tool: string): Promise<void> {
   const [file, ...args] = argv as [string, ...string[]];
   const r = await execa(file, args, { reject: false, timeout: REQUEST_MS });
   if ((r as { code?: string }).code === 'ENOENT') throw new ConfigurationError(`power: ${board}: ${tool} is not installed`);
