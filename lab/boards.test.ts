@@ -102,7 +102,7 @@ describe('scenarios on virtual lab boards', () => {
     await store.close();
     const r = await fleetlab(['lab', 'check', 'vboard-2', '--lab', 'lab/example-virtual.ts', '--lab-db', db]);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/vboard-2: healthy \(shell answers, aarch64\)/);
+    expect(r.stdout).toMatch(/vboard-2: healthy: power off, power on, serial alive, shell answers, aarch64 in [\d.]+ s; log /);
     const status = await fleetlab(['lab', 'status', '--lab', 'lab/example-virtual.ts', '--lab-db', db, '--json']);
     expect(JSON.parse(status.stdout).boards[1]).toMatchObject({ board: 'vboard-2', state: 'free' });
   }, 300_000);

@@ -15,7 +15,9 @@ import { defineLab } from './inventory.ts';
 const dir = process.env.FLEETLAB_RLAB_DIR ?? join(tmpdir(), `fleetlab-rlab-${process.pid}`);
 /** Ten ports per process: plugs at +1 and +2, the boards' SSH at +3 and +4, shelf1's sshd at +5, ser2net at +6 and +7. */
 const basePort = Number(process.env.FLEETLAB_RLAB_PORT ?? 30_000 + (process.pid % 3000) * 10);
-const plug = (n: number, cmnd: string) => `busybox wget -q -O - 'http://127.0.0.1:${basePort + n}/cm?cmnd=${cmnd}'`;
+/** Boards whose plug is made not to answer (FLEETLAB_RLAB_BREAK=rboard-2): a health check then fails, for tests and demos. */
+const broken = (process.env.FLEETLAB_RLAB_BREAK ?? '').split(',');
+const plug = (n: number, cmnd: string) => `busybox wget -q -O - 'http://127.0.0.1:${broken.includes(`rboard-${n}`) ? basePort + 9 : basePort + n}/cm?cmnd=${cmnd}'`;
 
 const board = (n: number) => ({
   profile: './virtual/vboard-profile.ts',

@@ -119,6 +119,8 @@ export const labSchema = z.object({
   /** Lab hosts by name (boards name theirs with host:). */
   hosts: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "-" and "_"'), hostSchema).default({}),
   boards: z.record(z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "-" and "_"'), boardSchema),
+  /** Hand a case only boards whose last health check (fleetlab lab health) passed within this many hours. */
+  healthMaxAgeHours: z.number().positive().optional(),
   /** Lease time to live in seconds: a runner that dies loses its boards this long after its last renewal. */
   leaseTtlSeconds: z.number().int().min(5).max(3600).default(30),
   /**

@@ -106,7 +106,15 @@ export class LabSession implements BoardProvider {
     return Promise.all(Object.entries(this.lab.boards).map(async ([board, b]) => ({ board, tags: b.tags, profile: b.profile, ...(await this.store.state(board)) })));
   }
 
-  async acquire(candidates: string[], opts: AcquireOptions): Promise<(AcquiredMachine & { board: NonNullable<AcquiredMachine['board']> }) | { skip: string }> {
+  async acquire(all: string[], opts: AcquireOptions): Promise<(AcquiredMachine & { board: NonNullable<AcquiredMachine['board']> }) | { skip: string }> {
+    // A lab with a health limit hands out only boards whose last check passed within it.
+    const limitH = this.lab.healthMaxAgeHours;
+    let candidates = all;
+    if (limitH !== undefined) {
+      const fresh = await Promise.all(all.map(async (b) => ((h) => h?.ok && Date.now() - Date.parse(h.at) <= limitH * 3_600_000)(await this.store.health(b))));
+      candidates = all.filter((_, i) => fresh[i]);
+      if (!candidates.length) return { skip: `no board of ${all.join(', ')} passed a health check in the last ${limitH} h (the lab's healthMaxAgeHours): run fleetlab lab health --lab ${this.lab.file}` };
+    }
     for (;;) {
       const got = await this.store.acquire(candidates, this.owner, this.ttlMs);
       if (got) return this.machineFor(got.board, opts);
@@ -164,10 +172,10 @@ export class LabSession implements BoardProvider {
    * For a command run by a person (lab power, console, check): leases board `name` now or fails saying its state and
    * `whyFree`, runs `fn` with its Board (the lease renewed meanwhile), then gives it back.
    */
-  async withBoard<T>(name: string, fn: (board: Board) => Promise<T>, opts: { whyFree: string; evenQuarantined?: boolean }): Promise<T> {
+  async withBoard<T>(name: string, fn: (board: Board) => Promise<T>, opts: { whyFree: string; evenQuarantined?: boolean; logDir?: string }): Promise<T> {
     const lease = await this.store.acquire([name], this.owner, this.ttlMs, { evenQuarantined: opts.evenQuarantined });
     if (!lease) throw new InfrastructureError(`${name} is ${(await this.store.state(name)).state}; ${opts.whyFree}`);
-    const { board, release } = await this.boardFor(name, { role: name, logDir: await makeTempDir('fleetlab-logs-lab-'), onLost: (why) => process.stderr.write(`fleetlab: ${why}\n`) });
+    const { board, release } = await this.boardFor(name, { role: name, logDir: opts.logDir ?? (await makeTempDir('fleetlab-logs-lab-')), onLost: (why) => process.stderr.write(`fleetlab: ${why}\n`) });
     try {
       return await fn(board);
     } finally {

@@ -8,6 +8,14 @@ export type BoardState =
   | { state: 'reserved'; holder: string; until: string; reason?: string }
   | { state: 'quarantined'; reason: string; since: string };
 
+/** A board's last health check: when, whether it passed, why not, and where its console log is. */
+export interface HealthRecord {
+  at: string;
+  ok: boolean;
+  detail: string;
+  log?: string;
+}
+
 export interface Lease {
   board: string;
   owner: string;
@@ -30,6 +38,10 @@ export interface LeaseStore {
   quarantine(board: string, reason: string): Promise<void>;
   unquarantine(board: string): Promise<void>;
   state(board: string): Promise<BoardState>;
+  /** Records a board's health check (the last one per board is kept). */
+  recordHealth(board: string, r: { ok: boolean; detail: string; log?: string }): Promise<void>;
+  /** The board's last health check, if it had one. */
+  health(board: string): Promise<HealthRecord | undefined>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@
 // decides between racing runners, with no coordinator of fleetlab's own.
 import pg from 'pg';
 import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
-import type { BoardState, Lease, LeaseStore } from './lease-store.ts';
+import type { BoardState, Lease, LeaseStore, HealthRecord } from './lease-store.ts';
 
 const NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 const iso = (ms: string | number) => new Date(Number(ms)).toISOString();
@@ -24,6 +24,7 @@ export class PostgresLeases implements LeaseStore {
         CREATE TABLE IF NOT EXISTS leases (board TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS reservations (board TEXT PRIMARY KEY, holder TEXT NOT NULL, until BIGINT NOT NULL, reason TEXT);
         CREATE TABLE IF NOT EXISTS quarantine (board TEXT PRIMARY KEY, reason TEXT NOT NULL, since BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS health (board TEXT PRIMARY KEY, at BIGINT NOT NULL, ok BOOLEAN NOT NULL, detail TEXT NOT NULL, log TEXT);
       `);
     } catch (err) {
       await pool.end().catch(() => undefined);
@@ -80,6 +81,16 @@ export class PostgresLeases implements LeaseStore {
 
   async unquarantine(board: string): Promise<void> {
     await this.pool.query('DELETE FROM quarantine WHERE board = $1', [board]);
+  }
+
+  async recordHealth(board: string, r: { ok: boolean; detail: string; log?: string }): Promise<void> {
+    await this.pool.query(`INSERT INTO health (board, at, ok, detail, log) VALUES ($1, ${NOW}, $2, $3, $4) ON CONFLICT (board) DO UPDATE SET at = excluded.at, ok = excluded.ok, detail = excluded.detail, log = excluded.log`, [board, r.ok, r.detail, r.log ?? null]);
+  }
+
+  async health(board: string): Promise<HealthRecord | undefined> {
+    const h = await this.pool.query<{ at: string; ok: boolean; detail: string; log: string | null }>('SELECT at, ok, detail, log FROM health WHERE board = $1', [board]);
+    const r = h.rows[0];
+    return r ? { at: iso(r.at), ok: r.ok, detail: r.detail, ...(r.log ? { log: r.log } : {}) } : undefined;
   }
 
   async state(board: string): Promise<BoardState> {

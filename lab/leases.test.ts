@@ -12,7 +12,7 @@ import { processesMatching } from '../harness/testing/processes.ts';
 import { writeImage } from './drivers/image-writer.ts';
 import { powerDriver } from './drivers/power.ts';
 import { sdMux } from './drivers/sd-mux.ts';
-import { SqliteLeases } from './leases.ts';
+import { openLeaseStore, SqliteLeases } from './leases.ts';
 import { startVirtualLab, type VirtualLab } from './virtual/virtual-lab.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -147,6 +147,23 @@ describe('racing acquisitions: no board is leased twice', () => {
     pg = await startPostgres();
     await race(pg.url);
   }, 180_000);
+
+  it('both stores keep each board\'s last health check', async () => {
+    for (const spec of [join(dir, 'health.sqlite'), pg!.url]) {
+      const store = await openLeaseStore(spec);
+      try {
+        expect(await store.health('b1')).toBeUndefined();
+        await store.recordHealth('b1', { ok: false, detail: 'serial: nothing came over tcp:shelf1:4001', log: '/tmp/b1.log' });
+        await store.recordHealth('b1', { ok: true, detail: 'power off, power on, serial alive, shell answers, aarch64 in 20.1 s' });
+        const h = await store.health('b1');
+        expect(h).toMatchObject({ ok: true, detail: 'power off, power on, serial alive, shell answers, aarch64 in 20.1 s' });
+        expect(h!.log).toBeUndefined();
+        expect(Math.abs(Date.parse(h!.at) - Date.now())).toBeLessThan(60_000);
+      } finally {
+        await store.close();
+      }
+    }
+  }, 60_000);
 });
 
 describe('health', () => {

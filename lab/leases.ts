@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { ConfigurationError } from '../harness/errors/fleetlab-error.ts';
-import type { BoardState, Lease, LeaseStore } from './lease-store.ts';
+import type { BoardState, Lease, LeaseStore, HealthRecord } from './lease-store.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -31,6 +31,7 @@ export class SqliteLeases implements LeaseStore {
       CREATE TABLE IF NOT EXISTS leases (board TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS reservations (board TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL, reason TEXT);
       CREATE TABLE IF NOT EXISTS quarantine (board TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS health (board TEXT PRIMARY KEY, at INTEGER NOT NULL, ok INTEGER NOT NULL, detail TEXT NOT NULL, log TEXT);
     `);
   }
 
@@ -101,6 +102,15 @@ export class SqliteLeases implements LeaseStore {
     const r = this.db.prepare('SELECT holder, until, reason FROM reservations WHERE board = ? AND until > ?').get(board, now) as { holder: string; until: number; reason: string | null } | undefined;
     if (r) return { state: 'reserved', holder: r.holder, until: iso(r.until), ...(r.reason ? { reason: r.reason } : {}) };
     return { state: 'free' };
+  }
+
+  async recordHealth(board: string, r: { ok: boolean; detail: string; log?: string }): Promise<void> {
+    this.db.prepare('INSERT INTO health (board, at, ok, detail, log) VALUES (?, ?, ?, ?, ?) ON CONFLICT (board) DO UPDATE SET at = excluded.at, ok = excluded.ok, detail = excluded.detail, log = excluded.log').run(board, Date.now(), r.ok ? 1 : 0, r.detail, r.log ?? null);
+  }
+
+  async health(board: string): Promise<HealthRecord | undefined> {
+    const h = this.db.prepare('SELECT at, ok, detail, log FROM health WHERE board = ?').get(board) as { at: number; ok: number; detail: string; log: string | null } | undefined;
+    return h ? { at: iso(h.at), ok: h.ok === 1, detail: h.detail, ...(h.log ? { log: h.log } : {}) } : undefined;
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,9 @@ import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-erro
 import type { Board } from '../../lab/board.ts';
 import { LabSession } from '../../lab/lab-session.ts';
 import { ownerId } from '../../lab/lease-store.ts';
+import { age, checkBoard, type HealthVerdict } from '../../lab/health.ts';
+import { makeTempDir } from '../process/temp-dirs.ts';
+import { join, resolve } from 'node:path';
 
 /** "2h", "90m", "1h30m", "45s" in ms. */
 export function parseDuration(text: string): number {
@@ -35,14 +38,15 @@ type LabArgs = { lab: string; labDb?: string };
 
 /** `lab status`: every board with its state. */
 async function status(argv: LabArgs & { json: boolean }): Promise<void> {
-  const rows = await withLab(argv, (s) => s.status());
+  const rows = await withLab(argv, async (s) => Promise.all((await s.status()).map(async (r) => ({ ...r, health: await s.store.health(r.board) }))));
   if (argv.json) {
     console.log(JSON.stringify({ lab: argv.lab, boards: rows }, null, 2));
     return;
   }
   for (const r of rows) {
     const detail = r.state === 'leased' ? `by ${r.owner} until ${r.expiresAt}` : r.state === 'reserved' ? `by ${r.holder} until ${r.until}${r.reason ? ` (${r.reason})` : ''}` : r.state === 'quarantined' ? `since ${r.since}: ${r.reason}` : '';
-    console.log(`${r.board.padEnd(16)} ${r.state.padEnd(12)} ${detail}`.trimEnd() + (r.tags.length ? `  [${r.tags.join(', ')}]` : ''));
+    const h = r.health ? `  health: ${r.health.ok ? 'passed' : 'failed'} ${age(r.health.at)} ago${r.health.ok || r.state === 'quarantined' ? '' : ` (${r.health.detail})`}` : '  health: never checked';
+    console.log(`${r.board.padEnd(16)} ${r.state.padEnd(12)} ${detail}`.trimEnd() + (r.tags.length ? `  [${r.tags.join(', ')}]` : '') + h);
   }
 }
 
@@ -132,29 +136,55 @@ async function attach(argv: LabArgs & { board: string }): Promise<void> {
   });
 }
 
-/** `lab check`: power cycle, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in. */
+/** One line of a health verdict. */
+function verdictLine(v: HealthVerdict): string {
+  return `${v.board}: ${v.verdict}: ${v.detail}${v.log ? `; log ${v.log}` : ''}`;
+}
+
+/** `lab check`: one board's health check; a pass takes it out of quarantine, a failure puts it in. */
 async function check(argv: LabArgs & { board: string }): Promise<void> {
-  const ok = await withBoard(argv, { whyFree: 'a health check needs it free', evenQuarantined: true }, async (board, name, s) => {
-    const spec = board.spec;
-    try {
-      await board.start({ timeout: spec.healthTimeoutMs });
-      await board.waitForShell({ timeout: spec.healthTimeoutMs });
-      const arch = (await board.succeed('uname -m')).trim();
-      const want = { x86_64: 'x86_64', aarch64: 'aarch64', arm: 'armv7l', i386: 'i686' }[board.profile.arch];
-      if (arch !== want) throw new InfrastructureError(`uname -m says ${arch}, the profile ${board.profile.name} says ${want}`);
-      await s.store.unquarantine(name);
-      console.log(`${name}: healthy (shell answers, ${arch}); log ${board.log.path}`);
-      return true;
-    } catch (err) {
-      const reason = `health check failed: ${(err as Error).message.split('\n')[0]}`;
-      await s.store.quarantine(name, reason);
-      console.log(`${name}: quarantined: ${reason}; log ${board.log.path}`);
-      return false;
-    } finally {
-      await board.stop();
-    }
-  });
-  process.exitCode = ok ? 0 : 3;
+  const v = await withLab(argv, async (s) => {
+    if (!s.lab.boards[argv.board]) throw new ConfigurationError(`${s.label} has no board "${argv.board}"; it has ${Object.keys(s.lab.boards).join(', ')}`);
+    return checkBoard(s, argv.board, { logDir: await makeTempDir('fleetlab-logs-lab-') });
+  }, true);
+  console.log(verdictLine(v));
+  process.exitCode = v.verdict === 'quarantined' ? 3 : 0;
+}
+
+/**
+ * `lab health`: every board's (or the named ones') health check, one after the other, a verdict line each; with
+ * --every, again on that schedule until Ctrl-C. Exit 3 when a board was quarantined.
+ */
+async function health(argv: LabArgs & { boards?: string[]; every?: string; output?: string }): Promise<void> {
+  const everyMs = argv.every ? parseDuration(argv.every) : undefined;
+  let stop = false;
+  const onSignal = () => (stop = true);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await withLab(argv, async (s) => {
+      const names = argv.boards?.length ? argv.boards.flatMap((b) => s.candidates(b)) : Object.keys(s.lab.boards);
+      for (;;) {
+        const round = new Date().toISOString().replace(/[:.]/g, '-');
+        const dir = resolve(argv.output ?? join('reports', 'lab-health'), round);
+        let quarantined = 0;
+        for (const name of names) {
+          if (stop) break;
+          const v = await checkBoard(s, name, { logDir: join(dir, name) });
+          if (v.verdict === 'quarantined') quarantined++;
+          console.log(verdictLine(v));
+        }
+        process.exitCode = quarantined ? 3 : 0;
+        if (!everyMs || stop) return;
+        console.log(`lab health: next round at ${new Date(Date.now() + everyMs).toISOString()} (Ctrl-C ends)`);
+        for (const until = Date.now() + everyMs; Date.now() < until && !stop; ) await new Promise((r) => setTimeout(r, Math.min(1000, until - Date.now())));
+        if (stop) return;
+      }
+    }, true);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 /** `lab`'s subcommands. */
@@ -176,6 +206,16 @@ export function labCommand<T>(yy: Argv<T>) {
     .command('acquire <boards>', 'Lease a board (or one of tag:<tag>) and hold it, renewed, until Ctrl-C', (z) => z.positional('boards', { type: 'string', demandOption: true }), (argv) => acquire(argv))
     .command('power <board> <action>', 'Switch a board: on, off or cycle (it must not be leased by someone else)', (z) => board(z).positional('action', { type: 'string', choices: ['on', 'off', 'cycle'], demandOption: true }), (argv) => power(argv))
     .command('console <board>', "Attach this terminal to a board's serial line (leased while attached; the power left as it is); Ctrl-] detaches", (z) => board(z), (argv) => attach(argv))
-    .command('check <board>', 'Health check: power cycle, the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in', (z) => board(z), (argv) => check(argv))
-    .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console or check');
+    .command('check <board>', 'Health check: power off and on (read back), the serial line alive, a login shell, uname; a pass takes the board out of quarantine, a failure puts it in', (z) => board(z), (argv) => check(argv))
+    .command(
+      'health [boards..]',
+      "Every board's health check (or those named: <name>, board:<name>, tag:<tag>), a verdict line each; failures are quarantined with the reason and log; --every repeats",
+      (z) =>
+        z
+          .positional('boards', { type: 'string', array: true })
+          .option('every', { type: 'string', describe: 'Check again on this schedule (6h, 30m) until Ctrl-C' })
+          .option('output', { alias: 'o', type: 'string', describe: 'Where the checks\' console logs go (default: reports/lab-health/<time>/<board>/)' }),
+      (argv) => health(argv),
+    )
+    .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console, check or health');
 }

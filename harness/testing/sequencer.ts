@@ -15,6 +15,7 @@ const SECONDS: Record<string, number> = {
   'lab/boards.test.ts': 191,
   // Measured alone here (2026-12-06): 61 s (smoke on a remote board, ser2net restarted mid-case, the host's sshd).
   'lab/remote-lab.test.ts': 80,
+  'lab/health.test.ts': 30,
   'scenarios/ntd.test.ts': 160,
   'harness/nixos/nix-copy.test.ts': 142,
   // Four runs of a one-machine fixture (two recorded, two reruns), estimated from the runs measured alone (~50 s each).
