@@ -6,6 +6,9 @@ import { LabSession } from '../../lab/lab-session.ts';
 import { ownerId } from '../../lab/lease-store.ts';
 import { age, checkBoard, type HealthVerdict } from '../../lab/health.ts';
 import { makeTempDir } from '../process/temp-dirs.ts';
+import { execa } from 'execa';
+import { LabHost } from '../../lab/lab-host.ts';
+import { classify, parseUdevDb, suggestion, UDEV_DB_SCRIPT } from '../../lab/discover.ts';
 import { join, resolve } from 'node:path';
 
 /** "2h", "90m", "1h30m", "45s" in ms. */
@@ -22,10 +25,11 @@ function personId(): string {
 
 const labOptions = <T>(y: Argv<T>) =>
   y
-    .option('lab', { type: 'string', demandOption: true, describe: 'The lab inventory (lab/*.ts)' })
+    .option('lab', { type: 'string', describe: 'The lab inventory (lab/*.ts); every subcommand but suggest needs it' })
     .option('lab-db', { type: 'string', describe: "Where the lab's leases are: a SQLite file or postgres://… (default: ~/.local/state/fleetlab/lab-<name>.sqlite)" });
 
-async function withLab<T>(argv: { lab: string; labDb?: string }, fn: (s: LabSession) => Promise<T>, provision = false): Promise<T> {
+async function withLab<T>(argv: { lab?: string; labDb?: string }, fn: (s: LabSession) => Promise<T>, provision = false): Promise<T> {
+  if (!argv.lab) throw new ConfigurationError('this fleetlab lab subcommand needs --lab FILE (a lab inventory, such as lab/example-virtual.ts)');
   const s = await LabSession.open(argv.lab, { db: argv.labDb, provision });
   try {
     return await fn(s);
@@ -34,7 +38,7 @@ async function withLab<T>(argv: { lab: string; labDb?: string }, fn: (s: LabSess
   }
 }
 
-type LabArgs = { lab: string; labDb?: string };
+type LabArgs = { lab?: string; labDb?: string };
 
 /** `lab status`: every board with its state. */
 async function status(argv: LabArgs & { json: boolean }): Promise<void> {
@@ -187,6 +191,30 @@ async function health(argv: LabArgs & { boards?: string[]; every?: string; outpu
   }
 }
 
+/** `lab suggest`: the lab hardware on this host, or on a lab host of --lab over SSH, as lab-file lines. */
+async function suggest(argv: LabArgs & { host?: string }): Promise<void> {
+  let out: string;
+  if (argv.host) {
+    out = await withLab(argv, async (s) => {
+      const spec = s.lab.hosts[argv.host!];
+      if (!spec) throw new ConfigurationError(`${s.label} has no host "${argv.host}"; it has ${Object.keys(s.lab.hosts).join(', ') || 'none'}`);
+      const host = new LabHost(argv.host!, spec);
+      try {
+        const r = await host.exec(UDEV_DB_SCRIPT, { timeoutMs: 30_000, what: 'reading its udev database' });
+        if (r.exitCode !== 0) throw new InfrastructureError(`${host.describe}: reading its udev database exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`);
+        return suggestion(classify(parseUdevDb(r.stdout)), host.describe);
+      } finally {
+        host.close();
+      }
+    }, true);
+  } else {
+    const r = await execa('sh', ['-c', UDEV_DB_SCRIPT], { reject: false, timeout: 30_000 });
+    if (r.exitCode !== 0) throw new InfrastructureError(`reading this host's udev database exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`);
+    out = suggestion(classify(parseUdevDb(r.stdout)), 'this host');
+  }
+  console.log(out);
+}
+
 /** `lab`'s subcommands. */
 export function labCommand<T>(yy: Argv<T>) {
   const board = <U>(z: Argv<U>) => z.positional('board', { type: 'string', demandOption: true });
@@ -217,5 +245,6 @@ export function labCommand<T>(yy: Argv<T>) {
           .option('output', { alias: 'o', type: 'string', describe: 'Where the checks\' console logs go (default: reports/lab-health/<time>/<board>/)' }),
       (argv) => health(argv),
     )
-    .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console, check or health');
+    .command('suggest', 'The USB serial adapters, USB-SD-Muxes, SDWires and HID relays on this host (or --host, a lab host of --lab, over SSH), by their udev properties, as lab-file lines', (z) => z.option('host', { type: 'string', describe: 'A host of the --lab file' }), (argv) => suggest(argv))
+    .demandCommand(1, 'lab needs a subcommand: status, reserve, release, acquire, power, console, check, health or suggest');
 }
