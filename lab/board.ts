@@ -401,7 +401,7 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
     if (!this.spec.sdMux) throw unsupported(this.boardName, 'flash()', 'the lab file gives it no SD mux (sdMux)');
     if (this._state !== 'stopped') await this.crash();
     else await this.power.set(false);
-    return flashThroughMux(sdMux(this.spec.sdMux, this.boardName), image, this.boardName, (l) => this.log.note(l));
+    return flashThroughMux(sdMux(this.spec.sdMux, this.boardName, this.host), image, this.boardName, (l) => this.log.note(l));
   }
 
   /** Power off and close the serial line; waits on the board end as machine stops do. */

@@ -1,7 +1,7 @@
 // An example lab that spans hosts: two virtual boards, rboard-1 and rboard-2 (tag "remote"), hanging off a lab host
 // "shelf1" that fleetlab reaches over SSH: their serial lines exported by ser2net as RFC 2217 ports, their power
 // switched by commands run on shelf1 (here busybox wget against the boards' plugs, as a shelf would run usbrelay or
-// gpioset). In the test suite shelf1 is this machine (lab/virtual/remote-host.ts: Debian's sshd on a loopback port
+// gpioset), their SD muxes switched and their cards written on shelf1. In the test suite shelf1 is this machine (lab/virtual/remote-host.ts: Debian's sshd on a loopback port
 // with a user of its own, and Debian's ser2net), started by `provision` with the boards (lab/virtual/virtual-lab.ts).
 // A real lab file looks the same without `provision`, with shelf1's address and its pinned hostKey.
 //   ./fleetlab run scenarios/smoke.ts --lab lab/example-remote.ts --machine tag:remote
@@ -26,6 +26,8 @@ const board = (n: number) => ({
   host: 'shelf1',
   serial: { rfc2217: `127.0.0.1:${basePort + 5 + n}`, baud: 115200 },
   power: { driver: 'command' as const, on: plug(n, 'Power%20On'), off: plug(n, 'Power%20Off'), status: `${plug(n, 'Power')} | grep -q '"ON"'`, offDelayMs: 200 },
+  // The mux's command and the card's device are on shelf1: switched and written there over SSH.
+  sdMux: { driver: 'usbsdmux' as const, control: join(dir, `rboard-${n}.sg`), device: join(dir, `rboard-${n}.sd.img`), command: join(import.meta.dirname, 'virtual/usbsdmux.mjs') },
   network: { address: '127.0.0.1', sshPort: basePort + 2 + n, user: 'root', privateKey: join(dir, 'ssh-key') },
   login: { user: 'root', password: 'fleetlab' },
 });
@@ -44,7 +46,8 @@ export default defineLab({
     const boards = [1, 2].map((n) => ({ name: `rboard-${n}`, port: basePort + n, sshPort: basePort + 2 + n }));
     const lab = await startVirtualLab({ dir, boards, cardImage: () => testbedCard() });
     await copyFile(await testbedSshKey(), join(dir, 'ssh-key'));
-    const host = await startRemoteHost({ dir: join(dir, 'host'), sshPort: basePort + 5, exports: boards.map((b, i) => ({ device: join(dir, `${b.name}.tty`), port: basePort + 6 + i })) }).catch(async (err: unknown) => {
+    const shared = [dir, join(dir, 'vlab.json'), ...boards.flatMap((b) => [join(dir, `${b.name}.sd.img`), join(dir, `${b.name}.sg`)])];
+    const host = await startRemoteHost({ dir: join(dir, 'host'), sshPort: basePort + 5, exports: boards.map((b, i) => ({ device: join(dir, `${b.name}.tty`), port: basePort + 6 + i })), share: shared }).catch(async (err: unknown) => {
       await lab.close();
       throw err;
     });

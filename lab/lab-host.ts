@@ -45,10 +45,11 @@ export class LabHost {
   }
 
   /**
-   * Runs `command` on the host (its user's shell). A connection found dropped is opened again once; a failure to
-   * connect or a connection lost mid-command is an InfrastructureError naming the host and `what`.
+   * Runs `command` on the host (its user's shell), with `input()`'s stream on its stdin if given. A connection found
+   * dropped is opened again once; a failure to connect or a connection lost mid-command is an InfrastructureError
+   * naming the host and `what`.
    */
-  async exec(command: string, opts: { timeoutMs: number; what: string }): Promise<ExecResult> {
+  async exec(command: string, opts: { timeoutMs: number; what: string; input?: () => NodeJS.ReadableStream }): Promise<ExecResult> {
     for (let attempt = 1; ; attempt++) {
       let session: SshSession;
       try {
@@ -57,7 +58,7 @@ export class LabHost {
         throw new InfrastructureError(`${this.describe}: ${opts.what}: cannot connect: ${(err as Error).message}`, { cause: err, details: { host: this.name } });
       }
       try {
-        return await session.execute(command, { timeout: opts.timeoutMs });
+        return await session.execute(command, { timeout: opts.timeoutMs }, opts.input?.());
       } catch (err) {
         const lost = (err as { details?: { connectionLost?: boolean } }).details?.connectionLost || /not connected|No response from server|closed/i.test((err as Error).message);
         if (lost) this.session = undefined;

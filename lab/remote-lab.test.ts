@@ -6,7 +6,10 @@
 // set and acknowledged by ser2net.
 import { execa } from 'execa';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { InfrastructureError } from '../harness/errors/fleetlab-error.ts';
+import { writeImageOnHost } from './drivers/remote-writer.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +22,12 @@ import { startRemoteHost } from './virtual/remote-host.ts';
 import { OutputWatch } from '../harness/testing/stream-wait.ts';
 
 const root = join(import.meta.dirname, '..');
+
+/** The pids below `ppid`: its children, theirs, and so on (an sshd's connections and what runs in them). */
+function descendantsOf(ppid: number): number[] {
+  const kids = childrenOf(ppid);
+  return [...kids, ...kids.flatMap(descendantsOf)];
+}
 
 /** The pids whose parent is `ppid`. */
 function childrenOf(ppid: number): number[] {
@@ -37,15 +46,21 @@ function childrenOf(ppid: number): number[] {
 const cli = join(root, 'harness/cli/main.ts');
 
 describe('a lab across hosts', () => {
-  it('smoke passes on a board of a lab host reached through ser2net (RFC 2217) and SSH; JUnit names the host', async () => {
+  it('smoke passes on a board of a lab host reached through ser2net (RFC 2217) and SSH, and a card flashed on the host boots; JUnit names the host', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-rlab-'));
     const out = join(dir, 'out');
-    const r = await execa(process.execPath, [cli, 'run', 'scenarios/smoke.ts', '--lab', 'lab/example-remote.ts', '--lab-db', join(dir, 'lab.sqlite'), '--machine', 'tag:remote', '--output', out, '--history', 'none'], { cwd: root, reject: false, timeout: 400_000, env: { CI: 'true', NO_COLOR: '1', FLEETLAB_RLAB_DIR: join(dir, 'rlab') } });
+    const r = await execa(process.execPath, [cli, 'run', 'scenarios/smoke.ts', 'lab/fixtures/board-scenarios.ts', '--grep', '^(smoke|a card flashed)', '--workers', '2', '--lab', 'lab/example-remote.ts', '--lab-db', join(dir, 'lab.sqlite'), '--machine', 'tag:remote', '--output', out, '--history', 'none'], { cwd: root, reject: false, timeout: 400_000, env: { CI: 'true', NO_COLOR: '1', FLEETLAB_RLAB_DIR: join(dir, 'rlab') } });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const junit = await readFile(join(out, 'junit.xml'), 'utf8');
     expect(junit).toMatch(/name="machine\.board\.host" value="lab host shelf1 \((fleetlab-lab|\w+)@127\.0\.0\.1:\d+\)"/);
     expect(junit).toMatch(/name="machine\.board\.serial" value="rfc2217:127\.0\.0\.1:\d+"/);
     expect(junit).toMatch(/name="machine\.board\.power" value="command [^"]* on shelf1"/);
+    expect(r.stdout).toMatch(/✓ the flashed system booted/);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    const flashed = report.results.find((c: { scenario: string }) => c.scenario === 'a card flashed through the mux boots');
+    const log = await readFile(flashed.attempts[0].machines[0].logPath, 'utf8');
+    expect(log).toMatch(/SD mux usbsdmux \S+ on shelf1: host/);
+    expect(log).toMatch(/wrote \S+ to \S+: \d+ bytes in \d+ ranges?.*, read back and verified/);
   }, 420_000);
 
   it('ser2net restarted mid-case ends the case as an infrastructure error naming the line and the host', async () => {
@@ -74,8 +89,7 @@ describe('a lab across hosts', () => {
       const h = new LabHost('shelf1', spec);
       expect((await h.exec('id -un', { timeoutMs: 10_000, what: 'who' })).stdout.trim()).toBe(host.user);
       // The host goes away: its sshd and every connection it serves (each a child of it) end.
-      const master = host.sshd.pid!;
-      for (const pid of childrenOf(master)) process.kill(pid, 'SIGKILL');
+      for (const pid of descendantsOf(host.sshd.pid!)) process.kill(pid, 'SIGKILL');
       await host.sshd.stop();
       // The connection is gone with the server: the next command says which host it could not reach.
       await expect(h.exec('true', { timeoutMs: 5000, what: 'power of rboard-1: usbrelay X_1=1' })).rejects.toThrow(/lab host shelf1 \(\S+@127\.0\.0\.1:\d+\): power of rboard-1: usbrelay X_1=1: /);
@@ -93,6 +107,44 @@ describe('a lab across hosts', () => {
       await host.close();
     }
   }, 60_000);
+
+  it('a card written on a lab host over SSH: only what the bmap maps, read back there; the connection killed mid-write is an error naming the host', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-rwrite-'));
+    const image = join(dir, 'card.img');
+    const target = join(dir, 'card.dev');
+    // A 1 MiB image whose bmap maps blocks 0-3 and 128-131 (4 KiB blocks), with their sha256.
+    const img = Buffer.alloc(1 << 20, 0x5a);
+    await writeFile(image, img);
+    const sha = (a: number, b: number) => createHash('sha256').update(img.subarray(a * 4096, (b + 1) * 4096)).digest('hex');
+    await writeFile(`${image}.bmap`, `<?xml version="1.0" ?>\n<bmap version="2.0"><ImageSize>${1 << 20}</ImageSize><BlockSize>4096</BlockSize><BlocksCount>256</BlocksCount><MappedBlocksCount>8</MappedBlocksCount><ChecksumType>sha256</ChecksumType><BlockMap><Range chksum="${sha(0, 3)}">0-3</Range><Range chksum="${sha(128, 131)}">128-131</Range></BlockMap></bmap>\n`);
+    // The card holds 0x11 everywhere before: what the bmap does not map stays so.
+    await writeFile(target, Buffer.alloc(1 << 20, 0x11));
+    const port = await freeTcpPort();
+    const host = await startRemoteHost({ dir: join(dir, 'host'), sshPort: port, exports: [], share: [target] });
+    try {
+      const h = new LabHost('shelf1', labSchema.parse({ name: 'l', hosts: { shelf1: { ssh: `${host.user}@127.0.0.1`, port, privateKey: host.privateKey } }, boards: {} }).hosts.shelf1!);
+      const report = await writeImageOnHost(image, target, h, 'rboard-1');
+      expect(report).toEqual({ bytesWritten: 8 * 4096, ranges: 2, bmap: true });
+      const card = await readFile(target);
+      expect(card.subarray(0, 4 * 4096).every((b) => b === 0x5a)).toBe(true);
+      expect(card.subarray(4 * 4096, 128 * 4096).every((b) => b === 0x11)).toBe(true);
+      expect(card.subarray(128 * 4096, 132 * 4096).every((b) => b === 0x5a)).toBe(true);
+
+      // A big image with no bmap; the host's connection is killed while it is written.
+      const big = join(dir, 'big.img');
+      await writeFile(big, randomBytes(256 << 20));
+      const writing = writeImageOnHost(big, target, h, 'rboard-1');
+      // Killed once dd on the host has written 16 MiB of it.
+      await expect.poll(async () => (await stat(target)).size, { timeout: 20_000, interval: 20 }).toBeGreaterThan(16 << 20);
+      for (const pid of descendantsOf(host.sshd.pid!)) process.kill(pid, 'SIGKILL');
+      const err = await writing.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      expect((err as Error).message).toMatch(/^lab host shelf1 \(\S+@127\.0\.0\.1:\d+\): writing \S+big\.img to \S+card\.dev for board rboard-1 \(bytes 0-268435456\): /);
+      h.close();
+    } finally {
+      await host.close();
+    }
+  }, 120_000);
 
   it("RFC 2217 through ser2net: the line's settings acknowledged, bytes (0xFF too) passed through", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-2217-'));

@@ -111,8 +111,11 @@ export class SshSession implements CommandRunner {
     this.client.once('close', fn);
   }
 
-  /** Runs `command` through the user's shell; the exit code, stdout and stderr as the shell channel gives them. */
-  async execute(command: string, opts?: ExecOptions): Promise<ExecResult> {
+  /**
+   * Runs `command` through the user's shell; the exit code, stdout and stderr as the shell channel gives them.
+   * `input`, if given, is streamed to the command's stdin (then closed).
+   */
+  async execute(command: string, opts?: ExecOptions, input?: NodeJS.ReadableStream): Promise<ExecResult> {
     const deadline = deadlineFrom(opts, 900_000, `SSH command on ${this.machineName}: ${abbreviate(command)}`, 'pass { timeout } to execute()');
     const t0 = now();
     const out: Buffer[] = [];
@@ -120,6 +123,7 @@ export class SshSession implements CommandRunner {
     const { stream, done } = await this.channel(command, (s) => {
       s.on('data', (d: Buffer) => out.push(d));
       s.stderr.on('data', (d: Buffer) => err.push(d));
+      if (input) input.pipe(s);
     });
     const r = await this.bounded(done, deadline, opts?.signal, `SSH command ${abbreviate(command)}`, () => stream.close());
     if (r.code === null && !r.signal) {

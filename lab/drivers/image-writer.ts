@@ -18,7 +18,7 @@ export interface WriteReport {
   bmap: boolean;
 }
 
-interface Bmap {
+export interface Bmap {
   blockSize: number;
   imageSize: number;
   checksumType: string;
@@ -45,11 +45,18 @@ export function parseBmap(xml: string, file = 'bmap'): Bmap {
   return { blockSize, imageSize, checksumType, ranges };
 }
 
-/** Writes `image` to `device`, verifies it by reading back, and syncs. */
-export async function writeImage(image: string, device: string): Promise<WriteReport> {
+/** The byte ranges of `image` to write: its bmap's mapped blocks (with their checksums), else the whole image. */
+export async function plannedRanges(image: string): Promise<{ bmap?: Bmap; bmapFile?: string; imageSize: number; ranges: Array<{ start: number; end: number; chksum?: string }> }> {
   const bmapFile = [`${image}.bmap`, image.replace(/\.img$/, '.bmap')].find((f) => existsSync(f));
   const bmap = bmapFile ? parseBmap(await readFile(bmapFile, 'utf8'), bmapFile) : undefined;
   const imageSize = (await stat(image)).size;
+  const ranges = bmap ? bmap.ranges.map((r) => ({ start: r.first * bmap.blockSize, end: Math.min((r.last + 1) * bmap.blockSize, imageSize), chksum: r.chksum })) : [{ start: 0, end: imageSize }];
+  return { bmap, bmapFile, imageSize, ranges };
+}
+
+/** Writes `image` to `device`, verifies it by reading back, and syncs. */
+export async function writeImage(image: string, device: string): Promise<WriteReport> {
+  const { bmap, bmapFile, imageSize, ranges } = await plannedRanges(image);
   // A card (or a file standing for one) keeps what is not written; only a file made here starts empty and sparse.
   const fresh = !(await stat(device).catch(() => undefined));
   const src = await open(image, 'r');
@@ -57,7 +64,6 @@ export async function writeImage(image: string, device: string): Promise<WriteRe
   const written: Array<[number, number, string]> = [];
   let bytes = 0;
   try {
-    const ranges = bmap ? bmap.ranges.map((r) => ({ start: r.first * bmap.blockSize, end: Math.min((r.last + 1) * bmap.blockSize, imageSize), chksum: r.chksum })) : [{ start: 0, end: imageSize, chksum: undefined as string | undefined }];
     if (fresh) await dst.truncate(imageSize);
     for (const r of ranges) {
       const h = createHash(bmap?.checksumType === 'sha1' ? 'sha1' : 'sha256');

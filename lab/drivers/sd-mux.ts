@@ -11,6 +11,9 @@ import { existsSync } from 'node:fs';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import type { SdMuxSpec } from '../inventory.ts';
 import { writeImage, type WriteReport } from './image-writer.ts';
+import { writeImageOnHost } from './remote-writer.ts';
+import { shellQuote } from '../../harness/shell/guest-helper.ts';
+import type { LabHost } from '../lab-host.ts';
 
 const COMMAND_MS = 15_000;
 const SETTLE_MS = 10_000;
@@ -22,19 +25,31 @@ export interface SdMux {
   /** The block device the host sees in host mode. */
   readonly device: string;
   switch(mode: MuxMode): Promise<void>;
+  /** Whether the card's block device is there (on the lab host, for a board that has one). */
+  deviceExists(): Promise<boolean>;
+  /** Writes the image onto the card's device and reads it back (image-writer.ts; remote-writer.ts on a lab host). */
+  write(image: string): Promise<WriteReport>;
 }
 
-export function sdMux(spec: SdMuxSpec, board: string): SdMux {
+/** The board's SD mux; with `host`, its command runs and its card is written on that lab host, over SSH. */
+export function sdMux(spec: SdMuxSpec, board: string, host?: LabHost): SdMux {
+  const run = (argv: string[], b: string, tool: string) => (host ? runOn(host, argv, b, tool) : runHere(argv, b, tool));
+  const on = host ? ` on ${host.name}` : '';
+  const io = {
+    deviceExists: async () => (host ? (await host.exec(`test -e ${shellQuote(spec.device)}`, { timeoutMs: COMMAND_MS, what: `looking for ${spec.device}` })).exitCode === 0 : existsSync(spec.device)),
+    write: (image: string) => (host ? writeImageOnHost(image, spec.device, host, board) : writeImage(image, spec.device)),
+  };
   switch (spec.driver) {
     case 'usbsdmux': {
       const cmd = spec.command ?? 'usbsdmux';
-      return { describe: `usbsdmux ${spec.control}`, device: spec.device, switch: (mode) => run([cmd, spec.control, mode], board, 'usbsdmux (pip install usbsdmux)') };
+      return { describe: `usbsdmux ${spec.control}${on}`, device: spec.device, ...io, switch: (mode) => run([cmd, spec.control, mode], board, 'usbsdmux (pip install usbsdmux)') };
     }
     case 'sd-mux-ctrl': {
       const cmd = spec.command ?? 'sd-mux-ctrl';
       return {
-        describe: `sd-mux-ctrl ${spec.serial}`,
+        describe: `sd-mux-ctrl ${spec.serial}${on}`,
         device: spec.device,
+        ...io,
         switch: async (mode) => {
           if (mode === 'off') throw new ConfigurationError(`board ${board}: an SDWire has no "off"; switch it to dut or host`);
           await run([cmd, `--device-serial=${spec.serial}`, mode === 'host' ? '--ts' : '--dut'], board, 'sd-mux-ctrl');
@@ -42,11 +57,17 @@ export function sdMux(spec: SdMuxSpec, board: string): SdMux {
       };
     }
     case 'mass-storage':
-      return { describe: `mass storage ${spec.device}`, device: spec.device, switch: async () => undefined };
+      return { describe: `mass storage ${spec.device}${on}`, device: spec.device, ...io, switch: async () => undefined };
   }
 }
 
-async function run(argv: string[], board: string, tool: string): Promise<void> {
+async function runOn(host: LabHost, argv: string[], board: string, tool: string): Promise<void> {
+  const r = await host.exec(argv.map(shellQuote).join(' '), { timeoutMs: COMMAND_MS, what: `SD mux of board ${board}: ${argv.join(' ')}` });
+  if (r.exitCode === 127) throw new ConfigurationError(`SD mux of board ${board}: ${tool} is not installed on ${host.describe} (${argv[0]})`);
+  if (r.exitCode !== 0) throw new InfrastructureError(`SD mux of board ${board}: ${argv.join(' ')} on ${host.describe} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+}
+
+async function runHere(argv: string[], board: string, tool: string): Promise<void> {
   const [file, ...args] = argv as [string, ...string[]];
   const r = await execa(file, args, { reject: false, timeout: COMMAND_MS });
   if ((r as { code?: string }).code === 'ENOENT') throw new ConfigurationError(`SD mux of board ${board}: ${tool} is not installed (${file})`);
@@ -63,11 +84,11 @@ export async function flashThroughMux(mux: SdMux, image: string, board: string, 
   await mux.switch('host');
   log(`SD mux ${mux.describe}: host`);
   const until = Date.now() + SETTLE_MS;
-  while (!existsSync(mux.device)) {
+  while (!(await mux.deviceExists())) {
     if (Date.now() > until) throw new InfrastructureError(`board ${board}: the card's block device ${mux.device} did not appear within ${SETTLE_MS / 1000} s of switching the mux to the host`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  const report = await writeImage(image, mux.device);
+  const report = await mux.write(image);
   log(`wrote ${image} to ${mux.device}: ${report.bytesWritten} bytes in ${report.ranges} ranges${report.bmap ? ' (bmap)' : ''}, read back and verified`);
   await mux.switch('dut');
   log(`SD mux ${mux.describe}: dut`);

@@ -3,9 +3,9 @@
 // ser2net exporting the virtual boards' serial lines as RFC 2217 ports. What a shelf with a Pi on it would run; only
 // the address is this machine's. fleetlab's production code (lab/lab-host.ts, lab/rfc2217.ts) knows nothing of it.
 import { execa } from 'execa';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawnSupervised, type SupervisedProcess } from '../../harness/process/supervisor.ts';
 import { Deadline, pollUntil } from '../../harness/time/deadline.ts';
 import { createConnection } from 'node:net';
@@ -17,6 +17,18 @@ export interface RemoteHostOptions {
   sshPort: number;
   /** Serial lines to export: a device (a pty) on a TCP port, RFC 2217. */
   exports: Array<{ device: string; port: number }>;
+  /** Files the host's user works on (the cards it writes, the muxes' control files): made readable and writable for it. */
+  share?: string[];
+}
+
+/** `path` readable and writable for any user, and every folder above it passable (a lab user in the disk group, here). */
+function share(path: string): void {
+  if (!existsSync(path)) return;
+  chmodSync(path, statSync(path).isDirectory() ? 0o755 : 0o666);
+  for (let d = dirname(path); d !== dirname(d); d = dirname(d)) {
+    const mode = statSync(d).mode;
+    if (!(mode & 0o001)) chmodSync(d, (mode & 0o7777) | 0o011);
+  }
 }
 
 export interface RemoteHost {
@@ -64,6 +76,7 @@ async function labUser(): Promise<{ name: string; uid: number; gid: number; home
 export async function startRemoteHost(o: RemoteHostOptions): Promise<RemoteHost> {
   mkdirSync(o.dir, { recursive: true });
   const user = await labUser();
+  for (const p of o.share ?? []) share(p);
   const key = join(o.dir, 'lab-key');
   const hostKeyFile = join(o.dir, 'ssh_host_ed25519_key');
   if (!existsSync(key)) await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleetlab lab host', '-f', key]);
