@@ -30,6 +30,8 @@ const board = (n: number) => ({
   sdMux: { driver: 'usbsdmux' as const, control: join(dir, `rboard-${n}.sg`), device: join(dir, `rboard-${n}.sd.img`), command: join(import.meta.dirname, 'virtual/usbsdmux.mjs') },
   network: { address: '127.0.0.1', sshPort: basePort + 2 + n, user: 'root', privateKey: join(dir, 'ssh-key') },
   login: { user: 'root', password: 'fleetlab' },
+  // The known-good card lab health flashes first, when given (the tests give the testbed's card).
+  ...(process.env.FLEETLAB_RLAB_HEALTH_IMAGE ? { healthImage: process.env.FLEETLAB_RLAB_HEALTH_IMAGE } : {}),
 });
 
 export default defineLab({

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabSession } from './lab-session.ts';
+import { testbedCard } from './virtual/virtual-lab.ts';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'harness/cli/main.ts');
@@ -16,12 +17,12 @@ const cli = join(root, 'harness/cli/main.ts');
 describe('lab health', () => {
   it('checks every board, prints a verdict each, quarantines the one whose plug does not answer; lab status shows the checks', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-health-'));
-    const env = { CI: 'true', NO_COLOR: '1', FLEETLAB_RLAB_DIR: join(dir, 'rlab'), FLEETLAB_RLAB_BREAK: 'rboard-2' };
+    const env = { CI: 'true', NO_COLOR: '1', FLEETLAB_RLAB_DIR: join(dir, 'rlab'), FLEETLAB_RLAB_BREAK: 'rboard-2', FLEETLAB_RLAB_HEALTH_IMAGE: await testbedCard() };
     const db = join(dir, 'lab.sqlite');
     const r = await execa(process.execPath, [cli, 'lab', 'health', '--lab', 'lab/example-remote.ts', '--lab-db', db, '-o', join(dir, 'logs')], { cwd: root, reject: false, timeout: 400_000, env });
     expect(r.exitCode, r.stdout + r.stderr).toBe(3);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^rboard-1: healthy: power off, power on, serial alive, shell answers, aarch64 in [\d.]+ s; log \S+rboard-1\.log$/);
+    expect(lines[0]).toMatch(/^rboard-1: healthy: power off, flashed and read back disk\.img \(\d+ bytes\), power on, serial alive, shell answers, aarch64 in [\d.]+ s; log \S+rboard-1\.log$/);
     expect(lines[1]).toMatch(/^rboard-2: quarantined: power: rboard-2: .*on lab host shelf1 \(\S+@127\.0\.0\.1:\d+\) exited 1: .*Connection refused; log \S+rboard-2\.log$/);
     expect(existsSync(/log (\S+)$/.exec(lines[0]!)![1]!)).toBe(true);
 

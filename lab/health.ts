@@ -1,9 +1,11 @@
 // A board's health check, by hand (`fleetlab lab check`) or on a schedule (`fleetlab lab health [--every 6h]`): its
-// power switches off and on (and reads so, where the switch can tell), its serial line carries the boot, a login
-// shell answers and `uname -m` matches its profile. A pass takes the board out of quarantine; a failure puts it in,
+// power switches off and on (and reads so, where the switch can tell), its card is flashed with the lab file's
+// healthImage and read back (when it names one), its serial line carries the boot, a login shell answers and
+// `uname -m` matches its profile. A pass takes the board out of quarantine; a failure puts it in,
 // with the reason and its console log. Each check is recorded (lab status shows the last one, its result and age);
 // a lab with healthMaxAgeHours hands no case a board whose last pass is older than that.
 import { mkdirSync } from 'node:fs';
+import { basename } from 'node:path';
 import { InfrastructureError } from '../harness/errors/fleetlab-error.ts';
 import type { Board } from './board.ts';
 import type { LabSession } from './lab-session.ts';
@@ -24,6 +26,10 @@ async function steps(board: Board, note: (step: string) => void): Promise<string
   await board.power.set(false);
   if ((await board.power.get()) === true) throw new InfrastructureError(`power: switched off, ${board.power.describe} still reads on`);
   note('power off');
+  if (spec.healthImage) {
+    const r = await board.flash(spec.healthImage);
+    note(`flashed and read back ${basename(spec.healthImage)} (${r.bytesWritten} bytes${r.bmap ? ', bmap' : ''})`);
+  }
   await board.start({ timeout: spec.healthTimeoutMs });
   if ((await board.power.get()) === false) throw new InfrastructureError(`power: switched on, ${board.power.describe} reads off`);
   note('power on');

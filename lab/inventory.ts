@@ -108,6 +108,11 @@ export const boardSchema = z.object({
     .optional(),
   /** The serial shell's user and password (default: the profile's guest.login). */
   login: z.object({ user: z.string(), password: z.string() }).optional(),
+  /**
+   * A known-good image its health check flashes through the SD mux (and reads back) before booting it: the board's
+   * card is rewritten by every check (relative to the lab file; needs sdMux).
+   */
+  healthImage: z.string().min(1).optional(),
   /** The lab host the board hangs off (a key of hosts): host-side power commands run there over SSH. */
   host: z.string().optional(),
   /** Budget of the health check, in ms. */
@@ -164,7 +169,9 @@ export async function loadLab(file: string): Promise<Lab> {
   }
   // A host's key file is relative to the lab file.
   const hosts = Object.fromEntries(Object.entries(parsed.data.hosts).map(([n, h]) => [n, { ...h, privateKey: resolve(dirname(path), h.privateKey) }]));
-  return { ...parsed.data, hosts, file: path };
+  const boards = Object.fromEntries(Object.entries(parsed.data.boards).map(([n, b]) => [n, b.healthImage ? { ...b, healthImage: resolve(dirname(path), b.healthImage) } : b]));
+  for (const [n, b] of Object.entries(boards)) if (b.healthImage && !b.sdMux) throw new ConfigurationError(`lab file ${file} is invalid:\n  - boards.${n}.healthImage: a health image is flashed through the board's SD mux, and it has no sdMux`, { details: { file } });
+  return { ...parsed.data, hosts, boards, file: path };
 }
 
 /** The boards a selector names: "board:<name>", "tag:<tag>", or a bare board name. */
