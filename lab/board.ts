@@ -447,11 +447,6 @@ export class Board extends ShellMachine implements ManagedMachine, Media {
   }
 
   /** Where ssh, nix copy or nixos-anywhere reach the board: the lab file's network address, user and key, and the host key ssh() pinned. */
-  /** A board joins none of fleetlab's networks (its lab network is its own): always an error naming it. */
-  address(network: string): string {
-    throw new ConfigurationError(`${this.label} is on no network of fleetlab's ("${network}"): a lab board keeps its own network; reach it with ssh() or sshEndpoint()`);
-  }
-
   sshEndpoint(): SshEndpoint {
     const net = this.sshServer('sshEndpoint()', 'reach it over SSH');
     return { host: net.address, port: net.sshPort, user: net.user, privateKey: net.privateKey, hostKey: this.sshAccess.hostKey() };

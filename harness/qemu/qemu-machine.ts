@@ -516,10 +516,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
    * 127.0.0.1 forward, the testbed's user and key (or none: bring your own), and the host key ssh() pinned (or the
    * testbed's), for a known_hosts line.
    */
-  address(network: string): string {
-    return this.net.address(network);
-  }
-
   sshEndpoint(): SshEndpoint {
     const t = this.media_.testbedSsh;
     return { ...this.forwards.sshServer('reach it over SSH'), user: t?.user ?? 'root', privateKey: t?.privateKey, hostKey: this.sshAccess.hostKey(t?.hostKey) };

@@ -2,7 +2,7 @@
 // ShellOps (over the backdoor or a serial-login channel) and answer the Shell protocol through it.
 import { EventEmitter } from 'node:events';
 import { basename, join } from 'node:path';
-import type { MachineState } from '../protocols/machine.ts';
+import { need, type Machine, type MachineState } from '../protocols/machine.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import type { CopyReport, ExecOptions, ExecResult, Shell } from '../protocols/shell.ts';
 import type { Systemd, SystemdOptions, UnitActiveState } from '../protocols/systemd.ts';
@@ -20,6 +20,14 @@ export abstract class ShellMachine extends EventEmitter implements Shell, System
   abstract readonly state: MachineState;
   /** Its folder in the case's output (console logs); copyFromMachine's default target is its files/ folder. */
   abstract readonly logDir: string;
+
+  /**
+   * Its address on one of the scenario's networks (its `net` capability's); a machine on none of fleetlab's networks
+   * (a lab board: its lab network is its own) is a ConfigurationError naming it.
+   */
+  address(network: string): string {
+    return need(this as unknown as Machine, 'net', `address("${network}")`).address(network);
+  }
 
   get machineName(): string {
     return this.name;
