@@ -8,6 +8,7 @@ import { age, checkBoard, type HealthVerdict } from '../../lab/health.ts';
 import { makeTempDir } from '../process/temp-dirs.ts';
 import { execa } from 'execa';
 import { LabHost } from '../../lab/lab-host.ts';
+import { loadLab } from '../../lab/inventory.ts';
 import { classify, parseUdevDb, suggestion, UDEV_DB_SCRIPT } from '../../lab/discover.ts';
 import { join, resolve } from 'node:path';
 
@@ -195,10 +196,12 @@ async function health(argv: LabArgs & { boards?: string[]; every?: string; outpu
 async function suggest(argv: LabArgs & { host?: string }): Promise<void> {
   let out: string;
   if (argv.host) {
+    // The host named before the lab is provisioned (its provision hook may start a lab's worth of stand-ins).
+    if (!argv.lab) throw new ConfigurationError('fleetlab lab suggest --host needs --lab FILE, whose hosts it names');
+    const lab = await loadLab(argv.lab);
+    if (!lab.hosts[argv.host]) throw new ConfigurationError(`lab ${lab.name} (${lab.file}) has no host "${argv.host}"; it has ${Object.keys(lab.hosts).join(', ') || 'none'}`);
     out = await withLab(argv, async (s) => {
-      const spec = s.lab.hosts[argv.host!];
-      if (!spec) throw new ConfigurationError(`${s.label} has no host "${argv.host}"; it has ${Object.keys(s.lab.hosts).join(', ') || 'none'}`);
-      const host = new LabHost(argv.host!, spec);
+      const host = new LabHost(argv.host!, s.lab.hosts[argv.host!]!);
       try {
         const r = await host.exec(UDEV_DB_SCRIPT, { timeoutMs: 30_000, what: 'reading its udev database' });
         if (r.exitCode !== 0) throw new InfrastructureError(`${host.describe}: reading its udev database exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`);

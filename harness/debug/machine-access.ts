@@ -24,7 +24,8 @@ export function serveMachines(machines: Machine[], dir: string): { machines: Ses
     });
     server.listen(path);
     servers.push(server);
-    out.push({ name: m.name, profile: m.profile.name, console: path, ...(sshOf(m) ? { ssh: sshOf(m) } : {}) });
+    const ssh = sshOf(m);
+    out.push({ name: m.name, profile: m.profile.name, console: path, ...(ssh ? { ssh } : {}) });
   }
   return { machines: out, close: () => servers.forEach((s) => s.close()) };
 }

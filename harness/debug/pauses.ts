@@ -34,7 +34,7 @@ export interface PauseRequest {
   signal: AbortSignal;
 }
 
-/** How a pause ended, and how long it lasted (the time a scenario's deadline is moved by). */
+/** How a pause ended, and how long it lasted (waiting for another case's pause included), for the case's output. */
 export interface PauseOutcome {
   answer: 'continue' | 'abort' | 'timeout' | 'interrupted';
   ms: number;

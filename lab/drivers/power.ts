@@ -19,7 +19,7 @@ import { ConfigurationError, InfrastructureError } from '../../harness/errors/fl
 import type { PowerSpec } from '../inventory.ts';
 import { snmpOutlet } from './snmp-outlet.ts';
 import type { LabHost } from '../lab-host.ts';
-import { shellQuote } from '../../harness/shell/guest-helper.ts';
+import { runTool } from './run-tool.ts';
 
 export interface PowerDriver {
   /** The driver's name and its device, for reports: "tasmota http://10.0.0.7". */
@@ -66,8 +66,8 @@ function withPath(base: string, path: string): string {
  * device from here.
  */
 export function powerDriver(spec: PowerSpec, board: string, host?: LabHost): PowerDriver {
-  const run = (argv: string[], tool: string) => (host ? runOn(host, argv, board, tool) : runHere(argv, board, tool));
-  const on = host ? ` on ${host.name}` : '';
+  const run = (argv: string[], tool: string) => runTool(argv, { who: `power: ${board}`, tool, timeoutMs: REQUEST_MS, host });
+  const onHost = host ? ` on ${host.name}` : '';
   switch (spec.driver) {
     case 'tasmota': {
       const key = `POWER${spec.relay ?? ''}`;
@@ -112,26 +112,26 @@ export function powerDriver(spec: PowerSpec, board: string, host?: LabHost): Pow
       };
     case 'gpio':
       return {
-        describe: `gpio ${spec.chip} line ${spec.line}${spec.activeLow ? ' (active low)' : ''}${on}`,
+        describe: `gpio ${spec.chip} line ${spec.line}${spec.activeLow ? ' (active low)' : ''}${onHost}`,
         set: (v) => serialised(`gpio:${host?.name ?? ''}:${spec.chip}`, () => run(['gpioset', '--mode=exit', spec.chip, `${spec.line}=${v !== spec.activeLow ? 1 : 0}`], 'gpioset (Debian package gpiod)')),
         get: async () => undefined,
       };
     case 'usbrelay':
       return {
-        describe: `usbrelay ${spec.relay}${on}`,
+        describe: `usbrelay ${spec.relay}${onHost}`,
         set: (v) => serialised(`usbrelay:${host?.name ?? ''}`, () => run(['usbrelay', `${spec.relay}=${v ? 1 : 0}`], 'usbrelay (Debian package usbrelay)')),
         get: async () => undefined,
       };
     case 'command':
       return {
-        describe: `command "${spec.on}" / "${spec.off}"${on}`,
+        describe: `command "${spec.on}" / "${spec.off}"${onHost}`,
         set: (v) => serialised(`command:${host?.name ?? ''}:${spec.on}`, () => run(['sh', '-c', v ? spec.on : spec.off], 'the power command')),
         get: async () => {
           if (!spec.status) return undefined;
           const r = host ? await host.exec(spec.status, { timeoutMs: REQUEST_MS, what: `power status of ${board}: ${spec.status}` }) : await execa('sh', ['-c', spec.status], { reject: false, timeout: REQUEST_MS });
           if (r.exitCode === 0) return true;
           if (r.exitCode === 1) return false;
-          throw new InfrastructureError(`power: ${board}: status command "${spec.status}"${on} exited ${r.exitCode} (0 means on, 1 off): ${r.stderr.trim()}`);
+          throw new InfrastructureError(`power: ${board}: status command "${spec.status}"${onHost} exited ${r.exitCode} (0 means on, 1 off): ${r.stderr.trim()}`);
         },
       };
     case 'snmp': {
@@ -145,21 +145,6 @@ export function powerDriver(spec: PowerSpec, board: string, host?: LabHost): Pow
         get: async () => undefined,
       };
   }
-}
-
-/** A host-side command on the board's lab host, over its SSH connection. */
-async function runOn(host: LabHost, argv: string[], board: string, tool: string): Promise<void> {
-  const r = await host.exec(argv.map(shellQuote).join(' '), { timeoutMs: REQUEST_MS, what: `power of ${board}: ${argv.join(' ')}` });
-  if (r.exitCode === 127) throw new ConfigurationError(`power: ${board}: ${tool} is not installed on ${host.describe}`);
-  if (r.exitCode !== 0) throw new InfrastructureError(`power: ${board}: ${argv.join(' ')} on ${host.describe} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
-}
-
-async function runHere(argv: string[], board: string, tool: string): Promise<void> {
-  const [file, ...args] = argv as [string, ...string[]];
-  const r = await execa(file, args, { reject: false, timeout: REQUEST_MS });
-  if ((r as { code?: string }).code === 'ENOENT') throw new ConfigurationError(`power: ${board}: ${tool} is not installed`);
-  if (r.timedOut) throw new InfrastructureError(`power: ${board}: ${argv.join(' ')} did not finish within ${REQUEST_MS / 1000} s`);
-  if (r.exitCode !== 0) throw new InfrastructureError(`power: ${board}: ${argv.join(' ')} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
 }
 
 async function askPerson(message: string): Promise<void> {

@@ -44,7 +44,8 @@ export async function writeImageOnHost(image: string, device: string, host: LabH
     sums.push([r.start, r.end, all.digest('hex')]);
     bytes += r.end - r.start;
   }
-  await host.exec('sync', { timeoutMs: 60_000, what: `syncing ${device}` });
+  const synced = await host.exec('sync', { timeoutMs: 60_000, what: `syncing ${device}` });
+  if (synced.exitCode !== 0) throw new InfrastructureError(`${host.describe}: syncing ${device} for board ${board}: sync exited ${synced.exitCode}: ${synced.stderr.trim().slice(0, 300)}`);
   // Read back on the host what should now be on the card.
   for (const [start, end, want] of sums) {
     const blocks = Math.ceil((end - start) / bs);

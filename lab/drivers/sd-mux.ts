@@ -6,7 +6,6 @@
 //                server") or `--dut`.
 // - mass-storage a card reader or a board in USB mass-storage mode: nothing to switch; the device is there or not.
 // After a switch to the host, the card's block device can take a moment to appear: it is waited for (SETTLE_MS).
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { ConfigurationError, InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import type { SdMuxSpec } from '../inventory.ts';
@@ -14,6 +13,7 @@ import { writeImage, type WriteReport } from './image-writer.ts';
 import { writeImageOnHost } from './remote-writer.ts';
 import { shellQuote } from '../../harness/shell/guest-helper.ts';
 import type { LabHost } from '../lab-host.ts';
+import { runTool } from './run-tool.ts';
 
 const COMMAND_MS = 15_000;
 const SETTLE_MS = 10_000;
@@ -33,7 +33,7 @@ export interface SdMux {
 
 /** The board's SD mux; with `host`, its command runs and its card is written on that lab host, over SSH. */
 export function sdMux(spec: SdMuxSpec, board: string, host?: LabHost): SdMux {
-  const run = (argv: string[], b: string, tool: string) => (host ? runOn(host, argv, b, tool) : runHere(argv, b, tool));
+  const run = (argv: string[], b: string, tool: string) => runTool(argv, { who: `SD mux of board ${b}`, tool, timeoutMs: COMMAND_MS, host });
   const on = host ? ` on ${host.name}` : '';
   const io = {
     deviceExists: async () => (host ? (await host.exec(`test -e ${shellQuote(spec.device)}`, { timeoutMs: COMMAND_MS, what: `looking for ${spec.device}` })).exitCode === 0 : existsSync(spec.device)),
@@ -59,20 +59,6 @@ export function sdMux(spec: SdMuxSpec, board: string, host?: LabHost): SdMux {
     case 'mass-storage':
       return { describe: `mass storage ${spec.device}${on}`, device: spec.device, ...io, switch: async () => undefined };
   }
-}
-
-async function runOn(host: LabHost, argv: string[], board: string, tool: string): Promise<void> {
-  const r = await host.exec(argv.map(shellQuote).join(' '), { timeoutMs: COMMAND_MS, what: `SD mux of board ${board}: ${argv.join(' ')}` });
-  if (r.exitCode === 127) throw new ConfigurationError(`SD mux of board ${board}: ${tool} is not installed on ${host.describe} (${argv[0]})`);
-  if (r.exitCode !== 0) throw new InfrastructureError(`SD mux of board ${board}: ${argv.join(' ')} on ${host.describe} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
-}
-
-async function runHere(argv: string[], board: string, tool: string): Promise<void> {
-  const [file, ...args] = argv as [string, ...string[]];
-  const r = await execa(file, args, { reject: false, timeout: COMMAND_MS });
-  if ((r as { code?: string }).code === 'ENOENT') throw new ConfigurationError(`SD mux of board ${board}: ${tool} is not installed (${file})`);
-  if (r.timedOut) throw new InfrastructureError(`SD mux of board ${board}: ${argv.join(' ')} did not finish within ${COMMAND_MS / 1000} s`);
-  if (r.exitCode !== 0) throw new InfrastructureError(`SD mux of board ${board}: ${argv.join(' ')} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
 }
 
 /**
