@@ -16,9 +16,15 @@ if (missing) console.warn(`nix/fleetlab-guest.test.ts skipped: ${missing}`);
 // No nix daemon or build users here: evaluation only.
 const nixEnv = { NIX_CONFIG: 'build-users-group =', NIX_REMOTE: '' };
 
-type Unit = Record<string, unknown> & { script?: string; path?: string[]; before?: string[]; wantedBy?: string[]; after?: string[]; requires?: string[]; enable?: boolean; environment?: Record<string, string>; unitConfig?: Record<string, unknown>; serviceConfig?: Record<string, unknown>; pathConfig?: Record<string, string> };
+type Unit = Record<string, unknown> & { script?: string; requiredBy?: string[]; path?: string[]; before?: string[]; wantedBy?: string[]; after?: string[]; requires?: string[]; enable?: boolean; environment?: Record<string, string>; unitConfig?: Record<string, unknown>; serviceConfig?: Record<string, unknown>; pathConfig?: Record<string, string> };
 interface Evaluated {
   failedAssertions: string[];
+  warnings: string[];
+  targets: Record<string, Unit>;
+  etc: Record<string, { text?: string }>;
+  extraInstallCommands: string;
+  openssh: Record<string, unknown>;
+  users: Record<string, unknown>;
   kernelParams: string[];
   kernelModules: string[];
   services: Record<string, Unit>;
@@ -26,8 +32,8 @@ interface Evaluated {
   activationScripts: Record<string, string>;
 }
 
-async function evaluate(settings: unknown): Promise<Evaluated> {
-  const expr = `import ${join(root, 'nix/tests/eval-guest.nix')} { lib = import ${nixLib}; settings = builtins.fromJSON ''${JSON.stringify(settings)}''; }`;
+async function evaluate(settings: unknown, opts: { aarch64?: boolean } = {}): Promise<Evaluated> {
+  const expr = `import ${join(root, 'nix/tests/eval-guest.nix')} { lib = import ${nixLib}; settings = builtins.fromJSON ''${JSON.stringify(settings)}''; aarch64 = ${opts.aarch64 ? 'true' : 'false'}; }`;
   const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { env: nixEnv, reject: false });
   if (r.exitCode !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as Evaluated;
@@ -51,8 +57,8 @@ describe.skipIf(!!missing)('nix/: the NixOS guest module and flake', () => {
   });
 
   it('sets nothing when fleetlab.guest.enable is false', async () => {
-    const c = await evaluate({ fleetlab: { guest: { enable: false, bootBlessing: { enable: true }, magicRollback: { enable: true } } } });
-    expect(c).toEqual({ failedAssertions: [], kernelParams: [], kernelModules: [], services: {}, paths: {}, activationScripts: {} });
+    const c = await evaluate({ fleetlab: { guest: { enable: false, bootCounting: { enable: true }, magicRollback: { enable: true } } } });
+    expect(c).toEqual({ failedAssertions: [], warnings: [], kernelParams: [], kernelModules: [], services: {}, paths: {}, activationScripts: {}, targets: {}, etc: {}, extraInstallCommands: '', openssh: {}, users: {} });
   });
 
   it('by default: a backdoor on hvc0 that greets like the test instrumentation, a serial console with a getty, the fw_cfg hostname', async () => {
@@ -63,7 +69,7 @@ describe.skipIf(!!missing)('nix/: the NixOS guest module and flake', () => {
     expect(backdoor.script).toContain('exec < /dev/hvc0 > /dev/hvc0 2>&1');
     expect(backdoor.script).toContain('/nix/store/stub-coreutils/bin/stty raw -echo');
     expect(backdoor.script).toContain('PS1= exec /nix/store/stub-bash-interactive/bin/bash --norc /dev/hvc0');
-    expect(backdoor).toMatchObject({ wantedBy: ['multi-user.target'], requires: ['dev-hvc0.device'], after: ['dev-hvc0.device'], unitConfig: { DefaultDependencies: false }, serviceConfig: { Restart: 'always' } });
+    expect(backdoor).toMatchObject({ wantedBy: ['multi-user.target'], requires: ['dev-hvc0.device'], after: ['dev-hvc0.device'], unitConfig: { DefaultDependencies: false }, serviceConfig: { Restart: 'always' }, restartIfChanged: false });
     // Kernel messages and the login on the serial console; nothing on the backdoor's.
     expect(c.kernelParams).toEqual(['console=ttyS0,115200']);
     expect(c.services['serial-getty@ttyS0']).toMatchObject({ enable: true, wantedBy: ['getty.target'] });
@@ -97,36 +103,55 @@ describe.skipIf(!!missing)('nix/: the NixOS guest module and flake', () => {
     expect(c.kernelModules).toEqual([]);
   });
 
+  it("the serial console by default: ttyS0 on x86, ttyAMA0 on aarch64 (a raw-efi image on QEMU's virt and the Pis)", async () => {
+    const c = await evaluate({ fleetlab: { guest: { enable: true } } }, { aarch64: true });
+    expect(c.kernelParams).toEqual(['console=ttyAMA0,115200']);
+    expect(c.services['serial-getty@ttyAMA0']).toMatchObject({ enable: true });
+    expect(c.services['serial-getty@ttyS0']).toBeUndefined();
+  });
+
+  it('ssh.authorizedKeys: OpenSSH on, root by key only, the keys given (what nix copy and machine.ssh() need)', async () => {
+    const none = await evaluate({ fleetlab: { guest: { enable: true } } });
+    expect([none.openssh, none.users]).toEqual([{}, {}]);
+    const c = await evaluate({ fleetlab: { guest: { enable: true, ssh: { authorizedKeys: ['ssh-ed25519 AAAAC3Nz fleetlab'] } } } });
+    expect(c.openssh).toEqual({ enable: true, settings: { PermitRootLogin: 'prohibit-password' } });
+    expect(c.users).toEqual({ root: { openssh: { authorizedKeys: { keys: ['ssh-ed25519 AAAAC3Nz fleetlab'] } } } });
+  });
+
   it('refuses a backdoor on a serial console (kernel messages would land in the answers)', async () => {
     const c = await evaluate({ fleetlab: { guest: { enable: true, backdoor: { console: 'ttyS0' } } } });
     expect(c.failedAssertions).toEqual([expect.stringMatching(/^fleetlab.guest: the backdoor console ttyS0 is also in fleetlab.guest.serialConsoles/)]);
   });
 
-  it('boot blessing renames the boot-counted entry after multi-user.target, and needs systemd-boot', async () => {
-    const without = await evaluate({ fleetlab: { guest: { enable: true, bootBlessing: { enable: true } } } });
-    expect(without.failedAssertions).toEqual([expect.stringMatching(/bootBlessing needs systemd-boot/)]);
-    const c = await evaluate({ fleetlab: { guest: { enable: true, bootBlessing: { enable: true } } }, boot: { loader: { 'systemd-boot': { enable: true } } } });
+  it('boot counting: the shared script after the builder, a health check before boot-complete.target that reboots, the blessing after it; needs systemd-boot', async () => {
+    const without = await evaluate({ fleetlab: { guest: { enable: true, bootCounting: { enable: true } } } });
+    expect(without.failedAssertions).toEqual([expect.stringMatching(/bootCounting needs systemd-boot/)]);
+    const c = await evaluate({ fleetlab: { guest: { enable: true, bootCounting: { enable: true, tries: 2 } } }, boot: { loader: { 'systemd-boot': { enable: true }, efi: { efiSysMountPoint: '/efi' } } } });
     expect(c.failedAssertions).toEqual([]);
-    const bless = c.services['fleetlab-bless-boot']!;
-    expect(bless).toMatchObject({ wantedBy: ['multi-user.target'], after: ['multi-user.target'], unitConfig: { RequiresMountsFor: '/boot' }, serviceConfig: { Type: 'oneshot' } });
-    expect(bless.script).toContain('/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f');
-    expect(bless.script).toContain("sed -E 's/\\+[0-9]+(-[0-9]+)?\\.conf$/.conf/'");
+    expect(c.extraInstallCommands.trim()).toBe('/nix/store/stub-fleetlab-boot-counting install /efi 2');
+    expect(c.etc['fleetlab/boot-counting.conf']).toEqual({ text: 'tries=2\n' });
+    expect(c.targets['boot-complete']).toMatchObject({ requires: ['sysinit.target'], after: ['sysinit.target'] });
+    expect(c.services['fleetlab-boot-check']).toMatchObject({ requiredBy: ['boot-complete.target'], before: ['boot-complete.target'], unitConfig: { RequiresMountsFor: '/efi' }, serviceConfig: { Type: 'oneshot', FailureAction: 'reboot' }, script: 'exec /nix/store/stub-fleetlab-boot-counting check /efi' });
+    expect(c.services['fleetlab-bless-boot']).toMatchObject({ wantedBy: ['multi-user.target'], requires: ['boot-complete.target'], after: ['boot-complete.target'], serviceConfig: { Type: 'oneshot' }, script: 'exec /nix/store/stub-fleetlab-boot-counting bless /efi' });
+    // Three tries unless set; the old bootBlessing option is renamed to it, with a warning.
+    expect((await evaluate({ fleetlab: { guest: { enable: true, bootCounting: { enable: true } } }, boot: { loader: { 'systemd-boot': { enable: true } } } })).extraInstallCommands.trim()).toBe('/nix/store/stub-fleetlab-boot-counting install /boot 3');
+    const renamed = await evaluate({ fleetlab: { guest: { enable: true, bootBlessing: { enable: true } } }, boot: { loader: { 'systemd-boot': { enable: true } } } });
+    expect(renamed.warnings).toEqual([expect.stringMatching(/fleetlab\.guest\.bootBlessing\.enable.*renamed to.*fleetlab\.guest\.bootCounting\.enable/)]);
+    expect(renamed.services['fleetlab-boot-check']).toBeDefined();
   });
 
-  it('magic rollback: armed by a switch, waits the configured time for confirmation, then rolls back once', async () => {
+  it("magic rollback: the shared script armed by a switch or test with the system that ran, watched for the configured time; boots are not armed", async () => {
     const c = await evaluate({ fleetlab: { guest: { enable: true, magicRollback: { enable: true, timeout: 45 } } } });
     const svc = c.services['fleetlab-magic-rollback']!;
-    expect(svc.environment).toEqual({ FLEETLAB_ROLLBACK_TIMEOUT: '45' });
     expect(svc.description).toContain('within 45 s');
-    expect(svc.script).toContain('/run/current-system/sw/bin/nix-env -p /nix/var/nix/profiles/system --rollback');
-    expect(svc.script).toContain('if [ -e "$dir/confirmed" ]');
-    expect(svc).toMatchObject({ restartIfChanged: false });
+    expect(svc.script).toBe('exec /nix/store/stub-fleetlab-magic-rollback watch 45');
+    expect(svc).toMatchObject({ restartIfChanged: false, stopIfChanged: false });
     expect(svc.wantedBy).toBeUndefined(); // boots are not armed
     expect(c.paths['fleetlab-magic-rollback']).toMatchObject({ wantedBy: ['multi-user.target'], pathConfig: { PathExists: '/run/fleetlab/magic-rollback/armed' } });
     const arm = c.activationScripts.fleetlabMagicRollback!;
-    expect(arm).toContain('if [ -d /run/systemd/system ]');
-    expect(arm).toContain('readlink /nix/var/nix/profiles/system > /run/fleetlab/magic-rollback/armed');
-    expect(arm).toContain('if [ -e /run/fleetlab/magic-rollback/rolling-back ]');
+    expect(arm).toContain('if [ -d /run/systemd/system ] && { [ "${NIXOS_ACTION:-}" = switch ] || [ "${NIXOS_ACTION:-}" = test ]; }; then');
+    expect(arm).toContain('/nix/store/stub-fleetlab-magic-rollback arm "$NIXOS_ACTION" "$(readlink -f /run/current-system)"');
+    expect(c.etc['fleetlab/magic-rollback.conf']).toEqual({ text: 'timeout=45\n' });
   });
 
   it('bad option values are rejected by the module system, naming the option', async () => {

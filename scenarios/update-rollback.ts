@@ -29,13 +29,15 @@ export const updateRollback = scenario({
       });
       const gen2 = await m.nixos.testbedGeneration({ version: '26.05.2-update', services: [{ name: 'app', type: 'simple', command: 'echo app-v2 > /run/app-version; exec sleep 1000000' }], etc: { 'app.conf': 'version=2\n' } });
       await step('install generation 2 for the next boot, reboot: generation 2 is booted', async () => {
-        const r = await nixos.switch(gen2, { action: 'boot' });
-        assert.equal(r.exitCode, 0);
-        const before = await nixos.bootState();
         if (bl === 'systemd-boot') {
-          const e = before.entries.find((x) => x.id === 'nixos-generation-2.conf');
-          assert.ok(e && e.triesLeft !== undefined && e.triesLeft > 0, `generation 2's entry is on trial: ${JSON.stringify(before.entries)}`);
+          // fleetlab's boot counting (fleetlab.guest.bootCounting; trialBoot says so at once where it is off).
+          assert.equal((await nixos.trialBoot(gen2)).generation, 2);
+          const e = (await nixos.bootState()).entries.find((x) => x.id === 'nixos-generation-2.conf');
+          assert.ok(e && e.triesLeft !== undefined && e.triesLeft > 0, `generation 2's entry is on trial: ${JSON.stringify(e)}`);
+        } else {
+          assert.equal((await nixos.switch(gen2, { action: 'boot' })).exitCode, 0);
         }
+        const before = await nixos.bootState();
         if (bl === 'extlinux') assert.equal(before.default, 'nixos-default');
         await nixos.expectRebooted(1, () => m.reboot());
         await nixos.expectBooted(2);
@@ -112,10 +114,9 @@ export const updateRollback = scenario({
       await nixos.rollback({ action: 'switch' }).catch(() => undefined); // the profile back on a good generation
       const broken = await m.nixos.testbedGeneration({ version: '26.05.3-broken', services: [{ name: 'app', command: 'echo app-v3 cannot start >&2; exit 1' }] });
       if (bl === 'systemd-boot') {
-        // Boot counting: installed on trial; every boot of it is unhealthy and reboots; when no tries are left,
-        // systemd-boot boots the newest good generation.
-        await nixos.switch(broken, { action: 'boot' });
-        const newest = (await nixos.current()).generation;
+        // Boot counting (fleetlab's NixOS module's script): installed on trial; every boot of it is unhealthy and
+        // reboots; when no tries are left, systemd-boot boots the newest good generation.
+        const newest = (await nixos.trialBoot(broken)).generation;
         // The newest generation with a good entry before it: 2, blessed when it booted.
         const good = 2;
         await m.reboot().catch(() => undefined);
@@ -128,15 +129,15 @@ export const updateRollback = scenario({
         property('rollback.boots', m.boots);
         assert.equal(b.generation, good);
         await step('a generation that does not boot at all (its init missing) is rolled back by boot counting too', async () => {
-          const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
-          await nixos.switch(noInit, { action: 'boot' });
-          const newest = (await nixos.current()).generation;
+          const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail', 'panic=1'] });
+          const newest = (await nixos.trialBoot(noInit)).generation;
           const boots = m.boots;
-          // Each try fails in stage 1 ("An error occurred in stage 1", a console check fleetlab would otherwise fail
-          // the case on) and reboots: expected here, once per try.
+          // Each try fails in stage 1 ("stage 2 init script … not found"); with boot.panic_on_fail stage 1 exits and
+          // the kernel panics (a console check fleetlab would otherwise fail the case on), and panic=1 reboots it:
+          // expected here, once per try. This is what NixOS's stage 1 does (nixpkgs' test instrumentation sets both).
           for (let t = 0; t < 2; t++) {
             m.console().mark();
-            await m.expectConsoleCheck('emergency-shell', () => (t === 0 ? m.reboot({ timeout: 120_000 }) : m.waitForConsoleText(/stage 2 init script \(.*\) not found/, { timeout: 120_000 })), { timeout: 150_000 });
+            await m.expectConsoleCheck('kernel-panic', () => (t === 0 ? m.reboot({ timeout: 120_000 }) : m.waitForConsoleText(/stage 2 init script \(.*\) not found/, { timeout: 120_000 })), { timeout: 150_000 });
           }
           const b = await nixos.waitForGeneration(2, { timeout: 8 * 60_000 });
           assert.equal(b.generation, 2);
@@ -159,16 +160,16 @@ export const updateRollback = scenario({
         property('rollback.path', 'magic-rollback');
         if (bl === 'grub') {
           await step('a generation that does not boot at all (its init missing) is tried once by GRUB and rolled back by its default', async () => {
-            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
+            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail', 'panic=1'] });
             const trial = await nixos.trialBoot(noInit);
             assert.equal(trial.previous, before);
             const state = await nixos.bootState();
             assert.ok(state.oneShot?.includes(`Configuration ${trial.generation} `), `grubenv next_entry names the trial: ${JSON.stringify(state)}`);
             const boots = m.boots;
-            // The trial fails in stage 1 ("An error occurred in stage 1", expected here) and reboots; GRUB's default is
+            // The trial fails in stage 1 and the kernel panics (expected here), panic=1 reboots; GRUB's default is
             // the previous generation again, and it comes up.
             m.console().mark();
-            await m.expectConsoleCheck('emergency-shell', () => m.reboot({ timeout: 240_000 }), { timeout: 250_000 });
+            await m.expectConsoleCheck('kernel-panic', () => m.reboot({ timeout: 240_000 }), { timeout: 250_000 });
             const b = await nixos.waitForGeneration(before, { timeout: 4 * 60_000 });
             assert.equal(b.generation, before);
             assert.ok(m.boots - boots >= 2, `the trial failed, then the previous generation booted (${m.boots - boots} boots)`);
@@ -178,12 +179,12 @@ export const updateRollback = scenario({
           });
         } else if (bl === 'extlinux') {
           await step("a generation that does not boot at all (its init missing): U-Boot has no fallback of its own, so it is rescued through U-Boot's menu", async () => {
-            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail'] });
+            const noInit = await m.nixos.testbedGeneration({ version: '26.05.4-no-init', broken: 'no-init', kernelParams: ['boot.panic_on_fail', 'panic=1'] });
             await nixos.switch(noInit, { action: 'boot' });
             const boots = m.boots;
-            // The default now fails in stage 1 on every boot ("An error occurred in stage 1", expected here).
+            // The default now fails in stage 1 on every boot, the kernel panicking (expected here).
             let rescue!: Promise<unknown>;
-            await m.expectConsoleCheck('emergency-shell', () => (rescue = nixos.rescueViaMenu(before, { timeout: 360_000 })), { timeout: 360_000 });
+            await m.expectConsoleCheck('kernel-panic', () => (rescue = nixos.rescueViaMenu(before, { timeout: 360_000 })), { timeout: 360_000 });
             await rescue;
             assert.ok(m.boots - boots >= 2, `the default failed, then the previous generation booted from the menu (${m.boots - boots} boots)`);
             assert.equal((await nixos.current()).generation, before, 'the profile is back on the previous generation');

@@ -9,7 +9,11 @@ import { type Deadline, sleep } from '../time/deadline.ts';
 import type { NixosMachine } from './nixos-machine.ts';
 import { plain } from '../shell/plain.ts';
 
-/** raspi-firmware: the Pi's firmware-only boot (boot.loader.raspberryPi): cmdline.txt on the FIRMWARE partition, no menu. */
+/**
+ * raspi-firmware: the Pi's firmware-only boot, cmdline.txt on the FIRMWARE partition, no menu. Legacy: nixpkgs removed
+ * boot.loader.raspberryPi (NixOS/nixpkgs#241534), so only older NixOS releases and third-party flakes (such as
+ * nixos-raspberrypi) boot this way; nixpkgs' own Pi images boot U-Boot and extlinux.
+ */
 export type Bootloader = 'systemd-boot' | 'grub' | 'extlinux' | 'raspi-firmware';
 
 /** What the next boot will do, read from the boot loader's own files and variables. */
@@ -28,7 +32,7 @@ export interface BootState {
 }
 
 /** systemd's vendor GUID for the boot loader interface's EFI variables (LoaderEntryOneShot, ...). */
-const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+export const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
 
 /** A boot menu choice under way: the keys to type once the machine reboots, and the command that undoes its preparation. */
 export interface MenuChoice {
@@ -81,11 +85,18 @@ export async function writeGrubenv(c: LoaderContext, vars: Record<string, string
   await plain(c.m).succeed(`printf %s ${shellQuote(text)} > /boot/grub/grubenv.tmp && sync && mv -f /boot/grub/grubenv.tmp /boot/grub/grubenv && sync`, opts);
 }
 
-/** Generation `n`'s place in extlinux.conf's menu (0 is "NixOS - Default"): U-Boot's choice is this plus one. */
+/**
+ * Generation `n`'s place in extlinux.conf's menu (0 is "NixOS - Default"): U-Boot's choice is this plus one. A
+ * freshly flashed NixOS sd-image has only "nixos-default" (its builder ran before any generation link existed): that
+ * entry stands for the profile's current generation until the first switch writes the numbered ones.
+ */
 export async function extlinuxEntry(m: NixosMachine, n: number, opts?: WaitOptions): Promise<number> {
-  const labels = [...(await plain(m).succeed('cat /boot/extlinux/extlinux.conf', opts)).matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
-  const at = labels.indexOf(`nixos-${n}`);
-  if (at < 0) throw new ConfigurationError(`machine ${m.name}: extlinux.conf has no entry for generation ${n}`);
+  const out = await plain(m).succeed('readlink /nix/var/nix/profiles/system; cat /boot/extlinux/extlinux.conf', opts);
+  const current = /system-(\d+)-link/.exec(out.split('\n')[0]!)?.[1];
+  const labels = [...out.matchAll(/^LABEL (\S+)/gm)].map((x) => x[1]!);
+  let at = labels.indexOf(`nixos-${n}`);
+  if (at < 0 && String(n) === current) at = labels.indexOf('nixos-default');
+  if (at < 0) throw new ConfigurationError(`machine ${m.name}: extlinux.conf has no entry for generation ${n} (labels: ${labels.join(', ')})`);
   return at;
 }
 
@@ -152,7 +163,7 @@ const grub: BootLoaderStrategy = {
     const titles = [...cfg.matchAll(/menuentry "(NixOS - Configuration (\d+) [^"]*)"/g)].map((x) => Number(x[2]));
     const at = titles.indexOf(n);
     if (at < 0) throw new ConfigurationError(`machine ${c.m.name}: GRUB has no entry for generation ${n}`);
-    await plain(c.m).succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^  set timeout=[0-9]*$/  set timeout=30/' /boot/grub/grub.cfg && sync");
+    await plain(c.m).succeed("cp /boot/grub/grub.cfg /boot/grub/grub.cfg.fleetlab-menu && sed -i 's/^\\([[:space:]]*\\)set timeout=[0-9]*$/\\1set timeout=30/' /boot/grub/grub.cfg && sync");
     return {
       restore: '[ -e /boot/grub/grub.cfg.fleetlab-menu ] && mv -f /boot/grub/grub.cfg.fleetlab-menu /boot/grub/grub.cfg; sync',
       keys: async () => {
@@ -204,7 +215,7 @@ const raspiFirmware: BootLoaderStrategy = {
     throw new ConfigurationError(`machine ${m.name}: the Raspberry Pi's firmware-only boot has no one-shot entry; switch the profile (switch(..., { action: 'boot' }) or rollback()) instead`);
   },
   async menu({ m }) {
-    throw new ConfigurationError(`machine ${m.name}: the Raspberry Pi's firmware-only boot has no menu to choose from (NixOS's boot.loader.raspberryPi); switch the profile instead`);
+    throw new ConfigurationError(`machine ${m.name}: the Raspberry Pi's firmware-only boot has no menu to choose from (the legacy boot.loader.raspberryPi layout); switch the profile instead`);
   },
 };
 

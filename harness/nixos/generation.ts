@@ -22,7 +22,10 @@ export interface GenerationSpec {
   kernelParams?: string[];
   /** system.configurationRevision. */
   configurationRevision?: string;
-  /** A generation that does not boot: its init is missing, so stage 1 fails (and reboots with boot.panic_on_fail). */
+  /**
+   * A generation that does not boot: its init is missing, so stage 1 fails ("stage 2 init script … not found"); with
+   * boot.panic_on_fail in kernelParams the kernel panics, and panic=N reboots it, as on NixOS.
+   */
   broken?: 'no-init';
   /**
    * The boot loader this system installs (boot.loader.* in NixOS terms), as the testbed's bootloader.conf spells it

@@ -15,8 +15,9 @@ import { abortError } from '../time/lifeline.ts';
 import { chrootStore, hostNix, nixEnv, registerClosure, registration, STORE_PATH } from './nix-store.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { type GenerationSpec, rememberClosure, type Toplevel } from './generation.ts';
-import { bootLoader, extlinuxEntry, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
+import { bootLoader, extlinuxEntry, LOADER_GUID, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
 import { plain, type Commands } from '../shell/plain.ts';
+import { packageFile } from '../package-files.ts';
 
 export type { BootState, Bootloader } from './boot-loaders.ts';
 
@@ -116,17 +117,22 @@ export class NixosHelpers {
     return { generation: generationOf(link!), toplevel: toplevel! };
   }
 
-  /** The booted system (/run/booted-system), which generation it is, and the entry on the kernel command line. */
+  /**
+   * The booted system (/run/booted-system), which generation it is, and the boot entry that started it: on
+   * systemd-boot the LoaderEntrySelected EFI variable (systemd-boot sets it), else the testbed's fleetlab.entry= on
+   * the kernel command line (a real guest has neither on GRUB or extlinux: the generation is then the newest whose
+   * toplevel was booted).
+   */
   async booted(opts?: WaitOptions): Promise<Booted> {
     const out = await this.sh.succeed(
-      `readlink -f /run/booted-system; cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline; for l in ${PROFILE}-*-link; do echo "$l $(readlink -f "$l")"; done`,
+      `readlink -f /run/booted-system; cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline; v=/sys/firmware/efi/efivars/LoaderEntrySelected-${LOADER_GUID}; if [ -r $v ]; then tail -c +5 $v | tr -d '\\000'; echo; else echo; fi; for l in ${PROFILE}-*-link; do echo "$l $(readlink -f "$l")"; done`,
       opts,
     );
-    const [toplevel, bootId, cmdline, ...links] = out.trim().split('\n');
-    const entry = /(?:^|\s)fleetlab\.entry=(\S+)/.exec(cmdline!)?.[1];
+    const [toplevel, bootId, cmdline, selected, ...links] = out.trim().split('\n');
+    const entry = selected?.trim() || /(?:^|\s)fleetlab\.entry=(\S+)/.exec(cmdline!)?.[1];
     const matching = links.map((l) => l.split(' ')).filter(([, t]) => t === toplevel).map(([l]) => generationOf(l!));
     // Several generations can be the same toplevel: the entry names the one that was booted when it can.
-    const fromEntry = entry && /^nixos-(?:generation-)?(\d+)$/.exec(entry)?.[1];
+    const fromEntry = entry && /^nixos-(?:generation-)?(\d+)(?:[+.]|$)/.exec(entry)?.[1];
     const generation = fromEntry && matching.includes(Number(fromEntry)) ? Number(fromEntry) : matching.length ? Math.max(...matching) : undefined;
     return { toplevel: toplevel!, generation, entry, bootId: bootId! };
   }
@@ -297,6 +303,9 @@ export class NixosHelpers {
   async switch(top: Toplevel | string, opts: WaitOptions & { action?: SwitchAction; crashAt?: CrashPoint } = {}): Promise<ActivationResult> {
     const action = opts.action ?? 'switch';
     const path = typeof top === 'string' ? top : top.path;
+    if ((opts.crashAt === 'bootloader-write' || opts.crashAt === 'activation') && !this.m.testbed) {
+      throw new ConfigurationError(`machine ${this.m.name}: switch(…, { crashAt: '${opts.crashAt}' }) stops at a point only the testbed's switch-to-configuration and boot loader writer have, and ${this.m.name} boots no fleetlab testbed disk; cut the power at 'after-copy' or 'after-profile', or call crash() yourself`, { details: { field: 'crashAt', value: opts.crashAt } });
+    }
     await this.ensureOnMachine(top, opts);
     if (opts.crashAt === 'after-copy') return this.cut(action, 'after-copy');
     if (action === 'switch' || action === 'boot') await this.sh.succeed(`nix-env -p ${PROFILE} --set ${shellQuote(path)}`, opts);
@@ -309,7 +318,7 @@ export class NixosHelpers {
       await this.m.waitForConsoleText(`fleetlab: paused at ${opts.crashAt}`, { timeout: 120_000, ...opts, literal: true });
       return this.cut(action, opts.crashAt);
     }
-    const r = await this.sh.execute(cmd, { timeout: 300_000, ...opts });
+    const r = await this.sh.execute(underSystemdRun(cmd), { timeout: 300_000, ...opts });
     const result = activationResult(action, r);
     this.m.log.note(`nixos: switch-to-configuration ${action} of ${path}: exit ${r.exitCode}${result.failedUnits.length ? `, failed units: ${result.failedUnits.join(', ')}` : ''}`);
     if (r.exitCode !== 0 && r.exitCode !== 4) {
@@ -334,7 +343,10 @@ export class NixosHelpers {
   async rollback(opts: WaitOptions & { action?: 'switch' | 'boot' | 'test' } = {}): Promise<ActivationResult> {
     const action = opts.action ?? 'switch';
     const r = await this.sh.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
-    if (r.exitCode !== 0 && r.exitCode !== 4) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
+    // nixos-rebuild-ng passes switch-to-configuration's exit 4 through; the bash nixos-rebuild exits 1 after its
+    // "warning: the following units failed" line. Either is "switched, with failed units", not an error.
+    const unitsFailed = r.exitCode === 1 && /warning: the following units failed: /.test(r.stderr + r.stdout);
+    if (r.exitCode !== 0 && r.exitCode !== 4 && !unitsFailed) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
     return activationResult(action, r);
   }
 
@@ -362,21 +374,42 @@ export class NixosHelpers {
   }
 
   /**
-   * Installs `top` for a trial boot on GRUB, the grub-reboot way: it becomes a generation with its own menu entry, the
-   * default stays on the current generation, and grubenv's next_entry picks the new one for the next boot only. If
-   * the new generation does not come up (its stage 1 fails and reboots, the kernel panics), the boot after that is the
-   * default again: the rollback needs nothing from the broken system. When it came up healthy, confirmTrial() makes it
-   * the default. Boot counting does this on systemd-boot (switch(top, { action: 'boot' })); U-Boot's extlinux has no
-   * one-shot, so on extlinux this refuses.
+   * fleetlab's boot counting on this machine (fleetlab.guest.bootCounting in its NixOS configuration; on the testbed's
+   * systemd-boot disks): the tries a new generation gets, or undefined when it is off. nixpkgs' systemd-boot builder
+   * writes no boot counters of its own, so without it a generation that fails keeps booting.
+   */
+  async bootCounting(opts?: WaitOptions): Promise<{ tries: number } | undefined> {
+    const out = (await this.sh.succeed('[ -r /etc/fleetlab/boot-counting.conf ] && sed -n "s/^tries=//p" /etc/fleetlab/boot-counting.conf; true', opts)).trim();
+    return /^\d+$/.test(out) ? { tries: Number(out) } : undefined;
+  }
+
+  /**
+   * Installs `top` for a trial boot, so that the boot loader goes back to the generation before by itself when the
+   * new one does not come up healthy:
+   * - systemd-boot, by fleetlab's boot counting (it must be on: `bootCounting()`; this says so at once when it is
+   *   not): the new generation becomes the default with its entry on trial (`nixos-generation-N+TRIES.conf`), each
+   *   unhealthy boot of it reboots, and with no tries left systemd-boot boots the newest good generation; a healthy
+   *   boot is blessed.
+   * - GRUB, the grub-reboot way: it becomes a generation with its own menu entry, the default stays on the current
+   *   generation, and grubenv's next_entry picks the new one for the next boot only. If it does not come up (its stage
+   *   1 fails, the kernel panics), the boot after that is the default again; when it came up healthy, confirmTrial()
+   *   makes it the default.
+   * U-Boot's extlinux has neither, so on extlinux this refuses.
    */
   async trialBoot(top: Toplevel | string, opts: WaitOptions = {}): Promise<{ generation: number; previous: number }> {
     const bl = await this.bootloader(opts);
-    if (bl !== 'grub') {
-      throw new ConfigurationError(
-        `machine ${this.m.name}: trialBoot() is GRUB's one-shot trial (grub-reboot); ${bl === 'systemd-boot' ? "systemd-boot counts tries by itself: switch(top, { action: 'boot' }) installs the entry on trial" : `${bl} has no one-shot entry to try a generation once`}`,
-      );
-    }
+    if (bl !== 'grub' && bl !== 'systemd-boot') throw new ConfigurationError(`machine ${this.m.name}: trialBoot() needs a boot loader that can try a generation and go back by itself (systemd-boot with boot counting, GRUB's one-shot); ${bl} has neither`);
     const previous = (await this.current(opts)).generation;
+    if (bl === 'systemd-boot') {
+      const counting = await this.bootCounting(opts);
+      if (!counting) throw new ConfigurationError(`machine ${this.m.name}: boot counting is not enabled on ${this.m.name}: set fleetlab.guest.bootCounting.enable = true in its NixOS configuration (nixpkgs' systemd-boot writes no boot counters, so a failing generation would never be rolled back)`);
+      await this.switch(top, { ...opts, action: 'boot' });
+      const generation = (await this.current(opts)).generation;
+      const entry = (await this.bootState(opts)).entries.find((e) => e.id === `nixos-generation-${generation}.conf`);
+      if (entry?.triesLeft === undefined) throw new TestFailure(`machine ${this.m.name}: generation ${generation} was installed, but its systemd-boot entry is not on trial (${entry?.file ?? 'no entry'}); boot counting puts a new generation on trial only`);
+      this.m.log.note(`nixos: generation ${generation} on trial (${entry.file}, ${counting.tries} tries); the newest good generation boots when they are used up`);
+      return { generation, previous };
+    }
     await this.switch(top, { ...opts, action: 'boot' });
     const generation = (await this.current(opts)).generation;
     // The profile back on the generation that boots now: the default entry is it again, the new one stays in the menu.
@@ -501,27 +534,32 @@ export class NixosHelpers {
   }
 
   /**
-   * Magic rollback as deploy-rs does it: the new generation is switched to by a detached activation on the guest,
-   * which then waits `confirmWithinMs` for a confirmation (its canary file removed) and, without one, switches the
-   * profile back to the generation before and activates it again by itself. fleetlab confirms when `healthCheck`
-   * passes. The activation script is portable sh using nix-env and switch-to-configuration: it runs on real NixOS.
+   * Magic rollback as deploy-rs does it: switches to `top` by a detached activation on the guest, then waits for
+   * `healthCheck`; when it passes fleetlab confirms (creates /run/fleetlab/magic-rollback/confirmed), and without a
+   * confirmation within the time the guest goes back to the system that ran before by itself (the profile too). One
+   * script does the guest's part, machines/testbed/nixos/fleetlab-magic-rollback: on a NixOS guest with
+   * fleetlab.guest.magicRollback its module runs it (armed by the activation; its timeout applies, not
+   * `confirmWithinMs`), elsewhere fleetlab copies it to the guest and runs it after the switch.
    */
   async switchWithMagicRollback(top: Toplevel | string, opts: WaitOptions & { confirmWithinMs?: number; healthCheck: () => Promise<boolean | void> }): Promise<{ confirmed: boolean; rolledBack: boolean; activation: number; log: string }> {
     const path = typeof top === 'string' ? top : top.path;
     await this.ensureOnMachine(top, opts);
-    const seconds = Math.max(5, Math.round((opts.confirmWithinMs ?? 30_000) / 1000));
     const dir = '/run/fleetlab/magic-rollback';
-    const script = [
-      `P=${PROFILE}; D=${dir}; new=${shellQuote(path)}`,
-      'prev=$(readlink $P); prev=${prev#system-}; prev=${prev%-link}',
-      'nix-env -p $P --set "$new" && "$new/bin/switch-to-configuration" switch; echo $? > $D/activation',
-      `i=0; while [ -e $D/canary ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
-      'if [ -e $D/canary ]; then',
-      `  echo "magic rollback: no confirmation within ${seconds} s; rolling back to generation $prev" > /dev/kmsg`,
-      '  nix-env -p $P --switch-generation "$prev" && $P/bin/switch-to-configuration switch; echo "rolled-back $?" > $D/result',
-      'else echo confirmed > $D/result; fi',
+    const moduleTimeout = (await this.sh.succeed('[ -r /etc/fleetlab/magic-rollback.conf ] && sed -n "s/^timeout=//p" /etc/fleetlab/magic-rollback.conf; true', opts)).trim();
+    const byModule = /^\d+$/.test(moduleTimeout);
+    const seconds = byModule ? Number(moduleTimeout) : Math.max(5, Math.round((opts.confirmWithinMs ?? 30_000) / 1000));
+    if (byModule && opts.confirmWithinMs !== undefined) this.m.log.note(`nixos: ${this.m.name} has fleetlab.guest.magicRollback: its timeout (${seconds} s) applies, not confirmWithinMs`);
+    const scriptFile = packageFile('machines/testbed/nixos/fleetlab-magic-rollback');
+    if (!scriptFile) throw new InfrastructureError('fleetlab\'s magic rollback script (machines/testbed/nixos/fleetlab-magic-rollback) is missing from this installation');
+    const run = [
+      `D=${dir}; P=${PROFILE}; new=${shellQuote(path)}`,
+      'prev=$(readlink -f /run/current-system)',
+      `nix-env -p $P --set "$new" && ${underSystemdRun('"$new/bin/switch-to-configuration" switch')}; echo $? > $D/activation`,
+      // With the module, the activation armed its own watch; without it, the same script is armed and watches here.
+      byModule ? 'exit 0' : `sh $D/fleetlab-magic-rollback arm switch "$prev" && exec sh $D/fleetlab-magic-rollback watch ${seconds}`,
     ].join('\n');
-    await this.sh.succeed(`rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/canary; printf %s ${shellQuote(script)} > ${dir}/run.sh; setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null &`, opts);
+    const detached = `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then systemd-run --quiet --collect --unit=fleetlab-magic-rollback-switch-$$ sh -c "sh ${dir}/run.sh > ${dir}/log 2>&1"; else setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null & fi`;
+    await this.sh.succeed(`mkdir -p ${dir} && rm -f ${dir}/armed ${dir}/waiting ${dir}/confirmed ${dir}/result ${dir}/activation ${dir}/rolling-back && printf %s ${shellQuote(await readFile(scriptFile, 'utf8'))} > ${dir}/fleetlab-magic-rollback && printf %s ${shellQuote(run)} > ${dir}/run.sh && ${detached}`, opts);
     const activation = Number((await this.sh.waitUntilSucceeds(`cat ${dir}/activation`, { timeout: 300_000, intervalMs: 500, ...opts })).trim());
     let healthy = false;
     try {
@@ -529,10 +567,10 @@ export class NixosHelpers {
     } catch (err) {
       this.m.log.note(`nixos: health check after switching to ${path} failed: ${String(err)}`);
     }
-    if (healthy) await this.sh.succeed(`rm -f ${dir}/canary`);
+    if (healthy) await this.sh.succeed(`: > ${dir}/confirmed`);
     const result = (await this.sh.waitUntilSucceeds(`cat ${dir}/result`, { timeout: (seconds + 300) * 1000, intervalMs: 1000, ...opts })).trim();
-    const log = await this.sh.succeed(`cat ${dir}/log`);
-    this.m.log.note(`nixos: magic rollback of ${path}: activation exit ${activation}, ${result}`);
+    const log = await this.sh.succeed(`cat ${dir}/log 2>/dev/null; true`);
+    this.m.log.note(`nixos: magic rollback of ${path}${byModule ? ' (the NixOS module\'s)' : ''}: activation exit ${activation}, ${result}`);
     return { confirmed: result === 'confirmed', rolledBack: result.startsWith('rolled-back'), activation, log };
   }
 
@@ -554,6 +592,15 @@ export class NixosHelpers {
   expectNotRebooted<T>(fn: () => Promise<T>): Promise<T> {
     return this.expectRebooted(0, fn);
   }
+}
+
+/**
+ * `cmd` (a switch-to-configuration call) run as nixos-rebuild runs it where systemd is PID 1: in a transient unit
+ * (`systemd-run … --unit=nixos-rebuild-switch-to-configuration --wait`, nixpkgs #39118), so a switch that restarts the
+ * unit fleetlab's shell runs in does not kill the activation halfway. Elsewhere (the testbed's busybox init), directly.
+ */
+function underSystemdRun(cmd: string): string {
+  return `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe --quiet --service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait ${cmd} </dev/null; else ${cmd}; fi`;
 }
 
 /** What switch-to-configuration (or nixos-rebuild) said: exit code 4 is "switched, with failed units". */

@@ -45,6 +45,22 @@ describe('systemd on the x86_64-systemd testbed', () => {
     expect((await m.systemctl('is-active no-such-unit.service')).exitCode).not.toBe(0);
   }, 240_000);
 
+  it("machine.nixos.switch() runs switch-to-configuration as nixos-rebuild does: in the nixos-rebuild-switch-to-configuration unit, its exit 4 and failed units kept", async () => {
+    const top = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-sd-stc';
+    await m.succeed(`mkdir -p ${top}/bin && printf '#!/bin/sh\\necho "cgroup: $(cat /proc/self/cgroup)"\\necho "action $1"\\necho "warning: the following units failed: app.service" >&2\\nexit 4\\n' > ${top}/bin/switch-to-configuration && chmod +x ${top}/bin/switch-to-configuration`);
+    for (let i = 0; i < 2; i++) {
+      // Twice: --collect leaves no unit behind to take the name from the next switch.
+      const r = await m.nixos.switch(top, { action: 'test' });
+      expect([r.exitCode, r.ok, r.failedUnits], r.stderr).toEqual([4, false, ['app.service']]);
+      expect(r.stdout).toMatch(/cgroup: .*\/nixos-rebuild-switch-to-configuration\.service/);
+      expect(r.stdout).toContain('action test');
+    }
+    // The busybox-init testbed has no systemd: there it runs directly.
+    await plain.succeed(`mkdir -p ${top}/bin && printf '#!/bin/sh\\necho "pid1 $(cat /proc/1/comm)"\\n' > ${top}/bin/switch-to-configuration && chmod +x ${top}/bin/switch-to-configuration`);
+    const r = await plain.nixos.switch(top, { action: 'test' });
+    expect([r.exitCode, r.stdout.trim()]).toEqual([0, 'pid1 init']);
+  }, 120_000);
+
   it('waits for a unit that becomes active later, and ends at once for a failed or an inactive one', async () => {
     await unit('fl-slow.service', '[Service]\nExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep 1000');
     await unit('fl-fail.service', '[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo fl-fail says goodbye; exit 3"');

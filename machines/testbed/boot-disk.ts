@@ -26,7 +26,7 @@ export type { BootDisk, BootEntry } from '../../harness/qemu/testbed-source.ts';
 
 const here = sourceDir(import.meta.url);
 /** The generation builder and the guest scripts every generation carries: part of what a disk's cache key covers. */
-export const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader'].map((f) => join(here, f));
+export const GENERATION_FILES = ['generations.ts', 'nixos/init', 'nixos/activate', 'nixos/switch-to-configuration', 'nixos/fleetlab-install-bootloader', 'nixos/fleetlab-boot-counting'].map((f) => join(here, f));
 const FAT_SERIAL = '2d2e0f1a';
 /** The FAT volume id as GRUB's search --fs-uuid spells it. */
 const FAT_UUID = `${FAT_SERIAL.slice(0, 4)}-${FAT_SERIAL.slice(4)}`.toUpperCase();
@@ -139,7 +139,8 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
     const efiArch = i.arch === 'arm64' ? 'aa64' : 'x64';
     const sdboot = join(i.bootloader, `usr/lib/systemd/boot/efi/systemd-boot${efiArch}.efi`);
     if (!existsSync(sdboot)) throw new InfrastructureError(`systemd-boot-efi:${i.arch} has no ${basename(sdboot)}`);
-    const root = await nixosRoot(i, 'nixos', { flavour: 'systemd-boot', boot_device: 'LABEL=ESP', timeout: '0', boot_counting: String(SYSTEMD_BOOT_TRIES) });
+    // fleetlab's boot counting on (fleetlab.guest.bootCounting): its configuration file, as the module writes it.
+    const root = await nixosRoot(i, 'nixos', { flavour: 'systemd-boot', boot_device: 'LABEL=ESP', timeout: '0' }, (dir) => writeFile(join(dir, 'etc/fleetlab/boot-counting.conf'), `tries=${SYSTEMD_BOOT_TRIES}\n`));
     const g = root.gen1;
     const kernelName = `EFI/nixos/${storeName(g.kernel)}.efi`;
     const initrdName = `EFI/nixos/${storeName(g.initrd)}.efi`;
@@ -159,7 +160,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
       [`EFI/systemd/systemd-boot${efiArch}.efi`, sdboot],
       [kernelName, i.image.kernelImage],
       [initrdName, i.image.initrd],
-      ['loader/loader.conf', Buffer.from('timeout 0\ndefault nixos-generation-1.conf\nconsole-mode keep\neditor no\n')],
+      ['loader/loader.conf', Buffer.from('timeout 0\ndefault nixos-generation-1.conf\neditor 0\nconsole-mode keep\n')],
       ['loader/entries/nixos-generation-1.conf', Buffer.from(conf)],
     ];
     const esp = join(i.work, 'esp.fat');
@@ -203,7 +204,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
   'raspi-firmware': async (i) => {
     const dtb = Object.entries(i.image.deviceTrees).find(([name]) => name.startsWith('bcm2837-rpi-3-b'));
     if (!dtb) throw new ConfigurationError(`testbed ${i.image.recipe} has no bcm2837-rpi-3-b.dtb; the raspi-firmware layout needs one (deviceTrees in its recipe).`);
-    // NixOS's firmware-only Pi boot (boot.loader.raspberryPi): the current generation's kernel, initrd and command
+    // The legacy firmware-only Pi boot (boot.loader.raspberryPi, removed from nixpkgs in #241534): the current generation's kernel, initrd and command
     // line on the FIRMWARE partition, mounted at /boot/firmware; the root on NIXOS_SD.
     const root = await nixosRoot(i, 'NIXOS_SD', { flavour: 'raspi', boot_device: 'LABEL=FIRMWARE', boot_mount: '/boot/firmware' });
     const entry = { id: 'nixos-generation-1', title: 'cmdline.txt' };
@@ -225,7 +226,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
 /** The first generation every testbed disk holds: its spec, and the date its profile link carries. */
 export const GEN1 = { version: '26.05.1-testbed' };
 export const GEN1_DATE = '2026-01-01';
-/** systemd-boot's boot counting on testbed disks: new entries are installed with this many tries. */
+/** fleetlab's boot counting on testbed systemd-boot disks: a new generation's entry is installed with this many tries. */
 export const SYSTEMD_BOOT_TRIES = 2;
 /** GPT type of a Linux filesystem partition. */
 const LINUX_FS_GPT = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
@@ -292,11 +293,9 @@ function entryParams(r: NixosRoot, id: string): string {
   return oneLine(`init=${r.gen1.toplevel}/init ${r.rootParam} ${r.append} ${r.gen1.params} fleetlab.entry=${id}`);
 }
 
+/** A fresh NixOS sd-image's extlinux.conf: only "nixos-default" (sd-image-aarch64.nix runs the builder before any generation link exists). */
 function extlinuxEntries(): BootEntry[] {
-  return [
-    { id: 'nixos-default', title: 'NixOS - Default' },
-    { id: 'nixos-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${GEN1.version})` },
-  ];
+  return [{ id: 'nixos-default', title: 'NixOS - Default' }];
 }
 
 /** The NIXOS_SD root of an extlinux disk with /boot/extlinux/extlinux.conf as NixOS's generic-extlinux writes it (FDTDIR when `fdt`). */
@@ -333,23 +332,24 @@ function grubFiles(i: LayoutInput, r: NixosRoot, terminal: string): { files: Fat
   const def = { id: 'nixos-default', title: 'NixOS - Default' };
   const gen = { id: 'nixos-generation-1', title: `NixOS - Configuration 1 (${GEN1_DATE} - ${r.gen1.version})` };
   const body = (e: BootEntry) => `  search --set=drive1 --fs-uuid ${FAT_UUID}\n  linux ($drive1)/${kernel} ${entryParams(r, e.id)}\n  initrd ($drive1)/${initrd}\n`;
+  // The header indented as install-grub.pl emits it (its heredoc's indentation: `          set timeout=N`).
   const cfg = [
     '# Automatically generated.  DO NOT EDIT THIS FILE!',
     terminal,
-    'if [ -s $prefix/grubenv ]; then',
-    '  load_env',
-    'fi',
-    '# grub-reboot sets a one-time saved entry, which we process here and then delete.',
-    'if [ "${next_entry}" ]; then',
-    '  set default="${next_entry}"',
-    '  set next_entry=',
-    '  save_env next_entry',
-    '  set timeout=1',
-    '  set boot_once=true',
-    'else',
-    '  set default=0',
-    '  set timeout=0',
-    'fi',
+    '        if [ -s $prefix/grubenv ]; then',
+    '          load_env',
+    '        fi',
+    '        # grub-reboot sets a one-time saved entry, which we process here and then delete.',
+    '        if [ "${next_entry}" ]; then',
+    '          set default="${next_entry}"',
+    '          set next_entry=',
+    '          save_env next_entry',
+    '          set timeout=1',
+    '          set boot_once=true',
+    '        else',
+    '          set default=0',
+    '          set timeout=0',
+    '        fi',
     `menuentry "${def.title}" --class nixos --unrestricted {`,
     body(def) + '}',
     'submenu "NixOS - All configurations" --class submenu {',

@@ -63,7 +63,7 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   }
   const k = kernelPaths(image, arch);
   const system = arch === 'arm64' ? 'aarch64-linux' : 'x86_64-linux';
-  const scripts = await Promise.all(['init', 'activate', 'switch-to-configuration', 'fleetlab-install-bootloader'].map((f) => readFile(join(SCRIPTS, f))));
+  const scripts = await Promise.all(['init', 'activate', 'switch-to-configuration', 'fleetlab-install-bootloader', 'fleetlab-boot-counting'].map((f) => readFile(join(SCRIPTS, f))));
   const hash = storeHash('toplevel', image.key, JSON.stringify(spec), ...scripts);
   const path = `/nix/store/${hash}-nixos-system-${host}-${spec.version}`;
   const storeDir = join(into, 'nix/store');
@@ -86,6 +86,7 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   await writeFile(join(tmp, 'activate'), scripts[1]!, { mode: 0o755 });
   await writeFile(join(tmp, 'bin/switch-to-configuration'), scripts[2]!, { mode: 0o755 });
   await writeFile(join(tmp, 'bin/fleetlab-install-bootloader'), scripts[3]!, { mode: 0o755 });
+  await writeFile(join(tmp, 'bin/fleetlab-boot-counting'), scripts[4]!, { mode: 0o755 });
   await symlink(`${k.kernel}/${k.kernelFile}`, join(tmp, 'kernel'));
   await symlink(`${k.initrd}/initrd`, join(tmp, 'initrd'));
   if (k.dtbs) await symlink(k.dtbs, join(tmp, 'dtbs'));

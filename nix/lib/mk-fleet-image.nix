@@ -30,6 +30,12 @@ let
     raw-bios = [
       ({ config, lib, pkgs, modulesPath, ... }: {
         boot.loader.grub.device = "/dev/vda";
+        # GRUB draws its menu on gfxterm; the serial line is where fleetlab (and a person at a board's console) reads it.
+        boot.loader.grub.extraConfig = ''
+          serial --unit=0 --speed=115200
+          terminal_input serial console
+          terminal_output serial console
+        '';
         fileSystems."/" = { device = "/dev/disk/by-label/nixos"; fsType = "ext4"; };
         system.build.fleetlabImage = import "${modulesPath}/../lib/make-disk-image.nix" {
           inherit config lib pkgs;

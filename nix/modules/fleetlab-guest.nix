@@ -11,12 +11,17 @@
 # - the hostname from QEMU's fw_cfg (opt/fleetlab/hostname), which fleetlab's disk-booting profiles pass;
 # - each NIC's address on the scenario's networks and every machine's name in /etc/hosts, from QEMU's fw_cfg
 #   (opt/fleetlab/net), by the same script the testbed runs (machines/testbed/rootfs/etc/fleetlab/network);
-# - boot blessing for systemd-boot boot counting: once multi-user.target is reached, the booted entry
-#   (loader/entries/nixos-generation-N+LEFT-DONE.conf, named by systemd-boot in the LoaderBootCountPath EFI variable)
-#   is renamed to nixos-generation-N.conf, as systemd-bless-boot does;
-# - magic rollback as deploy-rs does it: after a switch the new generation must be confirmed (fleetlab writes
-#   /run/fleetlab/magic-rollback/confirmed over its shell channel or SSH) within the timeout, or the system rolls its
-#   profile back to the previous generation and activates it. Boots are not armed: an unattended reboot never rolls back.
+# - boot counting for systemd-boot (fleetlab.guest.bootCounting), which nixpkgs does not have (it was merged and
+#   reverted twice: #273062/#280147, #330017/#334526): after the builder, a new generation's entry goes on trial
+#   (nixos-generation-N+TRIES.conf) with the default a pattern, so systemd-boot falls back to the newest good
+#   generation when the tries are used up; a boot that fails the health check before boot-complete.target reboots;
+#   one that passes is blessed after it. One script does it, machines/testbed/nixos/fleetlab-boot-counting, which
+#   the testbed runs too;
+# - magic rollback as deploy-rs does it (fleetlab.guest.magicRollback): after a switch or test the new system must be
+#   confirmed (fleetlab creates /run/fleetlab/magic-rollback/confirmed over its shell channel or SSH) within the
+#   timeout, or the machine goes back to the system that ran before (after a switch the profile too). Boots are not
+#   armed: an unattended reboot never rolls back. One script, machines/testbed/nixos/fleetlab-magic-rollback, which
+#   machine.nixos.switchWithMagicRollback() runs itself on a guest without this module.
 { config, lib, pkgs, ... }:
 
 let
@@ -28,12 +33,27 @@ let
   serialTtys = map ttyName cfg.serialConsoles;
 
   # systemd-boot's vendor GUID for its loader variables.
-  loaderGuid = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
   rollbackDir = "/run/fleetlab/magic-rollback";
+
+  esp = config.boot.loader.efi.efiSysMountPoint;
+  # The boot counting script, shared with the testbed (its shebang line is a comment after writeShellScript's own).
+  # The magic rollback script, shared with the harness (switchWithMagicRollback runs it where the module is absent).
+  magicRollbackScript = pkgs.writeShellScript "fleetlab-magic-rollback" ''
+    export PATH=${lib.makeBinPath [ pkgs.coreutils config.nix.package ]}:$PATH
+    ${builtins.readFile ../../machines/testbed/nixos/fleetlab-magic-rollback}
+  '';
+  bootCountingScript = pkgs.writeShellScript "fleetlab-boot-counting" ''
+    export PATH=${lib.makeBinPath [ pkgs.coreutils pkgs.gnused pkgs.gnugrep pkgs.systemd ]}:$PATH
+    ${builtins.readFile ../../machines/testbed/nixos/fleetlab-boot-counting}
+  '';
 in
 {
+  imports = [
+    (lib.mkRenamedOptionModule [ "fleetlab" "guest" "bootBlessing" "enable" ] [ "fleetlab" "guest" "bootCounting" "enable" ])
+  ];
+
   options.fleetlab.guest = {
-    enable = mkEnableOption "fleetlab's guest instrumentation (backdoor shell, serial consoles, fw_cfg hostname, boot blessing, magic rollback)";
+    enable = mkEnableOption "fleetlab's guest instrumentation (backdoor shell, serial consoles, fw_cfg hostname, boot counting, magic rollback)";
 
     backdoor = {
       enable = mkOption {
@@ -50,8 +70,9 @@ in
 
     serialConsoles = mkOption {
       type = types.listOf (types.strMatching "[a-zA-Z0-9]+(,[0-9]+[noe]?[0-9]*)?");
-      default = [ "ttyS0,115200" ];
-      example = [ "ttyAMA0,115200" ];
+      default = if pkgs.stdenv.hostPlatform.isAarch64 then [ "ttyAMA0,115200" ] else [ "ttyS0,115200" ];
+      defaultText = lib.literalExpression ''if pkgs.stdenv.hostPlatform.isAarch64 then [ "ttyAMA0,115200" ] else [ "ttyS0,115200" ]'';
+      example = [ "ttyS1,115200" ];
       description = ''
         Kernel consoles (console= parameters, the last one is /dev/console) with a getty each: where kernel messages
         and the login prompt appear. ttyS0 on x86 and QEMU's virt with a 16550, ttyAMA0 on Raspberry Pis and virt's PL011.
@@ -77,14 +98,33 @@ in
       '';
     };
 
-    bootBlessing.enable = mkOption {
-      type = types.bool;
-      default = false;
+    bootCounting = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Boot counting for systemd-boot, which nixpkgs' builder does not do: a new generation's entry is installed
+          on trial (nixos-generation-N+TRIES.conf, systemd's Automatic Boot Assessment) with loader.conf's default the
+          pattern nixos-generation-*; a boot with failed units reboots before boot-complete.target, so systemd-boot
+          counts the try down and, with none left, boots the newest good generation; a healthy boot is blessed (its
+          counter dropped, the exact default back). Needs systemd-boot.
+        '';
+      };
+      tries = mkOption {
+        type = types.ints.positive;
+        default = 3;
+        description = "Boots a new generation gets to come up healthy before systemd-boot falls back.";
+      };
+    };
+
+    ssh.authorizedKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "ssh-ed25519 AAAA... fleetlab" ];
       description = ''
-        Mark the booted systemd-boot entry good once multi-user.target is reached, by renaming the entry file that
-        systemd-boot's boot counting booted (LoaderBootCountPath) to its name without the "+LEFT-DONE" counter, as
-        systemd-bless-boot does. A generation that never gets there runs out of tries, and systemd-boot boots the
-        previous one. Needs systemd-boot.
+        Public keys root accepts over SSH: with any, OpenSSH runs and root logs in with a key (no password), which is
+        what fleetlab's `copyClosure(top, { via: 'nix' })` (nix copy --to ssh://root@…, as nixos-rebuild
+        --target-host does), `machine.ssh()` and `fleetlab ssh` need on a NixOS image.
       '';
     };
 
@@ -93,9 +133,10 @@ in
         type = types.bool;
         default = false;
         description = ''
-          After each switch, wait for the harness to confirm the new generation by creating
-          ${rollbackDir}/confirmed; unconfirmed within {option}`fleetlab.guest.magicRollback.timeout`, roll the system
-          profile back to the previous generation and activate it (deploy-rs's "magic rollback"). Boots are not armed.
+          After each switch or test, wait for the harness to confirm the new system by creating
+          ${rollbackDir}/confirmed; unconfirmed within {option}`fleetlab.guest.magicRollback.timeout`, go back to the
+          system that ran before (after a switch, the system profile too) and activate it (deploy-rs's "magic
+          rollback"). Boots are not armed.
         '';
       };
       timeout = mkOption {
@@ -137,6 +178,9 @@ in
         after = [ "dev-${cfg.backdoor.console}.device" ];
         # As early as the console exists: fleetlab waits for this greeting before anything else.
         unitConfig.DefaultDependencies = false;
+        # A switch whose new system changes this unit (a new bash or coreutils) must not restart it: that would cut
+        # fleetlab's channel in the middle of the switch (which fleetlab runs under systemd-run, as nixos-rebuild does).
+        restartIfChanged = false;
         serviceConfig = {
           Restart = "always";
           RestartSec = 0;
@@ -202,88 +246,81 @@ in
       };
     })
 
-    (mkIf cfg.bootBlessing.enable {
+    (mkIf (cfg.ssh.authorizedKeys != [ ]) {
+      services.openssh.enable = true;
+      services.openssh.settings.PermitRootLogin = "prohibit-password";
+      users.users.root.openssh.authorizedKeys.keys = cfg.ssh.authorizedKeys;
+    })
+
+    (mkIf cfg.bootCounting.enable {
       assertions = [
         {
           assertion = config.boot.loader.systemd-boot.enable;
-          message = "fleetlab.guest.bootBlessing needs systemd-boot (boot.loader.systemd-boot.enable): it blesses systemd-boot's boot-counted entries.";
+          message = "fleetlab.guest.bootCounting needs systemd-boot (boot.loader.systemd-boot.enable): it counts the tries of systemd-boot's entries.";
         }
       ];
+      # What the harness reads to know boot counting is on (machine.nixos.bootCounting()), as on the testbed.
+      environment.etc."fleetlab/boot-counting.conf".text = "tries=${toString cfg.bootCounting.tries}\n";
+      boot.loader.systemd-boot.extraInstallCommands = ''
+        ${bootCountingScript} install ${esp} ${toString cfg.bootCounting.tries}
+      '';
+      # boot-complete.target as systemd defines it; the check is ordered before it, the blessing after it.
+      systemd.targets.boot-complete = {
+        description = "Boot Completion Check";
+        requires = [ "sysinit.target" ];
+        after = [ "sysinit.target" ];
+      };
+      systemd.services.fleetlab-boot-check = {
+        description = "Check that the boot is healthy before boot counting blesses it";
+        requiredBy = [ "boot-complete.target" ];
+        before = [ "boot-complete.target" ];
+        after = [ "default.target" "multi-user.target" ];
+        unitConfig.RequiresMountsFor = esp;
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          # Failed units on a boot that is on trial: reboot, so systemd-boot counts the try.
+          FailureAction = "reboot";
+        };
+        script = "exec ${bootCountingScript} check ${esp}";
+      };
       systemd.services.fleetlab-bless-boot = {
         description = "Mark the booted systemd-boot entry good (boot counting)";
         wantedBy = [ "multi-user.target" ];
-        after = [ "multi-user.target" ];
-        unitConfig.RequiresMountsFor = "/boot";
+        requires = [ "boot-complete.target" ];
+        after = [ "boot-complete.target" ];
+        unitConfig.RequiresMountsFor = esp;
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;
         };
-        script = ''
-          var=/sys/firmware/efi/efivars/LoaderBootCountPath-${loaderGuid}
-          if [ ! -r "$var" ]; then
-            echo "fleetlab: not booted through a boot-counted entry; nothing to bless"
-            exit 0
-          fi
-          # 4 bytes of attributes, then a UTF-16LE path with backslashes, relative to the ESP.
-          path=$(${pkgs.coreutils}/bin/tail -c +5 "$var" | ${pkgs.coreutils}/bin/tr -d '\000' | ${pkgs.coreutils}/bin/tr '\\' /)
-          entry=/boot$path
-          blessed=$(echo "$entry" | ${pkgs.gnused}/bin/sed -E 's/\+[0-9]+(-[0-9]+)?\.conf$/.conf/')
-          if [ -e "$entry" ] && [ "$entry" != "$blessed" ]; then
-            mv "$entry" "$blessed"
-            sync
-            echo "fleetlab: blessed $blessed"
-          fi
-        '';
+        script = "exec ${bootCountingScript} bless ${esp}";
       };
     })
 
     (mkIf cfg.magicRollback.enable {
-      # A switch (not a boot: stage 2 activates before systemd runs) arms the check for the generation it activates,
-      # unless the switch is the rollback itself. The path unit starts the check once the arming file exists.
+      # What the harness reads to know the module confirms switches (switchWithMagicRollback then confirms, not runs,
+      # the rollback), as the testbed's guests have none.
+      environment.etc."fleetlab/magic-rollback.conf".text = "timeout=${toString cfg.magicRollback.timeout}\n";
+      # A switch or test (switch-to-configuration sets NIXOS_ACTION; a boot's stage 2 does not, and systemd does not
+      # run yet) arms the watch with the system that ran before, unless the activation is the rollback's own.
       system.activationScripts.fleetlabMagicRollback = ''
-        if [ -d /run/systemd/system ]; then
-          mkdir -p ${rollbackDir}
-          if [ -e ${rollbackDir}/rolling-back ]; then
-            rm -f ${rollbackDir}/rolling-back
-          else
-            rm -f ${rollbackDir}/confirmed
-            readlink /nix/var/nix/profiles/system > ${rollbackDir}/armed
-          fi
+        if [ -d /run/systemd/system ] && { [ "''${NIXOS_ACTION:-}" = switch ] || [ "''${NIXOS_ACTION:-}" = test ]; }; then
+          ${magicRollbackScript} arm "$NIXOS_ACTION" "$(readlink -f /run/current-system)"
         fi
       '';
       systemd.paths.fleetlab-magic-rollback = {
-        description = "Start fleetlab's magic-rollback check when a switch arms it";
+        description = "Start fleetlab's magic-rollback watch when a switch arms it";
         wantedBy = [ "multi-user.target" ];
         pathConfig.PathExists = "${rollbackDir}/armed";
       };
       systemd.services.fleetlab-magic-rollback = {
-        description = "Roll back to the previous generation unless fleetlab confirms the new one within ${toString cfg.magicRollback.timeout} s";
+        description = "Go back to the previous system unless fleetlab confirms the new one within ${toString cfg.magicRollback.timeout} s";
+        # A switch must not stop the watch it has just armed.
         restartIfChanged = false;
         stopIfChanged = false;
         serviceConfig.Type = "simple";
-        environment.FLEETLAB_ROLLBACK_TIMEOUT = toString cfg.magicRollback.timeout;
-        script = ''
-          dir=${rollbackDir}
-          gen=$(cat "$dir/armed")
-          rm -f "$dir/armed"
-          echo "$gen" > "$dir/waiting"
-          left=$FLEETLAB_ROLLBACK_TIMEOUT
-          while [ "$left" -gt 0 ]; do
-            if [ -e "$dir/confirmed" ]; then
-              echo "fleetlab: $gen confirmed"
-              rm -f "$dir/waiting"
-              exit 0
-            fi
-            sleep 1
-            left=$((left - 1))
-          done
-          echo "fleetlab: $gen not confirmed within $FLEETLAB_ROLLBACK_TIMEOUT s; rolling back"
-          echo "$gen" > "$dir/rolled-back"
-          rm -f "$dir/waiting"
-          : > "$dir/rolling-back"
-          /run/current-system/sw/bin/nix-env -p /nix/var/nix/profiles/system --rollback
-          exec /nix/var/nix/profiles/system/bin/switch-to-configuration switch
-        '';
+        script = "exec ${magicRollbackScript} watch ${toString cfg.magicRollback.timeout}";
       };
     })
   ]);
