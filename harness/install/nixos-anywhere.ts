@@ -4,7 +4,7 @@
 // the kexec phase, and a kexec that never comes back is its most reported failure), its output in the case's log,
 // and the installed system's first boot checked afterwards. This file knows nixos-anywhere's command line and output,
 // nothing of the testbed's stand-in for it.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { InfrastructureError, TestFailure, TimeoutError } from '../errors/fleetlab-error.ts';
 import { spawnSupervised } from '../process/supervisor.ts';
@@ -16,17 +16,34 @@ import { plain } from '../shell/plain.ts';
 /** nixos-anywhere's phases (--phases), in order. */
 export const ANYWHERE_PHASES = ['kexec', 'disko', 'install', 'reboot'] as const;
 export type AnywherePhase = (typeof ANYWHERE_PHASES)[number];
-/** The flow's steps: connecting (keys, facts), nixos-anywhere's phases, then the installed system's first boot. */
-export type AnywhereStep = 'connect' | AnywherePhase | 'first boot';
+/**
+ * The flow's steps: building (a flake's disko script and system, on this host, before nixos-anywhere reaches the
+ * machine), connecting (keys, facts), nixos-anywhere's phases, then the installed system's first boot.
+ */
+export type AnywhereStep = 'build' | 'connect' | AnywherePhase | 'first boot';
 
-const DEFAULT_MS: Record<AnywhereStep, number> = { connect: 120_000, kexec: 300_000, disko: 180_000, install: 900_000, reboot: 180_000, 'first boot': 300_000 };
-/** nixos-anywhere's step lines ("### Switching system into kexec ###") and the phase each begins. */
-const MARKERS: Array<[RegExp, AnywhereStep]> = [
+const DEFAULT_MS: Record<AnywhereStep, number> = { build: 1_800_000, connect: 120_000, kexec: 300_000, disko: 180_000, install: 900_000, reboot: 180_000, 'first boot': 300_000 };
+/**
+ * nixos-anywhere's step lines ("### Switching system into kexec ###") and the step each begins. "Gathering machine
+ * facts" is printed before kexec and again once the installer answers: the second one ends the kexec step (what
+ * follows it, the disko closure's copy and builds left for after kexec, belongs to the next phase).
+ */
+const MARKERS: Array<[RegExp, AnywhereStep | 'after kexec']> = [
+  [/^Uploading install SSH keys$/, 'connect'],
   [/^Switching system into kexec$/, 'kexec'],
+  [/^Gathering machine facts$/, 'after kexec'],
   [/^(Formatting hard drive with disko|Building disko script|Uploading .* to .*)$/, 'disko'],
   [/^(Uploading the system closure|Building the system closure|Copying extra files|Installing NixOS)$/, 'install'],
   [/^Rebooting$/, 'reboot'],
 ];
+/** The step line that says each requested phase ran (kexec's is skipped when the machine already runs an installer). */
+const RAN: Partial<Record<AnywherePhase, RegExp>> = {
+  disko: /^### (Formatting hard drive with disko) ###$/,
+  install: /^### (Installing NixOS) ###$/,
+  reboot: /^### (Rebooting) ###$/,
+};
+/** Flags fleetlab sets itself (or that override --phases): given again in args, they would change what it waits for. */
+const OWN_FLAGS = ['--phases', '--no-reboot', '--stop-after-disko', '--vm-test', '-p', '--ssh-port', '-i', '--target-host', '--post-kexec-ssh-port', '--store-paths', '-s', '--flake', '-f', '--kexec'];
 
 /** What nixosAnywhere() did: with the reboot phase, the installed system's first boot as checked; without, its output. */
 export type AnywhereReport = (InstallReport & { rebooted: true }) | { rebooted: false; output: string };
@@ -39,11 +56,22 @@ export interface NixosAnywhereOptions {
   storePaths?: [disko: string, system: string];
   /** --flake <uri#host>: what to build and install (needs Nix where nixos-anywhere runs). */
   flake?: string;
-  /** --kexec <tarball>: the kexec installer image (default: nixos-anywhere downloads nixos-images'). */
+  /**
+   * --kexec <tarball>: the kexec installer image, a file here (a URL the target fetches itself is taken for a board
+   * only). A VM needs one: its only network is its host link, from which nixos-anywhere's default download of
+   * nixos-images' installer cannot work.
+   */
   kexec?: string;
   /** --phases: which of kexec, disko, install, reboot to run. Default all. */
   phases?: AnywherePhase[];
-  /** More arguments for nixos-anywhere (--extra-files DIR, --build-on remote, ...). */
+  /**
+   * More arguments for nixos-anywhere (--extra-files DIR, --build-on remote, ...); not the flags fleetlab sets itself
+   * (--phases, -i, -p, --target-host, --post-kexec-ssh-port, --store-paths, --flake, --kexec) nor those that would
+   * override them (--no-reboot, --stop-after-disko, --vm-test). By default fleetlab also passes `--build-on local`
+   * with storePaths (nothing is left to build), `--no-substitute-on-destination` on a VM (its installer reaches no
+   * substituter), and `--ssh-option LogLevel=ERROR --ssh-option ControlPath=none` (quiet, and no ssh master left
+   * behind from your ~/.ssh/config); give the opposite in args to change that.
+   */
   args?: string[];
   /** SSH user and private key (-i); default the testbed's root key. */
   user?: string;
@@ -67,28 +95,36 @@ export interface NixosAnywhereOptions {
  */
 export async function nixosAnywhere(machine: Machine, o: NixosAnywhereOptions = {}, run: StepRunner = standaloneSteps): Promise<AnywhereReport> {
   const where = `install.nixosAnywhere(${machine.name})`;
-  const checked = checkOptions(o, where);
+  const checked = checkOptions(machine, o, where);
   const target = await prepareTarget(machine, o, checked, run, where);
   const { host, port } = machine.sshEndpoint();
+  const extra = o.args ?? [];
+  const has = (...flags: string[]) => extra.some((a) => flags.includes(a));
   const args = [
     ...(o.storePaths ? ['--store-paths', o.storePaths[0], o.storePaths[1]] : ['--flake', o.flake!]),
-    ...(o.kexec ? ['--kexec', resolve(o.kexec)] : []),
+    ...(o.kexec ? ['--kexec', /^https?:\/\//.test(o.kexec) ? o.kexec : resolve(o.kexec)] : []),
     '--phases', checked.phases.join(','),
     '-i', target.identity,
     '-p', String(port),
     '--post-kexec-ssh-port', String(port),
-    ...(o.args ?? []),
+    // Nothing to build with store paths: without this the real tool asks the host's Nix (nix config show) first.
+    ...(o.storePaths && !has('--build-on') ? ['--build-on', 'local'] : []),
+    ...(machine.kind === 'vm' && !has('--substitute-on-destination', '--no-substitute-on-destination') ? ['--no-substitute-on-destination'] : []),
+    '--ssh-option', 'LogLevel=ERROR',
+    '--ssh-option', 'ControlPath=none',
+    ...extra,
     '--target-host', `${target.user}@${host}`,
   ];
-  const output = await runPhases(machine, checked.command, args, checked.timeouts, run, where);
+  const output = await runPhases(machine, checked.command, args, { phases: checked.phases, timeouts: checked.timeouts, build: !!o.flake }, run, where);
   if (!checked.phases.includes('reboot')) return { rebooted: false, output: output.join('\n') };
-  const system = o.system ?? (o.storePaths ? storePathOf(o.storePaths[1]) : undefined);
+  // nixos-anywhere resolves its store paths (./result is a link): so does the first-boot check.
+  const system = o.system ?? (o.storePaths ? storePathOf(realpathSync(o.storePaths[1])) : undefined);
   const report = await run('first boot', () => firstBoot(machine, target, Deadline.after(checked.timeouts['first boot'], 'the installed system to come up'), { hostname: o.expect?.hostname, generation: o.expect?.generation ?? 1 }, system, where), { timeout: checked.timeouts['first boot'] + 5_000 });
   return { ...report, rebooted: true, output: output.join('\n') };
 }
 
 /** The options, checked before anything runs: bad ones are configuration errors naming the option. */
-function checkOptions(o: NixosAnywhereOptions, where: string): { command: string; phases: AnywherePhase[]; timeouts: Record<AnywhereStep, number>; minMiB: number } {
+function checkOptions(machine: Machine, o: NixosAnywhereOptions, where: string): { command: string; phases: AnywherePhase[]; timeouts: Record<AnywhereStep, number>; minMiB: number } {
   const bad = badOption(where);
   const command = findCommand(o.command ?? 'nixos-anywhere');
   if (!command) throw bad('command', o.command ?? 'nixos-anywhere', `${o.command ?? 'nixos-anywhere'} is not a file nor on PATH; install nixos-anywhere (nix profile install github:nix-community/nixos-anywhere) or give its path`);
@@ -98,7 +134,17 @@ function checkOptions(o: NixosAnywhereOptions, where: string): { command: string
     for (const p of o.storePaths) if (typeof p !== 'string' || !existsSync(p)) throw bad('storePaths', p, `${String(p)} does not exist`);
   }
   if (o.flake !== undefined && !/^[^\s'"]+#[^\s'"]+$/.test(o.flake)) throw bad('flake', o.flake, 'expected a flake output reference, like .#myhost');
-  if (o.kexec !== undefined && !existsSync(o.kexec)) throw bad('kexec', o.kexec, `${o.kexec} does not exist`);
+  if (o.kexec !== undefined && /^https?:\/\//.test(o.kexec)) {
+    if (machine.kind === 'vm') throw bad('kexec', o.kexec, `machine ${machine.name} is a VM whose only network is its host link: the installer cannot download ${o.kexec}; give the tarball as a file`);
+  } else if (o.kexec !== undefined && !existsSync(o.kexec)) throw bad('kexec', o.kexec, `${o.kexec} does not exist`);
+  if (o.kexec === undefined && machine.kind === 'vm' && (o.phases ?? ANYWHERE_PHASES).includes('kexec')) {
+    throw bad('kexec', undefined, `machine ${machine.name} is a VM whose only network is its host link, so nixos-anywhere's default download of nixos-images' kexec installer cannot work there; give kexec: '<nixos-kexec-installer-*.tar.gz>' (testbed.nixosAnywhere() builds one)`);
+  }
+  for (const [i, a] of (o.args ?? []).entries()) {
+    if (typeof a !== 'string') throw bad('args', a, `args[${i}] must be a string`);
+    const flag = a.split('=')[0]!;
+    if (OWN_FLAGS.includes(flag)) throw bad('args', a, `${flag} is set by fleetlab (${['--no-reboot', '--stop-after-disko', '--vm-test'].includes(flag) ? 'it would override --phases' : 'from the options'}); use ${flag === '--phases' || flag === '--no-reboot' || flag === '--stop-after-disko' ? 'phases' : flag === '--vm-test' ? 'a NixOS test of your own' : flag === '--kexec' ? 'kexec' : flag === '--store-paths' || flag === '-s' ? 'storePaths' : flag === '--flake' || flag === '-f' ? 'flake' : flag === '-i' ? 'identity' : 'the machine\'s SSH endpoint'} instead`);
+  }
   for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
   const timeouts = phaseTimeouts(o.timeouts, DEFAULT_MS, where);
   if (o.identity !== undefined && !existsSync(o.identity)) throw bad('identity', o.identity, `${o.identity} does not exist`);
@@ -128,13 +174,18 @@ async function prepareTarget(machine: Machine, o: NixosAnywhereOptions, c: { pha
 
 /**
  * Runs nixos-anywhere as a supervised child and turns its "### … ###" lines into steps, each within its own deadline;
- * resolves with its output once it exits 0. Not getting in (connect, kexec) is an infrastructure error, the target
- * refusing what it was given a test failure; the machine stopping ends it at once.
+ * resolves with its output once it exits 0 having said "Done!" and the step line of each requested phase. Not
+ * getting in (connect, kexec) is an infrastructure error, the target refusing what it was given (or the build
+ * failing) a test failure; the machine stopping ends it at once.
  */
-async function runPhases(machine: Machine, command: string, args: string[], timeouts: Record<AnywhereStep, number>, run: StepRunner, where: string): Promise<string[]> {
+export async function runPhases(machine: Pick<Machine, 'name' | 'log' | 'on' | 'off' | 'state'>, command: string, args: string[], plan: { phases: readonly AnywherePhase[]; timeouts: Record<AnywhereStep, number>; build: boolean }, run: StepRunner, where: string): Promise<string[]> {
+  const { phases, timeouts } = plan;
   const output: string[] = [];
-  /** The phase nixos-anywhere's latest step line began. */
+  /** The steps nixos-anywhere's step lines began, in order, not yet taken up (lines can come faster than steps end). */
+  const marks: AnywhereStep[] = [];
+  /** The step its latest step line began. */
   let marked: AnywhereStep | undefined;
+  let kexecSeen = false;
   let wake = () => {};
   const child = spawnSupervised('nixos-anywhere', command, args, {
     processGroup: true,
@@ -142,9 +193,14 @@ async function runPhases(machine: Machine, command: string, args: string[], time
       output.push(line);
       machine.log.note(`nixos-anywhere${stream === 'stderr' ? ' (stderr)' : ''}: ${line}`);
       const m = /^### (.*) ###$/.exec(line.trim());
-      const step = m && MARKERS.find(([re]) => re.test(m[1]!))?.[1];
-      if (step) {
+      let step = m && MARKERS.find(([re]) => re.test(m[1]!))?.[1];
+      if (step === 'kexec') kexecSeen = true;
+      // Facts gathered again after kexec: the installer answered; what comes next is the next requested phase's.
+      if (step === 'after kexec') step = kexecSeen && marked === 'kexec' ? (phases.find((p) => p !== 'kexec') ?? 'kexec') : undefined;
+      if (step === 'connect' && marked !== undefined && marked !== 'build') step = undefined;
+      if (step && step !== marked) {
         marked = step;
+        marks.push(step);
         wake();
       }
     },
@@ -157,19 +213,25 @@ async function runPhases(machine: Machine, command: string, args: string[], time
   /** Resolves with the step that began after `current`, or "exit" once nixos-anywhere is done; throws on its failure. */
   const nextBoundary = async (current: AnywhereStep, deadline: Deadline): Promise<AnywhereStep | 'exit'> => {
     for (;;) {
-      if (marked && marked !== current) return marked;
+      while (marks[0] === current) marks.shift();
+      if (marks.length) return marks.shift()!;
       if (!child.running) {
         const exit = child.exitStatus!;
-        if (exit.exitCode === 0) return 'exit';
+        if (exit.exitCode === 0) {
+          // Exit 0 is not enough: "Done!" and each requested phase's step line, or it did something else.
+          const missing = [...(output.some((l) => l.trim() === '### Done! ###') ? [] : ['"### Done! ###"']), ...phases.filter((p) => RAN[p] && !output.some((l) => RAN[p]!.test(l.trim()))).map((p) => `the ${p} phase's "### ${RAN[p]!.source.slice(5, -6).replace(/[()]/g, '')} ###"`)];
+          if (missing.length) throw new TestFailure(`${where}: nixos-anywhere exited 0 without ${missing.join(' and ')} (phases ${phases.join(',')} were asked for): it did not do the install fleetlab asked for:\n${tail()}`, { details: { phase: current } });
+          return 'exit';
+        }
         const msg = `${where}: nixos-anywhere ${exit.signal ? `was killed (${exit.signal})` : `exited ${exit.exitCode}`} in its ${current} phase:\n${tail()}`;
-        // Not getting in is the lab's problem; the target refusing what it was given is the system's.
-        throw current === 'connect' || current === 'kexec' ? new InfrastructureError(msg, { details: { phase: current, exitCode: exit.exitCode } }) : new TestFailure(msg);
+        // Not getting in is the lab's problem; the target refusing what it was given (or the build failing) is the system's.
+        throw current === 'connect' || current === 'kexec' ? new InfrastructureError(msg, { details: { phase: current, exitCode: exit.exitCode } }) : new TestFailure(msg, { details: { phase: current, exitCode: exit.exitCode } });
       }
       if (machine.state === 'stopped') throw new InfrastructureError(`${where}: machine ${machine.name} stopped during nixos-anywhere's ${current} phase:\n${machine.log.lastLines(20).join('\n')}`);
       const woke = new Promise<void>((r) => (wake = r));
       const r = await raceDeadline(Promise.race([woke, exited]), deadline);
       if (r.timedOut) {
-        const awaited = current === 'kexec' ? 'the machine to come back from kexec into the installer (nixos-anywhere waits forever)' : `nixos-anywhere's ${current} phase to finish`;
+        const awaited = current === 'kexec' ? 'the machine to come back from kexec into the installer (nixos-anywhere waits forever)' : current === 'build' ? "nixos-anywhere's build of the flake's disko script and system on this host" : `nixos-anywhere's ${current} phase to finish`;
         throw new TimeoutError(current === 'kexec' || current === 'reboot' || current === 'connect' ? 'infrastructure' : 'test-failure', {
           awaited,
           deadline,
@@ -182,10 +244,10 @@ async function runPhases(machine: Machine, command: string, args: string[], time
   };
 
   try {
-    let current: AnywhereStep = 'connect';
+    let current: AnywhereStep = plan.build ? 'build' : 'connect';
     for (;;) {
       const step: AnywhereStep = current;
-      const next: AnywhereStep | 'exit' = await run(step, () => nextBoundary(step, Deadline.after(timeouts[step], `nixos-anywhere's ${step} phase`)), { timeout: timeouts[step] + 5_000 });
+      const next: AnywhereStep | 'exit' = await run(step, () => nextBoundary(step, Deadline.after(timeouts[step], step === 'build' ? "nixos-anywhere's build" : `nixos-anywhere's ${step} phase`)), { timeout: timeouts[step] + 5_000 });
       if (next === 'exit') break;
       current = next;
     }
