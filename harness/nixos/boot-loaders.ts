@@ -43,6 +43,8 @@ export interface MenuChoice {
 /** What a strategy drives: the machine, and keys into its screen (a machine without one says so). */
 export interface LoaderContext {
   m: NixosMachine;
+  /** systemd-boot's EFI system partition: /boot, /boot/efi or /efi (boot.loader.efi.efiSysMountPoint). */
+  esp: string;
   sendKeys(...combos: string[]): Promise<void>;
 }
 
@@ -101,9 +103,9 @@ export async function extlinuxEntry(m: NixosMachine, n: number, opts?: WaitOptio
 }
 
 const systemdBoot: BootLoaderStrategy = {
-  async state({ m }, opts) {
+  async state({ m, esp }, opts) {
     const out = await plain(m).succeed(
-      `sed -n 's/^default[[:space:]]*//p' /boot/loader/loader.conf; echo ---; ls /boot/loader/entries; echo ---; v=/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}; [ -e $v ] && tail -c +5 $v | tr -d '\\000'; true`,
+      `sed -n 's/^default[[:space:]]*//p' ${esp}/loader/loader.conf; echo ---; ls ${esp}/loader/entries; echo ---; v=/sys/firmware/efi/efivars/LoaderEntryOneShot-${LOADER_GUID}; [ -e $v ] && tail -c +5 $v | tr -d '\\000'; true`,
       opts,
     );
     const [def, list, oneShot] = out.split('---\n');

@@ -71,11 +71,21 @@ describe('machine.nixos on a guest that is no testbed', () => {
 
   it('trialBoot() on systemd-boot without boot counting says so at once, naming the option', async () => {
     const { m, ran } = machine([
-      [/^if \[ -e \/boot\/loader\/loader.conf \]/, { stdout: 'systemd-boot\n' }],
+      [/^e=; for d in \/efi \/boot\/efi \/boot;/, { stdout: 'systemd-boot /boot\n' }],
       [/^readlink \/nix\/var\/nix\/profiles\/system; /, { stdout: 'system-1-link\n/nix/store/a-1\n' }],
       [/boot-counting\.conf/, { stdout: '' }],
     ]);
     await expect(new NixosHelpers(m).trialBoot(STORE)).rejects.toThrow(/boot counting is not enabled on real: set fleetlab\.guest\.bootCounting\.enable = true/);
     expect(ran.some((c) => c.includes('switch-to-configuration') || c.includes('nix-env'))).toBe(false);
+  });
+
+  it('bootState(): systemd-boot on an ESP at /efi (or /boot/efi) is read there', async () => {
+    const { m, ran } = machine([
+      [/^e=; for d in \/efi \/boot\/efi \/boot;/, { stdout: 'systemd-boot /efi\n' }],
+      [/^sed -n 's\/\^default\[\[:space:\]\]\*\/\/p' \/efi\/loader\/loader.conf; echo ---; ls \/efi\/loader\/entries;/, { stdout: 'nixos-generation-*\n---\nnixos-generation-1.conf\nnixos-generation-2+1-1.conf\n---\n' }],
+    ]);
+    const s = await new NixosHelpers(m).bootState();
+    expect(s).toMatchObject({ bootloader: 'systemd-boot', default: 'nixos-generation-*', entries: [{ id: 'nixos-generation-1.conf' }, { id: 'nixos-generation-2.conf', triesLeft: 1, triesDone: 1 }] });
+    expect(ran.some((c) => c.includes('/boot/loader'))).toBe(false);
   });
 });

@@ -84,6 +84,8 @@ export class NixosHelpers {
   private readonly m: NixosMachine;
   /** Its commands, in plain sh (plain.ts). */
   private readonly sh: Commands;
+  /** systemd-boot's EFI system partition, as bootloader() found it. */
+  private esp = '/boot';
 
   constructor(machine: NixosMachine) {
     this.m = machine;
@@ -94,6 +96,7 @@ export class NixosHelpers {
   private get loader(): LoaderContext {
     return {
       m: this.m,
+      esp: this.esp,
       sendKeys: (...combos) => {
         if (!this.m.screen) throw new ConfigurationError(`keys into a boot menu are not supported by ${this.m.label}: it has no screen fleetlab drives (a menu on its serial line takes sendConsole())`);
         return this.m.screen.sendKeys(...combos);
@@ -350,11 +353,13 @@ export class NixosHelpers {
     return activationResult(action, r);
   }
 
-  /** Which boot loader the machine's /boot holds. */
+  /** Which boot loader the machine boots from: systemd-boot on an ESP at /boot, /boot/efi or /efi; GRUB, extlinux or the Pi's firmware files under /boot. */
   async bootloader(opts?: WaitOptions): Promise<Bootloader> {
-    const out = (await this.sh.succeed('if [ -e /boot/loader/loader.conf ]; then echo systemd-boot; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; elif [ -e /boot/firmware/cmdline.txt ]; then echo raspi-firmware; else echo none; fi', opts)).trim();
-    if (out === 'none') throw new ConfigurationError(`machine ${this.m.name}: /boot holds no systemd-boot, GRUB or extlinux configuration (is /boot mounted?)`);
-    return out as Bootloader;
+    const out = (await this.sh.succeed('e=; for d in /efi /boot/efi /boot; do [ -e $d/loader/loader.conf ] && e=$d; done; if [ -n "$e" ]; then echo "systemd-boot $e"; elif [ -e /boot/grub/grub.cfg ]; then echo grub; elif [ -e /boot/extlinux/extlinux.conf ]; then echo extlinux; elif [ -e /boot/firmware/cmdline.txt ]; then echo raspi-firmware; else echo none; fi', opts)).trim();
+    if (out === 'none') throw new ConfigurationError(`machine ${this.m.name}: neither /boot, /boot/efi nor /efi holds a systemd-boot, GRUB or extlinux configuration (is the boot partition mounted?)`);
+    const [bl, esp] = out.split(' ');
+    if (esp) this.esp = esp;
+    return bl as Bootloader;
   }
 
   /** What the next boot will do, from the boot loader's own state. */
