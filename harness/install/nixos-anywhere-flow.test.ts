@@ -118,6 +118,8 @@ describe('nixos-anywhere options, refused before anything starts', () => {
   it("a VM has no way to nixos-images' download: kexec is required there, as a file; a board may give a URL", async () => {
     await expect(nixosAnywhere(vm, { ...ok, kexec: undefined })).rejects.toThrow(/kexec: machine target is a VM whose only network is its host link, so nixos-anywhere's default download .* cannot work there/);
     await expect(nixosAnywhere(vm, { ...ok, kexec: 'https://github.com/nix-community/nixos-images/releases/download/nixos-25.05/nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz' })).rejects.toThrow(/kexec: machine target is a VM .* give the tarball as a file/);
+    // An unknown phase is named first, whatever else is missing.
+    await expect(nixosAnywhere(vm, { ...ok, kexec: undefined, phases: ['partition' as never] })).rejects.toThrow(/phases: unknown phase "partition"/);
     // Without the kexec phase nothing is downloaded.
     await expect(nixosAnywhere(vm, { ...ok, kexec: undefined, phases: ['disko'], args: ['--vm-test'] })).rejects.toThrow(/args: --vm-test/);
     // A board's URL passes the options (and then meets the board: here, one that cannot start).

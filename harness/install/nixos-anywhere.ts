@@ -134,6 +134,7 @@ function checkOptions(machine: Machine, o: NixosAnywhereOptions, where: string):
     for (const p of o.storePaths) if (typeof p !== 'string' || !existsSync(p)) throw bad('storePaths', p, `${String(p)} does not exist`);
   }
   if (o.flake !== undefined && !/^[^\s'"]+#[^\s'"]+$/.test(o.flake)) throw bad('flake', o.flake, 'expected a flake output reference, like .#myhost');
+  for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
   if (o.kexec !== undefined && /^https?:\/\//.test(o.kexec)) {
     if (machine.kind === 'vm') throw bad('kexec', o.kexec, `machine ${machine.name} is a VM whose only network is its host link: the installer cannot download ${o.kexec}; give the tarball as a file`);
   } else if (o.kexec !== undefined && !existsSync(o.kexec)) throw bad('kexec', o.kexec, `${o.kexec} does not exist`);
@@ -145,7 +146,6 @@ function checkOptions(machine: Machine, o: NixosAnywhereOptions, where: string):
     const flag = a.split('=')[0]!;
     if (OWN_FLAGS.includes(flag)) throw bad('args', a, `${flag} is set by fleetlab (${['--no-reboot', '--stop-after-disko', '--vm-test'].includes(flag) ? 'it would override --phases' : 'from the options'}); use ${flag === '--phases' || flag === '--no-reboot' || flag === '--stop-after-disko' ? 'phases' : flag === '--vm-test' ? 'a NixOS test of your own' : flag === '--kexec' ? 'kexec' : flag === '--store-paths' || flag === '-s' ? 'storePaths' : flag === '--flake' || flag === '-f' ? 'flake' : flag === '-i' ? 'identity' : 'the machine\'s SSH endpoint'} instead`);
   }
-  for (const p of o.phases ?? []) if (!(ANYWHERE_PHASES as readonly string[]).includes(p)) throw bad('phases', p, `unknown phase "${p}"; nixos-anywhere's phases are ${ANYWHERE_PHASES.join(', ')}`);
   const timeouts = phaseTimeouts(o.timeouts, DEFAULT_MS, where);
   if (o.identity !== undefined && !existsSync(o.identity)) throw bad('identity', o.identity, `${o.identity} does not exist`);
   return { command, phases: o.phases ?? [...ANYWHERE_PHASES], timeouts, minMiB: o.minMemoryMiB ?? 1536 };
