@@ -57,11 +57,15 @@ const anywhereCase = (profile: string) =>
     snapshot: 'none',
     timeout: 15 * 60_000,
     tags: ['install', 'nixos-anywhere'],
-    async run({ machines: { host }, install, step }) {
+    async run({ machines: { host }, install, step, property }) {
       // The testbed running from its usual disk, on a 1 GiB disk (its image alone leaves no room for a second system).
       await need(host, 'media').useMedia({ disk: { ...(await testbed.bootDisk(host)), format: 'raw', size: 2 ** 30 } });
-      const na = await testbed.nixosAnywhere(host);
-      const r = await install.nixosAnywhere(host, { command: na.command, storePaths: na.storePaths, kexec: na.kexec });
+      // FLEETLAB_NIXOS_ANYWHERE=<nixos-anywhere's src/nixos-anywhere.sh> runs the real script (unmodified, its
+      // get-facts.sh beside it, this host's Nix for nix copy) on x86_64 instead of fleetlab's stand-in.
+      const real = profile.startsWith('x86_64') ? process.env.FLEETLAB_NIXOS_ANYWHERE : undefined;
+      const na = await testbed.nixosAnywhere(host, { hostStore: !!real });
+      property('nixos-anywhere.command', real ? 'real' : 'stand-in');
+      const r = await install.nixosAnywhere(host, { command: real ?? na.command, storePaths: na.storePaths, kexec: na.kexec });
       assert.ok(r.rebooted);
       assert.equal(r.booted.generation, 1);
       assert.equal(r.booted.toplevel, na.system);

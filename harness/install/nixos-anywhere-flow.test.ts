@@ -1,7 +1,7 @@
 // The nixos-anywhere flow's reading of the tool, without a machine: a scripted nixos-anywhere (a few lines of bash
 // printing the real tool's step lines, in its order, then exiting as told) run through runPhases(), and the options
 // checked before anything starts. The real output is nixos-anywhere 1.13.0's (src/nixos-anywhere.sh `step`).
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,16 @@ describe('nixos-anywhere: its step lines read as the flow\'s steps', () => {
     const build = await phases(tool('fail-build', ['error: builder for …-nixos-system failed'], 1), { build: true });
     expect('error' in build && build.error).toBeInstanceOf(TestFailure);
     expect('error' in build && build.error.message).toMatch(/exited 1 in its build phase/);
+  });
+
+  it("a real run's output (nixos-anywhere 1.13.0 against the x86_64 testbed, captured): connect, then its abort in get-facts as an infrastructure error", async () => {
+    // fixtures/nixos-anywhere-1.13.0-connect.txt: the unmodified script (91fc9b70) with --store-paths, stopped by
+    // get-facts.sh's `setsid --wait true`, which busybox-static's ash answers with its own setsid.
+    const real = readFileSync(join(import.meta.dirname, 'fixtures/nixos-anywhere-1.13.0-connect.txt'), 'utf8').trimEnd().split('\n');
+    const r = await phases(tool('real-connect', real, 1));
+    expect(r.steps).toEqual(['connect']);
+    expect('error' in r && r.error).toBeInstanceOf(InfrastructureError);
+    expect('error' in r && r.error.message).toMatch(/exited 1 in its connect phase:[\s\S]*### Gathering machine facts ###\naborted: no setsid command respecting --wait found/);
   });
 
   it('exit 0 without "Done!", or without a requested phase\'s step line, is no success', async () => {

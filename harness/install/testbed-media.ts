@@ -6,6 +6,8 @@ import type { Machine } from '../protocols/machine.ts';
 import { join } from 'node:path';
 import { sourceDir } from '../package-files.ts';
 import { testbedImage, testbedSource } from '../qemu/testbed-source.ts';
+import { runTool } from '../qemu/host-packages.ts';
+import { chrootStore, hostNix, nixEnv, registerClosure } from '../nixos/nix-store.ts';
 
 function testbedDisk(machine: Machine, what: string) {
   const boot = machine.profile.boot;
@@ -30,13 +32,25 @@ export const testbed = {
    * What nixos-anywhere installs on `machine` (the testbed's stand-ins for a flake's outputs), ready to pass:
    * { command, storePaths: [disko-script, system], kexec }. `command` is fleetlab's nixos-anywhere stand-in
    * (machines/testbed/nixos-anywhere, marked so in its file); use the real one where Nix is.
+   * `hostStore: true` readies them for the real nixos-anywhere (x86_64 only): the system's closure and the disko
+   * script copied into this host's Nix store (/nix/store, registered: nix copy reads them from there), storePaths
+   * naming them there, and a kexec installer with Nix in it (x86_64-nix's nix-bin), which nix copy sends them to.
    */
-  async nixosAnywhere(machine: Machine, opts: { disk?: string } = {}): Promise<{ command: string; storePaths: [string, string]; kexec: string; system: string }> {
+  async nixosAnywhere(machine: Machine, opts: { disk?: string; hostStore?: boolean } = {}): Promise<{ command: string; storePaths: [string, string]; kexec: string; system: string }> {
     const boot = testbedDisk(machine, 'nixosAnywhere');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);
-    const s = await testbedSource().installableSystem(img, boot.layout, boot.append, { log, disk: opts.disk });
-    return { command: join(sourceDir(import.meta.url), '../../machines/testbed/nixos-anywhere'), storePaths: [s.diskoPath, s.systemPath], kexec: s.kexec, system: s.system };
+    if (opts.hostStore && img.recipe !== 'x86_64') throw new ConfigurationError(`testbed.nixosAnywhere(${machine.name}, { hostStore: true }): the kexec installer with Nix is built for the x86_64 testbed; ${machine.profile.name} runs ${img.recipe}`, { details: { field: 'hostStore', value: true } });
+    const nix = opts.hostStore ? await testbedImage('x86_64-nix', machine.profile.name, log) : undefined;
+    const s = await testbedSource().installableSystem(img, boot.layout, boot.append, { log, disk: opts.disk, nix });
+    const command = join(sourceDir(import.meta.url), '../../machines/testbed/nixos-anywhere');
+    if (!opts.hostStore) return { command, storePaths: [s.diskoPath, s.systemPath], kexec: s.kexec, system: s.system };
+    if (!(await hostNix())) throw new ConfigurationError(`testbed.nixosAnywhere(${machine.name}, { hostStore: true }) needs Nix on this host: apt-get install nix-bin (scripts/setup.sh does)`, { details: { tool: 'nix', package: 'nix-bin' } });
+    const paths = [...new Set([...s.closure, s.disko])];
+    await registerClosure(s.storeRoot, paths);
+    await runTool('nix', ['copy', '--no-check-sigs', '--from', chrootStore(s.storeRoot), s.system, s.disko], { env: nixEnv(), purpose: `copying the testbed's system and disko script into this host's Nix store for nixos-anywhere (${machine.name})`, failure: 'nix copy into /nix/store failed' });
+    log(`testbed: ${s.system} and ${s.disko} are in this host's Nix store`);
+    return { command, storePaths: [s.disko, s.system], kexec: s.kexec, system: s.system };
   },
 
   /** The boot disk `machine`'s profile boots (an image to put on a bigger disk with useMedia, say). */

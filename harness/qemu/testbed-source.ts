@@ -86,7 +86,7 @@ export interface TestbedSource {
   /** The installer ISO whose system installs in `layout` (x86_64 testbeds: grub-bios, systemd-boot, grub-efi-ia32). */
   installerIso(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<InstallerIso>;
   /** What nixos-anywhere installs on a machine of this image in `layout`: system, disko script, kexec tarball. */
-  installableSystem(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log; disk?: string }): Promise<InstallableSystem>;
+  installableSystem(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log; disk?: string; nix?: TestbedImage }): Promise<InstallableSystem>;
   /** An SD image in NixOS's sd-image layout (extlinux, raspi-uboot) that grows its root at the first boot. */
   sdImage(image: TestbedImage, layout: BootLayout, append: string, opts?: { log?: Log }): Promise<BootDisk>;
   /** Builds a NixOS-shaped generation for `image` under `into` (the testbed's stand-in for building a toplevel). */

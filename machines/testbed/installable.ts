@@ -144,7 +144,8 @@ mkdir -p "$extra/root/.ssh" "$extra/installer"
 [ -r /root/.ssh/authorized_keys ] && cp /root/.ssh/authorized_keys "$extra/root/.ssh/"
 cp "$here/initrd" "$extra/installer/base.cpio"
 (cd "$extra" && find . | cpio -o -H newc 2>/dev/null) >"$here/extra.cpio"
-cat "$here/initrd" "$here/extra.cpio" >"$here/initrd.full"
+# nix.cpio, where the tarball has it: Nix for the installer (nix-store --serve takes what nix copy sends).
+cat "$here/initrd" $([ -e "$here/nix.cpio" ] && echo "$here/nix.cpio") "$here/extra.cpio" >"$here/initrd.full"
 keep=
 for a in $(cat /proc/cmdline); do
   case "$a" in console=* | panic=* | earlycon* | loglevel=*) keep="$keep $a" ;; esac
@@ -156,20 +157,22 @@ setsid sh -c 'sleep 6; kexec -e' >/dev/null 2>&1 </dev/null &
 `;
 
 /** Builds (or finds) what nixos-anywhere installs on `image`'s machines in `layout`: the system, the disko script, the kexec tarball. */
-export async function ensureInstallableSystem(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void; disk?: string } = {}): Promise<InstallableSystem> {
+export async function ensureInstallableSystem(image: TestbedImage, layout: BootLayout, append: string, opts: { log?: (line: string) => void; disk?: string; nix?: TestbedImage } = {}): Promise<InstallableSystem> {
   const arch = archOf(image);
   const disk = opts.disk ?? '/dev/vda';
   if (!/^\/dev\/[a-z0-9]+$/.test(disk)) throw new ConfigurationError(`disk "${disk}": give the target disk's device, like /dev/vda or /dev/nvme0n1`);
   const builder = Buffer.concat(await Promise.all(SYSTEM_INPUTS.map((f) => readFile(f))));
-  const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0${disk}\0`).update(builder).digest('hex');
+  if (opts.nix && !opts.nix.stage2) throw new ConfigurationError(`testbed ${opts.nix.recipe} has no Nix in stage 2 to put in the kexec installer (use x86_64-nix)`);
+  const local = createHash('sha256').update(`${image.key}\0${layout}\0${append}\0${disk}\0${opts.nix?.key ?? ''}\0`).update(builder).digest('hex');
+  const flavour = opts.nix ? `${layout}-nix` : layout;
   return viaIndex(
-    cacheDir('images', `installable-${image.recipe}-${layout}.index.json`),
+    cacheDir('images', `installable-${image.recipe}-${flavour}.index.json`),
     `${local}|${await aptListsStamp()}`,
     (s) => existsSync(s.kexec),
     async () => {
       const pkgs = await loaderPackages(layout, arch);
       const key = createHash('sha256').update(local).update(pkgs.map((p) => `${p.name}=${p.version}`).join('\n')).digest('hex').slice(0, 16);
-      const dir = cacheDir('images', `installable-${image.recipe}-${layout}-${key}`);
+      const dir = cacheDir('images', `installable-${image.recipe}-${flavour}-${key}`);
       return buildOnce(dir, false, async (out, work) => {
         opts.log?.(`building the installable ${layout} system, disko script and kexec tarball for testbed ${image.recipe} into ${dir}`);
         const bl = join(work, 'bootloader');
@@ -187,6 +190,9 @@ export async function ensureInstallableSystem(image: TestbedImage, layout: BootL
         await copyFile(image.kernelImage, join(k, arch === 'arm64' ? 'Image' : 'bzImage'));
         await copyFile(image.initrd, join(k, 'initrd'));
         await writeFile(join(k, 'run'), KEXEC_RUN, { mode: 0o755 });
+        // With Nix (x86_64-nix's stage 2: Debian's nix-bin and its libraries) the installer receives closures by nix
+        // copy, as nixos-images' installer does; the real nixos-anywhere sends them so.
+        if (opts.nix) await copyFile(opts.nix.stage2!, join(k, 'nix.cpio'));
         const kexec = join(out, `nixos-kexec-installer-testbed-${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux.tar.gz`);
         await execa('tar', ['-C', join(work, 'kexec-tar'), '-czf', kexec, 'kexec']);
         const final = (p: string) => join(dir, 'store', p);

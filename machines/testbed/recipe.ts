@@ -57,6 +57,7 @@ export type { TestbedImage } from '../../harness/qemu/testbed-source.ts';
 /**
  * Debian packages of what NixOS's installer and sd-image use to partition, format and grow disks: sfdisk (fdisk),
  * mkfs.ext4, e2label and resize2fs (e2fsprogs), mkfs.fat and fatlabel (dosfstools); kexec (kexec-tools) for
- * nixos-anywhere's kexec into the installer. Libraries no program links are left out (build.ts pruneLibraries).
+ * nixos-anywhere's kexec into the installer, and bash (with libtinfo6), which runs nixos-anywhere's kexec script on
+ * the target (/bin/sh stays busybox's). Libraries no program links are left out (build.ts pruneLibraries).
  */
-export const INSTALL_TOOLS = ['fdisk', 'e2fsprogs', 'dosfstools', 'kexec-tools'];
+export const INSTALL_TOOLS = ['fdisk', 'e2fsprogs', 'dosfstools', 'kexec-tools', 'bash', 'libtinfo6'];
