@@ -8,6 +8,9 @@ import type { Screen } from '../protocols/screen.ts';
 import type { Shell, ExecOptions } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 
+/** NixOS's system profile: /nix/var/nix/profiles/system -> system-N-link -> a toplevel. */
+export const SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
+
 /** Where an SSH client outside fleetlab (ssh, nix copy, nixos-anywhere) reaches a machine. */
 export interface SshEndpoint {
   host: string;

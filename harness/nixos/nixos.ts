@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestFailure, ConfigurationError, InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
-import type { NixosMachine } from './nixos-machine.ts';
+import { SYSTEM_PROFILE as PROFILE, type NixosMachine } from './nixos-machine.ts';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 import { testbedSource } from '../qemu/testbed-source.ts';
 import { shellQuote } from '../shell/guest-helper.ts';
@@ -17,11 +17,10 @@ import type { WaitOptions } from '../protocols/wait-options.ts';
 import { type GenerationSpec, rememberClosure, type Toplevel } from './generation.ts';
 import { bootLoader, extlinuxEntry, LOADER_GUID, writeGrubenv, type BootState, type Bootloader, type LoaderContext } from './boot-loaders.ts';
 import { plain, type Commands } from '../shell/plain.ts';
-import { packageFile } from '../package-files.ts';
+import { fleetlabSetting, switchWithMagicRollback, underSystemdRun, type MagicRollbackOptions, type MagicRollbackResult } from './magic-rollback.ts';
 
 export type { BootState, Bootloader } from './boot-loaders.ts';
-
-const PROFILE = '/nix/var/nix/profiles/system';
+export type { MagicRollbackOptions, MagicRollbackResult } from './magic-rollback.ts';
 
 /** One generation as `nixos-rebuild list-generations --json` reports it (nixpkgs' field names). */
 export interface Generation {
@@ -348,9 +347,9 @@ export class NixosHelpers {
     const r = await this.sh.execute(`nixos-rebuild ${action} --rollback`, { timeout: 300_000, ...opts });
     // nixos-rebuild-ng passes switch-to-configuration's exit 4 through; the bash nixos-rebuild exits 1 after its
     // "warning: the following units failed" line. Either is "switched, with failed units", not an error.
-    const unitsFailed = r.exitCode === 1 && /warning: the following units failed: /.test(r.stderr + r.stdout);
-    if (r.exitCode !== 0 && r.exitCode !== 4 && !unitsFailed) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
-    return activationResult(action, r);
+    const result = activationResult(action, r);
+    if (r.exitCode !== 0 && r.exitCode !== 4 && !(r.exitCode === 1 && result.failedUnits.length)) throw new TestFailure(`machine ${this.m.name}: nixos-rebuild ${action} --rollback exited ${r.exitCode}\n${(r.stderr || r.stdout).trim().slice(-2000)}`);
+    return result;
   }
 
   /** Which boot loader the machine boots from: systemd-boot on an ESP at /boot, /boot/efi or /efi; GRUB, extlinux or the Pi's firmware files under /boot. */
@@ -384,8 +383,8 @@ export class NixosHelpers {
    * writes no boot counters of its own, so without it a generation that fails keeps booting.
    */
   async bootCounting(opts?: WaitOptions): Promise<{ tries: number } | undefined> {
-    const out = (await this.sh.succeed('[ -r /etc/fleetlab/boot-counting.conf ] && sed -n "s/^tries=//p" /etc/fleetlab/boot-counting.conf; true', opts)).trim();
-    return /^\d+$/.test(out) ? { tries: Number(out) } : undefined;
+    const tries = await fleetlabSetting(this.m, 'boot-counting', 'tries', opts);
+    return tries === undefined ? undefined : { tries };
   }
 
   /**
@@ -539,44 +538,12 @@ export class NixosHelpers {
   }
 
   /**
-   * Magic rollback as deploy-rs does it: switches to `top` by a detached activation on the guest, then waits for
-   * `healthCheck`; when it passes fleetlab confirms (creates /run/fleetlab/magic-rollback/confirmed), and without a
-   * confirmation within the time the guest goes back to the system that ran before by itself (the profile too). One
-   * script does the guest's part, machines/testbed/nixos/fleetlab-magic-rollback: on a NixOS guest with
-   * fleetlab.guest.magicRollback its module runs it (armed by the activation; its timeout applies, not
-   * `confirmWithinMs`), elsewhere fleetlab copies it to the guest and runs it after the switch.
+   * Magic rollback as deploy-rs does it: switches to `top` and goes back by itself unless `healthCheck` passes in time
+   * (magic-rollback.ts says how, on a guest with fleetlab's NixOS module and without).
    */
-  async switchWithMagicRollback(top: Toplevel | string, opts: WaitOptions & { confirmWithinMs?: number; healthCheck: () => Promise<boolean | void> }): Promise<{ confirmed: boolean; rolledBack: boolean; activation: number; log: string }> {
-    const path = typeof top === 'string' ? top : top.path;
+  async switchWithMagicRollback(top: Toplevel | string, opts: MagicRollbackOptions): Promise<MagicRollbackResult> {
     await this.ensureOnMachine(top, opts);
-    const dir = '/run/fleetlab/magic-rollback';
-    const moduleTimeout = (await this.sh.succeed('[ -r /etc/fleetlab/magic-rollback.conf ] && sed -n "s/^timeout=//p" /etc/fleetlab/magic-rollback.conf; true', opts)).trim();
-    const byModule = /^\d+$/.test(moduleTimeout);
-    const seconds = byModule ? Number(moduleTimeout) : Math.max(5, Math.round((opts.confirmWithinMs ?? 30_000) / 1000));
-    if (byModule && opts.confirmWithinMs !== undefined) this.m.log.note(`nixos: ${this.m.name} has fleetlab.guest.magicRollback: its timeout (${seconds} s) applies, not confirmWithinMs`);
-    const scriptFile = packageFile('machines/testbed/nixos/fleetlab-magic-rollback');
-    if (!scriptFile) throw new InfrastructureError('fleetlab\'s magic rollback script (machines/testbed/nixos/fleetlab-magic-rollback) is missing from this installation');
-    const run = [
-      `D=${dir}; P=${PROFILE}; new=${shellQuote(path)}`,
-      'prev=$(readlink -f /run/current-system)',
-      `nix-env -p $P --set "$new" && ${underSystemdRun('"$new/bin/switch-to-configuration" switch')}; echo $? > $D/activation`,
-      // With the module, the activation armed its own watch; without it, the same script is armed and watches here.
-      byModule ? 'exit 0' : `sh $D/fleetlab-magic-rollback arm switch "$prev" && exec sh $D/fleetlab-magic-rollback watch ${seconds}`,
-    ].join('\n');
-    const detached = `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then systemd-run --quiet --collect --unit=fleetlab-magic-rollback-switch-$$ sh -c "sh ${dir}/run.sh > ${dir}/log 2>&1"; else setsid sh ${dir}/run.sh > ${dir}/log 2>&1 < /dev/null & fi`;
-    await this.sh.succeed(`mkdir -p ${dir} && rm -f ${dir}/armed ${dir}/waiting ${dir}/confirmed ${dir}/result ${dir}/activation ${dir}/rolling-back && printf %s ${shellQuote(await readFile(scriptFile, 'utf8'))} > ${dir}/fleetlab-magic-rollback && printf %s ${shellQuote(run)} > ${dir}/run.sh && ${detached}`, opts);
-    const activation = Number((await this.sh.waitUntilSucceeds(`cat ${dir}/activation`, { timeout: 300_000, intervalMs: 500, ...opts })).trim());
-    let healthy = false;
-    try {
-      healthy = (await opts.healthCheck()) !== false;
-    } catch (err) {
-      this.m.log.note(`nixos: health check after switching to ${path} failed: ${String(err)}`);
-    }
-    if (healthy) await this.sh.succeed(`: > ${dir}/confirmed`);
-    const result = (await this.sh.waitUntilSucceeds(`cat ${dir}/result`, { timeout: (seconds + 300) * 1000, intervalMs: 1000, ...opts })).trim();
-    const log = await this.sh.succeed(`cat ${dir}/log 2>/dev/null; true`);
-    this.m.log.note(`nixos: magic rollback of ${path}${byModule ? ' (the NixOS module\'s)' : ''}: activation exit ${activation}, ${result}`);
-    return { confirmed: result === 'confirmed', rolledBack: result.startsWith('rolled-back'), activation, log };
+    return switchWithMagicRollback(this.m, typeof top === 'string' ? top : top.path, opts);
   }
 
   /** Runs `fn` and fails unless the machine booted exactly `n` more times meanwhile (from boot ids and resets). */
@@ -597,15 +564,6 @@ export class NixosHelpers {
   expectNotRebooted<T>(fn: () => Promise<T>): Promise<T> {
     return this.expectRebooted(0, fn);
   }
-}
-
-/**
- * `cmd` (a switch-to-configuration call) run as nixos-rebuild runs it where systemd is PID 1: in a transient unit
- * (`systemd-run … --unit=nixos-rebuild-switch-to-configuration --wait`, nixpkgs #39118), so a switch that restarts the
- * unit fleetlab's shell runs in does not kill the activation halfway. Elsewhere (the testbed's busybox init), directly.
- */
-function underSystemdRun(cmd: string): string {
-  return `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe --quiet --service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait ${cmd} </dev/null; else ${cmd}; fi`;
 }
 
 /** What switch-to-configuration (or nixos-rebuild) said: exit code 4 is "switched, with failed units". */
