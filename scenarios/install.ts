@@ -50,8 +50,9 @@ export const isoT100ta = isoCase('t100ta', 'grub');
 const anywhereCase = (profile: string) =>
   scenario({
     name: `nixos-anywhere: ${profile}`,
-    // nixos-anywhere's kexec installer needs about 1.5 GB; the running testbed is the machine it takes over.
-    machines: { host: { profile, memoryMiB: 1536 } },
+    // nixos-anywhere's kexec installer needs about 1.5 GB; the running testbed is the machine it takes over, the one
+    // whose sh is bash as on NixOS (nixos-anywhere refuses a target whose sh has no `setsid --wait`, as busybox's has not).
+    machines: { host: { profile, memoryMiB: 1536, testbed: profile.startsWith('x86_64') ? 'x86_64-bash' : 'aarch64-bash' } },
     ssh: true,
     start: 'manual',
     snapshot: 'none',

@@ -96,7 +96,7 @@ describe('install flows', () => {
     expect(existsSync(join(out, 'junit.xml'))).toBe(true);
   }, 620_000);
 
-  it('nixos-anywhere: kexec, disko, install, reboot on x86_64-uefi; too little memory, SSH down, a kexec that never returns, a half-finished disk', async () => {
+  it('nixos-anywhere: kexec, disko, install, reboot on x86_64-uefi; too little memory, SSH down, busybox as sh, a kexec that never returns, a half-finished disk', async () => {
     const out = join(dir, 'anywhere');
     const { byName, detail } = await runCases(out, '^nixos-anywhere(: x86_64-uefi| on a machine| to a machine| whose kexec| over a half)');
 
@@ -118,6 +118,12 @@ describe('install flows', () => {
     expect(refused.error.kind).toBe('infrastructure');
     expect(refused.error.message).toMatch(/after 20 s .*waiting for nixos-anywhere's connect phase/);
     expect(refused.error.message).toMatch(/### Uploading install SSH keys ###/);
+
+    // The stand-in refuses what the real one refuses: a target whose sh (busybox-static's ash) has no setsid --wait.
+    const busybox = byName('nixos-anywhere to a machine whose sh is busybox');
+    expect(busybox?.status, detail).toBe('error');
+    expect(busybox.error.message).toMatch(/exited 1 in its connect phase:[\s\S]*### Gathering machine facts ###[\s\S]*no setsid command respecting --wait found/);
+    expect(names(busybox.steps)).not.toContain('passed kexec');
 
     const hang = byName('nixos-anywhere whose kexec never comes back');
     expect(hang?.status, detail).toBe('error');
@@ -143,5 +149,5 @@ describe('install flows', () => {
     // nixos-anywhere and its ssh children are gone.
     const left = (await execa('pgrep', ['-af', 'machines/testbed/nixos-anywhere'], { reject: false })).stdout.trim();
     expect(left).toBe('');
-  }, 620_000);
+  }, 740_000);
 });

@@ -92,9 +92,27 @@ describe('nixos-anywhere: its step lines read as the flow\'s steps', () => {
     expect('error' in build && build.error.message).toMatch(/exited 1 in its build phase/);
   });
 
-  it("a real run's output (nixos-anywhere 1.13.0 against the x86_64 testbed, captured): connect, then its abort in get-facts as an infrastructure error", async () => {
-    // fixtures/nixos-anywhere-1.13.0-connect.txt: the unmodified script (91fc9b70) with --store-paths, stopped by
-    // get-facts.sh's `setsid --wait true`, which busybox-static's ash answers with its own setsid.
+  it("a real run's output (nixos-anywhere 1.13.0 installing the x86_64-bash testbed, captured): every phase, then Done!", async () => {
+    // fixtures/nixos-anywhere-1.13.0-full.txt: the unmodified script (91fc9b70) with --store-paths, run by
+    // `FLEETLAB_NIXOS_ANYWHERE=… ./fleetlab run scenarios/install.ts --grep 'nixos-anywhere: x86_64'` (its output as
+    // fleetlab logged it): nix copy of the disko script to the kexec installer, of the system to local?root=/mnt.
+    const real = readFileSync(join(import.meta.dirname, 'fixtures/nixos-anywhere-1.13.0-full.txt'), 'utf8').trimEnd().split('\n');
+    const r = await phases(tool('real-full', real));
+    expect(r.steps).toEqual(['connect', 'kexec', 'disko', 'install', 'reboot']);
+    expect('output' in r && r.output.at(-1)).toBe('### Done! ###');
+    // The lines that end each phase, in the real tool's order: a second fact gathering after the kexec, disko's copy before its step line.
+    const said = 'output' in r ? r.output : [];
+    const at = (l: string, from = 0) => said.indexOf(l, from);
+    const facts2 = at('### Gathering machine facts ###', at('### Switching system into kexec ###'));
+    expect(facts2).toBeGreaterThan(0);
+    expect(said.findIndex((l) => /^copying path '\/nix\/store\/[a-z0-9]{32}-disko' to 'ssh:\/\/root@/.test(l))).toBeGreaterThan(facts2);
+    expect(at('### Formatting hard drive with disko ###')).toBeGreaterThan(facts2);
+  });
+
+  it("a real run's output against the busybox testbed (nixos-anywhere 1.13.0, captured): connect, then its abort in get-facts as an infrastructure error", async () => {
+    // fixtures/nixos-anywhere-1.13.0-connect.txt: the unmodified script (91fc9b70) with --store-paths against the
+    // x86_64 testbed, stopped by get-facts.sh's `setsid --wait true`, which busybox-static's ash answers with its own
+    // setsid (the stand-in refuses that testbed the same way: install.test.ts).
     const real = readFileSync(join(import.meta.dirname, 'fixtures/nixos-anywhere-1.13.0-connect.txt'), 'utf8').trimEnd().split('\n');
     const r = await phases(tool('real-connect', real, 1));
     expect(r.steps).toEqual(['connect']);

@@ -40,7 +40,7 @@ export const testbed = {
     const boot = testbedDisk(machine, 'nixosAnywhere');
     const log = (l: string) => machine.log.note(l);
     const img = await testbedImage(boot.image, machine.profile.name, log);
-    if (opts.hostStore && img.recipe !== 'x86_64') throw new ConfigurationError(`testbed.nixosAnywhere(${machine.name}, { hostStore: true }): the kexec installer with Nix is built for the x86_64 testbed; ${machine.profile.name} runs ${img.recipe}`, { details: { field: 'hostStore', value: true } });
+    if (opts.hostStore && !img.recipe.startsWith('x86_64')) throw new ConfigurationError(`testbed.nixosAnywhere(${machine.name}, { hostStore: true }): the kexec installer with Nix is built for the x86_64 testbeds; ${machine.profile.name} runs ${img.recipe}`, { details: { field: 'hostStore', value: true } });
     const nix = opts.hostStore ? await testbedImage('x86_64-nix', machine.profile.name, log) : undefined;
     const s = await testbedSource().installableSystem(img, boot.layout, boot.append, { log, disk: opts.disk, nix });
     const command = join(sourceDir(import.meta.url), '../../machines/testbed/nixos-anywhere');

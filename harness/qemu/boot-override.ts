@@ -18,7 +18,7 @@ export interface BootOverride {
   append?: string;
   /**
    * Another testbed recipe on the profile's hardware, for a profile that boots fleetlab's testbed: 'x86_64-nix' (the
-   * x86_64 testbed with Nix on its root), 'x86_64-dash', 'x86_64-bash'. The profile's layout and loader stay.
+   * x86_64 testbed with Nix on its root), 'x86_64-dash', 'x86_64-bash', 'aarch64-bash'. The profile's layout and loader stay.
    */
   testbed?: string;
 }
