@@ -61,6 +61,41 @@ describe('systemd on the x86_64-systemd testbed', () => {
     expect([r.exitCode, r.stdout.trim()]).toEqual([0, 'pid1 init']);
   }, 120_000);
 
+  it("a generation that changes the backdoor unit's inputs: restartIfChanged = false keeps the shell through the switch, other changed units restart", async () => {
+    // Two NixOS-shaped toplevels whose backdoor unit differs (its environment: what a new bash or coreutils would
+    // change) and is marked as the module marks it (restartIfChanged = false → X-RestartIfChanged=false in [Service]),
+    // beside a unit that changes without that mark; the systemd testbed's switch-to-configuration stand-in decides.
+    const backdoor = await m.succeed('cat /etc/systemd/system/fleetlab-backdoor.service');
+    const gen = async (g: string) => {
+      const top = `/nix/store/0123456789abcdfghijklmnpqrsvwx${g}${g}-nixos-system-sd-${g}`;
+      const units = `${top}/etc/systemd/system`;
+      await m.succeed([
+        `mkdir -p ${top}/bin ${units}/multi-user.target.wants`,
+        `ln -sfn /usr/lib/fleetlab/switch-to-configuration ${top}/bin/switch-to-configuration`,
+        `printf '[Service]\\nEnvironment=GEN=${g}\\nExecStart=/bin/sleep 1000\\n' > ${units}/fl-app.service`,
+        `ln -sfn ../fl-app.service ${units}/multi-user.target.wants/fl-app.service`,
+      ].join(' && '));
+      await m.succeed(`cat > ${units}/fleetlab-backdoor.service <<'EOF'\n${backdoor.trimEnd()}\nEnvironment=FLEETLAB_INPUTS=${g}\nX-RestartIfChanged=false\nEOF`);
+      return top;
+    };
+    const [a, b] = [await gen('a'), await gen('b')];
+    const pid = async (u: string) => (await m.unitProperty(u, 'MainPID')).trim();
+    const first = await m.nixos.switch(a, { action: 'test' });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const before = { shell: await pid('fleetlab-backdoor.service'), app: await pid('fl-app.service') };
+    expect(before.app).not.toBe('0');
+    const r = await m.nixos.switch(b, { action: 'test' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('NOT restarting the following changed units: fleetlab-backdoor.service');
+    expect(r.stderr).toMatch(/stopping the following units: .*fl-app\.service/);
+    // The shell that ran the switch is the one that answers now; the unmarked unit runs its new definition.
+    expect(await pid('fleetlab-backdoor.service')).toBe(before.shell);
+    expect((await m.succeed('echo still here')).trim()).toBe('still here');
+    expect(await pid('fl-app.service')).not.toBe(before.app);
+    expect(await m.succeed("tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID fl-app.service)/environ | grep ^GEN=")).toBe('GEN=b\n');
+    await m.succeed('systemctl stop fl-app.service');
+  }, 120_000);
+
   it('waits for a unit that becomes active later, and ends at once for a failed or an inactive one', async () => {
     await unit('fl-slow.service', '[Service]\nExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep 1000');
     await unit('fl-fail.service', '[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo fl-fail says goodbye; exit 3"');
