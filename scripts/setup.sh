@@ -20,6 +20,7 @@ APT_PACKAGES=(
   vde2 dropbear-bin util-linux openssh-client snmpd openssh-server ser2net
   nix-bin tcpdump chromium tmux postgresql tesseract-ocr
   gcc libc6-dev
+  make libelf1 gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu
 )
 # The aarch64 testbed and its bootloaders come from Debian's arm64 packages (downloaded, not installed).
 FOREIGN_ARCHS=(arm64)

@@ -25,6 +25,10 @@ export const TOOL_PACKAGES: Record<string, string> = {
   tcpdump: 'tcpdump',
   // The network fabric's switch (harness/net/switch/fleetlab-switch.c) is compiled on first use.
   cc: 'gcc',
+  // The testbed's batman-adv without network coding (machines/testbed/batman-adv.ts) is built with the kernel's kbuild.
+  make: 'make',
+  strip: 'binutils',
+  'aarch64-linux-gnu-strip': 'binutils-aarch64-linux-gnu',
   'nix-instantiate': 'nix-bin',
   cpio: 'cpio',
   xz: 'xz-utils',

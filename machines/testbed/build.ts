@@ -11,6 +11,7 @@ import { runTool } from '../../harness/qemu/host-packages.ts';
 import { buildOnce, inIndex, viaIndex } from '../../harness/cache/cached-build.ts';
 import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import { aptListsStamp, aptShow, aptShowMany, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
+import { batmanAdvPackages, batmanAdvWithoutNc, replaceBatmanAdv } from './batman-adv.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 
 const here = sourceDir(import.meta.url);
@@ -55,7 +56,8 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
     withLibraries(recipe.extraPackages ?? [], recipe.debArch),
     withLibraries(recipe.rootPackages ?? [], recipe.debArch),
   ]);
-  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs, ...rootPkgs]);
+  const batman = withoutNc(recipe) ? await batmanAdvPackages(kernelPkg, recipe.debArch) : [];
+  const key = await recipeKey(recipe, [kernelPkg, busyboxPkg, ...extraPkgs, ...rootPkgs, ...batman]);
   const dir = cacheDir('images', `testbed-${recipe.name}-${key}`);
   return buildOnce(dir, !!opts.rebuild, async (out, work) => {
     log(`building testbed ${recipe.name} (${kernelPkg.name} ${kernelPkg.version}, ${busyboxPkg.name} ${busyboxPkg.version}) into ${dir}`);
@@ -63,7 +65,7 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
     const [kernelDeb, busyboxDeb] = await Promise.all([downloadDeb(kernelPkg), downloadDeb(busyboxPkg)]);
     const extraDebs = await Promise.all(extraPkgs.map((p) => downloadDeb(p)));
     const rootDebs = await Promise.all(rootPkgs.map((p) => downloadDeb(p)));
-    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, extraDebs, rootDebs, { kernel: kernelPkg, busybox: busyboxPkg, extra: [...extraPkgs, ...rootPkgs.filter((p) => !extraPkgs.some((e) => e.name === p.name))] }, log);
+    const image = await build(recipe, key, work, out, dir, kernelDeb, busyboxDeb, extraDebs, rootDebs, { kernel: kernelPkg, busybox: busyboxPkg, extra: [...extraPkgs, ...rootPkgs.filter((p) => !extraPkgs.some((e) => e.name === p.name))], batman }, log);
     log(`testbed ${recipe.name} ready: ${dir}`);
     return image;
   });
@@ -79,7 +81,7 @@ async function build(
   busyboxDeb: string,
   extraDebs: string[],
   rootDebs: string[],
-  pkgs: { kernel: DebPackage; busybox: DebPackage; extra: DebPackage[] },
+  pkgs: { kernel: DebPackage; busybox: DebPackage; extra: DebPackage[]; batman: DebPackage[] },
   log: Log,
 ): Promise<TestbedImage> {
   log(`step 2/${BUILD_STEPS}: unpacking the kernel and busybox`);
@@ -106,6 +108,7 @@ async function build(
   await cp(join(bx, 'bin/busybox'), join(root, 'bin/busybox'));
   await chmod(join(root, 'bin/busybox'), 0o755);
   const builtin = await copyModules(recipe, kx, kernelVersion, root);
+  if (pkgs.batman.length) await replaceBatmanAdv(join(root, 'lib/modules', kernelVersion), await batmanAdvWithoutNc(pkgs.kernel, pkgs.batman, recipe.debArch, log));
   // Modules built into this kernel need no loading (the list is shared by architectures whose configs differ).
   const bootModules = recipe.bootModules.filter((m) => !builtin.has(m.replace(/-/g, '_')));
   await writeFile(join(root, 'etc/fleetlab/modules'), bootModules.join('\n') + '\n');
@@ -431,6 +434,11 @@ async function packInitramfs(root: string, out: string): Promise<void> {
   await execa('cpio', ['--quiet', '-o', '-H', 'newc', '-R', '0:0', '--reproducible', '-O', out], { cwd: root, input: files.join('\n') + '\n' });
 }
 
+/** Whether `recipe`'s guest loads batman-adv built without network coding (batman-adv.ts) rather than Debian's. */
+function withoutNc(recipe: TestbedRecipe): boolean {
+  return recipe.modules.includes('batman-adv') && (recipe.batmanAdv ?? 'without-network-coding') === 'without-network-coding';
+}
+
 /** Hash of the recipe, its rootfs files, this builder and the package versions. */
 async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<string> {
   const h = createHash('sha256');
@@ -438,6 +446,7 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   h.update(await readFile(sourceFile(import.meta.url)));
   // How packages and their libraries are chosen is part of what goes in.
   h.update(await readFile(join(here, 'debian-packages.ts')));
+  if (withoutNc(recipe)) h.update(await readFile(join(here, 'batman-adv.ts')));
   // The files laid into the guest: the rootfs and the recipe's overlay (tagged, so moving a file between them counts).
   const walk = async (base: string, tag: string, d = base): Promise<void> => {
     for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {

@@ -48,6 +48,12 @@ export interface TestbedRecipe {
   overlay?: string;
   /** Folders under usr/share/ the packages' unpacking keeps (it drops usr/share): 'dbus-1' holds dbus's bus policy. */
   keepShare?: string[];
+  /**
+   * The batman-adv module, where `modules` has it: 'without-network-coding' (the default: batman-adv as it has
+   * shipped since 2025.4, built from the kernel's own Debian source, machines/testbed/batman-adv.ts) or 'debian' (the
+   * kernel package's, with network coding compiled in, whose 10 ms worker keeps an idle meshed guest busy under TCG).
+   */
+  batmanAdv?: 'without-network-coding' | 'debian';
   /** Symbolic links made in the guest, path (relative to /) → target: enabled and masked systemd units. */
   links?: Record<string, string>;
 }
