@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BATMAN_ADV_KO, batmanAdvPackages, batmanAdvWithoutNc } from './batman-adv.ts';
-import { resolvePackage, unpackDeb } from './debian-packages.ts';
+import { kernelRelease, resolveKernel, unpackDeb } from './debian-packages.ts';
 import { aarch64Testbed } from './aarch64.ts';
 import { x86_64Testbed } from './x86_64.ts';
 
@@ -18,8 +18,8 @@ const functions = async (ko: string) => (await execa('readelf', ['-sW', ko])).st
 
 describe.each([x86_64Testbed, aarch64Testbed])('batman-adv for the $name testbed', (recipe) => {
   it("has no network coding, B.A.T.M.A.N. IV and V as Debian's has them, and the kernel's vermagic; Debian's own has the network-coding worker", async () => {
-    const kernel = await resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/);
-    const kver = kernel.name.replace(/^linux-image-/, '');
+    const kernel = await resolveKernel(recipe.kernelPackage, recipe.debArch);
+    const kver = kernelRelease(kernel);
     const ko = await batmanAdvWithoutNc(kernel, await batmanAdvPackages(kernel, recipe.debArch), recipe.debArch, () => undefined);
     const ours = await functions(ko);
     expect(ours.filter((f) => f.startsWith('batadv_nc_'))).toEqual([]);

@@ -7,14 +7,14 @@
 // CONFIG_BATMAN_ADV_NC=n builds it; every other option stays Debian's (BATMAN_V, BLA, DAT, MCAST).
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { readFile, readdir, writeFile, mkdir, cp } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../../harness/cache/cache-dir.ts';
 import { buildOnce } from '../../harness/cache/cached-build.ts';
 import { InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import { sourceFile } from '../../harness/package-files.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
-import { aptShowMany, downloadDeb, unpackDeb, type DebPackage } from './debian-packages.ts';
+import { aptShowMany, downloadDeb, kernelRelease, unpackDeb, type DebPackage } from './debian-packages.ts';
 
 /** Where the module sits in a kernel's module tree. */
 export const BATMAN_ADV_KO = 'kernel/net/batman-adv/batman-adv.ko';
@@ -27,7 +27,7 @@ const hostArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
  * kernel's source, its headers (flavour and common) and this host's kbuild tools. Part of the image's cache key.
  */
 export async function batmanAdvPackages(kernel: DebPackage, arch: string): Promise<DebPackage[]> {
-  const kver = kernel.name.replace(/^linux-image-/, '');
+  const kver = kernelRelease(kernel);
   const abi = kver.replace(/-[a-z0-9]+$/, '');
   const series = kver.match(/^(\d+\.\d+)\./)?.[1];
   if (!series) throw new InfrastructureError(`batman-adv without network coding: cannot read the kernel series from ${kernel.name}`);
@@ -45,7 +45,7 @@ export async function batmanAdvPackages(kernel: DebPackage, arch: string): Promi
  * this host's gcc-12 (a cross gcc-12 for arm64). Returns the module's path.
  */
 export async function batmanAdvWithoutNc(kernel: DebPackage, pkgs: DebPackage[], arch: string, log: (line: string) => void): Promise<string> {
-  const kver = kernel.name.replace(/^linux-image-/, '');
+  const kver = kernelRelease(kernel);
   const key = createHash('sha256').update(pkgs.map((p) => `${p.name}=${p.version}:${p.arch}`).join('\n')).update(await readFile(sourceFile(import.meta.url))).digest('hex').slice(0, 16);
   const dir = cacheDir('modules', `batman-adv-nonc-${kver}-${key}`);
   const built = await buildOnce(dir, false, async (out, work) => {
@@ -71,12 +71,11 @@ export async function batmanAdvWithoutNc(kernel: DebPackage, pkgs: DebPackage[],
       const next = f === 'Makefile' ? text.replace(/^.*network-coding\.o\n/m, '') : text.replace(/\bCONFIG_BATMAN_ADV_NC\b/g, 'FLEETLAB_BATMAN_ADV_NC_REMOVED');
       if (next !== text) await writeFile(join(src, f), next);
     }
-    const cross = arch === hostArch ? [] : [`CROSS_COMPILE=${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-`];
+    // Another architecture's module: its GNU triplet's cross tools (gcc-12 through the headers' CC, strip).
+    const cross = arch === hostArch ? '' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-`;
     const purpose = `building batman-adv without network coding for ${kver}`;
-    await runTool('make', ['-s', '-C', flavour, `M=${src}`, ...cross, 'modules'], { purpose, failure: 'make (the batman-adv module) failed' });
-    const strip = arch === hostArch ? 'strip' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-strip`;
-    await mkdir(out, { recursive: true });
-    await runTool(strip, ['--strip-debug', '-o', join(out, 'batman-adv.ko'), join(src, 'batman-adv.ko')], { purpose });
+    await runTool('make', ['-s', '-C', flavour, `M=${src}`, ...(cross ? [`CROSS_COMPILE=${cross}`] : []), 'modules'], { purpose, failure: 'make (the batman-adv module) failed' });
+    await runTool(`${cross}strip`, ['--strip-debug', '-o', join(out, 'batman-adv.ko'), join(src, 'batman-adv.ko')], { purpose });
     const vermagic = (await readFile(join(out, 'batman-adv.ko'))).toString('latin1').match(/vermagic=([^\0]*)/)?.[1] ?? '';
     if (!vermagic.startsWith(`${kver} `)) throw new InfrastructureError(`${purpose}: the module's vermagic is "${vermagic}", not ${kver}'s`);
     return { module: 'batman-adv.ko', vermagic };

@@ -10,7 +10,7 @@ import { ConfigurationError, InfrastructureError } from '../../harness/errors/fl
 import { runTool } from '../../harness/qemu/host-packages.ts';
 import { buildOnce, inIndex, viaIndex } from '../../harness/cache/cached-build.ts';
 import { sourceDir, sourceFile } from '../../harness/package-files.ts';
-import { aptListsStamp, aptShow, aptShowMany, downloadDeb, resolvePackage, type DebPackage } from './debian-packages.ts';
+import { aptListsStamp, aptShow, aptShowMany, downloadDeb, resolveKernel, type DebPackage } from './debian-packages.ts';
 import { batmanAdvPackages, batmanAdvWithoutNc, replaceBatmanAdv } from './batman-adv.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 
@@ -51,7 +51,7 @@ async function resolveAndBuild(recipe: TestbedRecipe, opts: { log?: Log; rebuild
   // Stage 2's own packages with all their libraries, even those the initramfs has: its copy was pruned to what its
   // own programs link (fdisk brings libreadline8, whose libhistory only Nix needs).
   const [kernelPkg, busyboxPkg, extraPkgs, rootPkgs] = await Promise.all([
-    resolvePackage(recipe.kernelPackage, recipe.debArch, /\b(linux-image-[0-9][^\s,(]*)/),
+    resolveKernel(recipe.kernelPackage, recipe.debArch),
     aptShow(recipe.busyboxPackage, recipe.debArch),
     withLibraries(recipe.extraPackages ?? [], recipe.debArch),
     withLibraries(recipe.rootPackages ?? [], recipe.debArch),

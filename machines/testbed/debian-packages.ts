@@ -84,6 +84,16 @@ export async function resolvePackage(name: string, arch: string, versioned?: Reg
   return real && real !== meta.name ? aptShow(real, arch) : meta;
 }
 
+/** The versioned kernel package that a kernel meta package (linux-image-amd64) stands for on `arch`: linux-image-6.1.0-NN-amd64. */
+export function resolveKernel(meta: string, arch: string): Promise<DebPackage> {
+  return resolvePackage(meta, arch, /\b(linux-image-[0-9][^\s,(]*)/);
+}
+
+/** The release a versioned kernel package installs (its lib/modules/<release>): 6.1.0-NN-amd64. */
+export function kernelRelease(kernel: DebPackage): string {
+  return kernel.name.replace(/^linux-image-/, '');
+}
+
 /** When apt's package lists last changed: a new candidate version can only appear after that. */
 export async function aptListsStamp(): Promise<string> {
   return stat('/var/lib/apt/lists').then((s) => String(s.mtimeMs)).catch(() => 'none');
