@@ -23,7 +23,16 @@ export interface QemuLaunch {
   netConfig?: string;
   /** A NIC on QEMU's user networking, restricted (no way out), whose only use is a forward of 127.0.0.1:hostPort to the guest's port 22. */
   hostLink?: { hostPort: number; mac: string };
+  /**
+   * Guest RAM as a named backend (RAM_BACKEND) a snapshot can share: `memfd`, shared, for a machine that may be
+   * saved (its pages are copied into the snapshot's RAM file while it is stopped); `file`, that RAM file mapped
+   * private, for a restored machine (copy-on-write: it holds only the pages it changes). Without it QEMU's own.
+   */
+  ram?: { kind: 'memfd' } | { kind: 'file'; path: string };
 }
+
+/** The id (and so the migration stream's RAM block name) of a machine's RAM backend: the same for the machine that saves and those that restore. */
+export const RAM_BACKEND = 'fleetlab-ram';
 
 /** One disk or CD-ROM of a launch. */
 export interface LaunchDisk {
@@ -46,12 +55,15 @@ export function consoleSocket(runDir: string, name: string): string {
 export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] {
   const q = profile.qemu;
   const fw = profile.firmware;
-  const machine = fw.kind === 'uefi' && fw.smm ? `${q.machine},smm=on` : q.machine;
+  let machine = fw.kind === 'uefi' && fw.smm ? `${q.machine},smm=on` : q.machine;
+  if (launch.ram) machine += `,memory-backend=${RAM_BACKEND}`;
   const accel = q.accelProps ? `${launch.accel},${q.accelProps}` : launch.accel;
   const args = ['-name', `${launch.name},process=fleetlab-${launch.name}`, '-machine', machine, '-accel', accel];
   const cpu = q.cpu ?? (launch.accel === 'kvm' ? 'host' : undefined);
   if (cpu) args.push('-cpu', cpu);
   args.push('-m', String(q.memoryMiB), '-smp', String(q.smp));
+  const r = launch.ram;
+  if (r) args.push('-object', r.kind === 'memfd' ? `memory-backend-memfd,id=${RAM_BACKEND},size=${q.memoryMiB}M,share=on` : `memory-backend-file,id=${RAM_BACKEND},size=${q.memoryMiB}M,mem-path=${r.path},share=off`);
   args.push('-nodefaults', '-no-user-config', '-display', 'none', '-S');
   args.push('-qmp', `unix:${qmpSocket(launch.runDir)},server=on,wait=off`);
   if (profile.display !== 'none') args.push('-vga', profile.display === 'virtio' ? 'virtio' : 'std');

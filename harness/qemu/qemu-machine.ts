@@ -334,8 +334,8 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     const noNic = nics.length || hostLink ? nicUnsupported(this.profile) : undefined;
     if (noNic) throw new ConfigurationError(`Machine ${this.name} (profile ${this.profile.name}) is on a network or has SSH, but ${noNic}.`, { details: { machine: this.name } });
     const netConfig = await writeNetConfig(runDir, nics, hostLink);
-    const argv = qemuArgv(this.profile, { name: this.name, runDir, accel, efiVars, ...boot, nics, netConfig, hostLink });
     const snap = this.warm.pending;
+    const argv = qemuArgv(this.profile, { name: this.name, runDir, accel, efiVars, ...boot, nics, netConfig, hostLink, ram: this.warm.ramBacking() });
     if (snap) {
       // The disks as they were at the snapshot (overlays on its copies), its EFI variables, and QEMU waiting for its state.
       await this.media_.rebaseDisks(snap.disks.map((path) => ({ path, format: 'qcow2' })), snap.efiVars);

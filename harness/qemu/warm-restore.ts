@@ -19,8 +19,9 @@ import { chooseAccel } from './accel-probe.ts';
 import type { BootMedia } from './boot-media.ts';
 import { which } from './host-packages.ts';
 import type { MachineProfile } from './profile.ts';
-import { qemuArgv } from './qemu-argv.ts';
+import { type QemuLaunch, qemuArgv } from './qemu-argv.ts';
 import type { QmpClient } from './qmp.ts';
+import { copySparse, ignoreSharedRam, ramMemfd } from './shared-ram.ts';
 import { type CapturedState, fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
 
 /** How startWarm() will start a machine (prepareWarm). */
@@ -42,6 +43,8 @@ export interface WarmHost {
   readonly nics: NicPlan[];
   readonly hostLink: boolean;
   boots: number;
+  /** The running QEMU's process. */
+  process(): SupervisedProcess | undefined;
   /** The running QEMU's QMP. */
   qmp(): QmpClient;
   /** Its NICs' MACs in QEMU's device order. */
@@ -59,6 +62,8 @@ export class WarmStarts {
   /** The snapshot the next launch restores instead of booting. */
   pending: SnapshotFiles | undefined;
   private readonly m: WarmHost;
+  /** How the running QEMU holds the guest's RAM (ramBacking() at its launch). */
+  private ram: QemuLaunch['ram'];
 
   constructor(host: WarmHost) {
     this.m = host;
@@ -170,6 +175,17 @@ export class WarmStarts {
     this.m.boots = 0;
   }
 
+  /**
+   * How the next launch holds the guest's RAM (shared-ram.ts): a machine that may be saved runs on a shared memfd, so
+   * that a snapshot carries its RAM as a file; one restored from a snapshot with such a file maps it copy-on-write.
+   * Machines that are never saved or restored, and QEMU outside Linux, keep QEMU's own RAM.
+   */
+  ramBacking(): QemuLaunch['ram'] {
+    const ownBackend = this.m.profile.qemu.extraArgs.some((a) => a.includes('memory-backend'));
+    this.ram = process.platform !== 'linux' || ownBackend || this.ruledOut() ? undefined : this.pending?.ram ? { kind: 'file', path: this.pending.ram } : { kind: 'memfd' };
+    return this.ram;
+  }
+
   /** Why this machine's state cannot be saved or restored at all (whatever it did since it started); undefined when it can. */
   ruledOut(): string | undefined {
     if (this.m.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.m.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
@@ -199,12 +215,21 @@ export class WarmStarts {
    */
   async capture(dir: string, deadline: Deadline): Promise<CapturedState> {
     await mkdir(dir, { recursive: true });
-    await this.m.qmp().execute('migrate', { uri: `exec:cat > ${shellQuote(join(dir, 'state'))}` });
-    await this.migrationDone('saving', deadline);
+    // Shared RAM stays out of the stream: its pages go to a file of their own, which restored machines map.
+    const pid = this.m.process()?.pid;
+    const ram = this.ram?.kind === 'memfd' && pid !== undefined;
+    if (ram) await ignoreSharedRam(this.m.qmp(), true);
+    try {
+      await this.m.qmp().execute('migrate', { uri: `exec:cat > ${shellQuote(join(dir, 'state'))}` });
+      await this.migrationDone('saving', deadline);
+    } finally {
+      if (ram) await ignoreSharedRam(this.m.qmp(), false);
+    }
+    if (ram) await copySparse(await ramMemfd(pid!), join(dir, 'ram'));
     const disks = (this.m.media.disks ?? []).filter((d) => d.media === 'disk').map((d) => d.path);
     for (const [k, d] of disks.entries()) await copyFile(d, join(dir, `disk${k}.qcow2`));
     if (this.m.media.efiVars) await copyFile(this.m.media.efiVars, join(dir, 'efivars.fd'));
-    return { disks: disks.length, efiVars: !!this.m.media.efiVars, macs: this.m.nicMacs(), boots: this.m.boots };
+    return { disks: disks.length, efiVars: !!this.m.media.efiVars, ram, macs: this.m.nicMacs(), boots: this.m.boots };
   }
 
   /** Lets a frozen VM run on, its clock set to the host's (it stood still while the VM was stopped). */
@@ -239,7 +264,7 @@ export class WarmStarts {
     const argv = qemuArgv(this.m.profile, { name: '$NAME', runDir: '$RUN', accel: accel as 'kvm' | 'tcg' | 'hvf', efiVars: this.m.media.efiVars ? '$VARS' : undefined, ...boot, append, disks, fwCfgHostname: boot.fwCfgHostname ? '$NAME' : undefined, nics, hostLink, netConfig });
     const fw = this.m.profile.firmware;
     const files = [this.m.profile.qemu.binary.includes('/') ? this.m.profile.qemu.binary : (which(this.m.profile.qemu.binary) ?? this.m.profile.qemu.binary), boot.kernel, boot.initrd, boot.dtb, ...this.m.media.diskSources.map((d) => d.path), ...(fw.kind === 'uefi' ? [fw.code, fw.vars] : fw.kind === 'bios-file' ? [fw.path] : [])];
-    return { v: 1, profile: this.m.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
+    return { v: 2, profile: this.m.profile, argv, files: await Promise.all(files.filter((f): f is string => !!f).map(fileIdentity)) };
   }
 
   /** Stops the VM, writes its migration stream and copies its disks and variables into the store, and lets it run on. */
@@ -258,8 +283,13 @@ export class WarmStarts {
   /** Feeds a paused QEMU started with -incoming defer the snapshot's state and waits until it is loaded. */
   async incoming(proc: SupervisedProcess, snap: SnapshotFiles, deadline: Deadline, signal?: AbortSignal): Promise<void> {
     if (!existsSync(snap.state)) throw new InfrastructureError(`snapshot ${snap.meta.key} has no state file ${snap.state}`);
+    // A stream without the RAM (its file is mapped as this machine's RAM): QEMU must be told to expect none.
+    const ram = this.ram?.kind === 'file';
+    if (snap.ram && !ram) throw new InfrastructureError(`snapshot ${snap.meta.key} keeps its RAM in ${snap.ram}, but machine ${this.m.name} was not started on it`);
+    if (ram) await ignoreSharedRam(this.m.qmp(), true);
     await this.m.qmp().execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
     await this.migrationDone('restoring', deadline, signal, proc);
+    if (ram) await ignoreSharedRam(this.m.qmp(), false);
   }
 
   /** Polls query-migrate until the migration completed; throws when it failed or QEMU exited. */

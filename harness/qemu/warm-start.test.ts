@@ -1,10 +1,10 @@
 // Warm starts through the real CLI and real QEMU: the first case of a shape boots and saves a snapshot, later cases
 // restore it (proved from JUnit and report.json, not assumed); restored machines get their own hostname, machine-id,
 // MACs, addresses and the host's clock; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
-// the profile and the image; nothing is left behind without --keep-snapshots.
+// the profile and the image; nothing is left behind without --keep-snapshots; clones share the snapshot's RAM pages.
 import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, truncate, utimes } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat, truncate, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -78,6 +78,42 @@ describe('warm starts', () => {
       await store.close();
     }
     expect(existsSync(store.dir)).toBe(false);
+  }, 400_000);
+
+  it('clones of one snapshot map its RAM copy-on-write: they share its pages (PSS well below RSS) and not their writes', async () => {
+    const p = await loadProfile('x86_64-direct');
+    const store = await SnapshotStore.open();
+    const ms = ['maker', 'clone1', 'clone2'].map((name) => new QemuMachine(p, { name, logDir: join(work, 'shared-ram') }));
+    const smaps = (m: QemuMachine) => Object.fromEntries([...readFileSync(`/proc/${m.pid}/smaps_rollup`, 'utf8').matchAll(/^(\w+):\s+(\d+) kB/gm)].map((x) => [x[1]!, Number(x[2]) / 1024]));
+    try {
+      const starts = [];
+      for (const m of ms) starts.push(await m.startWarm(store, { timeout: 300_000 }));
+      expect(starts.map((s) => s.mode)).toEqual(['cold', 'warm', 'warm']);
+      // The snapshot: device state in the stream, the RAM beside it as a sparse file of the guest's size.
+      const snap = (await store.find(starts[0]!.snapshot!))!;
+      expect(snap.ram).toBeTruthy();
+      const [state, ram] = [await stat(snap.state), await stat(snap.ram!)];
+      expect(state.size).toBeLessThan(8 << 20);
+      expect(ram.size).toBe(p.qemu.memoryMiB << 20);
+      expect(ram.blocks * 512).toBeLessThan(ram.size);
+      const [c1, c2] = [smaps(ms[1]!), smaps(ms[2]!)];
+      for (const c of [c1, c2]) {
+        // A restored node used to hold ~200 MiB, all its own (issue #28); now the snapshot's pages are shared.
+        expect(c.Shared_Clean, JSON.stringify(c)).toBeGreaterThan(16);
+        expect(c.Pss, JSON.stringify(c)).toBeLessThan(c.Rss! * 0.8);
+        expect(c.Pss, JSON.stringify(c)).toBeLessThan(96);
+      }
+      // What one clone writes is its own: its private pages grow, the other's do not, and the other does not see it.
+      await ms[1]!.succeed('dd if=/dev/urandom of=/tmp/mine bs=1M count=32 2>/dev/null; sync');
+      const [a1, a2] = [smaps(ms[1]!), smaps(ms[2]!)];
+      expect(a1.Private_Dirty! - c1.Private_Dirty!).toBeGreaterThan(30);
+      expect(Math.abs(a2.Private_Dirty! - c2.Private_Dirty!)).toBeLessThan(8);
+      expect((await ms[2]!.execute('test -e /tmp/mine')).exitCode).toBe(1);
+      expect((await ms[0]!.execute('test -e /tmp/mine')).exitCode).toBe(1);
+    } finally {
+      await Promise.all(ms.map((m) => m.stop()));
+      await store.close();
+    }
   }, 400_000);
 
   it('machines on a network: restored ones take their own MACs, addresses and SSH, and reach each other', async () => {

@@ -2,7 +2,9 @@
 // EFI variable store copied beside it while the VM is stopped — and later machines of the same shape restore that
 // instead of booting (`-incoming defer` + `migrate-incoming`). Snapshots live in one run's store, built once per key
 // (the first machine that needs one boots and saves; the others wait for it), and are removed when the run ends
-// unless --keep-snapshots names a directory to keep them in for the next run.
+// unless --keep-snapshots names a directory to keep them in for the next run. The guest's RAM is a file of its own
+// beside the stream when the machine saved ran on shared RAM (shared-ram.ts): restored machines map it copy-on-write,
+// so clones of one snapshot share its pages and each holds only what it changes.
 //
 // Why migration and not savevm/-loadvm: savevm writes into the qcow2 disks and refuses when any writable drive is not
 // qcow2, and a UEFI machine's variable store is a raw pflash file; a migration stream covers RAM and device state
@@ -16,8 +18,10 @@ import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 /** What a snapshot holds, by file. */
 export interface SnapshotFiles {
   dir: string;
-  /** QEMU's migration stream (RAM and device state). */
+  /** QEMU's migration stream: device state, and RAM unless `ram` holds it. */
   state: string;
+  /** The guest's RAM as a file, when the machine saved had it shared: restored machines map it copy-on-write. */
+  ram?: string;
   /** Copies of the machine's disk overlays at the moment of the snapshot, in the machine's disk order. */
   disks: string[];
   /** Copy of the EFI variable store, for UEFI machines. */
@@ -44,6 +48,8 @@ export interface SnapshotMeta {
 export interface CapturedState {
   disks: number;
   efiVars: boolean;
+  /** The RAM is a file of its own beside the stream (the machine's RAM was shared), not in it. */
+  ram?: boolean;
   /** Its NICs' MACs in QEMU's device order. */
   macs: string[];
   /** Its boots so far. */
@@ -107,9 +113,9 @@ export class SnapshotStore {
   /** The complete snapshot for `key`, if one exists. */
   async find(key: string): Promise<SnapshotFiles | undefined> {
     const dir = join(this.dir, key);
-    const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as SnapshotMeta & { disks: number; efiVars: boolean }, () => undefined);
+    const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as SnapshotMeta & { disks: number; efiVars: boolean; ram?: boolean }, () => undefined);
     if (!meta) return undefined;
-    return { dir, state: join(dir, 'state'), disks: Array.from({ length: meta.disks }, (_, k) => join(dir, `disk${k}.qcow2`)), efiVars: meta.efiVars ? join(dir, 'efivars.fd') : undefined, meta };
+    return { dir, state: join(dir, 'state'), ram: meta.ram ? join(dir, 'ram') : undefined, disks: Array.from({ length: meta.disks }, (_, k) => join(dir, `disk${k}.qcow2`)), efiVars: meta.efiVars ? join(dir, 'efivars.fd') : undefined, meta };
   }
 
   /**
@@ -158,7 +164,7 @@ export class SnapshotStore {
   async write(key: string, meta: Omit<SnapshotMeta, 'key'>, fill: (dir: string) => Promise<CapturedState>): Promise<SnapshotFiles> {
     await this.whole(key, async (tmp) => {
       const got = await fill(tmp);
-      await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, key, disks: got.disks, efiVars: got.efiVars }, null, 2));
+      await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, key, disks: got.disks, efiVars: got.efiVars, ram: got.ram }, null, 2));
     });
     return (await this.find(key))!;
   }
@@ -175,7 +181,7 @@ export class SnapshotStore {
       Object.entries(meta.roles).map(([role, r]) => {
         const d = join(dir, role);
         const snapMeta: SnapshotMeta = { key: `${key}/${role}`, profile: r.profile, madeBy: meta.madeBy, bootLog: r.log, bootMs: meta.stepsMs, createdAt: meta.createdAt, parts: undefined, macs: r.macs };
-        return [role, { dir: d, state: join(d, 'state'), disks: Array.from({ length: r.disks }, (_, k) => join(d, `disk${k}.qcow2`)), efiVars: r.efiVars ? join(d, 'efivars.fd') : undefined, meta: snapMeta } satisfies SnapshotFiles];
+        return [role, { dir: d, state: join(d, 'state'), ram: r.ram ? join(d, 'ram') : undefined, disks: Array.from({ length: r.disks }, (_, k) => join(d, `disk${k}.qcow2`)), efiVars: r.efiVars ? join(d, 'efivars.fd') : undefined, meta: snapMeta } satisfies SnapshotFiles];
       }),
     );
     return { dir, meta, machines };
