@@ -34,9 +34,27 @@ const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateK
 
 /**
  * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
- * `batman: true` makes the testbed join its NIC to a batman-adv mesh (bat0), which then carries the address.
+ * `batman: true` makes the testbed join its NIC to a batman-adv mesh (bat0), which then carries the address, sending
+ * originator messages every 250 ms (routes follow a cut in seconds under TCG); `batman: { origIntervalMs: 1000 }`
+ * sets that interval (1000 is batman-adv's own default: a fleet idles cheaper and converges slower).
  */
-export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean };
+export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions };
+
+/** A batman-adv mesh's settings, per network. */
+export interface BatmanOptions {
+  /** Originator message interval in ms (batctl orig_interval); 250 unless set. */
+  origIntervalMs?: number;
+}
+
+/** The testbed's OGM interval when a network does not set one: fast convergence for tests. */
+export const DEFAULT_ORIG_INTERVAL_MS = 250;
+
+/** A network's batman-adv settings with their defaults; undefined when it is no batman-adv mesh. */
+export function batmanOf(spec: NetworkSpec): { origIntervalMs: number } | undefined {
+  const bm = Array.isArray(spec) ? undefined : spec.batman;
+  if (!bm) return undefined;
+  return { origIntervalMs: (typeof bm === 'object' ? bm.origIntervalMs : undefined) ?? DEFAULT_ORIG_INTERVAL_MS };
+}
 
 /** One machine's NIC on one network, as QEMU and the guest need it. */
 export interface NicPlan {
@@ -48,8 +66,8 @@ export interface NicPlan {
   /** The switch's UDP port for this NIC, and the one QEMU binds (both on 127.0.0.1). */
   switchPort: number;
   qemuPort: number;
-  /** The guest joins this NIC to its batman-adv mesh (bat0 carries the address). */
-  batman: boolean;
+  /** The guest joins this NIC to its batman-adv mesh (bat0 carries the address), at this OGM interval; undefined for none. */
+  batman?: { origIntervalMs: number };
   /** Every machine on this network (itself too) and its address there: the guest's /etc/hosts names them. */
   peers: Array<{ name: string; address: string }>;
   /**
@@ -95,8 +113,8 @@ export class Network {
   readonly subnet: string;
   /** The network's capture: its libpcap file, and how many frames the switch has written to it. */
   readonly pcap: { readonly path: string; readonly frames: number };
-  /** Guests join their NIC to a batman-adv mesh. */
-  batman = false;
+  /** Guests join their NIC to a batman-adv mesh with these settings; undefined for none. */
+  batman: { origIntervalMs: number } | undefined;
   /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
   readonly index: number;
   readonly counterOffset: number;
@@ -288,8 +306,27 @@ export class Fabric {
           if (seen.has(key)) throw bad(`link [${a}, ${b}] is declared twice`);
           seen.add(key);
         }
+        const bm = spec.batman;
+        if (bm !== undefined && typeof bm !== 'boolean') {
+          if (typeof bm !== 'object' || bm === null || Array.isArray(bm)) throw bad(`batman: expected true, false or { origIntervalMs }, got ${JSON.stringify(bm)}`);
+          const extra = Object.keys(bm).filter((k) => k !== 'origIntervalMs');
+          if (extra.length) throw bad(`batman: unknown setting ${extra.map((k) => `"${k}"`).join(', ')} (known: origIntervalMs)`);
+          const iv = bm.origIntervalMs;
+          if (iv !== undefined && (!Number.isInteger(iv) || iv < 50 || iv > 60_000)) throw bad(`batman.origIntervalMs: ${JSON.stringify(iv)} is not a whole number of milliseconds from 50 to 60000 (batman-adv's default is 1000; the testbed's 250)`);
+        }
       } else {
         throw bad(`expected a list of members (a LAN) or { links: [[a, b], ...] } (a mesh), got ${JSON.stringify(spec)}`);
+      }
+    }
+    // A machine has one batman-adv mesh interface (bat0), whatever batman networks its NICs are on: one interval.
+    const interval = new Map<string, [string, number]>();
+    for (const [name, spec] of Object.entries(specs)) {
+      if (!batmanOf(spec)) continue;
+      const ms = batmanOf(spec)!.origIntervalMs;
+      for (const m of networkMembers(spec)) {
+        const seen = interval.get(m);
+        if (seen && seen[1] !== ms) throw new ConfigurationError(`${where}: machine ${m} is on batman-adv networks ${seen[0]} (OGM every ${seen[1]} ms) and ${name} (${ms} ms), but a machine has one mesh interface (bat0) and so one interval: give both networks the same batman.origIntervalMs.`, { details: { network: name, machine: m } });
+        interval.set(m, [name, ms]);
       }
     }
   }
@@ -307,7 +344,7 @@ export class Fabric {
       const members = networkMembers(spec);
       const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
       offset += 1 + 4 * members.length * members.length;
-      net.batman = !Array.isArray(spec) && !!spec.batman;
+      net.batman = batmanOf(spec);
       this.networks.set(name, net);
     });
   }

@@ -50,11 +50,19 @@ describe('networks', () => {
     expect(r.stdout).toMatch(/a: tcg, cold [\d.]+ s, b: tcg, warm [\d.]+ s/);
   }, 300_000);
 
+  it("a mesh network's own OGM interval: set on its nodes (a restored one too), another mesh keeps 250 ms", async () => {
+    const r = await fleetlab(['run', 'harness/net/fixtures/ogm-interval.ts', '--output', join(dir, 'ogm')]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/b: tcg, warm/);
+  }, 300_000);
+
   it('bad declarations are configuration errors before anything boots', async () => {
     const cases: Array<[string, RegExp]> = [
       ['bad-member.ts', /network lan: member "ghost" is not a machine of this scenario \(machines: a\)/],
       ['bad-link.ts', /network mesh: link \[b, ghost\]: "ghost" is not a machine of this scenario/],
       ['link-twice.ts', /network mesh: link \[b, a\] is declared twice/],
+      ['ogm-mixed.ts', /machine a is on batman-adv networks north \(OGM every 1000 ms\) and south \(250 ms\), but a machine has one mesh interface \(bat0\)/],
+      ['bad-ogm.ts', /network mesh: batman.origIntervalMs: 10 is not a whole number of milliseconds from 50 to 60000/],
       ['pi-on-lan.ts', /scenario "pi on a lan", machine pi \(profile raspi3b\) is on network lan, but QEMU's Raspberry Pi model \(raspi3b\) has no NIC fleetlab can attach/],
     ];
     for (const [file, message] of cases) {

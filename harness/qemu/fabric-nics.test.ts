@@ -7,7 +7,7 @@ import type { NicPlan } from '../net/fabric.ts';
 import { writeNetConfig } from './fabric-nics.ts';
 
 const nic = (network: string, mac: string, address: string, peers: Array<[string, string]>, others: Array<[string, string, string]>): NicPlan => ({
-  network, mac, address, prefix: 24, switchPort: 1, qemuPort: 2, batman: false,
+  network, mac, address, prefix: 24, switchPort: 1, qemuPort: 2,
   peers: peers.map(([name, a]) => ({ name, address: a })),
   others: others.map(([name, net, a]) => ({ name, network: net, address: a })),
 });
@@ -25,6 +25,12 @@ describe('writeNetConfig', () => {
         'host 198.18.1.10 router.outside\n' +
         'host 198.18.1.11 server server.outside\n',
     );
+  });
+
+  it('a NIC on a batman-adv mesh: the word batman and the network\'s OGM interval', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-netconf-'));
+    const file = await writeNetConfig(dir, [{ ...nic('mesh', '52:54:00:00:00:02', '198.18.0.12', [], []), batman: { origIntervalMs: 1000 } }], undefined);
+    expect(await readFile(file!, 'utf8')).toBe('52:54:00:00:00:02 198.18.0.12/24 batman 1000\n');
   });
 
   it('has nothing to write for a machine without NICs', async () => {

@@ -56,14 +56,14 @@ export class FabricNics implements FabricNet {
 }
 
 /**
- * The "MAC ADDRESS/PREFIX [batman]" lines the testbed reads through QEMU's fw_cfg (opt/fleetlab/net) to configure each
+ * The "MAC ADDRESS/PREFIX [batman OGM-INTERVAL-MS]" lines the testbed reads through QEMU's fw_cfg (opt/fleetlab/net) to configure each
  * NIC it finds by MAC, then "host ADDRESS NAME..." lines for its /etc/hosts: every machine of the scenario as
  * `<machine>.<network>` on each network, and by its bare name at its address on the first network the two share, or
  * for a machine it shares none with, on that machine's first network (NTD names every node so: a client behind a
  * router resolves the server on the far side), written to `runDir`/net.conf; undefined when there is no NIC to configure.
  */
 export async function writeNetConfig(runDir: string, nics: NicPlan[], hostLink: { mac: string } | undefined): Promise<string | undefined> {
-  const lines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ' batman' : ''}\n`);
+  const lines = nics.map((n) => `${n.mac} ${n.address}/${n.prefix}${n.batman ? ` batman ${n.batman.origIntervalMs}` : ''}\n`);
   // QEMU's user networking is 10.0.2.0/24 inside QEMU only; with restrict=on nothing gets out of it.
   if (hostLink) lines.push(`${hostLink.mac} 10.0.2.15/24\n`);
   const names = new Map<string, string[]>();
