@@ -14,7 +14,8 @@ import { JsonReporter } from '../report/json-reporter.ts';
 import { HtmlReporter } from '../report/html-reporter.ts';
 import { JunitReporter, junitPath } from '../report/junit-reporter.ts';
 import { ReporterMux, type Reporter } from '../report/reporter.ts';
-import { planRun, type PlanOptions } from '../runner/plan.ts';
+import { admitMemory } from '../runner/memory-budget.ts';
+import { planRun, type PlanOptions, startsWarm } from '../runner/plan.ts';
 import { defaultWorkers, runPlan } from '../runner/runner.ts';
 import { prepareImages } from '../runner/prepare-images.ts';
 import { setTimeoutScale } from '../time/deadline.ts';
@@ -138,6 +139,7 @@ export async function runCommand(raw: RunArgs): Promise<number> {
 async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): Promise<number> {
   const cases = await planRun(planOptions(a, lab));
   if (!cases.length) throw new ConfigurationError(`No scenario matched (paths: ${a.paths.join(' ') || 'scenarios'}${a.grep ? `, --grep ${a.grep}` : ''}${a.tag?.length ? `, --tag ${a.tag.join(',')}` : ''}${a.shard ? `, --shard ${a.shard}` : ''}).`);
+  admitMemory(cases, (c) => startsWarm(c, a.warm));
   const outputDir = resolve(a.output ?? join('reports', runId));
   mkdirSync(outputDir, { recursive: true });
   if (!a.output) pointLatest(outputDir);
@@ -176,7 +178,7 @@ async function runWith(a: RunArgs, runId: string, lab: LabSession | undefined): 
   // The images the cases boot, built now with a line per step (on the console reporter's stream), not in a case's start.
   const say = a.reporter.includes('console') ? process.stdout : process.stderr;
   await prepareImages(cases, { write: (line) => say.write(`${line}\n`) });
-  const workers = a.workers ?? defaultWorkers(cases);
+  const workers = a.workers ?? defaultWorkers(cases, a.warm);
   // Pauses: on a terminal ctx.pause() always pauses; without one only under --debug or --pause-on-failure.
   const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
   const pauses = a.debug || a.pauseOnFailure || interactive ? new Pauses({ runId, outputDir, debug: a.debug, pauseOnFailure: a.pauseOnFailure, interactive, timeoutMs: durationMs((a.pauseTimeout ?? '15m') as Duration, '--pause-timeout'), say: (line) => process.stdout.write(`${line}\n`) }) : undefined;

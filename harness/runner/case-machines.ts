@@ -1,6 +1,7 @@
 // A try's machines: acquired from their providers (lab boards first, then VMs), started (warm where asked), and given
 // back at the end. The runner holds ManagedMachines; what is QEMU's alone (warm starts) it asks
 // of a QemuMachine.
+import { cpus } from 'node:os';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { Fabric } from '../net/fabric.ts';
 import type { ManagedMachine } from '../protocols/machine.ts';
@@ -102,8 +103,7 @@ export async function startMachines(machines: Record<string, ManagedMachine>, mo
       }
     });
   }
-  await Promise.all(
-    Object.values(machines).map(async (m) => {
+  await inSlots(Object.values(machines), startSlots(), async (m) => {
       const plan = m instanceof QemuMachine ? plans.get(m) : undefined;
       if (store && plan && m instanceof QemuMachine) {
         const r = await m.startWarm(store, { signal: opts.signal, plan });
@@ -113,8 +113,33 @@ export async function startMachines(machines: Record<string, ManagedMachine>, mo
       await m.start({ signal: opts.signal });
       if (mode === 'shell' && m.profile.guest.shell.kind !== 'none') await m.waitForShell({ signal: opts.signal });
       opts.healthy.add(m);
-    }),
-  );
+  });
+}
+
+/**
+ * How many machines start at once: four per host core, or $FLEETLAB_START_SLOTS. A fleet's 127 restores at once on 2 cores each wait minutes
+ * for the CPU, past their shells' deadlines (measured: every restore of a 128-node fleet failed and booted cold);
+ * started a few at a time each is up in seconds and the rest follow.
+ */
+export function startSlots(): number {
+  const env = Number(process.env.FLEETLAB_START_SLOTS);
+  return Number.isInteger(env) && env > 0 ? env : Math.max(4, cpus().length * 4);
+}
+
+/** Runs `fn` on every item, at most `slots` at a time, in order; rejects with the first failure once the started ones end. */
+async function inSlots<T>(items: T[], slots: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      await fn(item).catch((err: unknown) => {
+        failed ??= { err };
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(slots, items.length) }, worker));
+  if (failed) throw failed.err;
 }
 
 /**

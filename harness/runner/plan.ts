@@ -28,6 +28,11 @@ export interface PlannedCase {
   repeat?: CaseRepeat;
 }
 
+/** Whether case `c`'s machines start from snapshots: its scenario's snapshot option, else the run's --warm. */
+export function startsWarm(c: PlannedCase, warm: boolean | undefined): boolean {
+  return c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!warm;
+}
+
 /** What narrows a plan. */
 export interface PlanOptions {
   paths: string[];

@@ -1,10 +1,11 @@
 // Runs the planned cases on a pool of workers, retries infrastructure errors, and tells the reporters.
 import type { BoardProvider } from './boards.ts';
-import { cpus, freemem, totalmem } from 'node:os';
+import { cpus } from 'node:os';
 import type { Pauses } from '../debug/pauses.ts';
 import type { ReporterMux, RunSummary } from '../report/reporter.ts';
 import { now } from '../time/deadline.ts';
-import type { PlannedCase } from './plan.ts';
+import { availableMemoryMiB, caseMemoryNeed, HOST_RESERVE_MIB } from './memory-budget.ts';
+import { type PlannedCase, startsWarm } from './plan.ts';
 import type { AttemptResult, CaseResult } from './results.ts';
 import { runCase } from './run-case.ts';
 import { SnapshotStore } from '../qemu/warm-start.ts';
@@ -39,11 +40,11 @@ export interface RunOptions {
 /** Exit codes of a run. */
 export const EXIT_CODES = { passed: 0, testFailure: 1, configuration: 2, infrastructure: 3, interrupted: 130 } as const;
 
-/** Workers that fit this host: no more than its cores, and no more than its memory holds (guest RAM + ~250 MiB QEMU overhead each). */
-export function defaultWorkers(cases: PlannedCase[]): number {
-  const perCaseMiB = Math.max(512, ...cases.map((c) => Object.values(c.profiles).reduce((sum, p) => sum + p.qemu.memoryMiB + 250, 0)));
-  const memMiB = Math.min(totalmem(), freemem() * 1.2) / 2 ** 20;
-  return Math.max(1, Math.min(cpus().length, Math.floor((memMiB * 0.8) / perCaseMiB), cases.length || 1));
+/** Workers that fit this host: no more than its cores, and no more cases side by side than its memory holds (memory-budget.ts). */
+export function defaultWorkers(cases: PlannedCase[], warm?: boolean): number {
+  const perCaseMiB = Math.max(512, ...cases.map((c) => caseMemoryNeed(c, startsWarm(c, warm)).mib));
+  const memMiB = availableMemoryMiB() - HOST_RESERVE_MIB;
+  return Math.max(1, Math.min(cpus().length, Math.floor(memMiB / perCaseMiB), cases.length || 1));
 }
 
 /** Runs every case; resolves with the results. */
@@ -61,7 +62,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   const results: CaseResult[] = [];
   let next = 0;
   // Snapshots for warm starts: one store per run, shared by its workers, removed at its end unless kept.
-  const warmCase = (c: PlannedCase) => (c.scenario.snapshot ? c.scenario.snapshot === 'boot' : !!opts.warm);
+  const warmCase = (c: PlannedCase) => startsWarm(c, opts.warm);
   // Setup checkpoints live in the same store.
   const checkpointCase = (c: PlannedCase) => opts.checkpoints !== false && !!c.scenario.setup;
   const snapshots = cases.some((c) => warmCase(c) || checkpointCase(c)) ? await SnapshotStore.open(opts.keepSnapshots) : undefined;

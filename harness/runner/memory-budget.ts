@@ -1,0 +1,71 @@
+// What a run's VMs hold of the host's memory, decided before anything boots: a case whose machines the host cannot
+// hold is refused with what it needs, instead of letting the kernel's OOM killer end QEMUs (and the tools beside
+// them) halfway through. Each VM costs its guest RAM plus QEMU's own (QEMU_OVERHEAD_MIB, measured: a cold
+// x86_64-direct of 256 MiB holds ~322 MiB RSS); a machine restored from a snapshot another machine of its shape made
+// maps that snapshot's RAM copy-on-write (harness/qemu/shared-ram.ts) and is counted at CLONE_RAM_SHARE of its guest
+// RAM (measured: 42 MiB PSS for a 256 MiB testbed clone; the share leaves room for what a scenario writes).
+import { readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import type { MachineProfile } from '../qemu/profile.ts';
+import type { PlannedCase } from './plan.ts';
+
+/** QEMU's own memory per VM beside its guest RAM, in MiB. */
+export const QEMU_OVERHEAD_MIB = 64;
+/** The part of its guest RAM a machine restored from a shared snapshot is counted at. */
+export const CLONE_RAM_SHARE = 0.25;
+/** What the host keeps for itself, fleetlab, the switch and the snapshots' page cache, in MiB. */
+export const HOST_RESERVE_MIB = 1024;
+
+/** A case's memory need: MiB at most, and of how many VMs, how many of them clones of a snapshot. */
+export interface MemoryNeed {
+  mib: number;
+  vms: number;
+  clones: number;
+}
+
+/** Whether a machine of this profile can be restored from a snapshot at all (warm-restore.ts's ruledOut(), as far as a plan knows it). */
+function restorable(p: MachineProfile): boolean {
+  return p.guest.shell.kind === 'backdoor' && p.firmware.kind !== 'raspi';
+}
+
+/** What case `c`'s VMs need of the host's memory; `warm`: its machines start from snapshots (the first of a shape boots). */
+export function caseMemoryNeed(c: PlannedCase, warm: boolean): MemoryNeed {
+  const seen = new Set<string>();
+  const need: MemoryNeed = { mib: 0, vms: 0, clones: 0 };
+  for (const [role, p] of Object.entries(c.profiles)) {
+    if (c.boards?.[role]) continue;
+    const shape = `${p.name}/${p.qemu.memoryMiB}`;
+    const clone = warm && restorable(p) && seen.has(shape);
+    seen.add(shape);
+    need.vms++;
+    if (clone) need.clones++;
+    need.mib += QEMU_OVERHEAD_MIB + (clone ? Math.ceil(p.qemu.memoryMiB * CLONE_RAM_SHARE) : p.qemu.memoryMiB);
+  }
+  return need;
+}
+
+/** The host's available memory in MiB (MemAvailable: free plus what the kernel can reclaim). */
+export function availableMemoryMiB(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Math.floor(Number(m[1]) / 1024);
+  } catch {
+    // Not Linux: the free memory is what there is to go by.
+  }
+  return Math.floor(freemem() / 2 ** 20);
+}
+
+/**
+ * Refuses, before anything boots, a case whose VMs the host cannot hold beside its reserve: a ConfigurationError
+ * naming the case, what it needs (for how many VMs, how many restored from snapshots) and what the host has.
+ */
+export function admitMemory(cases: PlannedCase[], warm: (c: PlannedCase) => boolean, availableMiB = availableMemoryMiB()): void {
+  const room = availableMiB - HOST_RESERVE_MIB;
+  for (const c of cases) {
+    const need = caseMemoryNeed(c, warm(c));
+    if (need.mib <= room) continue;
+    const how = need.clones ? `, ${need.clones} of them restored from a shared snapshot at ${CLONE_RAM_SHARE * 100} % of their RAM` : warm(c) ? '' : "; with snapshot: 'boot' (or --warm) machines of one shape share their snapshot's RAM";
+    throw new ConfigurationError(`${c.file}: scenario ${JSON.stringify(c.scenario.name)} [${c.variant}] needs about ${need.mib} MiB of host memory for its ${need.vms} VMs (guest RAM + ${QEMU_OVERHEAD_MIB} MiB QEMU each${how}), but this host has ${availableMiB} MiB available and keeps ${HOST_RESERVE_MIB} MiB for itself: give the scenario fewer machines or less memory (machines.<role>.memoryMiB), or run it on a bigger host.`, { details: { file: c.file, field: 'machines', value: need.mib } });
+  }
+}
