@@ -1,5 +1,6 @@
 // fleetlab init: a starter for a fleet repository that adds fleetlab as a dependency: a smoke scenario, a profile of
-// its own that extends a built-in one, and CI jobs (GitHub Actions, GitLab) that keep junit.xml and report.html.
+// its own that extends a built-in one, and CI jobs (GitHub Actions, GitLab) that run the scenarios in shards side by
+// side and merge them into one junit.xml and report.html.
 // It never overwrites a file unless told to (--force), and says what it wrote and what it left alone.
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -60,13 +61,19 @@ export default defineConfig({
 });
 `;
 
-const GITHUB = `# fleetlab scenarios on every push; junit.xml feeds the test summary, report.html is kept as an artifact.
+const GITHUB = `# fleetlab scenarios on every push, split into shards that run side by side (one job each: add numbers to
+# matrix.shard to split wider; each job takes its index from GitHub's strategy context), then one job that merges the
+# shards' junit.xml into one report.html; junit.xml feeds the test summary, the reports are kept as artifacts.
 name: fleetlab
 on: [push, pull_request]
 jobs:
   scenarios:
     runs-on: ubuntu-24.04
     timeout-minutes: 60
+    strategy:
+      fail-fast: false
+      matrix:
+        shard: [1, 2]
     steps:
       - uses: actions/checkout@v4
       - uses: actions/setup-node@v4
@@ -74,33 +81,68 @@ jobs:
       - run: npm ci
       - run: sudo npx fleetlab setup        # QEMU, firmware and tools from apt; testbed images, cached
       - uses: actions/cache@v4
-        with: { path: ~/.cache/fleetlab, key: fleetlab-\${{ runner.os }}-\${{ hashFiles('package-lock.json') }} }
-      - run: npx fleetlab run scenarios/
+        with:
+          path: ~/.cache/fleetlab
+          key: fleetlab-\${{ runner.os }}-\${{ hashFiles('package-lock.json') }}
+      - run: npx fleetlab run scenarios/ --shard $((\${{ strategy.job-index }} + 1))/\${{ strategy.job-total }} -o reports/shard-\${{ matrix.shard }}
         env: { CI: 'true' }
       - if: always()
         uses: actions/upload-artifact@v4
-        with: { name: fleetlab-report, path: reports/latest/ }
+        with:
+          name: fleetlab-shard-\${{ matrix.shard }}
+          path: reports/shard-\${{ matrix.shard }}/
+  report:
+    needs: scenarios
+    if: always()
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-node@v4
+        with: { node-version: 24, cache: npm }
+      - run: npm ci
+      - uses: actions/download-artifact@v4
+        with: { pattern: fleetlab-shard-*, path: reports/shards }
+      - run: npx fleetlab report merge reports/shards/* -o reports/all/junit.xml --history none
+      - if: always()
+        uses: actions/upload-artifact@v4
+        with: { name: fleetlab-report, path: reports/all/ }
       - if: always()
         uses: mikepenz/action-junit-report@v5
-        with: { report_paths: reports/latest/junit.xml }
+        with: { report_paths: reports/all/junit.xml }
 `;
 
 const GITLAB = `# fleetlab scenarios in GitLab CI: include this file from .gitlab-ci.yml (include: local: ci/fleetlab.gitlab-ci.yml).
+# The scenarios run in shards side by side (parallel: N; each job takes its shard from CI_NODE_INDEX/CI_NODE_TOTAL),
+# then fleetlab-report merges the shards' junit.xml into one report.html.
 fleetlab:
   image: debian:12
   timeout: 1h
+  parallel: 2
   variables: { CI: 'true' }
   before_script:
     - apt-get update -qq && apt-get install -y -qq nodejs npm
     - npm ci
     - npx fleetlab setup
   script:
-    - npx fleetlab run scenarios/
+    - npx fleetlab run scenarios/ --shard $CI_NODE_INDEX/$CI_NODE_TOTAL -o reports/shard-$CI_NODE_INDEX
   artifacts:
     when: always
-    paths: [reports/latest/]
+    paths: [reports/shard-*/]
     reports:
-      junit: reports/latest/junit.xml
+      junit: reports/shard-*/junit.xml
+
+fleetlab-report:
+  image: debian:12
+  needs: [fleetlab]
+  when: always
+  before_script:
+    - apt-get update -qq && apt-get install -y -qq nodejs npm
+    - npm ci
+  script:
+    - npx fleetlab report merge reports/shard-* -o reports/all/junit.xml --history none
+  artifacts:
+    when: always
+    paths: [reports/all/]
 `;
 
 /** The files init writes, by path relative to the repository. */
