@@ -290,6 +290,9 @@ export class WarmStarts {
     await this.m.qmp().execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snap.state)}` });
     await this.migrationDone('restoring', deadline, signal, proc);
     if (ram) await ignoreSharedRam(this.m.qmp(), false);
+    // Until the guest has this machine's MACs its NICs carry the snapshot maker's: their links stay down (QEMU drops
+    // what the guest sends) so that no peer learns the maker's identity (a batman-adv originator that is not there).
+    await this.fabricLinks(false);
   }
 
   /** Polls query-migrate until the migration completed; throws when it failed or QEMU exited. */
@@ -335,6 +338,12 @@ export class WarmStarts {
       const swap = macs.map((mac, i) => `for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${old[i]} ] && ip link set \${d##*/} down && ip link set \${d##*/} address ${mac}; done`);
       await this.m.succeed([...swap, '/etc/fleetlab/network'].join('\n'), opts);
     }
+    await this.fabricLinks(true);
+  }
+
+  /** Sets the links of this machine's fabric NICs (QEMU's netdevs net0 …) up or down. */
+  private async fabricLinks(up: boolean): Promise<void> {
+    for (let i = 0; i < (this.m.nics?.length ?? 0); i++) await this.m.qmp().execute('set_link', { name: `net${i}`, up });
   }
 }
 
