@@ -10,6 +10,7 @@ import { applyBootOverride, hasBootOverride, type BootOverride } from '../qemu/b
 import { nicUnsupported, type MachineProfile } from '../qemu/profile.ts';
 import { isScenario, type ScenarioDefinition } from './scenario.ts';
 import { Fabric, networkMembers } from '../net/fabric.ts';
+import { expandFleets } from './fleets.ts';
 import type { BoardProvider } from './boards.ts';
 import type { CaseRepeat } from './results.ts';
 
@@ -81,7 +82,7 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
   const unique = [...new Set(found)];
   if (!unique.length) throw new ConfigurationError(`Scenario file ${relative(cwd, file)} exports no scenario: export const x = scenario({ ... }) from 'fleetlab'.`, { details: { file } });
   const names = new Set<string>();
-  for (const s of unique) {
+  return unique.map((s) => {
     const where = `${relative(cwd, file)}: scenario ${JSON.stringify(s.name)}`;
     if (typeof s.name !== 'string' || !s.name.trim()) throw new ConfigurationError(`${relative(cwd, file)}: a scenario has no name.`, { details: { file, field: 'name' } });
     if (names.has(s.name)) throw new ConfigurationError(`${where} is declared twice; scenario names are unique per file.`, { details: { file, field: 'name' } });
@@ -100,8 +101,8 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
         throw new ConfigurationError(`${where}: ${(err as Error).message}.`, { details: { file, field: 'timeout' } });
       }
     }
-  }
-  return unique;
+    return expandFleets(s, where);
+  });
 }
 
 /** A role's request once boards are written as profiles "board:<name>" / "tag:<tag>". */

@@ -9,7 +9,7 @@ import { InfrastructureError } from '../errors/fleetlab-error.ts';
 import { installFlows } from '../install/flows.ts';
 import { Fabric } from '../net/fabric.ts';
 import { fabricHandle } from '../net/fabric-handle.ts';
-import type { ManagedMachine } from '../protocols/machine.ts';
+import type { Machine, ManagedMachine } from '../protocols/machine.ts';
 import type { QemuProvider } from '../qemu/qemu-provider.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
 import type { ReporterMux } from '../report/reporter.ts';
@@ -19,6 +19,7 @@ import type { BoardProvider } from './boards.ts';
 import { startAtCheckpoint } from './checkpoints.ts';
 import { collectEvidence } from './evidence.ts';
 import { systemOf } from './system-identity.ts';
+import { bodyMachines } from './fleets.ts';
 import { acquireMachines, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import { bindable } from '../debug/repl.ts';
@@ -113,7 +114,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   // The case's browser, started by the first browser.open().
   let caseBrowser: CaseBrowser | undefined;
   const ctx: ScenarioContext<Record<string, string>> = {
-    machines,
+    // A fleet's role is the array of its machines (fleets.ts).
+    machines: bodyMachines(machines, c.scenario.fleets) as Record<string, Machine>,
     step,
     skip: (reason: string) => {
       throw new SkipSignal(reason);

@@ -2,7 +2,8 @@
 import type { Duration } from '../time/duration.ts';
 import type { BrowserChecks } from '../browser/browser.ts';
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
-import type { NetworkSpec } from '../net/fabric.ts';
+import type { BatmanOptions, NetworkSpec } from '../net/fabric.ts';
+import type { Topology } from '../net/topology.ts';
 import type { FabricHandle } from '../net/fabric-handle.ts';
 import type { InstallReport, IsoInstallOptions, SdInstallOptions } from '../install/install.ts';
 import type { AnywhereReport, NixosAnywhereOptions } from '../install/nixos-anywhere.ts';
@@ -14,10 +15,17 @@ export type { Machine } from '../protocols/machine.ts';
 
 /**
  * A role's machine: a profile, optionally with more (or less) memory than it gives (memoryMiB) and booting the user's
- * image instead (paths relative to the scenario file), or
+ * image instead (paths relative to the scenario file); with `count`, a fleet of that many such machines (role node,
+ * count 64: node0 … node63, the body gets machines.node as their array), or
  * a board of the run's lab (--lab): { board: 'tag:rpi4' } or { board: 'board:pi4-03' }.
  */
-export type MachineRequest = ({ profile: string; memoryMiB?: number } & BootOverride) | { board: string };
+export type MachineRequest = ({ profile: string; memoryMiB?: number; count?: number } & BootOverride) | { board: string };
+
+/** A mesh network whose links a topology makes (line, ring, grid from 'fleetlab') over a fleet's role or machine names. */
+export interface TopologyNetwork {
+  topology: Topology;
+  batman?: boolean | BatmanOptions;
+}
 
 /** How far the runner brings machines before the body runs. */
 export type StartMode = 'shell' | 'power-on' | 'manual';
@@ -29,7 +37,7 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
    * (--machine board:…/tag:…), the same Machine either way. What only some machines can do (screen, media, hostLink,
    * net) is optional: check it, or `need(machine, 'screen')`, which names the machine that lacks it.
    */
-  machines: { [K in keyof M]: Machine };
+  machines: { [K in keyof M]: M[K] extends { count: number } ? Machine[] : Machine };
   /** Runs a named step; steps nest, are timed, and appear in the reports. */
   step<T>(name: string, fn: () => Promise<T> | T, opts?: { timeout?: Duration }): Promise<T>;
   /** Ends the scenario as skipped, with a reason. */
@@ -114,10 +122,11 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>,
   consoleChecks?: ConsoleCheckSettings;
   /**
    * Networks of fleetlab's fabric, by name: a list of roles is a switched LAN, `{ links: [['a','b'], ...] }` a mesh of
-   * point-to-point links. Each membership gives the machine a NIC (in this order) with a stable MAC and an address
-   * (machine.net.address(name)); nothing leaves the fabric.
+   * point-to-point links, `{ topology: grid('node', 8) }` links made from a fleet (or a list of roles); a fleet's role
+   * in a LAN's list stands for all its machines. Each membership gives the machine a NIC (in this order) with a stable
+   * MAC and an address (machine.net.address(name)); nothing leaves the fabric.
    */
-  networks?: Record<string, NetworkSpec>;
+  networks?: Record<string, NetworkSpec | TopologyNetwork>;
   /**
    * Warm starts: 'boot' restores each machine from a snapshot of its shape booted to its shell (the first machine of
    * a shape in the run boots and makes it); 'none' always boots, even under --warm. Default: what --warm says.
@@ -140,12 +149,20 @@ export interface ScenarioSpec<M extends Record<string, string | MachineRequest>,
 
 const SCENARIO = Symbol.for('fleetlab.scenario');
 
-/** A declared scenario, as the loader finds it among a file's exports. */
-export type ScenarioDefinition = ScenarioSpec<Record<string, string | MachineRequest>, unknown> & { [SCENARIO]: true };
+/**
+ * A declared scenario, as the loader gives it (fleets.ts's expandFleets): counted roles are their machines, topologies
+ * are links, and `fleets` says which machines each counted role became.
+ */
+export type ScenarioDefinition = Omit<ScenarioSpec<Record<string, string | MachineRequest>, unknown>, 'networks'> & {
+  networks?: Record<string, NetworkSpec>;
+  fleets?: Record<string, string[]>;
+  [SCENARIO]: true;
+};
 
 /** Declares a scenario: export the result from a scenario file. */
 export function scenario<const M extends Record<string, string | MachineRequest>, S = undefined>(spec: ScenarioSpec<M, S>): ScenarioDefinition {
-  return { ...(spec as unknown as ScenarioSpec<Record<string, string | MachineRequest>, unknown>), [SCENARIO]: true };
+  // Counted roles and topologies stay as declared until the loader expands them (fleets.ts).
+  return { ...(spec as unknown as Omit<ScenarioDefinition, typeof SCENARIO>), [SCENARIO]: true };
 }
 
 /** True for values made by scenario(). */

@@ -1,0 +1,45 @@
+// scenarios/fleet-mesh.ts's two 16-node fleets through the real CLI: declared by count and topology (a 4 × 4 grid and
+// a ring), each converges (every node exactly 15 routes), splits into two islands of 8 whose nodes reach exactly their
+// island, and heals; one machine of the run boots, the other 31 restore its snapshot; the times are JUnit properties.
+import { execa } from 'execa';
+import { XMLParser } from 'fast-xml-parser';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '../..');
+
+describe('fleet mesh of 16', () => {
+  let dir: string;
+  let run: Awaited<ReturnType<typeof execa>>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetlab-fleet-'));
+    run = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', 'scenarios/fleet-mesh.ts', '--grep', 'of 16', '--workers', '1', '--output', dir], { cwd: root, reject: false, timeout: 1_500_000, env: { CI: '1', NO_COLOR: '1' } });
+  }, 1_520_000);
+
+  it('both fleets pass: the grid and the ring', () => {
+    expect(run.exitCode, String(run.stdout).slice(-5000) + String(run.stderr).slice(-2000)).toBe(0);
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: grid of 16/);
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: ring of 16/);
+  });
+
+  it('each case has its 16 machines node0 … node15; one machine of the run booted, the rest restored', async () => {
+    const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as { results: Array<{ attempts: Array<{ machines: Array<{ name: string; facts?: { start?: { mode: string } } }> }> }> };
+    const machines = report.results.map((r) => r.attempts.at(-1)!.machines);
+    for (const ms of machines) expect(ms.map((m) => m.name)).toEqual(Array.from({ length: 16 }, (_, i) => `node${i}`));
+    const modes = machines.flat().map((m) => m.facts?.start?.mode);
+    expect(modes.filter((m) => m === 'cold')).toHaveLength(1);
+    expect(modes.filter((m) => m === 'warm')).toHaveLength(31);
+  });
+
+  it('JUnit carries convergence, partition and heal times as numbers', async () => {
+    const xml = new XMLParser({ ignoreAttributes: false }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
+    const cases = ([] as Array<{ '@_name': string; properties: { property: Array<{ '@_name': string; '@_value': string }> } }>).concat(xml.testsuites.testsuite.testcase);
+    expect(cases).toHaveLength(2);
+    for (const c of cases) {
+      const get = (n: string) => c.properties.property.find((p) => p['@_name'] === n)?.['@_value'];
+      for (const name of ['fleet.convergence.initial.ms', 'fleet.partition.settled.ms', 'fleet.convergence.heal.ms']) expect(get(name), `${c['@_name']}: ${name}`).toMatch(/^\d+$/);
+    }
+  });
+});

@@ -1,0 +1,55 @@
+// Topologies: a mesh network's links made from a list of machines instead of written out. `line`, `ring` and `grid`
+// take a fleet's role (machines: { node: { profile, count } }: its members in order) or a list of machine names;
+// harness/runner/fleets.ts resolves them to links when the scenario is loaded, so everything after sees plain links.
+//   networks: { mesh: { topology: grid('node', 8), batman: { origIntervalMs: 1000 } } }
+
+/** Which machines a topology joins: a fleet's role (all its members, in order) or machine names. */
+export type Members = string | string[];
+
+/** A topology as a scenario declares it; resolveTopology() makes its links. */
+export type Topology = { kind: 'line'; members: Members } | { kind: 'ring'; members: Members } | { kind: 'grid'; members: Members; width: number };
+
+/** Each machine linked to the next: a chain whose ends are as far apart as a mesh gets. */
+export function line(members: Members): Topology {
+  return { kind: 'line', members };
+}
+
+/** A line whose last machine links back to the first. */
+export function ring(members: Members): Topology {
+  return { kind: 'ring', members };
+}
+
+/**
+ * Machines laid out row by row, `width` to a row (the last row may be short), each linked to its right and lower
+ * neighbour: the hop count across grows with the square root of the fleet, not with its size.
+ */
+export function grid(members: Members, width: number): Topology {
+  return { kind: 'grid', members, width };
+}
+
+/** Whether `v` is a topology from line(), ring() or grid(). */
+export function isTopology(v: unknown): v is Topology {
+  const k = (v as { kind?: unknown } | null)?.kind;
+  return typeof v === 'object' && v !== null && (k === 'line' || k === 'ring' || k === 'grid') && 'members' in v;
+}
+
+/** The links of topology `t` over `names` (its members, resolved); throws an Error saying what is wrong with it. */
+export function topologyLinks(t: Topology, names: string[]): Array<[string, string]> {
+  const n = names.length;
+  if (t.kind === 'line' || t.kind === 'ring') {
+    if (n < 2) throw new Error(`${t.kind}() needs at least 2 machines, got ${n}`);
+    const links = names.slice(1).map((b, i) => [names[i]!, b] as [string, string]);
+    // A ring of two is their one link.
+    if (t.kind === 'ring' && n > 2) links.push([names[n - 1]!, names[0]!]);
+    return links;
+  }
+  const w = t.width;
+  if (!Number.isInteger(w) || w < 1) throw new Error(`grid(…, ${JSON.stringify(w)}): the width is the machines in a row, a whole number of at least 1`);
+  if (n < 2) throw new Error(`grid() needs at least 2 machines, got ${n}`);
+  const links: Array<[string, string]> = [];
+  names.forEach((a, i) => {
+    if (i % w < w - 1 && i + 1 < n) links.push([a, names[i + 1]!]);
+    if (i + w < n) links.push([a, names[i + w]!]);
+  });
+  return links;
+}

@@ -1,0 +1,63 @@
+// Fleets and topologies as the loader resolves them: a counted role becomes its machines (in order, named role0 …),
+// a fleet's role in a LAN stands for all of them, line/ring/grid make exact links, the body gets the fleet as an array;
+// bad declarations are configuration errors naming the field.
+import { describe, expect, it } from 'vitest';
+import { grid, line, ring, topologyLinks } from '../net/topology.ts';
+import type { Machine } from '../protocols/machine.ts';
+import { bodyMachines, expandFleets } from './fleets.ts';
+import { scenario } from './scenario.ts';
+
+const W = 'f.ts: scenario "s"';
+const run = async () => undefined;
+
+describe('topologies', () => {
+  const n = (k: number) => Array.from({ length: k }, (_, i) => `n${i}`);
+  it('line and ring: each to the next, the ring closed (a ring of two is one link)', () => {
+    expect(topologyLinks(line(''), n(3))).toEqual([['n0', 'n1'], ['n1', 'n2']]);
+    expect(topologyLinks(ring(''), n(4))).toEqual([['n0', 'n1'], ['n1', 'n2'], ['n2', 'n3'], ['n3', 'n0']]);
+    expect(topologyLinks(ring(''), n(2))).toEqual([['n0', 'n1']]);
+  });
+  it('grid: row by row, right and down neighbours, a short last row', () => {
+    // n0 n1 n2
+    // n3 n4 n5
+    // n6
+    expect(topologyLinks(grid('', 3), n(7))).toEqual([['n0', 'n1'], ['n0', 'n3'], ['n1', 'n2'], ['n1', 'n4'], ['n2', 'n5'], ['n3', 'n4'], ['n3', 'n6'], ['n4', 'n5']]);
+    expect(topologyLinks(grid('', 4), n(16))).toHaveLength(2 * 4 * 3);
+  });
+  it('refuses too few machines and a width that is no count', () => {
+    expect(() => topologyLinks(line(''), n(1))).toThrow('line() needs at least 2 machines, got 1');
+    expect(() => topologyLinks(grid('', 0), n(4))).toThrow('grid(…, 0): the width is the machines in a row');
+  });
+});
+
+describe('fleets', () => {
+  it('a counted role becomes its machines; a LAN naming it has them all; a topology over it has exact links', () => {
+    const s = expandFleets(scenario({ name: 's', machines: { gw: 'x86_64-direct', node: { profile: 'x86_64-direct', count: 4 }, big: { profile: 'x86_64-direct', memoryMiB: 512, count: 2 } }, networks: { lan: ['gw', 'node'], mesh: { topology: ring('node'), batman: { origIntervalMs: 1000 } } }, run }), W);
+    expect(s.machines).toEqual({ gw: 'x86_64-direct', node0: 'x86_64-direct', node1: 'x86_64-direct', node2: 'x86_64-direct', node3: 'x86_64-direct', big0: { profile: 'x86_64-direct', memoryMiB: 512 }, big1: { profile: 'x86_64-direct', memoryMiB: 512 } });
+    expect(s.fleets).toEqual({ node: ['node0', 'node1', 'node2', 'node3'], big: ['big0', 'big1'] });
+    expect(s.networks).toEqual({ lan: ['gw', 'node0', 'node1', 'node2', 'node3'], mesh: { links: [['node0', 'node1'], ['node1', 'node2'], ['node2', 'node3'], ['node3', 'node0']], batman: { origIntervalMs: 1000 } } });
+  });
+  it('a topology over named roles, and a scenario without fleets is left as it is', () => {
+    const plain = scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct' }, networks: { m: { links: [['a', 'b']] } }, run });
+    expect(expandFleets(plain, W)).toBe(plain);
+    expect(expandFleets(scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' }, networks: { m: { topology: line(['c', 'a', 'b']) } }, run }), W).networks).toEqual({ m: { links: [['c', 'a'], ['a', 'b']] } });
+  });
+  it('the body gets a fleet as the array of its machines, in order, beside the named roles', () => {
+    const m = (name: string) => ({ name }) as Machine;
+    const body = bodyMachines({ gw: m('gw'), node0: m('node0'), node1: m('node1') }, { node: ['node0', 'node1'] });
+    expect(Object.keys(body)).toEqual(['gw', 'node']);
+    expect((body.node as Machine[]).map((x) => x.name)).toEqual(['node0', 'node1']);
+  });
+  it('bad fleets and topologies are configuration errors naming the field', () => {
+    const bad = (machines: Record<string, unknown>, networks?: Record<string, unknown>) => () => expandFleets(scenario({ name: 's', machines: machines as never, networks: networks as never, run }), W);
+    expect(bad({ node: { profile: 'x86_64-direct', count: 0 } })).toThrow(`${W}, machines.node.count: 0 is not a number of machines from 1 to 1024`);
+    expect(bad({ node: { profile: 'x86_64-direct', count: 2.5 } })).toThrow('machines.node.count: 2.5 is not a number');
+    expect(bad({ pi: { board: 'tag:rpi4', count: 2 } })).toThrow('machines.pi.count: count makes VMs of one profile');
+    expect(bad({ node1: 'x86_64-direct', node: { profile: 'x86_64-direct', count: 2 } })).toThrow("the fleet's machine node1 has the name of another role");
+    const fleet = { node: { profile: 'x86_64-direct', count: 3 } };
+    expect(bad(fleet, { m: { links: [['node', 'node0']] } })).toThrow(`${W}, networks.m: link ["node","node0"] names the fleet node (3 machines): name its members (node0 …) or give the network a topology`);
+    expect(bad(fleet, { m: { links: [['node0', 'node1']], topology: ring('node') } })).toThrow('networks.m: has both links and a topology; give one');
+    expect(bad(fleet, { m: { topology: { kind: 'star', members: 'node' } } })).toThrow('networks.m: topology is not one fleetlab makes');
+    expect(bad(fleet, { m: { topology: grid('node', -1) } })).toThrow('networks.m: grid(…, -1): the width');
+  });
+});
