@@ -22,6 +22,7 @@ import { systemOf } from './system-identity.ts';
 import { bodyMachines } from './fleets.ts';
 import { acquireMachines, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
+import { Invariants } from './invariants.ts';
 import { bindable } from '../debug/repl.ts';
 import { formatMs } from '../time/format.ts';
 import type { PlannedCase } from './plan.ts';
@@ -110,6 +111,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   networks();
 
   const lastLines = () => Object.values(machines)[0]?.log.lastLines(20);
+  const invariants = new Invariants({ fail: (err) => caseAbort.abort(err), signal: caseAbort.signal, output: event });
   const step = stepRunner({ caseId: c.id, file: c.file, deadline, signal: caseAbort.signal, reporters: opts.reporters, steps: result.steps, lastLines });
   // The case's browser, started by the first browser.open().
   let caseBrowser: CaseBrowser | undefined;
@@ -136,6 +138,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
     },
     install: installFlows(step, output, (name, value) => ((result.properties ??= {})[name] = String(value))),
     pause: (why?: string) => pause(why === undefined ? 'at ctx.pause()' : `at ctx.pause(${JSON.stringify(why)})`),
+    invariant: (name, check, o) => invariants.add(name, check, o),
   };
   // A pause: the REPL (or, without a terminal, an attach) with the case's machines and context bound. The time it
   // lasts does not count against the scenario's or the step's deadline; .abort fails the case there.
@@ -189,6 +192,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   } catch (err) {
     error = err;
   }
+  invariants.finish();
   outcome(result, error, { interrupted: opts.signal.aborted ? String(opts.signal.reason ?? 'run aborted') : undefined, died, file: c.file });
   for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
   if (caseBrowser) result.artifacts.push(...(await caseBrowser.finish(result.status === 'failed' || result.status === 'error' || result.status === 'interrupted')));

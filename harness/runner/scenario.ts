@@ -4,6 +4,7 @@ import type { BrowserChecks } from '../browser/browser.ts';
 import type { ConsoleCheckSettings } from '../console/console-checks.ts';
 import type { BatmanOptions, NetworkSpec } from '../net/fabric.ts';
 import type { Topology } from '../net/topology.ts';
+import type { InvariantCheck, InvariantHandle, InvariantOptions } from './invariants.ts';
 import type { FabricHandle } from '../net/fabric-handle.ts';
 import type { InstallReport, IsoInstallOptions, SdInstallOptions } from '../install/install.ts';
 import type { AnywhereReport, NixosAnywhereOptions } from '../install/nixos-anywhere.ts';
@@ -80,6 +81,12 @@ export interface ScenarioContext<M extends Record<string, string | MachineReques
    * --debug nor --pause-on-failure it only logs that it did not pause.
    */
   pause(why?: string): Promise<void>;
+  /**
+   * A check that holds for the rest of the case, as the NixOS test driver's polling conditions: run now and then
+   * `every` (default 5 s) until the case ends; the first check that throws or returns false fails the case at once,
+   * naming the invariant, when, and what the check said. `stop()` on the handle ends it early.
+   */
+  invariant(name: string, check: InvariantCheck, opts?: InvariantOptions): InvariantHandle;
 }
 
 /** The install flows as a scenario calls them (harness/install/install.ts). */
