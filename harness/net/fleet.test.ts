@@ -20,8 +20,9 @@ describe('fleet mesh of 16', () => {
 
   it('both fleets pass: the grid and the ring', () => {
     expect(run.exitCode, String(run.stdout).slice(-5000) + String(run.stderr).slice(-2000)).toBe(0);
-    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: grid of 16/);
-    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: ring of 16/);
+    // The case line shows the fleet as one: its size, accelerator, cold and warm starts.
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: grid of 16\[x86_64-direct\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: ring of 16\[x86_64-direct\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
   });
 
   it('each case has its 16 machines node0 … node15; one machine of the run booted, the rest restored', async () => {

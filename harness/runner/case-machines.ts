@@ -74,7 +74,8 @@ export async function acquireMachines(c: PlannedCase, ctx: AcquireContext): Prom
       machine.on('reset', (boots) => event('reset', `boot ${boots}`));
       machine.on('console-check', (hit) => event('console-check', `${hit.check.name}: ${hit.line}`));
       cm.machines[role] = machine;
-      cm.results.push({ role, name: machine.name, profile: profile.name, logPath: machine.log.path, logStartedAt: machine.log.t0, events, ...(board ? { board } : {}) });
+      const fleet = Object.entries(c.scenario.fleets ?? {}).find(([, names]) => names.includes(role))?.[0];
+      cm.results.push({ role, name: machine.name, profile: profile.name, logPath: machine.log.path, logStartedAt: machine.log.t0, events, ...(board ? { board } : {}), ...(fleet ? { fleet } : {}) });
     }
   } catch (err) {
     await releaseMachines(cm, { output: ctx.output });

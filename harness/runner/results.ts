@@ -36,6 +36,8 @@ export interface MachineResult {
   facts?: MachineFacts;
   /** The lab board it ran on, for a board. */
   board?: { board: string; lab: string; serial: string; power: string; host?: string };
+  /** The counted role (machines: { node: { count } }) it is one of: reporters show a fleet as one. */
+  fleet?: string;
   /** What happened to it, in order (report.html's timeline): state changes, resets, console checks; t in epoch ms. */
   events?: MachineEvent[];
   /** The system it ran at the case's end, when a history records the run (system-identity.ts). */
