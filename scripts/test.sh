@@ -18,10 +18,11 @@ if [ -z "${FLEETLAB_NIXPKGS_LIB:-}" ]; then
   fi
 fi
 mkdir -p reports
-# Two tiers: "suite" (everything but the long matrices, about 22 minutes on 2 cores) and "matrix" (updates and
-# rollbacks on every boot loader, power cuts at every point: vitest.config.ts lists them). Both run by default, the
-# suite first; FLEETLAB_TEST_TIERS=suite (npm run test:suite) runs one. Files named on the command line run as given.
-tiers=${FLEETLAB_TEST_TIERS:-suite matrix}
+# Three tiers: "suite" (everything but the long matrices and the fleets, about 26 minutes on 2 cores), "matrix"
+# (updates and rollbacks on every boot loader, power cuts at every point) and "fleet" (16-node fleets, alone: about 4
+# minutes); vitest.config.ts lists them. All run by default, in that order; FLEETLAB_TEST_TIERS=suite
+# (npm run test:suite) runs one. Files named on the command line run as given.
+tiers=${FLEETLAB_TEST_TIERS:-suite matrix fleet}
 [ $# -gt 0 ] && tiers=given
 rc=0
 reports=()
