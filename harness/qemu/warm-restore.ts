@@ -121,9 +121,11 @@ export class WarmStarts {
     } catch (err) {
       if (signal?.aborted) throw err;
       const why = (err as Error).message.split('\n').slice(0, 3).join(' / ');
-      this.m.log.note(`warm start: restoring snapshot ${key} failed (${why}); dropping it and booting cold`);
+      // A restore that ran out of time says the host is busy, not that the snapshot is bad: others still use it.
+      const bad = !(err instanceof TimeoutError);
+      this.m.log.note(`warm start: restoring snapshot ${key} failed (${why}); ${bad ? 'dropping it and ' : ''}booting cold`);
       await this.dropRestore();
-      await store.discard(key);
+      if (bad) await store.discard(key);
       return cold('the restore failed', { restoreFailed: why, waitedMs });
     }
     this.m.log.note(`warm start: restored snapshot ${key} in ${formatMs(now() - tr)} (made by ${snap.meta.madeBy}, whose boot is logged in ${snap.meta.bootLog}); the kernel's boot id is that boot's`);

@@ -4,7 +4,7 @@
 // the profile and the image; nothing is left behind without --keep-snapshots; clones share the snapshot's RAM pages.
 import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, stat, truncate, utimes } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -144,6 +144,25 @@ describe('warm starts', () => {
     expect(r.junit).toMatch(/name="machine.start.restore-failed"/);
     expect(r.stdout).toMatch(/restoring its snapshot failed, booted cold instead/);
   }, 900_000);
+
+  it('a discarded snapshot is hidden at once but its files stay until the run ends (machines may be starting from them)', async () => {
+    const dir = join(work, 'discard-store');
+    const store = await SnapshotStore.open(dir);
+    const meta = { profile: 'p', madeBy: 'test', bootLog: '/dev/null', bootMs: 1, createdAt: new Date().toISOString(), parts: {} };
+    const snap = await store.write('k1', meta, async (d) => {
+      await writeFile(join(d, 'state'), 'x');
+      await writeFile(join(d, 'ram'), 'y');
+      return { disks: 0, efiVars: false, ram: true, macs: [], boots: 1 };
+    });
+    expect(snap.ram).toBe(join(dir, 'k1', 'ram'));
+    await store.discard('k1');
+    expect(await store.find('k1')).toBeUndefined();
+    expect(existsSync(snap.ram!)).toBe(true);
+    // Another process keeping snapshots in the same directory sees the mark too.
+    expect(await (await SnapshotStore.open(dir)).find('k1')).toBeUndefined();
+    await store.close();
+    expect(existsSync(join(dir, 'k1'))).toBe(false);
+  });
 
   it('the key covers the profile and the image: a change makes a new snapshot, the same shape the same one', async () => {
     const store = await SnapshotStore.open();

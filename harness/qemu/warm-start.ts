@@ -10,6 +10,7 @@
 // qcow2, and a UEFI machine's variable store is a raw pflash file; a migration stream covers RAM and device state
 // (pflash included) whatever the drives are. Both restore in about 0.3 s on this host (issue #15's measurements).
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { LinkState } from '../net/fabric.ts';
@@ -92,6 +93,7 @@ export class SnapshotStore {
   /** Kept after the run (--keep-snapshots); else removed by close(). */
   readonly keep: boolean;
   private readonly building = new Map<string, Promise<unknown>>();
+  private readonly discarded = new Set<string>();
   /** Turn k is released once case k of the run decided how its machines start (see inTurn). */
   private readonly turns = new Map<number, { released: Promise<void>; release: () => void }>();
 
@@ -113,6 +115,7 @@ export class SnapshotStore {
   /** The complete snapshot for `key`, if one exists. */
   async find(key: string): Promise<SnapshotFiles | undefined> {
     const dir = join(this.dir, key);
+    if (this.discarded.has(key) || existsSync(join(dir, 'discarded'))) return undefined;
     const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as SnapshotMeta & { disks: number; efiVars: boolean; ram?: boolean }, () => undefined);
     if (!meta) return undefined;
     return { dir, state: join(dir, 'state'), ram: meta.ram ? join(dir, 'ram') : undefined, disks: Array.from({ length: meta.disks }, (_, k) => join(dir, `disk${k}.qcow2`)), efiVars: meta.efiVars ? join(dir, 'efivars.fd') : undefined, meta };
@@ -175,6 +178,7 @@ export class SnapshotStore {
    */
   async findCheckpoint(key: string): Promise<CheckpointFiles | undefined> {
     const dir = join(this.dir, key);
+    if (this.discarded.has(key) || existsSync(join(dir, 'discarded'))) return undefined;
     const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as CheckpointMeta, () => undefined);
     if (!meta?.roles) return undefined;
     const machines = Object.fromEntries(
@@ -210,15 +214,21 @@ export class SnapshotStore {
     }
   }
 
-  /** Removes a snapshot or checkpoint that failed to restore, so the next machine or case makes a new one. */
+  /**
+   * Drops a snapshot or checkpoint that failed to restore, so the next machine or case makes a new one. Its files stay
+   * until the run ends (other machines may be starting from them this moment: a QEMU maps the RAM file when it
+   * starts); a "discarded" mark hides it from find(), and close() removes it, from a kept store too.
+   */
   async discard(key: string): Promise<void> {
     this.building.delete(key);
-    await rm(join(this.dir, key), { recursive: true, force: true });
+    this.discarded.add(key);
+    await writeFile(join(this.dir, key, 'discarded'), `${new Date().toISOString()}\n`).catch(() => undefined);
   }
 
-  /** The end of the run: the store's directory goes, unless it is kept. */
+  /** The end of the run: the store's directory goes, unless it is kept (then only what was discarded goes). */
   async close(): Promise<void> {
-    if (!this.keep) await removeTempDir(this.dir);
+    if (!this.keep) return removeTempDir(this.dir);
+    for (const key of this.discarded) await rm(join(this.dir, key), { recursive: true, force: true });
   }
 }
 
