@@ -190,8 +190,8 @@ export class WarmStarts {
 
   /** Why this machine's state cannot be saved or restored at all (whatever it did since it started); undefined when it can. */
   ruledOut(): string | undefined {
-    if (this.m.profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${this.m.profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
-    if (this.m.profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
+    const byProfile = profileNotRestorable(this.m.profile);
+    if (byProfile) return byProfile;
     const testbed = this.m.profile.boot.kind === 'testbed' || this.m.profile.boot.kind === 'testbed-disk';
     if ((this.m.nics?.length || this.m.hostLink) && !testbed) return "it is on a network, and only fleetlab's testbed can take a machine's MACs and addresses after a restore (/etc/fleetlab/network)";
     const b = this.m.profile.boot;
@@ -347,6 +347,13 @@ export class WarmStarts {
   private async fabricLinks(up: boolean): Promise<void> {
     for (let i = 0; i < (this.m.nics?.length ?? 0); i++) await this.m.qmp().execute('set_link', { name: `net${i}`, up });
   }
+}
+
+/** Why no machine of `profile` can be saved or restored, whatever its networks and media; undefined when one can. */
+export function profileNotRestorable(profile: MachineProfile): string | undefined {
+  if (profile.guest.shell.kind !== 'backdoor') return `its shell channel is ${profile.guest.shell.kind}, not the backdoor (a login cannot be carried across a restore)`;
+  if (profile.firmware.kind === 'raspi') return "the Pi's firmware stand-in reads the SD card at every start";
+  return undefined;
 }
 
 /** Now, UTC, as busybox and coreutils date -s both read it. */

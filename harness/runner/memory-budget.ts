@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
-import type { MachineProfile } from '../qemu/profile.ts';
+import { profileNotRestorable } from '../qemu/warm-restore.ts';
 import type { PlannedCase } from './plan.ts';
 
 /** QEMU's own memory per VM beside its guest RAM, in MiB. */
@@ -24,11 +24,6 @@ export interface MemoryNeed {
   clones: number;
 }
 
-/** Whether a machine of this profile can be restored from a snapshot at all (warm-restore.ts's ruledOut(), as far as a plan knows it). */
-function restorable(p: MachineProfile): boolean {
-  return p.guest.shell.kind === 'backdoor' && p.firmware.kind !== 'raspi';
-}
-
 /** What case `c`'s VMs need of the host's memory; `warm`: its machines start from snapshots (the first of a shape boots). */
 export function caseMemoryNeed(c: PlannedCase, warm: boolean): MemoryNeed {
   const seen = new Set<string>();
@@ -36,7 +31,7 @@ export function caseMemoryNeed(c: PlannedCase, warm: boolean): MemoryNeed {
   for (const [role, p] of Object.entries(c.profiles)) {
     if (c.boards?.[role]) continue;
     const shape = `${p.name}/${p.qemu.memoryMiB}`;
-    const clone = warm && restorable(p) && seen.has(shape);
+    const clone = warm && !profileNotRestorable(p) && seen.has(shape);
     seen.add(shape);
     need.vms++;
     if (clone) need.clones++;
