@@ -23,6 +23,8 @@ export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
 export type { BatmanOptions, LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
 export { grid, line, ring } from './net/topology.ts';
 export type { Members, Topology } from './net/topology.ts';
+export { hostMemory, idleUsage, processUsage } from './process/usage.ts';
+export type { HostProcess, IdleUsage, ProcessUsage } from './process/usage.ts';
 export type { InvariantCheck, InvariantHandle, InvariantOptions } from './runner/invariants.ts';
 export { defineProfile, extendProfile } from './qemu/profile.ts';
 export type { MachineProfile, MachineProfileInput } from './qemu/profile.ts';

@@ -1,6 +1,7 @@
 // What a scenario holds of its networks (ctx.net): partitions and heals across every network, one link's faults,
 // and each network's capture and counters.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { hostProcessOf, type HostProcess } from '../process/usage.ts';
 import type { Fabric, LinkConditions, Network } from './fabric.ts';
 
 /** One link between two machines: cut it (both ways or one), make it lossy, slow or narrow. */
@@ -22,6 +23,8 @@ export interface FabricHandle {
   network(name: string): Network;
   /** Every change made so far, with its time. */
   readonly log: Array<{ at: string; event: string }>;
+  /** The switch every network's frames go through (fleetlab-switch): its pid, CPU time and memory. */
+  readonly switchProcess: HostProcess;
 }
 
 /** The handle over a case's fabric (or over none, when the scenario declares no network). */
@@ -55,6 +58,7 @@ export function fabricHandle(fabric: Fabric | undefined): FabricHandle {
     get log() {
       return fabric ? fabric.log : [];
     },
+    switchProcess: hostProcessOf(() => fabric?.switchPid),
   };
 }
 

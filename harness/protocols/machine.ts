@@ -4,6 +4,7 @@
 import type { ConsoleCheckHit } from '../console/console-checks.ts';
 import type { BatmanMesh } from '../net/batman-mesh.ts';
 import type { NixosHelpers } from '../nixos/nixos.ts';
+import type { HostProcess } from '../process/usage.ts';
 import type { SshEndpoint } from '../nixos/nixos-machine.ts';
 import type { MachineProfile } from '../qemu/profile.ts';
 import type { SshShell } from '../ssh/ssh-session.ts';
@@ -130,6 +131,8 @@ export interface Capabilities {
   media: Media;
   /** 127.0.0.1 forwards to its ports (a VM with hostLink: true or ssh: true). */
   hostLink: HostLink;
+  /** The host process behind it (a VM's QEMU): its pid, CPU time and memory (harness/process/usage.ts). */
+  hostProcess: HostProcess;
   /** Addresses and MACs on the scenario's networks, and the batman-adv mesh (VMs on fleetlab's fabric). */
   net: FabricNet;
 }

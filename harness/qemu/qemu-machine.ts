@@ -32,6 +32,7 @@ import { QemuProcess, type ProcessEnd } from './qemu-process.ts';
 import { checkHostFor, loginPromptWithoutBackdoor, startError } from './start-diagnosis.ts';
 import { FabricNics, writeNetConfig } from './fabric-nics.ts';
 import { HostForwards } from './host-link.ts';
+import { hostProcessOf, type HostProcess } from '../process/usage.ts';
 import { QemuMonitor } from './qemu-monitor.ts';
 import { QemuScreen } from './qemu-screen.ts';
 import { MachineDied, MachineStopped } from './machine-end.ts';
@@ -73,10 +74,10 @@ export type { MachineFacts, MachineState, StartReport } from '../protocols/machi
 export type { WarmPlan } from './warm-restore.ts';
 
 /**
- * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net). A façade:
- * it keeps the machine's state, consoles, shell channel and boots, and composes one part per other idea (the QEMU
- * process, boot media, warm starts, power, host link, fabric NICs, screen; docs/architecture.md lists them). It also
- * exposes what only the runner and tests use (stop, warm starts, QMP).
+ * A QEMU VM: a Machine (harness/protocols/machine.ts) with every capability (screen, media, hostLink, net, hostProcess).
+ * A façade: it keeps the machine's state, consoles, shell channel and boots, and composes one part per other idea (the
+ * QEMU process, boot media, warm starts, power, host link, fabric NICs, screen; docs/architecture.md lists them). It
+ * also exposes what only the runner and tests use (stop, warm starts, QMP).
  */
 export class QemuMachine extends ShellMachine implements ManagedMachine, Power, Shell, Media {
   readonly kind = 'vm' as const;
@@ -167,9 +168,9 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
   get label(): string {
     return `machine ${this.name} (a QEMU VM)`;
   }
-  /** Screenshots and keys: QEMU's display. */
   readonly monitor: Monitor = new QemuMonitor(this); // the monitor capability: QMP events, QMP and HMP commands
-  readonly screen: Screen = new QemuScreen(this);
+  readonly screen: Screen = new QemuScreen(this); // screenshots and keys: QEMU's display
+  readonly hostProcess: HostProcess = hostProcessOf(() => this.pid); // QEMU's pid, CPU time and memory
   /** Disks and CD-ROM, changed while off. */
   get media(): Media {
     return this;

@@ -30,4 +30,17 @@ describe('JUnit escaping', () => {
     expect(tc.failure.message).toContain('bad <x> & [31mred[0m');
     expect(tc['system-out']).toContain('<tag> & "q" ]]> end');
   });
+
+  it("carries the host's memory in use as the case began and at its peak, beside the case's own properties", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-junit-'));
+    const r = new JunitReporter(join(dir, 'junit.xml'));
+    r.onRunBegin({ runId: 'r', outputDir: dir, cases: [{ id: 'f.ts::s[p]', file: 'f.ts', scenario: 's', variant: 'p' }], workers: 1, startedAt: new Date().toISOString() });
+    await r.onCaseEnd({
+      id: 'f.ts::s[p]', file: 'f.ts', scenario: 's', variant: 'p', tags: [], status: 'passed', durationMs: 10,
+      attempts: [{ attempt: 1, status: 'passed', startedAt: new Date().toISOString(), durationMs: 10, steps: [], machines: [], artifacts: [], output: [], host: { startMiB: 3000, peakMiB: 7400, totalMiB: 24000 }, properties: { 'fleet.idle.cpu.pct': '2.5' } }],
+    });
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
+    const props = Object.fromEntries((doc.testsuites.testsuite.testcase.properties.property as Array<{ name: string; value: string }>).map((p) => [p.name, p.value]));
+    expect(props).toMatchObject({ 'host.memory.start.mib': '3000', 'host.memory.peak.mib': '7400', 'host.memory.total.mib': '24000', 'fleet.idle.cpu.pct': '2.5' });
+  });
 });

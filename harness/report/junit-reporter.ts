@@ -164,6 +164,12 @@ export class JunitReporter implements Reporter {
         }
       }
     }
+    if (last.host) {
+      // The host's memory in use (all of it, other workers' cases too) as the case began and at its peak.
+      tc.property('host.memory.start.mib', String(last.host.startMiB));
+      tc.property('host.memory.peak.mib', String(last.host.peakMiB));
+      tc.property('host.memory.total.mib', String(last.host.totalMiB));
+    }
     for (const [name, value] of Object.entries(last.properties ?? {})) tc.property(name, xmlSafe(value));
     tc.standardOutput(xmlSafe(await systemOut(r)));
     const extra = earlier.filter((a) => a.error);

@@ -71,6 +71,11 @@ export interface AttemptResult {
   properties?: Record<string, string>;
   /** What changed on the scenario's networks (partitions, heals, link faults), in order; t in epoch ms. */
   network?: Array<{ t: number; event: string }>;
+  /**
+   * The host's memory in use (MemTotal - MemAvailable, MiB) when the case's machines were acquired and at its peak
+   * until the body ended (sampled each second): the whole host's, so cases on other workers count too.
+   */
+  host?: { startMiB: number; peakMiB: number; totalMiB: number };
 }
 
 /** What a failure is against the run history (harness/history): see docs/gating.md. */

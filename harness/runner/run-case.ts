@@ -25,6 +25,7 @@ import { errorInfo } from './error-info.ts';
 import { Invariants } from './invariants.ts';
 import { bindable } from '../debug/repl.ts';
 import { formatMs } from '../time/format.ts';
+import { MemoryPeak } from '../process/usage.ts';
 import type { PlannedCase } from './plan.ts';
 import type { AttemptResult, ErrorInfo } from './results.ts';
 import type { ScenarioContext } from './scenario.ts';
@@ -106,6 +107,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
     throw err;
   }
   const { machines } = cm;
+  // The host's memory in use over the case, sampled each second: its peak is a JUnit property (host.memory.peak.mib).
+  const memory = new MemoryPeak().start();
   result.machines.push(...cm.results);
   for (const m of Object.values(machines)) m.on('artifact', (a) => result.artifacts.push(a));
   networks();
@@ -193,6 +196,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
     error = err;
   }
   invariants.finish();
+  result.host = memory.stop();
   outcome(result, error, { interrupted: opts.signal.aborted ? String(opts.signal.reason ?? 'run aborted') : undefined, died, file: c.file });
   for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
   if (caseBrowser) result.artifacts.push(...(await caseBrowser.finish(result.status === 'failed' || result.status === 'error' || result.status === 'interrupted')));
