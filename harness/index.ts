@@ -42,7 +42,7 @@ export type { Power, RebootOptions, RebootVia } from './protocols/power.ts';
 export type { Monitor, MonitorEvent } from './protocols/monitor.ts';
 export type { Screen } from './protocols/screen.ts';
 export { rollout, waveCounts } from './nixos/rollout.ts';
-export type { RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';
+export type { RolloutMachineReport, RolloutOptions, RolloutResult, WaveSize } from './nixos/rollout.ts';
 export type { NixosHelpers, Generation, ActivationResult, BootState, Booted, Bootloader, CrashPoint, SwitchAction, CopyOptions, CopyResult, CopyVia } from './nixos/nixos.ts';
 export type { GenerationSpec, PackageSpec, ServiceSpec, Toplevel } from './nixos/generation.ts';
 export type { BrowserChecks, BrowserOpenOptions } from './browser/browser.ts';

@@ -1,12 +1,15 @@
-// A fleet on a batman-adv mesh, declared by count and topology: N testbed nodes (one boots, the rest restore its
-// snapshot and share its RAM) on a grid or a ring at batman-adv's own OGM interval (1 s). Each converges (every
-// node's originator table routes to every other node: exactly N - 1 routes), splits into two islands along the
-// middle (every node reaches exactly the nodes of its island, none across), and heals. The times are JUnit properties.
+// A fleet on a batman-adv mesh, declared by count and topology: N NixOS-shaped testbed nodes (x86_64-bios: one boots,
+// the rest restore its snapshot and share its RAM) on a grid or a ring at batman-adv's own OGM interval (1 s). Each
+// converges (every node's originator table routes to every other node: exactly N - 1 routes), idles while its cost
+// is measured (each node's share of a core and PSS), splits into two islands along the middle (every node reaches
+// exactly the nodes of its island, none across), heals, and takes a staged rollout (waves 1, 10 %, the rest) of a
+// broken generation: the first wave fails its health check and is rolled back, no other node is touched. The times,
+// the idle cost and the host's peak memory (host.memory.peak.mib) are JUnit properties.
 //   fleetlab run scenarios/fleet-mesh.ts                    a 64-node grid, a 16-node grid and a 16-node ring
 //   fleetlab run scenarios/fleet-mesh.ts --grep 'of 16'     the two the test suite runs (harness/net/fleet.test.ts)
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { grid, need, ring, scenario, type Machine, type ScenarioContext, type Topology } from 'fleetlab';
+import { grid, idleUsage, need, ring, rollout, scenario, type Machine, type ScenarioContext, type Topology } from 'fleetlab';
 
 /** Every node's addresses on the mesh, and a probe of which of `to` a node reaches (one round trip, pings in parallel). */
 const addr = (m: Machine) => need(m, 'net').address('mesh');
@@ -25,12 +28,19 @@ type Fleet = { node: { profile: string; count: number } };
 
 /** The scenario body for a fleet of `n` on `topology`. */
 function fleetMesh(n: number) {
-  return async ({ machines: { node }, net, step, property }: ScenarioContext<Fleet>) => {
+  return async ({ machines: { node }, net, step, property, signal }: ScenarioContext<Fleet>) => {
     const t0 = performance.now();
     await step(`the mesh converges: every node routes to the ${n - 1} others`, async () => {
       for (const m of node) await m.waitUntilSucceeds(`[ "$(batctl meshif bat0 originators -H | grep -c '^ \\*')" -ge ${n - 1} ]`, { timeout: 15 * 60_000, intervalMs: 1000 });
       property('fleet.convergence.initial.ms', Math.round(performance.now() - t0));
       for (const m of node) assert.equal(await routes(m), n - 1, `${m.name}'s routes`);
+    });
+    await step('idle for 10 s: what each node costs the host', async () => {
+      const u = await idleUsage(node, { seconds: 10, switchProcess: net.switchProcess, signal });
+      property('fleet.idle.cpu.pct', u.cpuPct.mean);
+      property('fleet.idle.cpu.max.pct', u.cpuPct.max);
+      property('fleet.idle.pss.mib', u.pssMiB.mean);
+      property('fleet.idle.switch.cpu.pct', u.switchCpuPct!);
     });
     const [west, east] = [node.slice(0, n / 2), node.slice(n / 2)];
     await step(`partition into two islands of ${n / 2}: each node reaches exactly its island`, async () => {
@@ -63,14 +73,37 @@ function fleetMesh(n: number) {
       }
       property('fleet.convergence.heal.ms', Math.round(performance.now() - t));
     });
+    // A generation whose service fails: healthy means no failed unit and a route to every other node.
+    const broken = await node[0]!.nixos.testbedGeneration({ version: '26.05.9-broken', services: [{ name: 'mesh-agent', command: 'echo mesh-agent: cannot read its key >&2; exit 1' }] });
+    const healthCheck = async (m: Machine) => {
+      const failed = await m.nixos.failedUnits();
+      assert.deepEqual(failed, [], `${m.name}: failed units`);
+      assert.equal(await routes(m), n - 1, `${m.name}'s routes`);
+    };
+    const r = await step('a broken generation rolled out in waves of 1, 10 % and the rest halts after the first', () => rollout(node, broken, { waves: [1, '10%', '100%'], parallel: 8, healthCheck, step }));
+    assert.equal(r.completed, false);
+    assert.deepEqual(r.haltedAt?.wave, 0);
+    assert.deepEqual(r.updated, ['node0']);
+    assert.deepEqual(r.rolledBack, ['node0']);
+    assert.match(r.machines[0]!.why ?? '', /failed units/);
+    property('rollout.halted.wave', r.haltedAt!.wave + 1);
+    property('rollout.switch.ms', r.machines[0]!.switchMs!);
+    property('rollout.rollback.ms', r.machines[0]!.rollbackMs!);
+    await step('only the first wave was touched: every node on the generation it had, node0 healthy again', async () => {
+      for (const x of r.machines) assert.equal(x.generationAfter, x.generationBefore, `${x.name}'s generation`);
+      assert.deepEqual(r.machines.slice(1).filter((x) => x.wave !== undefined || x.switchMs !== undefined), []);
+      const gens = await Promise.all(node.map(async (m) => [m.name, (await m.nixos.current()).generation] as const));
+      assert.deepEqual(gens, r.machines.map((x) => [x.name, x.generationBefore]));
+      await healthCheck(node[0]!);
+    });
   };
 }
 
-/** A fleet of `n` x86_64-direct nodes on `topology` of the role 'node'. */
+/** A fleet of `n` x86_64-bios nodes (NixOS-shaped: a system profile and GRUB) on `topology` of the role 'node'. */
 function fleet(name: string, n: number, topology: Topology, timeoutMin: number, tags: string[]) {
   return scenario({
     name,
-    machines: { node: { profile: 'x86_64-direct', count: n } },
+    machines: { node: { profile: 'x86_64-bios', count: n } },
     networks: { mesh: { topology, batman: { origIntervalMs: 1000 } } },
     snapshot: 'boot',
     timeout: timeoutMin * 60_000,

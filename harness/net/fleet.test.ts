@@ -1,6 +1,7 @@
 // scenarios/fleet-mesh.ts's two 16-node fleets through the real CLI: declared by count and topology (a 4 × 4 grid and
-// a ring), each converges (every node exactly 15 routes), splits into two islands of 8 whose nodes reach exactly their
-// island, and heals; one machine of the run boots, the other 31 restore its snapshot; the times are JUnit properties.
+// a ring), each converges (every node exactly 15 routes), idles while its cost is measured, splits into two islands
+// of 8 whose nodes reach exactly their island, heals, and halts a staged rollout of a broken generation at its first
+// wave, rolled back; one machine of the run boots, the other 31 restore its snapshot; the figures are JUnit properties.
 import { execa } from 'execa';
 import { XMLParser } from 'fast-xml-parser';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -21,8 +22,8 @@ describe('fleet mesh of 16', () => {
   it('both fleets pass: the grid and the ring', () => {
     expect(run.exitCode, String(run.stdout).slice(-5000) + String(run.stderr).slice(-2000)).toBe(0);
     // The case line shows the fleet as one: its size, accelerator, cold and warm starts.
-    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: grid of 16\[x86_64-direct\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
-    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: ring of 16\[x86_64-direct\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: grid of 16\[x86_64-bios\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
+    expect(String(run.stdout)).toMatch(/✓ passed scenarios\/fleet-mesh\.ts::fleet mesh: ring of 16\[x86_64-bios\] \([\d.]+ s; node \(16\): \w+, (1 cold [\d.]+ s, 15 warm|16 warm) /);
   });
 
   it('each case has its 16 machines node0 … node15; one machine of the run booted, the rest restored', async () => {
@@ -34,13 +35,21 @@ describe('fleet mesh of 16', () => {
     expect(modes.filter((m) => m === 'warm')).toHaveLength(31);
   });
 
-  it('JUnit carries convergence, partition and heal times as numbers', async () => {
+  it('JUnit carries convergence, partition and heal times, the idle cost per node, the peak host memory and the halted rollout', async () => {
     const xml = new XMLParser({ ignoreAttributes: false }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
     const cases = ([] as Array<{ '@_name': string; properties: { property: Array<{ '@_name': string; '@_value': string }> } }>).concat(xml.testsuites.testsuite.testcase);
     expect(cases).toHaveLength(2);
     for (const c of cases) {
       const get = (n: string) => c.properties.property.find((p) => p['@_name'] === n)?.['@_value'];
-      for (const name of ['fleet.convergence.initial.ms', 'fleet.partition.settled.ms', 'fleet.convergence.heal.ms']) expect(get(name), `${c['@_name']}: ${name}`).toMatch(/^\d+$/);
+      for (const name of ['fleet.convergence.initial.ms', 'fleet.partition.settled.ms', 'fleet.convergence.heal.ms', 'rollout.switch.ms', 'rollout.rollback.ms']) expect(get(name), `${c['@_name']}: ${name}`).toMatch(/^\d+$/);
+      // An idle meshed node under TCG takes a few % of a core (docs/performance.md); a clone's PSS well under its 256 MiB.
+      expect(Number(get('fleet.idle.cpu.pct'))).toBeGreaterThan(0);
+      expect(Number(get('fleet.idle.cpu.max.pct'))).toBeGreaterThanOrEqual(Number(get('fleet.idle.cpu.pct')));
+      expect(Number(get('fleet.idle.pss.mib'))).toBeGreaterThan(16);
+      expect(Number(get('fleet.idle.pss.mib'))).toBeLessThan(256);
+      // Sixteen QEMUs' worth at least above where the case began.
+      expect(Number(get('host.memory.peak.mib')) - Number(get('host.memory.start.mib'))).toBeGreaterThan(16 * 32);
+      expect(get('rollout.halted.wave')).toBe('1');
     }
   });
 });

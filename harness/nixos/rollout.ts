@@ -1,6 +1,7 @@
-// A fleet rollout in waves: each wave switches its machines to the new generation and checks their health; the
-// first wave with an unhealthy machine is rolled back (nixos-rebuild switch --rollback on that wave's machines
-// alone) and the rollout stops there. Every machine's switch, check and rollback is a step of the case.
+// A fleet rollout in waves: each wave switches its machines to the new generation (a few at a time, or all at once)
+// and checks each machine's health, then the wave's gate; the first wave with an unhealthy machine or a closed gate
+// is rolled back (nixos-rebuild switch --rollback on that wave's machines alone) and the rollout stops there. Every
+// machine's switch, check and rollback is a step of the case; the result has each machine's generations and times.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { NixosHelpers } from './nixos.ts';
 import type { Toplevel } from './generation.ts';
@@ -19,8 +20,33 @@ export interface RolloutOptions<M extends RolloutMachine = RolloutMachine> {
   waves: WaveSize[];
   /** True (or nothing) when the machine is healthy on the new generation; false or a throw when not. */
   healthCheck: (m: M) => Promise<boolean | void>;
+  /**
+   * The wave's gate, once each of its machines switched and passed its check: true (or nothing) lets the rollout go
+   * on; false or a throw halts it and rolls the wave back (e.g. "the mesh converged again", "the gateway answers").
+   */
+  waveCheck?: (wave: M[]) => Promise<boolean | void>;
+  /** How many machines of a wave switch (and roll back) at once. Default: the whole wave. */
+  parallel?: number;
   /** The scenario's step function, so each action shows in the step tree. */
   step?: <T>(name: string, fn: () => Promise<T> | T) => Promise<T>;
+}
+
+/** One machine in a rollout: its wave, its system profile's generation before and at the end, and how long it took. */
+export interface RolloutMachineReport {
+  name: string;
+  /** Its wave (1-based), or undefined when the rollout halted before it. */
+  wave?: number;
+  /** The generation of its system profile before the rollout and when it ended (rolled back: the one before). */
+  generationBefore: number;
+  generationAfter: number;
+  /** The switch, its health check and (when its wave failed) its rollback, in ms. */
+  switchMs?: number;
+  checkMs?: number;
+  rollbackMs?: number;
+  healthy?: boolean;
+  /** What its health check said when it failed. */
+  why?: string;
+  rolledBack: boolean;
 }
 
 export interface RolloutResult {
@@ -28,10 +54,15 @@ export interface RolloutResult {
   completed: boolean;
   /** The waves as they went: machine names per wave. */
   waves: string[][];
-  /** The wave that failed (index into waves) and its unhealthy machines, when the rollout halted. */
-  haltedAt?: { wave: number; unhealthy: string[] };
+  /** The wave that failed (index into waves), its unhealthy machines, and why the gate closed (when it did). */
+  haltedAt?: { wave: number; unhealthy: string[]; gate?: string };
+  /** Machines switched, and those rolled back, in fleet order. */
   updated: string[];
   rolledBack: string[];
+  /** Every machine of the fleet, in its order: touched or not. */
+  machines: RolloutMachineReport[];
+  /** How long each wave took (switches, checks, gate, and its rollback), in ms. */
+  waveMs: number[];
 }
 
 /** The cumulative machine counts of `waves` for a fleet of `n`. */
@@ -47,45 +78,89 @@ export function waveCounts(waves: WaveSize[], n: number): number[] {
   return counts;
 }
 
+/** Runs `fn` on each of `items`, at most `limit` at once; resolves when all are done, rejects with the first failure. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 /** Rolls `toplevel` out to `machines` (in their order) in `opts.waves`. */
 export async function rollout<M extends RolloutMachine>(machines: M[], toplevel: Toplevel | string | ((m: M) => Promise<Toplevel | string>), opts: RolloutOptions<M>): Promise<RolloutResult> {
   const step = opts.step ?? (<T>(_: string, fn: () => Promise<T> | T) => Promise.resolve(fn()));
   const counts = waveCounts(opts.waves, machines.length);
-  const result: RolloutResult = { completed: false, waves: [], updated: [], rolledBack: [] };
+  const parallel = opts.parallel ?? Infinity;
+  if (!(parallel >= 1)) throw new ConfigurationError(`rollout: parallel must be at least 1 machine at a time, not ${opts.parallel}`);
+  const reports = await step(`rollout: the generations of ${machines.length} machines`, () => Promise.all(machines.map(async (m): Promise<RolloutMachineReport> => {
+    const g = (await m.nixos.current()).generation;
+    return { name: m.name, generationBefore: g, generationAfter: g, rolledBack: false };
+  })));
+  const result: RolloutResult = { completed: false, waves: [], updated: [], rolledBack: [], machines: reports, waveMs: [] };
+  const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
+    const t = performance.now();
+    const v = await fn();
+    return [v, Math.round(performance.now() - t)];
+  };
   let done = 0;
-  for (const [w, count] of counts.entries()) {
+  for (const count of counts) {
     const wave = machines.slice(done, count);
+    const first = done;
+    done = count;
     if (!wave.length) continue;
+    const w = result.waves.length;
+    const t0 = performance.now();
     result.waves.push(wave.map((m) => m.name));
-    const unhealthy: string[] = [];
-    await step(`wave ${w + 1}: ${wave.map((m) => m.name).join(', ')}`, async () => {
-      for (const m of wave) {
-        const top = typeof toplevel === 'function' ? await toplevel(m) : toplevel;
-        await step(`${m.name}: switch to ${typeof top === 'string' ? top : top.path}`, () => m.nixos.switch(top, { action: 'switch' }));
-        result.updated.push(m.name);
-        const healthy = await step(`${m.name}: health check`, async () => {
-          try {
-            return (await opts.healthCheck(m)) !== false;
-          } catch (err) {
-            m.log.note(`rollout: health check failed: ${String(err)}`);
-            return false;
-          }
-        });
-        if (!healthy) unhealthy.push(m.name);
-      }
-    });
-    if (unhealthy.length) {
-      result.haltedAt = { wave: w, unhealthy };
-      await step(`wave ${w + 1} unhealthy (${unhealthy.join(', ')}): rolling it back, rollout halted`, async () => {
-        for (const m of wave) {
-          await m.nixos.rollback({ action: 'switch' });
-          result.rolledBack.push(m.name);
+    await step(`wave ${w + 1}: ${names(wave)}`, () => eachLimited(wave, parallel, async (m) => {
+      const r = reports[first + wave.indexOf(m)]!;
+      r.wave = w + 1;
+      const top = typeof toplevel === 'function' ? await toplevel(m) : toplevel;
+      [, r.switchMs] = await timed(() => step(`${m.name}: switch to ${typeof top === 'string' ? top : top.path}`, () => m.nixos.switch(top, { action: 'switch' })));
+      r.generationAfter = (await m.nixos.current()).generation;
+      [r.healthy, r.checkMs] = await timed(() => step(`${m.name}: health check`, async () => {
+        try {
+          if ((await opts.healthCheck(m)) !== false) return true;
+          r.why = 'its health check returned false';
+        } catch (err) {
+          r.why = err instanceof Error ? err.message : String(err);
+          m.log.note(`rollout: health check failed: ${r.why}`);
+        }
+        return false;
+      }));
+    }));
+    const waveReports = reports.slice(first, count);
+    result.updated.push(...wave.map((m) => m.name));
+    const unhealthy = waveReports.filter((r) => !r.healthy).map((r) => r.name);
+    let gate: string | undefined;
+    if (!unhealthy.length && opts.waveCheck) {
+      gate = await step(`wave ${w + 1}: gate`, async () => {
+        try {
+          return (await opts.waveCheck!(wave)) === false ? 'its gate returned false' : undefined;
+        } catch (err) {
+          return err instanceof Error ? err.message : String(err);
         }
       });
+    }
+    if (unhealthy.length || gate !== undefined) {
+      result.haltedAt = { wave: w, unhealthy, ...(gate !== undefined ? { gate } : {}) };
+      await step(`wave ${w + 1} ${unhealthy.length ? `unhealthy (${unhealthy.join(', ')})` : `failed its gate (${gate})`}: rolling it back, rollout halted`, () => eachLimited(wave, parallel, async (m) => {
+        const r = reports[first + wave.indexOf(m)]!;
+        [, r.rollbackMs] = await timed(() => m.nixos.rollback({ action: 'switch' }));
+        r.generationAfter = (await m.nixos.current()).generation;
+        r.rolledBack = true;
+      }));
+      result.rolledBack.push(...wave.map((m) => m.name));
+      result.waveMs.push(Math.round(performance.now() - t0));
       return result;
     }
-    done = count;
+    result.waveMs.push(Math.round(performance.now() - t0));
   }
   result.completed = true;
   return result;
+}
+
+/** "node0, node1, node2" — or, past 8 machines, "node3 … node63 (61)". */
+function names(ms: RolloutMachine[]): string {
+  return ms.length <= 8 ? ms.map((m) => m.name).join(', ') : `${ms[0]!.name} … ${ms.at(-1)!.name} (${ms.length})`;
 }
