@@ -36,9 +36,10 @@ const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateK
  * How a scenario declares a network: its members (a LAN), or links between pairs (a mesh of radio-like links);
  * `batman: true` makes the testbed join its NIC to a batman-adv mesh (bat0), which then carries the address, sending
  * originator messages every 250 ms (routes follow a cut in seconds under TCG); `batman: { origIntervalMs: 1000 }`
- * sets that interval (1000 is batman-adv's own default: a fleet idles cheaper and converges slower).
+ * sets that interval (1000 is batman-adv's own default: a fleet idles cheaper and converges slower). `positions`
+ * place the members on a plane for report.html's picture of the network (a topology sets them).
  */
-export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions };
+export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions; positions?: Record<string, [number, number]> };
 
 /** A batman-adv mesh's settings, per network. */
 export interface BatmanOptions {
@@ -115,6 +116,12 @@ export class Network {
   readonly pcap: { readonly path: string; readonly frames: number };
   /** Guests join their NIC to a batman-adv mesh with these settings; undefined for none. */
   batman: { origIntervalMs: number } | undefined;
+  /** Declared by its links (a mesh), not as a list of members (a LAN). */
+  readonly mesh: boolean;
+  /** Where its members lie on a plane (a topology's layout), for report.html. */
+  positions: Record<string, [number, number]> | undefined;
+  /** Each partition, with when it was made (epoch ms): report.html draws its islands. */
+  readonly partitions: Array<{ t: number; groups: string[][] }> = [];
   /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
   readonly index: number;
   readonly counterOffset: number;
@@ -130,6 +137,7 @@ export class Network {
     this.counterOffset = counterOffset;
     this.name = name;
     this.members = members;
+    this.mesh = links !== undefined;
     this.subnet = subnetPrefix;
     this.log = log;
     // The capture exists (empty) from the start; the switch rewrites it when it starts.
@@ -237,7 +245,15 @@ export class Network {
       const gb = group.get(b);
       return ga !== undefined && gb !== undefined && ga !== gb;
     });
+    this.partitions.push({ t: Date.now(), groups: groups.map((g) => [...g]) });
     this.log(`network ${this.name}: partitioned into ${groups.map((g) => `[${g.join(', ')}]`).join(' | ')} (${cut / 2} links cut)`);
+  }
+
+  /** Its links (each pair once, up when both ways are), for a picture of the network. */
+  linkPairs(): Array<{ a: string; b: string; up: boolean }> {
+    const out: Array<{ a: string; b: string; up: boolean }> = [];
+    for (const [a, ns] of this.neighbours) for (const b of ns) if (a < b) out.push({ a, b, up: this.linkConditions(a, b).up && this.linkConditions(b, a).up });
+    return out;
   }
 
   /** Brings every link up again (loss, delay and rate settings stay). */
@@ -314,6 +330,10 @@ export class Fabric {
           const iv = bm.origIntervalMs;
           if (iv !== undefined && (!Number.isInteger(iv) || iv < 50 || iv > 60_000)) throw bad(`batman.origIntervalMs: ${JSON.stringify(iv)} is not a whole number of milliseconds from 50 to 60000 (batman-adv's default is 1000; the testbed's 250)`);
         }
+        for (const [m, p] of Object.entries(spec.positions ?? {})) {
+          if (!networkMembers(spec).includes(m)) throw bad(`positions: "${m}" is not on this network`);
+          if (!Array.isArray(p) || p.length !== 2 || !p.every(Number.isFinite)) throw bad(`positions.${m}: expected [x, y], got ${JSON.stringify(p)}`);
+        }
       } else {
         throw bad(`expected a list of members (a LAN) or { links: [[a, b], ...] } (a mesh), got ${JSON.stringify(spec)}`);
       }
@@ -345,6 +365,7 @@ export class Fabric {
       const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
       offset += 1 + 4 * members.length * members.length;
       net.batman = batmanOf(spec);
+      net.positions = Array.isArray(spec) ? undefined : spec.positions;
       this.networks.set(name, net);
     });
   }

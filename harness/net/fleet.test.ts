@@ -35,6 +35,27 @@ describe('fleet mesh of 16', () => {
     expect(modes.filter((m) => m === 'warm')).toHaveLength(31);
   });
 
+  it("report.json has each mesh as report.html draws it: the topology's links and places, the partition's islands, every node's 15 routes at the end", async () => {
+    type Picture = { name: string; members: string[]; links: Array<{ a: string; b: string; up: boolean }>; positions: Record<string, [number, number]>; partitions: Array<{ groups: string[][] }>; routes: Record<string, Array<[string, string]>> };
+    const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as { results: Array<{ scenario: string; attempts: Array<{ topology: Picture[] }> }> };
+    for (const r of report.results) {
+      const [p] = r.attempts.at(-1)!.topology;
+      expect(p!.name).toBe('mesh');
+      expect(p!.members).toHaveLength(16);
+      expect(p!.links).toHaveLength(/grid/.test(r.scenario) ? 24 : 16);
+      expect(p!.links.every((l) => l.up)).toBe(true);
+      expect(Object.keys(p!.positions)).toHaveLength(16);
+      expect(p!.partitions.map((x) => x.groups.map((g) => g.length))).toEqual([[8, 8]]);
+      for (const m of p!.members) {
+        const routes = p!.routes[m]!;
+        expect(routes.map(([dest]) => dest).sort(), `${r.scenario}: ${m}'s routes`).toEqual(p!.members.filter((x) => x !== m).sort());
+        // Every next hop is a neighbour: a node the topology links it to.
+        const neighbours = p!.links.filter((l) => l.a === m || l.b === m).map((l) => (l.a === m ? l.b : l.a));
+        for (const [, via] of routes) expect(neighbours).toContain(via);
+      }
+    }
+  });
+
   it('JUnit carries convergence, partition and heal times, the idle cost per node, the peak host memory and the halted rollout', async () => {
     const xml = new XMLParser({ ignoreAttributes: false }).parse(await readFile(join(dir, 'junit.xml'), 'utf8'));
     const cases = ([] as Array<{ '@_name': string; properties: { property: Array<{ '@_name': string; '@_value': string }> } }>).concat(xml.testsuites.testsuite.testcase);

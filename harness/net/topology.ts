@@ -33,6 +33,20 @@ export function isTopology(v: unknown): v is Topology {
   return typeof v === 'object' && v !== null && (k === 'line' || k === 'ring' || k === 'grid') && 'members' in v;
 }
 
+/**
+ * Where topology `t` puts each of `names` on a plane (report.html draws it there): a grid's column and row, a line
+ * along x, a ring on a circle whose neighbours are one unit apart.
+ */
+export function topologyPositions(t: Topology, names: string[]): Record<string, [number, number]> {
+  const n = names.length;
+  const at = (f: (i: number) => [number, number]) => Object.fromEntries(names.map((name, i) => [name, f(i)]));
+  if (t.kind === 'grid') return at((i) => [i % t.width, Math.floor(i / t.width)]);
+  if (t.kind === 'line' || n < 3) return at((i) => [i, 0]);
+  const r = 1 / (2 * Math.sin(Math.PI / n));
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return at((i) => [round(r + r * Math.sin((2 * Math.PI * i) / n)), round(r - r * Math.cos((2 * Math.PI * i) / n))]);
+}
+
 /** The links of topology `t` over `names` (its members, resolved); throws an Error saying what is wrong with it. */
 export function topologyLinks(t: Topology, names: string[]): Array<[string, string]> {
   const n = names.length;

@@ -7,6 +7,7 @@ import { open, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CaseResult } from '../runner/results.ts';
 import { AtomicFile } from './atomic-file.ts';
+import { TOPOLOGY_CSS, TOPOLOGY_SCRIPT } from './html-topology.ts';
 import { gitCommit } from './git-commit.ts';
 import type { Reporter, RunInfo, RunSummary } from './reporter.ts';
 
@@ -119,7 +120,7 @@ export function renderHtml(data: unknown): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'">
 <title>fleetlab report</title>
-<style>${CSS}</style></head>
+<style>${CSS}${TOPOLOGY_CSS}</style></head>
 <body><header id="top"></header><nav id="filters"></nav><main id="cases"></main>
 <script type="application/json" id="fleetlab-data">${json}</script>
 <script>${SCRIPT}</script>
@@ -193,6 +194,7 @@ const SCRIPT = `
   }
   function secs(ms) { return ms === undefined ? '' : (ms / 1000).toFixed(1) + ' s'; }
   function last(c) { return c.attempts[c.attempts.length - 1]; }
+${TOPOLOGY_SCRIPT}
   function machinesOf(c) { return last(c).machines.map(function (m) { return m.profile; }); }
   var statuses = ['passed', 'failed', 'error', 'flaky', 'skipped', 'interrupted'];
   var counts = {};
@@ -305,6 +307,8 @@ const SCRIPT = `
     }
     var tl = timeline(a);
     if (tl) { body.appendChild(el('h3', { text: 'Timeline' })); body.appendChild(tl); }
+    var topo = topologyFigures(a);
+    if (topo) { body.appendChild(el('h3', { text: 'Networks' })); body.appendChild(topo); }
     var tr = trends(c);
     if (tr) { body.appendChild(el('h3', { text: 'Trends' })); body.appendChild(tr); }
     body.appendChild(el('h3', { text: 'Steps' }));
@@ -312,11 +316,13 @@ const SCRIPT = `
     steps.appendChild(renderSteps(a.steps, body));
     body.appendChild(steps);
     body.appendChild(el('h3', { text: 'Machines' }));
+    var fg = fleetGrids(a);
+    if (fg) body.appendChild(fg);
     var ms = el('div', { cls: 'machines' });
     a.machines.forEach(function (m) {
       var f = m.facts || {};
       var facts = [m.profile, f.arch, f.firmware, f.kind === 'board' ? 'board ' + f.board : f.accel, f.start ? f.start.mode + ' start ' + secs(f.start.ms) + (f.start.reason ? ' (' + f.start.reason + ')' : '') : '', f.checkpoint ? 'checkpoint \u201c' + f.checkpoint.name + '\u201d ' + f.checkpoint.mode + ' ' + secs(f.checkpoint.ms) + (f.checkpoint.reason ? ' (' + f.checkpoint.reason + ')' : '') : ''].filter(Boolean).join(' · ');
-      var box = el('div', { cls: 'machine' }, [el('b', { text: m.name }), ' ', el('span', { cls: 'facts', text: facts }), ' ', el('a', { href: m.logHref, text: 'full console log' })]);
+      var box = el('div', { cls: 'machine', 'data-name': m.name }, [el('b', { text: m.name }), ' ', el('span', { cls: 'facts', text: facts }), ' ', el('a', { href: m.logHref, text: 'full console log' })]);
       var pre = renderLog(m);
       if (m.logStartedAt) pre.setAttribute('data-t0', String(m.logStartedAt));
       box.appendChild(pre);

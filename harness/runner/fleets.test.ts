@@ -2,7 +2,7 @@
 // a fleet's role in a LAN stands for all of them, line/ring/grid make exact links, the body gets the fleet as an array;
 // bad declarations are configuration errors naming the field.
 import { describe, expect, it } from 'vitest';
-import { grid, line, ring, topologyLinks } from '../net/topology.ts';
+import { grid, line, ring, topologyLinks, topologyPositions } from '../net/topology.ts';
 import type { Machine } from '../protocols/machine.ts';
 import { bodyMachines, expandFleets } from './fleets.ts';
 import { scenario } from './scenario.ts';
@@ -24,6 +24,15 @@ describe('topologies', () => {
     expect(topologyLinks(grid('', 3), n(7))).toEqual([['n0', 'n1'], ['n0', 'n3'], ['n1', 'n2'], ['n1', 'n4'], ['n2', 'n5'], ['n3', 'n4'], ['n3', 'n6'], ['n4', 'n5']]);
     expect(topologyLinks(grid('', 4), n(16))).toHaveLength(2 * 4 * 3);
   });
+  it('places members for report.html: a grid by column and row, a line along x, a ring with neighbours one unit apart', () => {
+    expect(topologyPositions(grid('', 3), n(5))).toEqual({ n0: [0, 0], n1: [1, 0], n2: [2, 0], n3: [0, 1], n4: [1, 1] });
+    expect(topologyPositions(line(''), n(3))).toEqual({ n0: [0, 0], n1: [1, 0], n2: [2, 0] });
+    const p = topologyPositions(ring(''), n(16));
+    for (let i = 0; i < 16; i++) {
+      const [a, b] = [p[`n${i}`]!, p[`n${(i + 1) % 16}`]!];
+      expect(Math.hypot(a[0] - b[0], a[1] - b[1])).toBeCloseTo(1, 2);
+    }
+  });
   it('refuses too few machines and a width that is no count', () => {
     expect(() => topologyLinks(line(''), n(1))).toThrow('line() needs at least 2 machines, got 1');
     expect(() => topologyLinks(grid('', 0), n(4))).toThrow('grid(…, 0): the width is the machines in a row');
@@ -35,12 +44,12 @@ describe('fleets', () => {
     const s = expandFleets(scenario({ name: 's', machines: { gw: 'x86_64-direct', node: { profile: 'x86_64-direct', count: 4 }, big: { profile: 'x86_64-direct', memoryMiB: 512, count: 2 } }, networks: { lan: ['gw', 'node'], mesh: { topology: ring('node'), batman: { origIntervalMs: 1000 } } }, run }), W);
     expect(s.machines).toEqual({ gw: 'x86_64-direct', node0: 'x86_64-direct', node1: 'x86_64-direct', node2: 'x86_64-direct', node3: 'x86_64-direct', big0: { profile: 'x86_64-direct', memoryMiB: 512 }, big1: { profile: 'x86_64-direct', memoryMiB: 512 } });
     expect(s.fleets).toEqual({ node: ['node0', 'node1', 'node2', 'node3'], big: ['big0', 'big1'] });
-    expect(s.networks).toEqual({ lan: ['gw', 'node0', 'node1', 'node2', 'node3'], mesh: { links: [['node0', 'node1'], ['node1', 'node2'], ['node2', 'node3'], ['node3', 'node0']], batman: { origIntervalMs: 1000 } } });
+    expect(s.networks).toEqual({ lan: ['gw', 'node0', 'node1', 'node2', 'node3'], mesh: { links: [['node0', 'node1'], ['node1', 'node2'], ['node2', 'node3'], ['node3', 'node0']], batman: { origIntervalMs: 1000 }, positions: { node0: [0.707, 0], node1: [1.414, 0.707], node2: [0.707, 1.414], node3: [0, 0.707] } } });
   });
   it('a topology over named roles, and a scenario without fleets is left as it is', () => {
     const plain = scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct' }, networks: { m: { links: [['a', 'b']] } }, run });
     expect(expandFleets(plain, W)).toBe(plain);
-    expect(expandFleets(scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' }, networks: { m: { topology: line(['c', 'a', 'b']) } }, run }), W).networks).toEqual({ m: { links: [['c', 'a'], ['a', 'b']] } });
+    expect(expandFleets(scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' }, networks: { m: { topology: line(['c', 'a', 'b']) } }, run }), W).networks).toEqual({ m: { links: [['c', 'a'], ['a', 'b']], positions: { c: [0, 0], a: [1, 0], b: [2, 0] } } });
   });
   it('the body gets a fleet as the array of its machines, in order, beside the named roles', () => {
     const m = (name: string) => ({ name }) as Machine;

@@ -5,7 +5,7 @@
 // array of the fleet's machines, in order.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
-import { isTopology, topologyLinks, type Members } from '../net/topology.ts';
+import { isTopology, topologyLinks, topologyPositions, type Members } from '../net/topology.ts';
 import type { Machine } from '../protocols/machine.ts';
 import type { ScenarioDefinition } from './scenario.ts';
 
@@ -57,7 +57,7 @@ function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where:
   if (!isTopology(topology)) throw new ConfigurationError(`${where}: topology is not one fleetlab makes: use line(members), ring(members) or grid(members, width) from 'fleetlab'`, { details: { network: where } });
   const names = members(topology.members);
   try {
-    return { ...(rest as object), links: topologyLinks(topology, names) } as NetworkSpec;
+    return { ...(rest as object), links: topologyLinks(topology, names), positions: topologyPositions(topology, names) } as NetworkSpec;
   } catch (err) {
     throw new ConfigurationError(`${where}: ${(err as Error).message}`, { details: { network: where } });
   }

@@ -1,5 +1,6 @@
 // Results of a run, separate from the tasks that produced them, with stable ids.
 import type { MachineFacts } from '../protocols/machine.ts';
+import type { NetworkPicture } from '../net/network-picture.ts';
 import type { ErrorKind } from '../errors/fleetlab-error.ts';
 import type { SystemIdentity } from './system-identity.ts';
 
@@ -76,6 +77,8 @@ export interface AttemptResult {
    * until the body ended (sampled each second): the whole host's, so cases on other workers count too.
    */
   host?: { startMiB: number; peakMiB: number; totalMiB: number };
+  /** Its mesh networks as report.html draws them: links, partitions, the routes batman-adv used at the end. */
+  topology?: NetworkPicture[];
 }
 
 /** What a failure is against the run history (harness/history): see docs/gating.md. */

@@ -9,6 +9,7 @@ import { InfrastructureError } from '../errors/fleetlab-error.ts';
 import { installFlows } from '../install/flows.ts';
 import { Fabric } from '../net/fabric.ts';
 import { fabricHandle } from '../net/fabric-handle.ts';
+import { networkPictures } from '../net/network-picture.ts';
 import type { Machine, ManagedMachine } from '../protocols/machine.ts';
 import type { QemuProvider } from '../qemu/qemu-provider.ts';
 import type { SnapshotStore } from '../qemu/warm-start.ts';
@@ -199,6 +200,8 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   result.host = memory.stop();
   outcome(result, error, { interrupted: opts.signal.aborted ? String(opts.signal.reason ?? 'run aborted') : undefined, died, file: c.file });
   for (const mr of result.machines) mr.facts = machines[mr.role]!.facts;
+  // Its meshes for report.html: links, partitions and (while the machines are up) the routes batman-adv chose.
+  if (fabric) result.topology = await networkPictures(fabric, machines, { routes: !opts.signal.aborted, signal: opts.signal }).catch(() => undefined);
   if (caseBrowser) result.artifacts.push(...(await caseBrowser.finish(result.status === 'failed' || result.status === 'error' || result.status === 'interrupted')));
   // A failed case's evidence from its machines still up (not after an interrupt: the run is ending).
   if ((result.status === 'failed' || result.status === 'error') && !opts.signal.aborted) {
