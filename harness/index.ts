@@ -20,6 +20,7 @@ export { nixosAnywhere, ANYWHERE_PHASES } from './install/nixos-anywhere.ts';
 export type { AnywhereReport, NixosAnywhereOptions } from './install/nixos-anywhere.ts';
 export type { Media, MediaSpec } from './protocols/media.ts';
 export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
+export type { ConvergeOptions, Converged } from './net/converge.ts';
 export type { BatmanOptions, LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
 export { grid, line, ring } from './net/topology.ts';
 export type { Members, Topology } from './net/topology.ts';

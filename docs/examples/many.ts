@@ -11,9 +11,7 @@ export const many = scenario({
   },
   snapshot: 'boot',                                                         // one boots; 15 restore it, sharing its RAM
   async run({ machines: { gw, node }, net, step }) {
-    await step('every node has a route to every other', async () => {
-      for (const n of node) await n.waitUntilSucceeds(`[ "$(batctl meshif bat0 originators -H | grep -c '^ \\*')" -ge ${node.length - 1} ]`);
-    });
+    await step('every node has a route to every other', () => net.waitConverged({ timeout: '10m' }));
     net.partition(node.slice(0, 8).map((n) => n.name), node.slice(8).map((n) => n.name)); // the top two rows | the rest
     await gw.succeed(`ping -c 1 ${need(node[0]!, 'net').address('uplink')}`);
   },

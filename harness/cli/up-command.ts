@@ -100,7 +100,7 @@ export async function upCommand(a: UpArgs): Promise<number> {
 /** The REPL over the machines, until Ctrl-D, the end of stdin or a signal. */
 async function repl(c: PlannedCase, machines: Record<string, ManagedMachine>, fabric: Fabric | undefined, id: string, outputDir: string, signal: AbortSignal, say: (l: string) => void): Promise<void> {
   const list = Object.values(machines);
-  const bindings: Record<string, unknown> = { machines: list, net: fabricHandle(fabric) };
+  const bindings: Record<string, unknown> = { machines: list, net: fabricHandle(fabric, () => machines) };
   for (const m of list) if (bindable(m.name, bindings)) bindings[m.name] = m;
   const terminal = !!process.stdin.isTTY && !!process.stdout.isTTY;
   const nets = Object.keys(c.scenario.networks ?? {});

@@ -2,6 +2,8 @@
 // and each network's capture and counters.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { hostProcessOf, type HostProcess } from '../process/usage.ts';
+import type { Machine } from '../protocols/machine.ts';
+import { waitConverged, type ConvergeOptions, type Converged } from './converge.ts';
 import type { Fabric, LinkConditions, Network } from './fabric.ts';
 
 /** One link between two machines: cut it (both ways or one), make it lossy, slow or narrow. */
@@ -25,10 +27,15 @@ export interface FabricHandle {
   readonly log: Array<{ at: string; event: string }>;
   /** The switch every network's frames go through (fleetlab-switch): its pid, CPU time and memory. */
   readonly switchProcess: HostProcess;
+  /**
+   * Waits until every batman-adv network (or `network`) converged: each member routes to every member it can reach
+   * over the links up (its island while partitioned); `exact` also waits until none routes to one it cannot reach.
+   */
+  waitConverged(opts?: ConvergeOptions): Promise<Converged>;
 }
 
 /** The handle over a case's fabric (or over none, when the scenario declares no network). */
-export function fabricHandle(fabric: Fabric | undefined): FabricHandle {
+export function fabricHandle(fabric: Fabric | undefined, machines: () => Record<string, Machine> = () => ({})): FabricHandle {
   const none = () => new ConfigurationError('this scenario declares no networks; add networks: { lan: [...] } to it');
   const nets = () => {
     if (!fabric) throw none();
@@ -59,6 +66,7 @@ export function fabricHandle(fabric: Fabric | undefined): FabricHandle {
       return fabric ? fabric.log : [];
     },
     switchProcess: hostProcessOf(() => fabric?.switchPid),
+    waitConverged: (opts) => waitConverged(fabric, machines(), opts),
   };
 }
 

@@ -136,7 +136,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
     signal: caseAbort.signal,
     attempt: opts.attempt,
     inputs: Object.freeze({ ...opts.inputs }),
-    net: fabricHandle(fabric),
+    net: fabricHandle(fabric, () => machines),
     browser: {
       open: (machine, o) => (caseBrowser ??= new CaseBrowser({ logDir, log: output, signal: caseAbort.signal })).open(machine, o),
     },

@@ -1,0 +1,87 @@
+// ctx.net.waitConverged(): a whole batman-adv mesh converged. Each round reads every member's originator table (a few
+// machines at a time) and checks that each has a route in use to every member it can reach over the links that are up
+// (its island, while the network is partitioned); with `exact`, also none to a member it cannot reach (batman-adv
+// forgets an originator it no longer hears after 200 s). A member's death ends the wait (its shell's life does).
+import { CommandError, ConfigurationError, TimeoutError } from '../errors/fleetlab-error.ts';
+import type { Machine } from '../protocols/machine.ts';
+import type { WaitOptions } from '../protocols/wait-options.ts';
+import { deadlineFrom, pollUntil } from '../time/deadline.ts';
+import type { Fabric, Network } from './fabric.ts';
+
+export interface ConvergeOptions extends WaitOptions {
+  /** The batman-adv network to wait for; default every one of the scenario. */
+  network?: string;
+  /** Also wait until no member has a route to one it cannot reach (after a partition: up to batman-adv's 200 s purge). */
+  exact?: boolean;
+  /** How often the tables are read. Default 1000 ms. */
+  intervalMs?: number;
+}
+
+/** What waitConverged() saw: how long it waited, and how many rounds of tables it read. */
+export interface Converged {
+  ms: number;
+  rounds: number;
+  networks: string[];
+}
+
+/** Members of `n` each member reaches over links up both ways (itself left out). */
+function islands(n: Network): Map<string, Set<string>> {
+  const up = new Map(n.members.map((m) => [m, [] as string[]]));
+  for (const l of n.linkPairs()) {
+    if (!l.up) continue;
+    up.get(l.a)!.push(l.b);
+    up.get(l.b)!.push(l.a);
+  }
+  const reach = new Map<string, Set<string>>();
+  for (const start of n.members) {
+    if (reach.has(start)) continue;
+    const seen = new Set([start]);
+    for (const queue = [start]; queue.length; ) for (const x of up.get(queue.shift()!)!) if (!seen.has(x)) (seen.add(x), queue.push(x));
+    for (const m of seen) reach.set(m, new Set([...seen].filter((x) => x !== m)));
+  }
+  return reach;
+}
+
+/** Waits until the scenario's batman-adv networks (or `opts.network`) converged; see the file's comment. */
+export async function waitConverged(fabric: Fabric | undefined, machines: Record<string, Machine>, opts: ConvergeOptions = {}): Promise<Converged> {
+  const all = fabric ? [...fabric.networks.values()].filter((n) => n.batman) : [];
+  const nets = opts.network === undefined ? all : all.filter((n) => n.name === opts.network);
+  if (!nets.length) {
+    throw new ConfigurationError(opts.network === undefined ? 'net.waitConverged(): this scenario has no batman-adv network (networks: { mesh: { links | topology, batman: true } })' : `net.waitConverged({ network: '${opts.network}' }): no batman-adv network of this scenario is called so (batman-adv networks: ${all.map((n) => n.name).join(', ') || 'none'})`);
+  }
+  const awaited = `batman-adv network${nets.length > 1 ? 's' : ''} ${nets.map((n) => n.name).join(', ')} to converge`;
+  const deadline = deadlineFrom(opts, 300_000, awaited, 'pass { timeout } to net.waitConverged()');
+  const t0 = performance.now();
+  let rounds = 0;
+  let lacking: string[] = [];
+  const round = async (): Promise<true | undefined> => {
+    rounds++;
+    lacking = [];
+    for (const n of nets) {
+      const reach = islands(n);
+      const byMac = new Map(n.members.map((m) => [machines[m]!.net!.mac(n.name).toLowerCase(), m]));
+      const queue = [...n.members];
+      const worker = async () => {
+        for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+          const table = await machines[m]!.net!.mesh.originators({ deadline, signal: opts.signal }).catch((err: unknown) => {
+            // Before its first hard interface is active batctl fails ("mesh disabled"): no routes yet, not an error.
+            if (err instanceof CommandError) return [];
+            throw err;
+          });
+          const routed = new Set(table.filter((o) => o.best).map((o) => byMac.get(o.originator)).filter((x) => x !== undefined));
+          const missing = [...reach.get(m)!].filter((x) => !routed.has(x));
+          const stale = opts.exact ? [...routed].filter((x) => !reach.get(m)!.has(x)) : [];
+          if (missing.length) lacking.push(`${m} has no route to ${list(missing)}`);
+          if (stale.length) lacking.push(`${m} still routes to ${list(stale)}, which it cannot reach`);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+    }
+    return lacking.length ? undefined : true;
+  };
+  const r = await pollUntil(round, { deadline, intervalMs: opts.intervalMs ?? 1000, signal: opts.signal, awaited });
+  if (r.timedOut) throw new TimeoutError('test-failure', { awaited: `${awaited} (after ${rounds} rounds: ${lacking.slice(0, 8).join('; ')}${lacking.length > 8 ? `; and ${lacking.length - 8} more` : ''})`, deadline });
+  return { ms: Math.round(performance.now() - t0), rounds, networks: nets.map((n) => n.name) };
+}
+
+const list = (xs: string[]) => (xs.length <= 6 ? xs.join(', ') : `${xs.slice(0, 6).join(', ')} and ${xs.length - 6} more`);
