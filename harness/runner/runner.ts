@@ -8,6 +8,7 @@ import { availableMemoryMiB, caseMemoryNeed, HOST_RESERVE_MIB } from './memory-b
 import { type PlannedCase, startsWarm } from './plan.ts';
 import type { AttemptResult, CaseResult } from './results.ts';
 import { runCase } from './run-case.ts';
+import { startSlots } from './case-machines.ts';
 import { SnapshotStore } from '../qemu/warm-start.ts';
 import { QemuProvider } from '../qemu/qemu-provider.ts';
 
@@ -39,6 +40,11 @@ export interface RunOptions {
 
 /** Exit codes of a run. */
 export const EXIT_CODES = { passed: 0, testFailure: 1, configuration: 2, infrastructure: 3, interrupted: 130 } as const;
+
+/** Whether case `c` takes the host alone: a fleet, more VMs than it starts at once (case-machines.ts's start slots). */
+export function runsAlone(c: PlannedCase): boolean {
+  return Object.keys(c.scenario.machines).length > startSlots();
+}
 
 /** Workers that fit this host: no more than its cores, and no more cases side by side than its memory holds (memory-budget.ts). */
 export function defaultWorkers(cases: PlannedCase[], warm?: boolean): number {
@@ -86,6 +92,29 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
     return { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status, durationMs: now() - caseStart, attempts, ...(c.repeat ? { repeat: c.repeat } : {}) };
   };
 
+  // A fleet (more VMs than a case starts at once) takes the host alone: the cases beside it would starve it and it them.
+  // Once one is waiting no other case starts, so it is not passed over; cases still start in plan order.
+  let running = 0;
+  let alone = false;
+  let aloneWaiting = 0;
+  const wakes: Array<() => void> = [];
+  const admit = async (c: PlannedCase) => {
+    const big = runsAlone(c);
+    if (big) aloneWaiting++;
+    while (big ? running > 0 : alone || aloneWaiting > 0) await new Promise<void>((r) => wakes.push(r));
+    if (big) {
+      aloneWaiting--;
+      alone = true;
+    }
+    running++;
+    return big;
+  };
+  const leave = () => {
+    running--;
+    alone = false;
+    for (const wake of wakes.splice(0)) wake();
+  };
+
   const worker = async () => {
     while (next < cases.length) {
       const c = cases[next++]!;
@@ -96,9 +125,12 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
         const skipped: AttemptResult = { attempt: 1, status: 'skipped', skipReason: 'not run: the run was interrupted', startedAt: new Date().toISOString(), durationMs: 0, steps: [], machines: [], artifacts: [], output: [] };
         r = { id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, tags: c.scenario.tags ?? [], status: 'skipped', durationMs: 0, attempts: [skipped], ...(c.repeat ? { repeat: c.repeat } : {}) };
       } else {
+        const big = await admit(c);
         try {
           r = await runOne(c);
+          if (big) r.attempts[0]!.output.unshift(`ran alone: ${Object.keys(c.scenario.machines).length} machines, more than the ${startSlots()} a case starts at once (FLEETLAB_START_SLOTS)`);
         } finally {
+          leave();
           snapshots?.release(order.get(c.id)!);
         }
       }
