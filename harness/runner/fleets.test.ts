@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { grid, line, ring, topologyLinks, topologyPositions } from '../net/topology.ts';
 import type { Machine } from '../protocols/machine.ts';
-import { bodyMachines, expandFleets } from './fleets.ts';
+import { bodyMachines, expandFleets, machineNames } from './fleets.ts';
 import { scenario } from './scenario.ts';
 
 const W = 'f.ts: scenario "s"';
@@ -50,6 +50,12 @@ describe('fleets', () => {
     const plain = scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct' }, networks: { m: { links: [['a', 'b']] } }, run });
     expect(expandFleets(plain, W)).toBe(plain);
     expect(expandFleets(scenario({ name: 's', machines: { a: 'x86_64-direct', b: 'x86_64-direct', c: 'x86_64-direct' }, networks: { m: { topology: line(['c', 'a', 'b']) } }, run }), W).networks).toEqual({ m: { links: [['c', 'a'], ['a', 'b']], positions: { c: [0, 0], a: [1, 0], b: [2, 0] } } });
+  });
+  it('names a whole fleet in a step as its first and last machine, the rest by name', () => {
+    const fleets = { node: ['node0', 'node1', 'node2', 'node3'], pair: ['pair0', 'pair1'] };
+    expect(machineNames(['gw', 'node0', 'node1', 'node2', 'node3', 'pair0', 'pair1'], fleets)).toBe('gw, node0 … node3, pair0, pair1');
+    expect(machineNames(['node1', 'node2', 'gw'], fleets)).toBe('node1, node2, gw');
+    expect(machineNames(['a', 'b'], undefined)).toBe('a, b');
   });
   it('the body gets a fleet as the array of its machines, in order, beside the named roles', () => {
     const m = (name: string) => ({ name }) as Machine;

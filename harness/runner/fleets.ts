@@ -63,6 +63,21 @@ function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where:
   }
 }
 
+/** Machine names for a step's name: a whole fleet as "node0 … node63", other machines by name. */
+export function machineNames(names: string[], fleets: Record<string, string[]> | undefined): string {
+  const out: string[] = [];
+  const done = new Set<string>();
+  for (const name of names) {
+    const fleet = Object.values(fleets ?? {}).find((members) => members.length > 2 && members.includes(name));
+    if (!fleet) out.push(name);
+    else if (!done.has(fleet[0]!) && fleet.every((m) => names.includes(m))) {
+      done.add(fleet[0]!);
+      out.push(`${fleet[0]} … ${fleet.at(-1)}`);
+    } else if (!fleet.every((m) => names.includes(m))) out.push(name);
+  }
+  return out.join(', ');
+}
+
 /** The machines as a scenario body gets them: each fleet's role an array of its machines, other roles as they are. */
 export function bodyMachines(machines: Record<string, Machine>, fleets: Record<string, string[]> | undefined): Record<string, Machine | Machine[]> {
   if (!fleets) return machines;

@@ -20,7 +20,7 @@ import type { BoardProvider } from './boards.ts';
 import { startAtCheckpoint } from './checkpoints.ts';
 import { collectEvidence } from './evidence.ts';
 import { systemOf } from './system-identity.ts';
-import { bodyMachines } from './fleets.ts';
+import { bodyMachines, machineNames } from './fleets.ts';
 import { acquireMachines, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import { Invariants } from './invariants.ts';
@@ -174,7 +174,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   let error: unknown;
   try {
     await withDeadline(deadline, async () => {
-      const start = () => step(`start ${Object.keys(machines).join(', ')}`, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }));
+      const start = () => step(`start ${machineNames(Object.keys(machines), c.scenario.fleets)}`, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }));
       let setup: unknown;
       if (c.scenario.setup && mode === 'shell') {
         const s = c.scenario.setup;
