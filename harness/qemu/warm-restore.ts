@@ -125,7 +125,7 @@ export class WarmStarts {
       const bad = !(err instanceof TimeoutError);
       this.m.log.note(`warm start: restoring snapshot ${key} failed (${why}); ${bad ? 'dropping it and ' : ''}booting cold`);
       await this.dropRestore();
-      if (bad) await store.discard(key);
+      if (bad) await store.discard(key, snap);
       return cold('the restore failed', { restoreFailed: why, waitedMs });
     }
     this.m.log.note(`warm start: restored snapshot ${key} in ${formatMs(now() - tr)} (made by ${snap.meta.madeBy}, whose boot is logged in ${snap.meta.bootLog}); the kernel's boot id is that boot's`);

@@ -145,7 +145,7 @@ describe('warm starts', () => {
     expect(r.stdout).toMatch(/restoring its snapshot failed, booted cold instead/);
   }, 900_000);
 
-  it('a discarded snapshot is hidden at once but its files stay until the run ends (machines may be starting from them)', async () => {
+  it('a discarded snapshot is hidden at once but its files stay until the run ends (machines may be starting from them); the key snapshots anew beside it', async () => {
     const dir = join(work, 'discard-store');
     const store = await SnapshotStore.open(dir);
     const meta = { profile: 'p', madeBy: 'test', bootLog: '/dev/null', bootMs: 1, createdAt: new Date().toISOString(), parts: {} };
@@ -160,8 +160,21 @@ describe('warm starts', () => {
     expect(existsSync(snap.ram!)).toBe(true);
     // Another process keeping snapshots in the same directory sees the mark too.
     expect(await (await SnapshotStore.open(dir)).find('k1')).toBeUndefined();
+    // The key's next snapshot is a new generation beside the dropped one, found here and by another process.
+    const again = await store.write('k1', meta, async (d) => {
+      await writeFile(join(d, 'state'), 'z');
+      return { disks: 0, efiVars: false, ram: false, macs: [], boots: 1 };
+    });
+    expect(again.dir).toBe(join(dir, 'k1~1'));
+    expect((await store.find('k1'))?.dir).toBe(join(dir, 'k1~1'));
+    expect((await (await SnapshotStore.open(dir)).find('k1'))?.dir).toBe(join(dir, 'k1~1'));
+    expect(existsSync(snap.ram!)).toBe(true);
+    // A machine that failed on the old one drops nothing more: the new generation stands.
+    await store.discard('k1', snap);
+    expect((await store.find('k1'))?.dir).toBe(join(dir, 'k1~1'));
     await store.close();
     expect(existsSync(join(dir, 'k1'))).toBe(false);
+    expect(existsSync(join(dir, 'k1~1', 'state'))).toBe(true);
   });
 
   it('the key covers the profile and the image: a change makes a new snapshot, the same shape the same one', async () => {

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { LinkState } from '../net/fabric.ts';
 import { makeTempDir, removeTempDir } from '../process/temp-dirs.ts';
 
@@ -93,6 +93,7 @@ export class SnapshotStore {
   /** Kept after the run (--keep-snapshots); else removed by close(). */
   readonly keep: boolean;
   private readonly building = new Map<string, Promise<unknown>>();
+  /** Directory names (a key, or key~N after N discards of it) dropped in this run: removed at its end. */
   private readonly discarded = new Set<string>();
   /** Turn k is released once case k of the run decided how its machines start (see inTurn). */
   private readonly turns = new Map<number, { released: Promise<void>; release: () => void }>();
@@ -112,10 +113,20 @@ export class SnapshotStore {
     return new SnapshotStore(await makeTempDir('fleetlab-snapshots-'), false);
   }
 
+  /**
+   * The directory name `key`'s snapshot lives in: the key, or after a discarded one (whose files stay until the run
+   * ends) the key's next generation, key~1, key~2, …; marks written by other processes count too.
+   */
+  private live(key: string): string {
+    for (let g = 0; ; g++) {
+      const name = g ? `${key}~${g}` : key;
+      if (!this.discarded.has(name) && !existsSync(join(this.dir, name, 'discarded'))) return name;
+    }
+  }
+
   /** The complete snapshot for `key`, if one exists. */
   async find(key: string): Promise<SnapshotFiles | undefined> {
-    const dir = join(this.dir, key);
-    if (this.discarded.has(key) || existsSync(join(dir, 'discarded'))) return undefined;
+    const dir = join(this.dir, this.live(key));
     const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as SnapshotMeta & { disks: number; efiVars: boolean; ram?: boolean }, () => undefined);
     if (!meta) return undefined;
     return { dir, state: join(dir, 'state'), ram: meta.ram ? join(dir, 'ram') : undefined, disks: Array.from({ length: meta.disks }, (_, k) => join(dir, `disk${k}.qcow2`)), efiVars: meta.efiVars ? join(dir, 'efivars.fd') : undefined, meta };
@@ -177,8 +188,7 @@ export class SnapshotStore {
    * point of its scenario, and the value its steps returned.
    */
   async findCheckpoint(key: string): Promise<CheckpointFiles | undefined> {
-    const dir = join(this.dir, key);
-    if (this.discarded.has(key) || existsSync(join(dir, 'discarded'))) return undefined;
+    const dir = join(this.dir, this.live(key));
     const meta = await readFile(join(dir, 'meta.json'), 'utf8').then((t) => JSON.parse(t) as CheckpointMeta, () => undefined);
     if (!meta?.roles) return undefined;
     const machines = Object.fromEntries(
@@ -207,7 +217,7 @@ export class SnapshotStore {
     try {
       await fill(tmp);
       // Another process keeping snapshots in the same directory may have made it meanwhile: theirs stands.
-      await rename(tmp, join(this.dir, key)).catch(async () => rm(tmp, { recursive: true, force: true }));
+      await rename(tmp, join(this.dir, this.live(key))).catch(async () => rm(tmp, { recursive: true, force: true }));
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
@@ -215,20 +225,24 @@ export class SnapshotStore {
   }
 
   /**
-   * Drops a snapshot or checkpoint that failed to restore, so the next machine or case makes a new one. Its files stay
-   * until the run ends (other machines may be starting from them this moment: a QEMU maps the RAM file when it
-   * starts); a "discarded" mark hides it from find(), and close() removes it, from a kept store too.
+   * Drops a snapshot or checkpoint that failed to restore (`files`: the one that failed; default the key's current
+   * one), so the next machine or case makes a new one, in the key's next generation. Its files stay until the run
+   * ends (other machines may be starting from them this moment: a QEMU maps the RAM file when it starts); a
+   * "discarded" mark hides it from find(), and close() removes it, from a kept store too.
    */
-  async discard(key: string): Promise<void> {
+  async discard(key: string, files?: { dir: string }): Promise<void> {
+    const name = files ? basename(files.dir) : this.live(key);
+    // A later generation may stand already (another machine failed on the same one first): it stays.
+    if (this.discarded.has(name)) return;
     this.building.delete(key);
-    this.discarded.add(key);
-    await writeFile(join(this.dir, key, 'discarded'), `${new Date().toISOString()}\n`).catch(() => undefined);
+    this.discarded.add(name);
+    await writeFile(join(this.dir, name, 'discarded'), `${new Date().toISOString()}\n`).catch(() => undefined);
   }
 
   /** The end of the run: the store's directory goes, unless it is kept (then only what was discarded goes). */
   async close(): Promise<void> {
     if (!this.keep) return removeTempDir(this.dir);
-    for (const key of this.discarded) await rm(join(this.dir, key), { recursive: true, force: true });
+    for (const name of this.discarded) await rm(join(this.dir, name), { recursive: true, force: true });
   }
 }
 

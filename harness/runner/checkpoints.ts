@@ -70,7 +70,7 @@ export async function startAtCheckpoint(c: PlannedCase, ctx: CheckpointContext):
     if (ctx.signal.aborted) throw err;
     const restoreFailed = (err as Error).message.split('\n').slice(0, 3).join(' / ');
     ctx.event(`infrastructure: restoring checkpoint "${name}" failed (${restoreFailed}); it is dropped and its steps replay`);
-    await store.discard(key);
+    await store.discard(key, found);
     for (const m of Object.values(vms)) await m.snapshots.dropRestore();
     return replay(c, ctx, { key, parts, restoreFailed });
   }
