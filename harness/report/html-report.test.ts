@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttemptResult, MachineResult } from '../runner/results.ts';
-import { writeHtmlReport } from './html-reporter.ts';
+import { CHROMIUM, openCaseReport } from '../testing/report-page.ts';
 
 const root = join(import.meta.dirname, '../..');
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
 describe('report.html in Chromium', () => {
   let out: string;
@@ -203,21 +202,15 @@ describe("report.html's timeline: networks", () => {
     const vm = (role: string, facts: MachineResult['facts']): MachineResult => ({ role, name: role, profile: 'x86_64-direct', logPath: join(out, `${role}.log`), facts, events: [{ t: t0, kind: 'state', detail: 'stopped' }, { t: t0 + 2000, kind: 'state', detail: 'running' }] });
     const base = { kind: 'vm', profile: 'x86_64-direct', arch: 'x86_64', firmware: 'direct', accel: 'tcg', accelReason: 'test', qemuVersion: '7.2.0' } as const;
     const attempt: AttemptResult = { attempt: 1, status: 'passed', startedAt: new Date(t0).toISOString(), durationMs: 10_000, steps: [], artifacts: [], output: [], machines: [vm('warm', { ...base, start: { mode: 'warm', ms: 1800 } }), vm('kept', { ...base, checkpoint: { name: 'gen2 switched', mode: 'restored', ms: 2400, madeBy: 'x.ts::first[x86_64-direct]' } }), vm('cold', { ...base, start: { mode: 'cold', ms: 9000, reason: 'first of its shape' } })] };
-    await writeHtmlReport(join(out, 'report.html'), out, { runId: 'r', startedAt: attempt.startedAt, commit: undefined, finished: true, durationMs: 10_000, exitCode: 0, interrupted: false, planned: 1, results: [{ id: 'x.ts::restores[x86_64-direct]', file: 'x.ts', scenario: 'restores', variant: 'x86_64-direct', tags: [], status: 'passed', durationMs: 10_000, attempts: [attempt] }] });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const { page, errors, close } = await openCaseReport(out, 'x.ts::restores[x86_64-direct]', attempt);
     try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`file://${join(out, 'report.html')}`);
       expect(errors).toEqual([]);
-      await page.locator('.case .head').click();
       const marks = (role: string) => page.locator(`svg.timeline g.lane[data-lane="${role} (x86_64-direct)"] rect.restore title`).allTextContents();
       await expect(marks('warm')).resolves.toEqual(['restored from a snapshot in 1.8 s']);
       await expect(marks('kept')).resolves.toEqual(['restored checkpoint "gen2 switched" in 2.4 s (made by x.ts::first[x86_64-direct])']);
       await expect(marks('cold')).resolves.toEqual([]);
     } finally {
-      await browser.close();
+      await close();
       await rm(out, { recursive: true, force: true });
     }
   });

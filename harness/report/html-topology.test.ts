@@ -2,21 +2,16 @@
 // links down at the end dashed, the links batman-adv's routes used drawn thicker, each member coloured by its routes;
 // a partition's islands; a fleet's machines as a grid of cells. The page is written from a try made up here (the real
 // one comes from harness/net/fleet.test.ts's run: report.json's topology).
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { grid, topologyLinks, topologyPositions } from '../net/topology.ts';
 import type { AttemptResult, MachineResult } from '../runner/results.ts';
-import { writeHtmlReport } from './html-reporter.ts';
-
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+import { openCaseReport } from '../testing/report-page.ts';
 
 describe("report.html's network pictures and fleet grid", () => {
   it('draws the mesh at the end and its partition, and the fleet as cells', async () => {
-    if (!CHROMIUM) throw new Error('Chromium is not installed: apt-get install chromium (scripts/setup.sh does)');
     const out = await mkdtemp(join(tmpdir(), 'fleetlab-html-topo-'));
     const t0 = Date.parse('2026-12-07T10:00:00Z');
     const names = Array.from({ length: 9 }, (_, i) => `node${i}`);
@@ -40,14 +35,8 @@ describe("report.html's network pictures and fleet grid", () => {
         routes, routesMissing: { node4: 'it was stopped at the end' },
       }],
     };
-    await writeHtmlReport(join(out, 'report.html'), out, { runId: 'r', startedAt: attempt.startedAt, commit: undefined, finished: true, durationMs: 60_000, exitCode: 0, interrupted: false, planned: 1, results: [{ id: 'f.ts::fleet[x86_64-bios]', file: 'f.ts', scenario: 'fleet', variant: 'x86_64-bios', tags: [], status: 'passed', durationMs: 60_000, attempts: [attempt] }] });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const { page, errors, close } = await openCaseReport(out, 'f.ts::fleet[x86_64-bios]', attempt);
     try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`file://${join(out, 'report.html')}`);
-      await page.locator('.case .head').click();
       expect(errors).toEqual([]);
       const end = page.locator('svg.topology[data-network="mesh"][data-view="end"]');
       await expect(end.locator('circle.node').count()).resolves.toBe(9);
@@ -83,7 +72,7 @@ describe("report.html's network pictures and fleet grid", () => {
       await expect(page.locator('.fleet-grid .cell[data-machine="node5"]').getAttribute('title')).resolves.toBe('node5: warm start in 9.5 s, console checks: kernel-oops');
       await page.screenshot({ path: join(out, 'topology.png'), fullPage: true });
     } finally {
-      await browser.close();
+      await close();
       await rm(out, { recursive: true, force: true });
     }
   }, 120_000);
