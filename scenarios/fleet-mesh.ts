@@ -31,7 +31,7 @@ function fleetMesh(n: number) {
   return async ({ machines: { node }, net, step, property, signal }: ScenarioContext<Fleet>) => {
     const t0 = performance.now();
     await step(`the mesh converges: every node routes to the ${n - 1} others`, async () => {
-      for (const m of node) await m.waitUntilSucceeds(`[ "$(batctl meshif bat0 originators -H | grep -c '^ \\*')" -ge ${n - 1} ]`, { timeout: 15 * 60_000, intervalMs: 1000 });
+      await net.waitConverged({ timeout: 15 * 60_000 });
       property('fleet.convergence.initial.ms', Math.round(performance.now() - t0));
       for (const m of node) assert.equal(await routes(m), n - 1, `${m.name}'s routes`);
     });
@@ -64,6 +64,7 @@ function fleetMesh(n: number) {
     await step('heal: every node reaches every other again', async () => {
       const t = performance.now();
       net.heal();
+      await net.waitConverged({ timeout: 10 * 60_000 });
       for (const m of node) {
         const others = node.filter((x) => x !== m);
         for (;;) {

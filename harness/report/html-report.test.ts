@@ -2,7 +2,6 @@
 // real run with a passing, a failing and a flaky case. Nothing may leave the file; the failure shows with its step
 // and error; the filters work; the failing case's console is scrolled to the failing step; a screenshot is kept.
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';

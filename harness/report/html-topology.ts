@@ -42,8 +42,9 @@ export const TOPOLOGY_SCRIPT = `
     var at = places(p), xs = [], ys = [];
     p.members.forEach(function (m) { xs.push(at[m][0]); ys.push(at[m][1]); });
     var minX = Math.min.apply(null, xs), maxX = Math.max.apply(null, xs), minY = Math.min.apply(null, ys), maxY = Math.max.apply(null, ys);
-    var span = Math.max(maxX - minX, maxY - minY, 1), size = opts.size, pad = 18, scale = (size - 2 * pad) / span;
-    var w = Math.round((maxX - minX) * scale + 2 * pad), h = Math.round((maxY - minY) * scale + 2 * pad) + 16;
+    // Room on the right for the labels (written right of each member, up to 32 members).
+    var span = Math.max(maxX - minX, maxY - minY, 1), size = opts.size, pad = 18, right = p.members.length <= 32 ? 48 : pad, scale = (size - pad - right) / span;
+    var w = Math.round((maxX - minX) * scale + pad + right), h = Math.round((maxY - minY) * scale + 2 * pad) + 16;
     var X = function (m) { return (pad + (at[m][0] - minX) * scale).toFixed(1); }, Y = function (m) { return (pad + (at[m][1] - minY) * scale).toFixed(1); };
     var svg = svgEl('svg', { class: 'topology', 'data-network': p.name, 'data-view': opts.view, width: String(w), height: String(h), viewBox: '0 0 ' + w + ' ' + h });
     var used = {}, most = 1, routes = p.routes || {};
