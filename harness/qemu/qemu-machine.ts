@@ -478,7 +478,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
       if (!this.backdoor.isReady) await this.serialShell.start({ deadline, signal });
       await this.backdoor.waitReady({ deadline, signal });
     } else {
-      const hint = loginPromptWithoutBackdoor({ name: this.name, profile: this.profile, log: this.log, backdoor: this.backdoor!, promptThisBoot: this.promptThisBoot }, signal);
+      const hint = loginPromptWithoutBackdoor({ name: this.name, profile: this.profile, log: this.log, backdoor: this.backdoor!, promptThisBoot: this.promptThisBoot, restoring: !!this.warm.pending }, signal);
       try {
         await Promise.race([this.backdoor.waitReady({ deadline, signal }), hint.failed]);
       } finally {
