@@ -20,6 +20,8 @@ export class ConsoleReporter implements Reporter {
   private readonly live: boolean;
   private readonly color: boolean;
   private readonly running = new Map<string, Live>();
+  /** Each case's fleets (role: machine names), from the run's plan. */
+  private readonly fleets = new Map<string, Record<string, string[]>>();
   private timer: NodeJS.Timeout | undefined;
   /** Lines of the live block on screen now (erased before anything else is printed). */
   private statusLines = 0;
@@ -48,6 +50,7 @@ export class ConsoleReporter implements Reporter {
 
   onRunBegin(run: RunInfo): void {
     this.total = run.cases.length;
+    for (const c of run.cases) if (c.fleets) this.fleets.set(c.id, c.fleets);
     this.workers = Math.max(1, run.workers);
     this.print(`fleetlab run ${run.runId}: ${run.cases.length} case${run.cases.length === 1 ? '' : 's'} on ${run.workers} worker${run.workers === 1 ? '' : 's'}, output ${run.outputDir}`);
     if (this.live) this.timer = setInterval(() => this.drawStatus(), 500).unref();
@@ -129,9 +132,15 @@ export class ConsoleReporter implements Reporter {
     if (!this.live || terminalHeld()) return;
     const width = Math.max(20, (this.out.columns || 120) - 1);
     const fit = (line: string) => (line.length > width ? `${line.slice(0, width - 1)}…` : line);
-    const lines = [...this.running].map(([id, r]) => {
-      const machines = [...r.machines].map(([n, st]) => `${n}:${st}`).join(' ');
-      return fit(`  ${id}${r.attempt > 1 ? ` (try ${r.attempt})` : ''} ${formatSecs(Date.now() - r.started)}${r.step ? ` › ${r.step}` : ''}${machines ? ` [${machines}]` : ''}`);
+    const lines = [...this.running].flatMap(([id, r]) => {
+      // A fleet's machines are a line of their own under the case's: a cell per machine.
+      const fleets = Object.entries(this.fleets.get(id) ?? {});
+      const inFleet = new Set(fleets.flatMap(([, names]) => names));
+      const machines = [...r.machines].filter(([n]) => !inFleet.has(n)).map(([n, st]) => `${n}:${st}`).join(' ');
+      return [
+        fit(`  ${id}${r.attempt > 1 ? ` (try ${r.attempt})` : ''} ${formatSecs(Date.now() - r.started)}${r.step ? ` › ${r.step}` : ''}${machines ? ` [${machines}]` : ''}`),
+        ...fleets.map(([role, names]) => fit(`    ${fleetStates(role, names, r.machines)}`)),
+      ];
     });
     lines.push(fit(this.progressLine()));
     this.clearStatus();
@@ -172,6 +181,18 @@ function formatSecs(ms: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const CELL: Record<string, string> = { running: '█', starting: '▒', stopping: '▬', stopped: '░' };
+
+/**
+ * A fleet's machines live, a cell each in order (█ running, ▒ starting, ▬ stopping, ░ stopped or not yet started),
+ * then the counts: "node ██▒░ 2 running · 1 starting · 1 stopped".
+ */
+export function fleetStates(role: string, names: string[], states: Map<string, string>): string {
+  const st = names.map((n) => states.get(n) ?? 'stopped');
+  const counts = ['running', 'starting', 'stopping', 'stopped'].map((s) => [s, st.filter((x) => x === s).length] as const).filter(([, k]) => k);
+  return `${role} ${st.map((s) => CELL[s] ?? '?').join('')} ${counts.map(([s, k]) => `${k} ${s}`).join(' · ')}`;
 }
 
 /** A fleet's machines in one line: "node (16): tcg, 1 cold 5.2 s, 15 warm 18.7–30.5 s". */

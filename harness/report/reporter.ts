@@ -5,7 +5,8 @@ import type { AttemptResult, CaseRepeat, CaseResult, StepResult } from '../runne
 export interface RunInfo {
   runId: string;
   outputDir: string;
-  cases: { id: string; file: string; scenario: string; variant: string; repeat?: CaseRepeat }[];
+  /** fleets: each counted role's machines (machines: { node: { count } }), for reporters that show a fleet as one. */
+  cases: { id: string; file: string; scenario: string; variant: string; repeat?: CaseRepeat; fleets?: Record<string, string[]> }[];
   workers: number;
   startedAt: string;
   /** The run's inputs (--input NAME=VALUE). */

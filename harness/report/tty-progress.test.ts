@@ -39,7 +39,8 @@ describe('live progress on a terminal', () => {
     // A running case with its current step and elapsed seconds, and the progress line under it.
     expect(all).toMatch(/progress\.ts::first\[x86_64-direct\] \ds › warm up\n0\/3 done · 1 running/);
     expect(all).toMatch(/progress\.ts::second\[x86_64-direct\] \ds › check the answer\n1\/3 done · 1 running · ETA \ds/);
-    expect(all).toMatch(/progress\.ts::third\[x86_64-direct\] \ds › last words\n2\/3 done · 1 failed · 1 running · ETA \ds/);
+    // The fleet's six machines as cells on a line of their own (none started: start: 'manual').
+    expect(all).toMatch(/progress\.ts::third\[x86_64-direct\] \ds › last words\n {4}node ░░░░░░ 6 stopped\n2\/3 done · 1 failed · 1 running · ETA \ds/);
     // At the end: the summary, and no live block left on the screen.
     const last = (await tmux('capture-pane', '-p', '-t', session)).stdout.trimEnd();
     expect(last).toMatch(/2 passed, 1 failed, 0 errors, 0 skipped in [\d.]+ s$/);

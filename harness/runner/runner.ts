@@ -59,7 +59,7 @@ export async function runPlan(cases: PlannedCase[], opts: RunOptions, reporters:
   await reporters.emit('onRunBegin', {
     runId: opts.runId,
     outputDir: opts.outputDir,
-    cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, ...(c.repeat ? { repeat: c.repeat } : {}) })),
+    cases: cases.map((c) => ({ id: c.id, file: c.file, scenario: c.scenario.name, variant: c.variant, ...(c.repeat ? { repeat: c.repeat } : {}), ...(c.scenario.fleets ? { fleets: c.scenario.fleets } : {}) })),
     workers: opts.workers,
     startedAt: new Date().toISOString(),
     inputs: opts.inputs ?? {},
