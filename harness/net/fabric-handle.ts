@@ -25,6 +25,11 @@ export interface FabricHandle {
   network(name: string): Network;
   /** Every change made so far, with its time. */
   readonly log: Array<{ at: string; event: string }>;
+  /**
+   * Moves `machine` to (x, y) on every network with a radio model it is on: its links come up, go down and change
+   * their loss and delay with the new distances (radio.ts).
+   */
+  move(machine: string, x: number, y: number): void;
   /** The switch every network's frames go through (fleetlab-switch): its pid, CPU time and memory. */
   readonly switchProcess: HostProcess;
   /**
@@ -64,6 +69,11 @@ export function fabricHandle(fabric: Fabric | undefined, machines: () => Record<
     network: (name) => fabricNetwork(fabric, name),
     get log() {
       return fabric ? fabric.log : [];
+    },
+    move: (machine, x, y) => {
+      const radios = nets().filter((n) => n.radio && n.members.includes(machine));
+      if (!radios.length) throw new ConfigurationError(`net.move(${machine}): it is on no network with a radio model (networks: { mesh: { topology, radio: { range } } })`);
+      for (const n of radios) n.move(machine, x, y);
     },
     switchProcess: hostProcessOf(() => fabric?.switchPid),
     waitConverged: (opts) => waitConverged(fabric, machines(), opts),

@@ -142,6 +142,37 @@ describe('fabric switch', () => {
     await until(() => y.got.length === stats().delivered);
   });
 
+  it("a radio model: a link's loss and delay from its length, measured; a move out of range cuts it, a heal keeps it cut", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
+    // x and y 1 unit apart of a range of 2: loss 1.0 · (1/2)² = 0.25, delay 1 + 2 · 1 = 3 ms.
+    const fabric = new Fabric({ lan: { links: [], positions: { x: [0, 0], y: [1, 0] }, radio: { range: 2, lossAtRange: 1 } } }, { pcapDir: dir });
+    const x = await end((await fabric.plan('t', 'x'))[0]!, fabric);
+    const y = await end((await fabric.plan('t', 'y'))[0]!, fabric);
+    cleanup.push(() => fabric.close(), () => void x.socket.close(), () => void y.socket.close());
+    const lan = fabric.network('lan');
+    expect(lan.linkConditions('x', 'y')).toMatchObject({ up: true, loss: 0.25, delayMs: 3 });
+    const stats = () => lan.linkStats('x', 'y');
+    await send(x, y, 1000);
+    await until(() => stats().delivered + stats().dropped === 1000);
+    // 1000 frames at p = 0.25: 250 expected, 13.7 standard deviation; 5 of them either side.
+    expect(stats().dropped).toBeGreaterThan(181);
+    expect(stats().dropped).toBeLessThan(319);
+    // y walks out of range: the link is down, every frame dropped; a heal does not bring it back.
+    fabric.network('lan').move('y', 3, 0);
+    expect(lan.linkConditions('x', 'y').up).toBe(false);
+    lan.heal();
+    expect(lan.linkConditions('y', 'x').up).toBe(false);
+    const before = stats();
+    await send(x, y, 50);
+    await until(() => stats().dropped === before.dropped + 50);
+    expect(stats().delivered).toBe(before.delivered);
+    // Back within range, closer: up again with less loss; the fabric's log says where it went.
+    lan.move('y', 0.5, 0);
+    expect(lan.linkConditions('x', 'y')).toMatchObject({ up: true, loss: 0.0625, delayMs: 2 });
+    expect(fabric.log.map((e) => e.event)).toEqual(expect.arrayContaining(['network lan: y moved to (3, 0): in range of none', 'network lan: y moved to (0.5, 0): in range of x']));
+    expect(() => lan.move('q', 0, 0)).toThrow('net.move(q): it is not on network lan (members: x, y)');
+  });
+
   it('delay and jitter hold every frame for at least the delay, at most delay + jitter (and some slack)', async () => {
     const { fabric, x, y } = await pair();
     fabric.network('lan').setLink('x', 'y', { delayMs: 40, jitterMs: 20 }, { oneWay: true });

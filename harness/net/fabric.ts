@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigurationError, InfrastructureError } from '../errors/fleetlab-error.ts';
 import { freeUdpPort } from './free-port.ts';
+import { distance, radioConditions, radioProblem, radioWithDefaults, type Radio, type RadioModel } from './radio.ts';
 import { SwitchHelper } from './switch-helper.ts';
 
 /** What happens to frames on one directed link (sender -> receiver). */
@@ -37,9 +38,10 @@ const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateK
  * `batman: true` makes the testbed join its NIC to a batman-adv mesh (bat0), which then carries the address, sending
  * originator messages every 250 ms (routes follow a cut in seconds under TCG); `batman: { origIntervalMs: 1000 }`
  * sets that interval (1000 is batman-adv's own default: a fleet idles cheaper and converges slower). `positions`
- * place the members on a plane for report.html's picture of the network (a topology sets them).
+ * place the members on a plane for report.html's picture of the network (a topology sets them); with `radio` (radio.ts)
+ * every pair in range is a link whose loss and delay follow from its length, and ctx.net.move() moves a member.
  */
-export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions; positions?: Record<string, [number, number]> };
+export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions; positions?: Record<string, [number, number]>; radio?: RadioModel };
 
 /** A batman-adv mesh's settings, per network. */
 export interface BatmanOptions {
@@ -89,7 +91,9 @@ export interface LinkStats {
 
 /** The machines a network joins: a LAN's members, or every machine a mesh link names (in order of first mention). */
 export function networkMembers(spec: NetworkSpec): string[] {
-  return Array.isArray(spec) ? [...spec] : [...new Set(spec.links.flat())];
+  if (Array.isArray(spec)) return [...spec];
+  // On a radio network a member out of everyone's range (no link yet) is a member still: its place says so.
+  return [...new Set([...spec.links.flat(), ...(spec.radio && spec.positions && typeof spec.positions === 'object' ? Object.keys(spec.positions) : [])])];
 }
 
 /** The subnet of the network at `index`: 198.18.0.0/15 (RFC 2544's benchmarking range), one /24 each. */
@@ -118,8 +122,10 @@ export class Network {
   batman: { origIntervalMs: number } | undefined;
   /** Declared by its links (a mesh), not as a list of members (a LAN). */
   readonly mesh: boolean;
-  /** Where its members lie on a plane (a topology's layout), for report.html. */
+  /** Where its members lie on a plane (a topology's layout), for report.html and its radio model. */
   positions: Record<string, [number, number]> | undefined;
+  /** Its radio model: links' conditions from the distance between their ends (radio.ts); undefined for none. */
+  radio: Radio | undefined;
   /** Each partition, with when it was made (epoch ms): report.html draws its islands. */
   readonly partitions: Array<{ t: number; groups: string[][] }> = [];
   /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
@@ -256,10 +262,40 @@ export class Network {
     return out;
   }
 
-  /** Brings every link up again (loss, delay and rate settings stay). */
+  /** Brings every link up again (loss, delay and rate settings stay); on a radio network, every link in range. */
   heal(): void {
-    this.setUp(true, () => true);
-    this.log(`network ${this.name}: healed (every link up)`);
+    if (this.radio) this.fabric.send(this.applyRadio(undefined, true));
+    else this.setUp(true, () => true);
+    this.log(`network ${this.name}: healed (every link ${this.radio ? 'in range ' : ''}up)`);
+  }
+
+  /**
+   * Sets the links of `only` (default every member) as the radio model has them at the members' positions; returns
+   * the switch's commands for the links it changed (all of them with `all`), sent by the caller once the switch runs.
+   */
+  applyRadio(only?: string, all = false): string[] {
+    const commands: string[] = [];
+    for (const [a, out] of this.links) {
+      for (const [b, c] of out) {
+        if (only !== undefined && a !== only && b !== only) continue;
+        const next = radioConditions(distance(this.positions![a]!, this.positions![b]!), this.radio!);
+        if (!all && next.up === c.up && next.loss === c.loss && next.delayMs === c.delayMs) continue;
+        Object.assign(c, next);
+        commands.push(this.setCommand(a, b, c));
+      }
+    }
+    return commands;
+  }
+
+  /** Moves `machine` to (x, y) on a radio network: its links come up, go down and change with the distances. */
+  move(machine: string, x: number, y: number): void {
+    if (!this.radio) throw new ConfigurationError(`network ${this.name} has no radio model: net.move() moves machines on networks with radio: { range }`);
+    if (!this.members.includes(machine)) throw new ConfigurationError(`net.move(${machine}): it is not on network ${this.name} (members: ${this.members.join(', ')})`);
+    if (![x, y].every(Number.isFinite)) throw new ConfigurationError(`net.move(${machine}, ${x}, ${y}): a place is two finite numbers`);
+    this.positions![machine] = [x, y];
+    this.fabric.send(this.applyRadio(machine));
+    const inRange = this.members.filter((m) => m !== machine && this.linkConditions(machine, m).up);
+    this.log(`network ${this.name}: ${machine} moved to (${x}, ${y}): in range of ${inRange.length ? inRange.join(', ') : 'none'}`);
   }
 
   /** Sets `up` on every directed link `which` picks and tells the switch; how many it picked. */
@@ -330,7 +366,10 @@ export class Fabric {
           const iv = bm.origIntervalMs;
           if (iv !== undefined && (!Number.isInteger(iv) || iv < 50 || iv > 60_000)) throw bad(`batman.origIntervalMs: ${JSON.stringify(iv)} is not a whole number of milliseconds from 50 to 60000 (batman-adv's default is 1000; the testbed's 250)`);
         }
+        const radio = spec.radio === undefined ? undefined : radioProblem(spec.radio, networkMembers(spec), spec.positions);
+        if (radio) throw bad(`radio: ${radio}`);
         for (const [m, p] of Object.entries(spec.positions ?? {})) {
+          if (!machines.includes(m)) throw bad(`positions: "${m}" is not a machine of this scenario (machines: ${machines.join(', ')})`);
           if (!networkMembers(spec).includes(m)) throw bad(`positions: "${m}" is not on this network`);
           if (!Array.isArray(p) || p.length !== 2 || !p.every(Number.isFinite)) throw bad(`positions.${m}: expected [x, y], got ${JSON.stringify(p)}`);
         }
@@ -360,12 +399,17 @@ export class Fabric {
     this.onSwitchExit = opts.onSwitchExit ?? (() => undefined);
     let offset = 0;
     Object.entries(specs).forEach(([name, spec], i) => {
-      const links = Array.isArray(spec) ? undefined : spec.links;
       const members = networkMembers(spec);
+      // A radio network's possible links are every pair; which are up, and how lossy, its model says (radio.ts).
+      const links = Array.isArray(spec) ? undefined : spec.radio ? members.flatMap((a, k) => members.slice(k + 1).map((b) => [a, b] as [string, string])) : spec.links;
       const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
       offset += 1 + 4 * members.length * members.length;
       net.batman = batmanOf(spec);
-      net.positions = Array.isArray(spec) ? undefined : spec.positions;
+      net.positions = Array.isArray(spec) || !spec.positions ? undefined : { ...spec.positions };
+      if (!Array.isArray(spec) && spec.radio) {
+        net.radio = radioWithDefaults(spec.radio);
+        net.applyRadio();
+      }
       this.networks.set(name, net);
     });
   }

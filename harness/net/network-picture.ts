@@ -3,6 +3,7 @@
 // its originator table: for each other member, the neighbour it goes through).
 import type { Machine } from '../protocols/machine.ts';
 import type { Fabric } from './fabric.ts';
+import { distance } from './radio.ts';
 
 /** One mesh network of a case, for report.html (report.json's attempts[].topology). */
 export interface NetworkPicture {
@@ -25,7 +26,9 @@ export async function networkPictures(fabric: Fabric, machines: Record<string, M
   const out: NetworkPicture[] = [];
   for (const n of fabric.networks.values()) {
     if (!n.mesh) continue;
-    const p: NetworkPicture = { name: n.name, members: [...n.members], links: n.linkPairs(), partitions: n.partitions, ...(n.positions ? { positions: n.positions } : {}), ...(n.batman ? { batman: n.batman } : {}) };
+    // A radio network's pairs out of range are no links (every pair may become one when a member moves).
+    const inRange = (l: { a: string; b: string }) => !n.radio || distance(n.positions![l.a]!, n.positions![l.b]!) <= n.radio.range;
+    const p: NetworkPicture = { name: n.name, members: [...n.members], links: n.linkPairs().filter(inRange), partitions: n.partitions, ...(n.positions ? { positions: n.positions } : {}), ...(n.batman ? { batman: n.batman } : {}) };
     if (n.batman && opts.routes) await readRoutes(p, machines, opts.signal);
     out.push(p);
   }

@@ -63,6 +63,7 @@ describe('networks', () => {
       ['link-twice.ts', /network mesh: link \[b, a\] is declared twice/],
       ['ogm-mixed.ts', /machine a is on batman-adv networks north \(OGM every 1000 ms\) and south \(250 ms\), but a machine has one mesh interface \(bat0\)/],
       ['bad-positions.ts', /network mesh: positions: "c" is not on this network/],
+      ['bad-radio.ts', /network mesh: radio: places its members by distance, but a, b have no position: give the network a topology/],
       ['bad-ogm.ts', /network mesh: batman.origIntervalMs: 10 is not a whole number of milliseconds from 50 to 60000/],
       ['pi-on-lan.ts', /scenario "pi on a lan", machine pi \(profile raspi3b\) is on network lan, but QEMU's Raspberry Pi model \(raspi3b\) has no NIC fleetlab can attach/],
     ];

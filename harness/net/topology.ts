@@ -1,13 +1,18 @@
-// Topologies: a mesh network's links made from a list of machines instead of written out. `line`, `ring` and `grid`
-// take a fleet's role (machines: { node: { profile, count } }: its members in order) or a list of machine names;
-// harness/runner/fleets.ts resolves them to links when the scenario is loaded, so everything after sees plain links.
+// Topologies: a mesh network's links made from a list of machines instead of written out. `line`, `ring`, `grid` and
+// `randomGeometric` take a fleet's role (machines: { node: { profile, count } }: its members in order) or a list of
+// machine names; harness/runner/fleets.ts resolves them to links and places when the scenario is loaded, so
+// everything after sees plain links (and, for a radio model, positions).
 //   networks: { mesh: { topology: grid('node', 8), batman: { origIntervalMs: 1000 } } }
 
 /** Which machines a topology joins: a fleet's role (all its members, in order) or machine names. */
 export type Members = string | string[];
 
 /** A topology as a scenario declares it; resolveTopology() makes its links. */
-export type Topology = { kind: 'line'; members: Members } | { kind: 'ring'; members: Members } | { kind: 'grid'; members: Members; width: number };
+export type Topology =
+  | { kind: 'line'; members: Members }
+  | { kind: 'ring'; members: Members }
+  | { kind: 'grid'; members: Members; width: number }
+  | { kind: 'randomGeometric'; members: Members; radius: number; seed: number; size?: number };
 
 /** Each machine linked to the next: a chain whose ends are as far apart as a mesh gets. */
 export function line(members: Members): Topology {
@@ -27,10 +32,31 @@ export function grid(members: Members, width: number): Topology {
   return { kind: 'grid', members, width };
 }
 
-/** Whether `v` is a topology from line(), ring() or grid(). */
+/**
+ * Machines scattered at random (from `seed`: the same seed, the same places) over a square `size` wide (default √N,
+ * about one machine per unit of area), each linked to every machine within `radius`: a random geometric graph, what
+ * radio nodes dropped over a field make. A radius near 1.5 links most of a fleet; check that it converges.
+ */
+export function randomGeometric(members: Members, opts: { radius: number; seed?: number; size?: number }): Topology {
+  return { kind: 'randomGeometric', members, radius: opts.radius, seed: opts.seed ?? 1, ...(opts.size !== undefined ? { size: opts.size } : {}) };
+}
+
+/** Whether `v` is a topology from line(), ring(), grid() or randomGeometric(). */
 export function isTopology(v: unknown): v is Topology {
   const k = (v as { kind?: unknown } | null)?.kind;
-  return typeof v === 'object' && v !== null && (k === 'line' || k === 'ring' || k === 'grid') && 'members' in v;
+  return typeof v === 'object' && v !== null && (k === 'line' || k === 'ring' || k === 'grid' || k === 'randomGeometric') && 'members' in v;
+}
+
+/** A small seeded generator (mulberry32): numbers in [0, 1), the same sequence for the same seed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**
@@ -41,6 +67,12 @@ export function topologyPositions(t: Topology, names: string[]): Record<string, 
   const n = names.length;
   const at = (f: (i: number) => [number, number]) => Object.fromEntries(names.map((name, i) => [name, f(i)]));
   if (t.kind === 'grid') return at((i) => [i % t.width, Math.floor(i / t.width)]);
+  if (t.kind === 'randomGeometric') {
+    const next = seeded(t.seed);
+    const side = t.size ?? Math.sqrt(n);
+    const round = (x: number) => Math.round(x * 1000) / 1000;
+    return at(() => [round(next() * side), round(next() * side)]);
+  }
   if (t.kind === 'line' || n < 3) return at((i) => [i, 0]);
   const r = 1 / (2 * Math.sin(Math.PI / n));
   const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -50,6 +82,17 @@ export function topologyPositions(t: Topology, names: string[]): Record<string, 
 /** The links of topology `t` over `names` (its members, resolved); throws an Error saying what is wrong with it. */
 export function topologyLinks(t: Topology, names: string[]): Array<[string, string]> {
   const n = names.length;
+  if (t.kind === 'randomGeometric') {
+    if (n < 2) throw new Error(`randomGeometric() needs at least 2 machines, got ${n}`);
+    if (typeof t.radius !== 'number' || !(t.radius > 0)) throw new Error(`randomGeometric(…, { radius: ${JSON.stringify(t.radius)} }): the radius is a distance above 0`);
+    if (!Number.isInteger(t.seed)) throw new Error(`randomGeometric(…, { seed: ${JSON.stringify(t.seed)} }): the seed is a whole number`);
+    if (t.size !== undefined && !(t.size > 0)) throw new Error(`randomGeometric(…, { size: ${JSON.stringify(t.size)} }): the size is a distance above 0`);
+    const at = topologyPositions(t, names);
+    const links: Array<[string, string]> = [];
+    names.forEach((a, i) => names.slice(i + 1).forEach((b) => Math.hypot(at[a]![0] - at[b]![0], at[a]![1] - at[b]![1]) <= t.radius && links.push([a, b])));
+    if (!links.length) throw new Error(`randomGeometric(…, { radius: ${t.radius} }) links no two of the ${n} machines: give a larger radius`);
+    return links;
+  }
   if (t.kind === 'line' || t.kind === 'ring') {
     if (n < 2) throw new Error(`${t.kind}() needs at least 2 machines, got ${n}`);
     const links = names.slice(1).map((b, i) => [names[i]!, b] as [string, string]);

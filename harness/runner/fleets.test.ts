@@ -2,7 +2,7 @@
 // a fleet's role in a LAN stands for all of them, line/ring/grid make exact links, the body gets the fleet as an array;
 // bad declarations are configuration errors naming the field.
 import { describe, expect, it } from 'vitest';
-import { grid, line, ring, topologyLinks, topologyPositions } from '../net/topology.ts';
+import { grid, line, randomGeometric, ring, topologyLinks, topologyPositions } from '../net/topology.ts';
 import type { Machine } from '../protocols/machine.ts';
 import { bodyMachines, expandFleets, machineNames } from './fleets.ts';
 import { scenario } from './scenario.ts';
@@ -32,6 +32,20 @@ describe('topologies', () => {
       const [a, b] = [p[`n${i}`]!, p[`n${(i + 1) % 16}`]!];
       expect(Math.hypot(a[0] - b[0], a[1] - b[1])).toBeCloseTo(1, 2);
     }
+  });
+  it('randomGeometric: the same seed the same places, links exactly between machines within the radius', () => {
+    const t = randomGeometric('', { radius: 1.2, seed: 7 });
+    const at = topologyPositions(t, n(16));
+    expect(topologyPositions(t, n(16))).toEqual(at);
+    expect(topologyPositions(randomGeometric('', { radius: 1.2, seed: 8 }), n(16))).not.toEqual(at);
+    // Scattered over a square √16 = 4 wide.
+    for (const [x, y] of Object.values(at)) expect(x >= 0 && x < 4 && y >= 0 && y < 4).toBe(true);
+    const links = topologyLinks(t, n(16));
+    const within = n(16).flatMap((a, i) => n(16).slice(i + 1).filter((b) => Math.hypot(at[a]![0] - at[b]![0], at[a]![1] - at[b]![1]) <= 1.2).map((b) => [a, b]));
+    expect(links).toEqual(within);
+    expect(links.length).toBeGreaterThan(0);
+    expect(() => topologyLinks(randomGeometric('', { radius: 0.001, seed: 1 }), n(4))).toThrow(/links no two of the 4 machines: give a larger radius/);
+    expect(() => topologyLinks(randomGeometric('', { radius: -1 }), n(4))).toThrow(/the radius is a distance above 0/);
   });
   it('refuses too few machines and a width that is no count', () => {
     expect(() => topologyLinks(line(''), n(1))).toThrow('line() needs at least 2 machines, got 1');

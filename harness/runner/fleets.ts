@@ -54,7 +54,7 @@ function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where:
     return spec as NetworkSpec;
   }
   if (rest.links !== undefined) throw new ConfigurationError(`${where}: has both links and a topology; give one`, { details: { network: where } });
-  if (!isTopology(topology)) throw new ConfigurationError(`${where}: topology is not one fleetlab makes: use line(members), ring(members) or grid(members, width) from 'fleetlab'`, { details: { network: where } });
+  if (!isTopology(topology)) throw new ConfigurationError(`${where}: topology is not one fleetlab makes: use line(members), ring(members), grid(members, width) or randomGeometric(members, { radius, seed }) from 'fleetlab'`, { details: { network: where } });
   const names = members(topology.members);
   try {
     return { ...(rest as object), links: topologyLinks(topology, names), positions: topologyPositions(topology, names) } as NetworkSpec;
