@@ -1,6 +1,7 @@
 // What a machine costs the host: a VM's QEMU process's CPU time and memory (from /proc), the host's memory, and an
 // idle window over a fleet: each machine's share of a core and its PSS while nothing is asked of it.
 import { readFileSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
 
 /** One host process's use of the host at one moment. */
 export interface ProcessUsage {
@@ -46,11 +47,24 @@ export function hostProcessOf(pid: () => number | undefined): HostProcess {
   };
 }
 
-/** The host's memory: total, available (MemAvailable) and in use (the difference), in MiB. */
+/**
+ * The host's memory: total, available (MemAvailable: what can be had without swapping, page cache included) and in
+ * use (the difference), in whole MiB. Not Linux: the free memory stands for the available.
+ */
 export function hostMemory(): { totalMiB: number; availableMiB: number; usedMiB: number } {
-  const info = readFileSync('/proc/meminfo', 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-  const [totalMiB, availableMiB] = [Math.round(kb('MemTotal') / 1024), Math.round(kb('MemAvailable') / 1024)];
+  const mib = (bytes: number) => Math.floor(bytes / 2 ** 20);
+  let info = '';
+  try {
+    info = readFileSync('/proc/meminfo', 'utf8');
+  } catch {
+    // Not Linux: os.totalmem()/freemem() below.
+  }
+  const bytes = (k: string) => {
+    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(info);
+    return m ? Number(m[1]) * 1024 : undefined;
+  };
+  const totalMiB = mib(bytes('MemTotal') ?? totalmem());
+  const availableMiB = mib(bytes('MemAvailable') ?? freemem());
   return { totalMiB, availableMiB, usedMiB: totalMiB - availableMiB };
 }
 

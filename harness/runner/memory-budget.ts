@@ -4,8 +4,7 @@
 // x86_64-direct of 256 MiB holds ~322 MiB RSS); a machine restored from a snapshot another machine of its shape made
 // maps that snapshot's RAM copy-on-write (harness/qemu/shared-ram.ts) and is counted at CLONE_RAM_SHARE of its guest
 // RAM (measured: 42 MiB PSS for a 256 MiB testbed clone; the share leaves room for what a scenario writes).
-import { readFileSync } from 'node:fs';
-import { freemem } from 'node:os';
+import { hostMemory } from '../process/usage.ts';
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import { profileNotRestorable } from '../qemu/warm-restore.ts';
 import type { PlannedCase } from './plan.ts';
@@ -42,13 +41,7 @@ export function caseMemoryNeed(c: PlannedCase, warm: boolean): MemoryNeed {
 
 /** The host's available memory in MiB (MemAvailable: free plus what the kernel can reclaim). */
 export function availableMemoryMiB(): number {
-  try {
-    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    if (m) return Math.floor(Number(m[1]) / 1024);
-  } catch {
-    // Not Linux: the free memory is what there is to go by.
-  }
-  return Math.floor(freemem() / 2 ** 20);
+  return hostMemory().availableMiB;
 }
 
 /**
