@@ -12,6 +12,7 @@ export { defineConfig } from './config/config.ts';
 export type { FleetlabConfig, RunDefaults } from './config/config.ts';
 export type { Duration } from './time/duration.ts';
 export { retry } from './time/retry.ts';
+export { inSlots } from './time/in-slots.ts';
 export type { RetryOptions } from './time/retry.ts';
 export { fromIso as installFromIso, sdImage as installSdImage, ISO_PHASES, SD_PHASES } from './install/install.ts';
 export type { InstallReport, IsoInstallOptions, SdInstallOptions, StepRunner } from './install/install.ts';

@@ -9,7 +9,7 @@
 //   fleetlab run scenarios/fleet-mesh.ts --grep 'of 16'     the two the test suite runs (harness/net/fleet.test.ts)
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { grid, idleUsage, need, ring, rollout, scenario, type Machine, type ScenarioContext, type Topology } from 'fleetlab';
+import { grid, idleUsage, inSlots, need, ring, rollout, scenario, type Machine, type ScenarioContext, type Topology } from 'fleetlab';
 
 /** Every node's addresses on the mesh, and a probe of which of `to` a node reaches (one round trip, pings in parallel). */
 const addr = (m: Machine) => need(m, 'net').address('mesh');
@@ -24,14 +24,6 @@ async function routes(m: Machine): Promise<number> {
   return Number((await m.succeed("batctl meshif bat0 originators -H | grep -c '^ \\*' || true")).trim());
 }
 
-/** Runs `fn` on each of `items`, `limit` at a time. */
-async function eachOf<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(Array.from({ length: limit }, async () => {
-    for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
-  }));
-}
-
 type Fleet = { node: { profile: string; count: number } };
 
 /** The scenario body for a fleet of `n` on `topology`. */
@@ -42,7 +34,7 @@ function fleetMesh(n: number) {
       await net.waitConverged({ timeout: 15 * 60_000 });
       property('fleet.convergence.initial.ms', Math.round(performance.now() - t0));
       // Exactly n - 1 routes each (no originator that is not there), read 8 nodes at a time.
-      await eachOf(node, 8, async (m) => assert.equal(await routes(m), n - 1, `${m.name}'s routes`));
+      await inSlots(node, 8, async (m) => assert.equal(await routes(m), n - 1, `${m.name}'s routes`));
     });
     await step('idle for 10 s: what each node costs the host', async () => {
       const u = await idleUsage(node, { seconds: 10, switchProcess: net.switchProcess, signal });

@@ -6,6 +6,7 @@ import { CommandError, ConfigurationError, TimeoutError } from '../errors/fleetl
 import type { Machine } from '../protocols/machine.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { deadlineFrom, pollUntil } from '../time/deadline.ts';
+import { inSlots } from '../time/in-slots.ts';
 import type { Fabric, Network } from './fabric.ts';
 
 export interface ConvergeOptions extends WaitOptions {
@@ -22,6 +23,16 @@ export interface Converged {
   ms: number;
   rounds: number;
   networks: string[];
+}
+
+/** The members of network `n` by their MAC there (lower case): batman-adv names originators and next hops so. */
+export function membersByMac(n: { name: string; members: string[] }, machines: Record<string, Machine>): Map<string, string> {
+  const byMac = new Map<string, string>();
+  for (const m of n.members) {
+    const mac = machines[m]?.net?.mac(n.name);
+    if (mac) byMac.set(mac.toLowerCase(), m);
+  }
+  return byMac;
 }
 
 /** Members of `n` each member reaches over links up both ways (itself left out). */
@@ -59,23 +70,19 @@ export async function waitConverged(fabric: Fabric | undefined, machines: Record
     lacking = [];
     for (const n of nets) {
       const reach = islands(n);
-      const byMac = new Map(n.members.map((m) => [machines[m]!.net!.mac(n.name).toLowerCase(), m]));
-      const queue = [...n.members];
-      const worker = async () => {
-        for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-          const table = await machines[m]!.net!.mesh.originators({ deadline, signal: opts.signal }).catch((err: unknown) => {
-            // Before its first hard interface is active batctl fails ("mesh disabled"): no routes yet, not an error.
-            if (err instanceof CommandError) return [];
-            throw err;
-          });
-          const routed = new Set(table.filter((o) => o.best).map((o) => byMac.get(o.originator)).filter((x) => x !== undefined));
-          const missing = [...reach.get(m)!].filter((x) => !routed.has(x));
-          const stale = opts.exact ? [...routed].filter((x) => !reach.get(m)!.has(x)) : [];
-          if (missing.length) lacking.push(`${m} has no route to ${list(missing)}`);
-          if (stale.length) lacking.push(`${m} still routes to ${list(stale)}, which it cannot reach`);
-        }
-      };
-      await Promise.all(Array.from({ length: 8 }, worker));
+      const byMac = membersByMac(n, machines);
+      await inSlots(n.members, 8, async (m) => {
+        const table = await machines[m]!.net!.mesh.originators({ deadline, signal: opts.signal }).catch((err: unknown) => {
+          // Before its first hard interface is active batctl fails ("mesh disabled"): no routes yet, not an error.
+          if (err instanceof CommandError) return [];
+          throw err;
+        });
+        const routed = new Set(table.filter((o) => o.best).map((o) => byMac.get(o.originator)).filter((x) => x !== undefined));
+        const missing = [...reach.get(m)!].filter((x) => !routed.has(x));
+        const stale = opts.exact ? [...routed].filter((x) => !reach.get(m)!.has(x)) : [];
+        if (missing.length) lacking.push(`${m} has no route to ${list(missing)}`);
+        if (stale.length) lacking.push(`${m} still routes to ${list(stale)}, which it cannot reach`);
+      });
     }
     return lacking.length ? undefined : true;
   };

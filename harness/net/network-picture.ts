@@ -3,7 +3,9 @@
 // its originator table: for each other member, the neighbour it goes through).
 import type { Machine } from '../protocols/machine.ts';
 import type { Fabric } from './fabric.ts';
+import { membersByMac } from './converge.ts';
 import { distance } from './radio.ts';
+import { inSlots } from '../time/in-slots.ts';
 
 /** One mesh network of a case, for report.html (report.json's attempts[].topology). */
 export interface NetworkPicture {
@@ -36,30 +38,22 @@ export async function networkPictures(fabric: Fabric, machines: Record<string, M
 }
 
 async function readRoutes(p: NetworkPicture, machines: Record<string, Machine>, signal: AbortSignal | undefined): Promise<void> {
-  const byMac = new Map<string, string>();
-  for (const name of p.members) {
-    const mac = machines[name]?.net?.mac(p.name);
-    if (mac) byMac.set(mac.toLowerCase(), name);
-  }
+  const byMac = membersByMac({ name: p.name, members: p.members }, machines);
   const routes: Record<string, Array<[string, string]>> = {};
   const missing: Record<string, string> = {};
-  const queue = [...p.members];
-  const worker = async () => {
-    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-      const m = machines[name];
-      if (!m?.net || m.state !== 'running') {
-        missing[name] = m?.net ? `it was ${m.state} at the end` : 'it has no mesh helpers';
-        continue;
-      }
-      try {
-        const table = await m.net.mesh.originators({ timeout: 10_000, signal });
-        routes[name] = table.filter((o) => o.best && byMac.has(o.originator) && byMac.has(o.nextHop)).map((o) => [byMac.get(o.originator)!, byMac.get(o.nextHop)!]);
-      } catch (err) {
-        missing[name] = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
-      }
+  await inSlots(p.members, 8, async (name) => {
+    const m = machines[name];
+    if (!m?.net || m.state !== 'running') {
+      missing[name] = m?.net ? `it was ${m.state} at the end` : 'it has no mesh helpers';
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
+    try {
+      const table = await m.net.mesh.originators({ timeout: 10_000, signal });
+      routes[name] = table.filter((o) => o.best && byMac.has(o.originator) && byMac.has(o.nextHop)).map((o) => [byMac.get(o.originator)!, byMac.get(o.nextHop)!]);
+    } catch (err) {
+      missing[name] = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+    }
+  });
   p.routes = Object.fromEntries(p.members.filter((m) => routes[m]).map((m) => [m, routes[m]!]));
   if (Object.keys(missing).length) p.routesMissing = missing;
 }

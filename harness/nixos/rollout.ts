@@ -3,6 +3,7 @@
 // is rolled back (nixos-rebuild switch --rollback on that wave's machines alone) and the rollout stops there. Every
 // machine's switch, check and rollback is a step of the case; the result has each machine's generations and times.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
+import { inSlots } from '../time/in-slots.ts';
 import type { NixosHelpers } from './nixos.ts';
 import type { Toplevel } from './generation.ts';
 
@@ -78,15 +79,6 @@ export function waveCounts(waves: WaveSize[], n: number): number[] {
   return counts;
 }
 
-/** Runs `fn` on each of `items`, at most `limit` at once; resolves when all are done, rejects with the first failure. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 /** Rolls `toplevel` out to `machines` (in their order) in `opts.waves`. */
 export async function rollout<M extends RolloutMachine>(machines: M[], toplevel: Toplevel | string | ((m: M) => Promise<Toplevel | string>), opts: RolloutOptions<M>): Promise<RolloutResult> {
   const step = opts.step ?? (<T>(_: string, fn: () => Promise<T> | T) => Promise.resolve(fn()));
@@ -112,7 +104,7 @@ export async function rollout<M extends RolloutMachine>(machines: M[], toplevel:
     const w = result.waves.length;
     const t0 = performance.now();
     result.waves.push(wave.map((m) => m.name));
-    await step(`wave ${w + 1}: ${names(wave)}`, () => eachLimited(wave, parallel, async (m) => {
+    await step(`wave ${w + 1}: ${names(wave)}`, () => inSlots(wave, parallel, async (m) => {
       const r = reports[first + wave.indexOf(m)]!;
       r.wave = w + 1;
       const top = typeof toplevel === 'function' ? await toplevel(m) : toplevel;
@@ -144,7 +136,7 @@ export async function rollout<M extends RolloutMachine>(machines: M[], toplevel:
     }
     if (unhealthy.length || gate !== undefined) {
       result.haltedAt = { wave: w, unhealthy, ...(gate !== undefined ? { gate } : {}) };
-      await step(`wave ${w + 1} ${unhealthy.length ? `unhealthy (${unhealthy.join(', ')})` : `failed its gate (${gate})`}: rolling it back, rollout halted`, () => eachLimited(wave, parallel, async (m) => {
+      await step(`wave ${w + 1} ${unhealthy.length ? `unhealthy (${unhealthy.join(', ')})` : `failed its gate (${gate})`}: rolling it back, rollout halted`, () => inSlots(wave, parallel, async (m) => {
         const r = reports[first + wave.indexOf(m)]!;
         [, r.rollbackMs] = await timed(() => m.nixos.rollback({ action: 'switch' }));
         r.generationAfter = (await m.nixos.current()).generation;

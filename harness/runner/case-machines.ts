@@ -13,6 +13,7 @@ import type { BoardProvider } from './boards.ts';
 import type { PlannedCase } from './plan.ts';
 import type { MachineEvent, MachineResult } from './results.ts';
 import type { StartMode } from './scenario.ts';
+import { inSlots } from '../time/in-slots.ts';
 
 /** A try's machines by role, and how each goes back. */
 export interface CaseMachines {
@@ -125,22 +126,6 @@ export async function startMachines(machines: Record<string, ManagedMachine>, mo
 export function startSlots(): number {
   const env = Number(process.env.FLEETLAB_START_SLOTS);
   return Number.isInteger(env) && env > 0 ? env : Math.max(4, cpus().length * 4);
-}
-
-/** Runs `fn` on every item, at most `slots` at a time, in order; rejects with the first failure once the started ones end. */
-async function inSlots<T>(items: T[], slots: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      await fn(item).catch((err: unknown) => {
-        failed ??= { err };
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(slots, items.length) }, worker));
-  if (failed) throw failed.err;
 }
 
 /**
