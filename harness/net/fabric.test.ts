@@ -173,6 +173,40 @@ describe('fabric switch', () => {
     expect(() => lan.move('q', 0, 0)).toThrow('net.move(q): it is not on network lan (members: x, y)');
   });
 
+  it('broadcastWindowMs: broadcasts wait for the end of their window and arrive together; unicast passes them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
+    const W = 300;
+    const fabric = new Fabric({ lan: { links: [['x', 'y']], broadcastWindowMs: W } }, { pcapDir: dir });
+    const x = await end((await fabric.plan('t', 'x'))[0]!, fabric);
+    const y = await end((await fabric.plan('t', 'y'))[0]!, fabric);
+    cleanup.push(() => fabric.close(), () => void x.socket.close(), () => void y.socket.close());
+    // The switch's windows are multiples of W on the monotonic clock, which is Node's hrtime on Linux.
+    const ms = () => Number(process.hrtime.bigint() / 1_000_000n);
+    const arrived = new Map<number, number>();
+    y.socket.on('message', (m) => arrived.set(m.readUInt32BE(14), ms()));
+    // x speaks first (held like any broadcast), so y's unicast to x below is to a learnt port.
+    x.socket.send(frame('ff:ff:ff:ff:ff:ff', x.plan.mac, 0xffffffff), x.plan.switchPort, '127.0.0.1');
+    await until(() => y.got.length === 1, 5000);
+    // Three broadcasts 40 ms apart, just after a window's start: one window, so they arrive together at its end.
+    await new Promise((r) => setTimeout(r, W - (ms() % W) + 5));
+    const sent: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      sent.push(ms());
+      x.socket.send(frame('ff:ff:ff:ff:ff:ff', x.plan.mac, k), x.plan.switchPort, '127.0.0.1');
+      if (k < 2) await new Promise((r) => setTimeout(r, 40));
+    }
+    // A unicast sent now, after them, is not held: it arrives first.
+    const got = x.got.length;
+    y.socket.send(frame(x.plan.mac, y.plan.mac, 7), y.plan.switchPort, '127.0.0.1');
+    await until(() => arrived.size === 4 && x.got.length === got + 1, 5000);
+    const unicastAt = x.at.at(-1)!;
+    expect(y.at.slice(1).every((t) => t > unicastAt)).toBe(true);
+    const at = [0, 1, 2].map((k) => arrived.get(k)!);
+    for (let k = 0; k < 3; k++) expect(at[k]!).toBeGreaterThanOrEqual((Math.floor(sent[k]! / W) + 1) * W - 1);
+    expect(Math.max(...at) - Math.min(...at)).toBeLessThan(20);
+    expect(fabric.network('lan').broadcastWindowMs).toBe(W);
+  });
+
   it('delay and jitter hold every frame for at least the delay, at most delay + jitter (and some slack)', async () => {
     const { fabric, x, y } = await pair();
     fabric.network('lan').setLink('x', 'y', { delayMs: 40, jitterMs: 20 }, { oneWay: true });

@@ -40,8 +40,11 @@ const FREE: LinkConditions = { up: true, loss: 0, delayMs: 0, jitterMs: 0, rateK
  * sets that interval (1000 is batman-adv's own default: a fleet idles cheaper and converges slower). `positions`
  * place the members on a plane for report.html's picture of the network (a topology sets them); with `radio` (radio.ts)
  * every pair in range is a link whose loss and delay follow from its length, and ctx.net.move() moves a member.
+ * `broadcastWindowMs` makes broadcast and multicast frames (batman-adv's OGMs, ARP, neighbour discovery) wait for the
+ * end of the current window of that many ms and arrive together, as a radio's beacon interval batches them: a guest
+ * wakes once a window instead of once a frame (a fleet idles cheaper); unicast frames are not held.
  */
-export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions; positions?: Record<string, [number, number]>; radio?: RadioModel };
+export type NetworkSpec = string[] | { links: Array<[string, string]>; batman?: boolean | BatmanOptions; positions?: Record<string, [number, number]>; radio?: RadioModel; broadcastWindowMs?: number };
 
 /** A batman-adv mesh's settings, per network. */
 export interface BatmanOptions {
@@ -126,6 +129,8 @@ export class Network {
   positions: Record<string, [number, number]> | undefined;
   /** Its radio model: links' conditions from the distance between their ends (radio.ts); undefined for none. */
   radio: Radio | undefined;
+  /** Broadcasts wait for the end of a window of this many ms and arrive together; undefined: sent at once. */
+  broadcastWindowMs: number | undefined;
   /** Each partition, with when it was made (epoch ms): report.html draws its islands. */
   readonly partitions: Array<{ t: number; groups: string[][] }> = [];
   /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
@@ -169,6 +174,7 @@ export class Network {
   setupCommands(): string[] {
     const idx = (m: string) => this.members.indexOf(m);
     const lines = [`net ${this.index} ${this.members.length} ${this.pcap.path}`];
+    if (this.broadcastWindowMs) lines.push(`window ${this.index} ${this.broadcastWindowMs}`);
     for (const [a, ns] of this.neighbours) for (const b of ns) if (idx(a) < idx(b)) lines.push(`nb ${this.index} ${idx(a)} ${idx(b)}`);
     return lines;
   }
@@ -366,6 +372,8 @@ export class Fabric {
           const iv = bm.origIntervalMs;
           if (iv !== undefined && (!Number.isInteger(iv) || iv < 50 || iv > 60_000)) throw bad(`batman.origIntervalMs: ${JSON.stringify(iv)} is not a whole number of milliseconds from 50 to 60000 (batman-adv's default is 1000; the testbed's 250)`);
         }
+        const w = spec.broadcastWindowMs;
+        if (w !== undefined && (!Number.isInteger(w) || w < 1 || w > 1000)) throw bad(`broadcastWindowMs: ${JSON.stringify(w)} is not a whole number of milliseconds from 1 to 1000 (fleets use 100)`);
         const radio = spec.radio === undefined ? undefined : radioProblem(spec.radio, networkMembers(spec), spec.positions);
         if (radio) throw bad(`radio: ${radio}`);
         for (const [m, p] of Object.entries(spec.positions ?? {})) {
@@ -405,6 +413,7 @@ export class Fabric {
       const net = new Network(this, i, offset, name, members, links, subnet(i), `${opts.pcapDir}/${name}.pcap`, (e) => this.record(e));
       offset += 1 + 4 * members.length * members.length;
       net.batman = batmanOf(spec);
+      net.broadcastWindowMs = Array.isArray(spec) ? undefined : spec.broadcastWindowMs;
       net.positions = Array.isArray(spec) || !spec.positions ? undefined : { ...spec.positions };
       if (!Array.isArray(spec) && spec.radio) {
         net.radio = radioWithDefaults(spec.radio);

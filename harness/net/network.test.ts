@@ -65,6 +65,7 @@ describe('networks', () => {
       ['bad-positions.ts', /network mesh: positions: "c" is not on this network/],
       ['bad-radio.ts', /network mesh: radio: places its members by distance, but a, b have no position: give the network a topology/],
       ['bad-ogm.ts', /network mesh: batman.origIntervalMs: 10 is not a whole number of milliseconds from 50 to 60000/],
+      ['bad-window.ts', /network mesh: broadcastWindowMs: 5000 is not a whole number of milliseconds from 1 to 1000/],
       ['pi-on-lan.ts', /scenario "pi on a lan", machine pi \(profile raspi3b\) is on network lan, but QEMU's Raspberry Pi model \(raspi3b\) has no NIC fleetlab can attach/],
     ];
     for (const [file, message] of cases) {

@@ -9,6 +9,8 @@
 //   stats <path>                          create the counters file (after every net and nb) and answer "ready"
 //   port <net> <member> <qemu port>       open the member's switch port; answers "port <net> <member> <port>"
 //   set <net> <from> <to> <up> <loss> <delay ms> <jitter ms> <rate kbit> <duplicate> <reorder>
+//   window <net> <ms>                     broadcast and multicast frames wait for the end of the current window of ms
+//                                         (the monotonic clock's multiples) and go out together; unicast is not held
 // End of stdin or SIGTERM: write out the captures and exit 0. Errors go to stderr with exit code 1.
 // The counters file, shared (mmap) so the runner reads it synchronously: per network in order, one u64 (frames
 // captured), then for each directed link from*members+to four u64: delivered, dropped, duplicated, reordered.
@@ -61,6 +63,7 @@ struct net {
   char *pcap_buf;
   size_t pcap_len;
   int pcap_failed;
+  int64_t window_ns; /* 0, or broadcasts are held to the end of the current window */
 };
 struct port {
   int fd, net, member;
@@ -220,9 +223,16 @@ static void deliver(struct net *n, int from, int to, const char *frame, size_t l
   }
   int copies = l->c.duplicate > 0 && uniform() < l->c.duplicate ? 2 : 1;
   if (copies == 2) c[2]++;
+  int held = n->window_ns && (frame[0] & 1);
+  int64_t due = 0;
+  if (wait_ms > 0 || held) {
+    due = (now ? now : mono_ns()) + (wait_ms > 0 ? (int64_t)(wait_ms * 1e6) : 0);
+    /* A broadcast waits for the end of its window, with every other broadcast of the network sent in it. */
+    if (held) due = (due / n->window_ns + 1) * n->window_ns;
+  }
   for (int k = 0; k < copies; k++) {
-    if (wait_ms <= 0) send_to(p, frame, len);
-    else heap_push((now ? now : mono_ns()) + (int64_t)(wait_ms * 1e6), p, frame, len);
+    if (!due) send_to(p, frame, len);
+    else heap_push(due, p, frame, len);
   }
 }
 
@@ -332,6 +342,11 @@ static void command(char *line) {
     ports[nports] = (struct port){fd, (int)id, m, {.sin_family = AF_INET, .sin_port = htons((uint16_t)qemu), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
     n->port_of[m] = nports++;
     reply("port %ld %d %d\n", id, m, ntohs(a.sin_port));
+  } else if (!strncmp(line, "window ", 7)) {
+    struct net *n = net_arg(strtol(line + 7, &rest, 10));
+    long ms = strtol(rest, &rest, 10);
+    if (ms < 1 || ms > 1000) die("bad command: %s", line);
+    n->window_ns = ms * 1000000LL;
   } else if (!strncmp(line, "set ", 4)) {
     struct net *n = net_arg(strtol(line + 4, &rest, 10));
     int a = member_arg(n, strtol(rest, &rest, 10)), b = member_arg(n, strtol(rest, &rest, 10));
