@@ -13,9 +13,11 @@ export interface ProcessUsage {
   pssMiB: number;
 }
 
-/** The host process behind a machine (a VM's QEMU): its pid while it runs, and what it uses. */
+/** The host process behind a machine (a VM's QEMU): its pid while it runs, what it uses, and where it runs. */
 export interface HostProcess {
   readonly pid: number | undefined;
+  /** Where its next process starts on the host: one CPU, the batch scheduler (set for a fleet's VMs by the runner). */
+  placement: { cpu?: number; batch?: boolean } | undefined;
   /** Its CPU time and memory now; undefined while it does not run. */
   usage(): ProcessUsage | undefined;
 }
@@ -40,6 +42,7 @@ export function hostProcessOf(pid: () => number | undefined): HostProcess {
     get pid() {
       return pid();
     },
+    placement: undefined,
     usage: () => {
       const p = pid();
       return p === undefined ? undefined : processUsage(p);

@@ -360,6 +360,7 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     const qemu: QemuProcess = new QemuProcess({
       machine: this.name,
       binary: this.profile.qemu.binary,
+      placement: this.hostProcess.placement,
       argv,
       runDir,
       note: (l) => this.log.note(l),
@@ -510,7 +511,6 @@ export class QemuMachine extends ShellMachine implements ManagedMachine, Power, 
     if (u === undefined || p === undefined) throw new ConfigurationError(`machine ${this.name}: no user/password given and profile ${this.profile.name} has no guest.login`);
     return serialLogin(this.console(), this.name, u, p, opts);
   }
-
 
   /**
    * Where an SSH client outside fleetlab (ssh, nix copy, nixos-anywhere) reaches this machine: the restricted

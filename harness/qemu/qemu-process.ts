@@ -9,7 +9,7 @@ import { removeTempDir } from '../process/temp-dirs.ts';
 import { connectUnix } from '../process/unix-socket.ts';
 import { type Deadline, formatMs, now, pollUntil, raceDeadline } from '../time/deadline.ts';
 import { consoleSocket, qmpSocket } from './qemu-argv.ts';
-import { qemuCommand } from './qemu-command.ts';
+import { type HostPlacement, qemuCommand } from './qemu-command.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
 
 /** Under KVM a guest prints within a second or two; this much silence on every console means KVM hangs it. */
@@ -27,6 +27,8 @@ export interface QemuProcessOptions {
   /** The machine's name, for messages. */
   machine: string;
   binary: string;
+  /** Where on the host it runs (a fleet's VMs: one CPU each, the batch scheduler). */
+  placement?: HostPlacement;
   argv: string[];
   /** Its 0700 run dir (sockets), removed when it exits. */
   runDir: string;
@@ -52,7 +54,7 @@ export class QemuProcess {
   constructor(o: QemuProcessOptions) {
     this.o = o;
     this.runDir = o.runDir;
-    const cmd = qemuCommand(o.binary, o.argv);
+    const cmd = qemuCommand(o.binary, o.argv, o.placement);
     const proc = spawnSupervised('qemu', cmd.file, cmd.args, {
       onLine: (stream, line) => line.trim() && o.note(`qemu[${proc.pid}] ${stream}: ${line}`),
     });

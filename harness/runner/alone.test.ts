@@ -1,9 +1,10 @@
 // A fleet takes the host alone: on 2 workers, a case of more VMs than a case starts at once (FLEETLAB_START_SLOTS)
-// waits for the case beside it to end, and no case starts beside it; small cases still run two at a time. Through
-// the real CLI, nothing booted (start: 'manual').
+// waits for the case beside it to end, and no case starts beside it; small cases still run two at a time. Its VMs
+// are placed: each QEMU on one host CPU, round robin, under SCHED_BATCH. Through the real CLI (start: 'manual': only
+// the fleet's first two VMs are powered on, and read from /proc).
 import { execa } from 'execa';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -28,5 +29,12 @@ describe('a fleet runs alone', () => {
     expect(small.some((x, i) => small.some((y, j) => i < j && x.from < y.to && y.from < x.to))).toBe(true);
     expect(fleet!.output[0]).toBe('ran alone: 6 machines, more than the 4 a case starts at once (FLEETLAB_START_SLOTS)');
     expect(after!.output.join('\n')).not.toContain('ran alone');
+    expect(fleet!.output.join('\n')).toMatch(/a fleet of 6 VMs: each on one host CPU \(round robin over \d+\), under the batch scheduler/);
+    expect(after!.output.join('\n')).not.toContain('a fleet of');
+    // Every thread of n0's QEMU on CPU 0, of n1's on CPU 1 (0 on a one-core host); all SCHED_BATCH (3).
+    const junit = await readFile(join(out, 'junit.xml'), 'utf8');
+    const prop = (k: string) => new RegExp(`<property name="${k}" value="([^"]*)"`).exec(junit)?.[1];
+    expect(prop('n0.placement')).toBe('cpus 0 policy 3');
+    expect(prop('n1.placement')).toBe(`cpus ${1 % cpus().length} policy 3`);
   }, 150_000);
 });

@@ -78,6 +78,7 @@ export async function acquireMachines(c: PlannedCase, ctx: AcquireContext): Prom
       const fleet = Object.entries(c.scenario.fleets ?? {}).find(([, names]) => names.includes(role))?.[0];
       cm.results.push({ role, name: machine.name, profile: profile.name, logPath: machine.log.path, logStartedAt: machine.log.t0, events, ...(board ? { board } : {}), ...(fleet ? { fleet } : {}) });
     }
+    placeFleet(Object.values(cm.machines).filter((m) => m instanceof QemuMachine), ctx.output);
   } catch (err) {
     await releaseMachines(cm, { output: ctx.output });
     throw err;
@@ -116,6 +117,22 @@ export async function startMachines(machines: Record<string, ManagedMachine>, mo
       if (mode === 'shell' && m.profile.guest.shell.kind !== 'none') await m.waitForShell({ signal: opts.signal });
       opts.healthy.add(m);
   });
+}
+
+/** Whether `machines` VMs make a fleet: more than a case starts at once. A fleet runs alone and is placed (placeFleet). */
+export function isFleet(machines: number): boolean {
+  return machines > startSlots();
+}
+
+/**
+ * A fleet's VMs each run on one host CPU, round robin, under the batch scheduler (qemu-command.ts's HostPlacement:
+ * fewer cross-CPU wakeups and preemptions among many idle VMs); $FLEETLAB_FLEET_PLACEMENT=off leaves them be.
+ */
+function placeFleet(vms: QemuMachine[], output: (line: string) => void): void {
+  if (!isFleet(vms.length) || process.env.FLEETLAB_FLEET_PLACEMENT === 'off') return;
+  const cores = cpus().length;
+  vms.forEach((m, i) => (m.hostProcess.placement = { cpu: i % cores, batch: true }));
+  output(`[${new Date().toISOString()}] a fleet of ${vms.length} VMs: each on one host CPU (round robin over ${cores}), under the batch scheduler (FLEETLAB_FLEET_PLACEMENT=off: as the host schedules)`);
 }
 
 /**

@@ -8,7 +8,7 @@ import { availableMemoryMiB, caseMemoryNeed, HOST_RESERVE_MIB } from './memory-b
 import { type PlannedCase, startsWarm } from './plan.ts';
 import type { AttemptResult, CaseResult } from './results.ts';
 import { runCase } from './run-case.ts';
-import { startSlots } from './case-machines.ts';
+import { isFleet, startSlots } from './case-machines.ts';
 import { SnapshotStore } from '../qemu/warm-start.ts';
 import { QemuProvider } from '../qemu/qemu-provider.ts';
 
@@ -43,7 +43,7 @@ export const EXIT_CODES = { passed: 0, testFailure: 1, configuration: 2, infrast
 
 /** Whether case `c` takes the host alone: a fleet, more VMs than it starts at once (case-machines.ts's start slots). */
 export function runsAlone(c: PlannedCase): boolean {
-  return Object.keys(c.scenario.machines).length > startSlots();
+  return isFleet(Object.keys(c.scenario.machines).length);
 }
 
 /** Workers that fit this host: no more than its cores, and no more cases side by side than its memory holds (memory-budget.ts). */
