@@ -173,7 +173,7 @@ describe('fabric switch', () => {
     expect(() => lan.move('q', 0, 0)).toThrow('net.move(q): it is not on network lan (members: x, y)');
   });
 
-  it('broadcastWindowMs: broadcasts wait for the end of their window and arrive together; unicast passes them', async () => {
+  it('broadcastWindowMs: broadcasts wait for the end of their window and arrive together; unicast passes them; set while it runs', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetlab-fabric-'));
     const W = 300;
     const fabric = new Fabric({ lan: { links: [['x', 'y']], broadcastWindowMs: W } }, { pcapDir: dir });
@@ -205,6 +205,19 @@ describe('fabric switch', () => {
     for (let k = 0; k < 3; k++) expect(at[k]!).toBeGreaterThanOrEqual((Math.floor(sent[k]! / W) + 1) * W - 1);
     expect(Math.max(...at) - Math.min(...at)).toBeLessThan(20);
     expect(fabric.network('lan').broadcastWindowMs).toBe(W);
+    // Changed while it runs: without a window a broadcast and a unicast after it arrive in order; with one, swapped.
+    const order = async (b: number) => {
+      x.socket.send(frame('ff:ff:ff:ff:ff:ff', x.plan.mac, b), x.plan.switchPort, '127.0.0.1');
+      x.socket.send(frame(y.plan.mac, x.plan.mac, b + 1), x.plan.switchPort, '127.0.0.1');
+      await until(() => y.got.includes(b) && y.got.includes(b + 1), 5000);
+      return y.got.filter((k) => k === b || k === b + 1);
+    };
+    fabric.network('lan').setBroadcastWindow(undefined);
+    expect(await order(10)).toEqual([10, 11]);
+    fabric.network('lan').setBroadcastWindow(W);
+    expect(await order(20)).toEqual([21, 20]);
+    expect(fabric.log.map((e) => e.event)).toEqual(expect.arrayContaining(['network lan: broadcasts sent at once', `network lan: broadcasts in windows of ${W} ms`]));
+    expect(() => fabric.network('lan').setBroadcastWindow(0)).toThrow(/network lan: broadcast window 0 is not a whole number of milliseconds from 1 to 1000/);
   });
 
   it('delay and jitter hold every frame for at least the delay, at most delay + jitter (and some slack)', async () => {

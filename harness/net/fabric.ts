@@ -275,6 +275,14 @@ export class Network {
     this.log(`network ${this.name}: healed (every link ${this.radio ? 'in range ' : ''}up)`);
   }
 
+  /** Holds its broadcasts to the end of windows of `ms` from now on (1 to 1000), or sends them at once (undefined). */
+  setBroadcastWindow(ms: number | undefined): void {
+    if (ms !== undefined && (!Number.isInteger(ms) || ms < 1 || ms > 1000)) throw new ConfigurationError(`network ${this.name}: broadcast window ${JSON.stringify(ms)} is not a whole number of milliseconds from 1 to 1000 (undefined: no window)`);
+    this.broadcastWindowMs = ms;
+    this.fabric.send([`window ${this.index} ${ms ?? 0}`]);
+    this.log(`network ${this.name}: ${ms ? `broadcasts in windows of ${ms} ms` : 'broadcasts sent at once'}`);
+  }
+
   /**
    * Sets the links of `only` (default every member) as the radio model has them at the members' positions; returns
    * the switch's commands for the links it changed (all of them with `all`), sent by the caller once the switch runs.

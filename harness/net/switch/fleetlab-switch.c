@@ -10,7 +10,8 @@
 //   port <net> <member> <qemu port>       open the member's switch port; answers "port <net> <member> <port>"
 //   set <net> <from> <to> <up> <loss> <delay ms> <jitter ms> <rate kbit> <duplicate> <reorder>
 //   window <net> <ms>                     broadcast and multicast frames wait for the end of the current window of ms
-//                                         (the monotonic clock's multiples) and go out together; unicast is not held
+//                                         (the monotonic clock's multiples) and go out together; unicast is not held;
+//                                         0: sent at once (frames held already keep their time)
 // End of stdin or SIGTERM: write out the captures and exit 0. Errors go to stderr with exit code 1.
 // The counters file, shared (mmap) so the runner reads it synchronously: per network in order, one u64 (frames
 // captured), then for each directed link from*members+to four u64: delivered, dropped, duplicated, reordered.
@@ -345,7 +346,7 @@ static void command(char *line) {
   } else if (!strncmp(line, "window ", 7)) {
     struct net *n = net_arg(strtol(line + 7, &rest, 10));
     long ms = strtol(rest, &rest, 10);
-    if (ms < 1 || ms > 1000) die("bad command: %s", line);
+    if (ms < 0 || ms > 1000) die("bad command: %s", line);
     n->window_ns = ms * 1000000LL;
   } else if (!strncmp(line, "set ", 4)) {
     struct net *n = net_arg(strtol(line + 4, &rest, 10));
