@@ -23,7 +23,7 @@ try {
   const junit = await readFile(join(out, 'junit.xml'), 'utf8');
   const props = Object.fromEntries([...junit.matchAll(/<property name="(idle\.[^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, Number(m[2])]));
   const mean = (key: string, what: string) => (props[`idle.${key}.1.${what}`]! + props[`idle.${key}.2.${what}`]!) / 2;
-  const keys = ['plain', 'window', 'window+placed'];
+  const keys = ['plain', 'window', 'window-placed'];
   console.log(`idle ${values.nodes}-node batman-adv grid of x86_64-bios (OGM 1 s) under this host's accelerator, two ${values.window} s windows per setting (${new Date().toISOString().slice(0, 10)})`);
   const figures: Record<string, number | string> = { date: new Date().toISOString(), nodes: Number(values.nodes), windowS: Number(values.window) };
   for (const k of keys) {
