@@ -23,7 +23,7 @@ export type { Media, MediaSpec } from './protocols/media.ts';
 export type { FabricHandle, LinkHandle } from './net/fabric-handle.ts';
 export type { ConvergeOptions, Converged } from './net/converge.ts';
 export type { BatmanOptions, LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
-export { grid, line, randomGeometric, ring } from './net/topology.ts';
+export { fromFile, grid, line, randomGeometric, ring } from './net/topology.ts';
 export type { RadioModel } from './net/radio.ts';
 export type { Members, Topology } from './net/topology.ts';
 export { hostMemory, idleUsage, processUsage } from './process/usage.ts';

@@ -1,8 +1,12 @@
 // Topologies: a mesh network's links made from a list of machines instead of written out. `line`, `ring`, `grid` and
 // `randomGeometric` take a fleet's role (machines: { node: { profile, count } }: its members in order) or a list of
-// machine names; harness/runner/fleets.ts resolves them to links and places when the scenario is loaded, so
-// everything after sees plain links (and, for a radio model, positions).
+// machine names; `fromFile` reads a map of a mesh (topology-file.ts: batadv-vis output, Graphviz, JSON, a list of
+// links). harness/runner/fleets.ts resolves them to links and places when the scenario is loaded, so everything after
+// sees plain links (and, for a radio model, positions).
 //   networks: { mesh: { topology: grid('node', 8), batman: { origIntervalMs: 1000 } } }
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readTopologyFile } from './topology-file.ts';
 
 /** Which machines a topology joins: a fleet's role (all its members, in order) or machine names. */
 export type Members = string | string[];
@@ -12,7 +16,8 @@ export type Topology =
   | { kind: 'line'; members: Members }
   | { kind: 'ring'; members: Members }
   | { kind: 'grid'; members: Members; width: number }
-  | { kind: 'randomGeometric'; members: Members; radius: number; seed: number; size?: number };
+  | { kind: 'randomGeometric'; members: Members; radius: number; seed: number; size?: number }
+  | { kind: 'file'; path: string; members?: Members };
 
 /** Each machine linked to the next: a chain whose ends are as far apart as a mesh gets. */
 export function line(members: Members): Topology {
@@ -41,10 +46,42 @@ export function randomGeometric(members: Members, opts: { radius: number; seed?:
   return { kind: 'randomGeometric', members, radius: opts.radius, seed: opts.seed ?? 1, ...(opts.size !== undefined ? { size: opts.size } : {}) };
 }
 
-/** Whether `v` is a topology from line(), ring(), grid() or randomGeometric(). */
+/**
+ * The links (and places, if it gives them) of a mesh mapped in file `path`: batadv-vis's output (`batadv-vis -f dot`,
+ * `-f jsondoc` or `-f json` on a real mesh; a node is its primary interface), a Graphviz graph, JSON (`{ links: [[a,
+ * b], ...], positions? }`) or a list of links, one "a b" a line. A relative path is from the scenario file's folder.
+ * With `members` (a fleet's role or machine names) the file's nodes, in the order it names them, are those machines
+ * (as many as the file has nodes); without, the file names the scenario's machines.
+ */
+export function fromFile(path: string | URL, opts: { members?: Members } = {}): Topology {
+  return { kind: 'file', path: path instanceof URL ? fileURLToPath(path) : path, ...(opts.members !== undefined ? { members: opts.members } : {}) };
+}
+
+/** Whether `v` is a topology from line(), ring(), grid(), randomGeometric() or fromFile(). */
 export function isTopology(v: unknown): v is Topology {
   const k = (v as { kind?: unknown } | null)?.kind;
-  return typeof v === 'object' && v !== null && (k === 'line' || k === 'ring' || k === 'grid' || k === 'randomGeometric') && 'members' in v;
+  if (typeof v !== 'object' || v === null) return false;
+  if (k === 'file') return typeof (v as { path?: unknown }).path === 'string';
+  return (k === 'line' || k === 'ring' || k === 'grid' || k === 'randomGeometric') && 'members' in v;
+}
+
+/**
+ * A file topology read and put on `names` (its members; undefined: the file's own names): its nodes, links and places
+ * (the file's, else a circle). `path` must be absolute (fleets.ts resolves it from the scenario's folder).
+ */
+export function fileTopology(t: Extract<Topology, { kind: 'file' }>, names: string[] | undefined): { names: string[]; links: Array<[string, string]>; positions: Record<string, [number, number]> } {
+  if (!isAbsolute(t.path)) throw new Error(`fromFile(${t.path}): the path is resolved from the scenario file's folder; none was given`);
+  const f = readTopologyFile(t.path);
+  const to = names ?? f.nodes;
+  if (to.length !== f.nodes.length) throw new Error(`fromFile(${t.path}): the file has ${f.nodes.length} nodes (${f.nodes.slice(0, 3).join(', ')}${f.nodes.length > 3 ? ', …' : ''}) and members has ${to.length} machines: one machine for each node`);
+  const as = new Map(f.nodes.map((n, i) => [n, to[i]!]));
+  const links = f.links.map(([a, b]) => [as.get(a)!, as.get(b)!] as [string, string]);
+  const positions = f.positions ? Object.fromEntries(Object.entries(f.positions).filter(([n]) => as.has(n)).map(([n, p]) => [as.get(n)!, p])) : topologyPositions(ring(''), to);
+  if (f.positions) {
+    const unplaced = to.filter((n) => !positions[n]);
+    if (unplaced.length) throw new Error(`fromFile(${t.path}): positions place some nodes but not ${unplaced.join(', ')}: place every node or none`);
+  }
+  return { names: to, links, positions };
 }
 
 /** A small seeded generator (mulberry32): numbers in [0, 1), the same sequence for the same seed. */
@@ -64,6 +101,7 @@ function seeded(seed: number): () => number {
  * along x, a ring on a circle whose neighbours are one unit apart.
  */
 export function topologyPositions(t: Topology, names: string[]): Record<string, [number, number]> {
+  if (t.kind === 'file') return fileTopology(t, names).positions;
   const n = names.length;
   const at = (f: (i: number) => [number, number]) => Object.fromEntries(names.map((name, i) => [name, f(i)]));
   if (t.kind === 'grid') return at((i) => [i % t.width, Math.floor(i / t.width)]);
@@ -81,6 +119,7 @@ export function topologyPositions(t: Topology, names: string[]): Record<string, 
 
 /** The links of topology `t` over `names` (its members, resolved); throws an Error saying what is wrong with it. */
 export function topologyLinks(t: Topology, names: string[]): Array<[string, string]> {
+  if (t.kind === 'file') return fileTopology(t, names).links;
   const n = names.length;
   if (t.kind === 'randomGeometric') {
     if (n < 2) throw new Error(`randomGeometric() needs at least 2 machines, got ${n}`);

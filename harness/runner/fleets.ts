@@ -5,15 +5,19 @@
 // array of the fleet's machines, in order.
 import { ConfigurationError } from '../errors/fleetlab-error.ts';
 import type { NetworkSpec } from '../net/fabric.ts';
-import { isTopology, topologyLinks, topologyPositions, type Members } from '../net/topology.ts';
+import { isAbsolute, resolve } from 'node:path';
+import { fileTopology, isTopology, topologyLinks, topologyPositions, type Members } from '../net/topology.ts';
 import type { Machine } from '../protocols/machine.ts';
 import type { ScenarioDefinition } from './scenario.ts';
 
 /** The most machines one role may count: past it a typo, not a fleet (256 nodes fit this 24 GiB host; see docs). */
 export const MAX_COUNT = 1024;
 
-/** Expands the scenario's counted roles and topologies (loadScenarioFile calls it); `where` names the file and scenario. */
-export function expandFleets(s: ScenarioDefinition, where: string): ScenarioDefinition {
+/**
+ * Expands the scenario's counted roles and topologies (loadScenarioFile calls it); `where` names the file and scenario,
+ * `dir` is its folder (fromFile()'s relative paths start there).
+ */
+export function expandFleets(s: ScenarioDefinition, where: string, dir = process.cwd()): ScenarioDefinition {
   const fleets: Record<string, string[]> = {};
   const machines: Record<string, unknown> = {};
   const declared = Object.keys(s.machines);
@@ -35,14 +39,14 @@ export function expandFleets(s: ScenarioDefinition, where: string): ScenarioDefi
     }
   }
   if (!Object.keys(fleets).length && !Object.values(s.networks ?? {}).some((n) => isTopology((n as { topology?: unknown }).topology))) return s;
-  const networks = s.networks && Object.fromEntries(Object.entries(s.networks).map(([name, spec]) => [name, resolveNetwork(spec as Declared, fleets, `${where}, networks.${name}`)]));
+  const networks = s.networks && Object.fromEntries(Object.entries(s.networks).map(([name, spec]) => [name, resolveNetwork(spec as Declared, fleets, `${where}, networks.${name}`, { dir, machines: Object.keys(machines) })]));
   return { ...s, machines: machines as ScenarioDefinition['machines'], networks, fleets };
 }
 
 /** A network as a scenario may declare it: NetworkSpec, or with a topology in place of its links. */
 type Declared = NetworkSpec | { topology: unknown; links?: unknown; batman?: unknown };
 
-function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where: string): NetworkSpec {
+function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where: string, ctx: { dir: string; machines: string[] }): NetworkSpec {
   const members = (m: Members): string[] => (typeof m === 'string' ? (fleets[m] ?? [m]) : m.flatMap((x) => fleets[x] ?? [x]));
   if (Array.isArray(spec)) return members(spec);
   const { topology, ...rest } = spec as { topology?: unknown; links?: Array<[string, string]>; batman?: unknown };
@@ -54,9 +58,16 @@ function resolveNetwork(spec: Declared, fleets: Record<string, string[]>, where:
     return spec as NetworkSpec;
   }
   if (rest.links !== undefined) throw new ConfigurationError(`${where}: has both links and a topology; give one`, { details: { network: where } });
-  if (!isTopology(topology)) throw new ConfigurationError(`${where}: topology is not one fleetlab makes: use line(members), ring(members), grid(members, width) or randomGeometric(members, { radius, seed }) from 'fleetlab'`, { details: { network: where } });
-  const names = members(topology.members);
+  if (!isTopology(topology)) throw new ConfigurationError(`${where}: topology is not one fleetlab makes: use line(members), ring(members), grid(members, width), randomGeometric(members, { radius, seed }) or fromFile(path, { members? }) from 'fleetlab'`, { details: { network: where } });
   try {
+    if (topology.kind === 'file') {
+      const t = { ...topology, path: isAbsolute(topology.path) ? topology.path : resolve(ctx.dir, topology.path) };
+      const f = fileTopology(t, topology.members === undefined ? undefined : members(topology.members));
+      const strangers = f.names.filter((n) => !ctx.machines.includes(n));
+      if (strangers.length) throw new Error(`fromFile(${t.path}) names ${strangers.slice(0, 3).join(', ')}${strangers.length > 3 ? ` and ${strangers.length - 3} more` : ''}, which are no machines of this scenario: give fromFile(path, { members: 'node' }) to put the file's ${f.names.length} nodes on a fleet's machines, in order`);
+      return { ...(rest as object), links: f.links, positions: f.positions } as NetworkSpec;
+    }
+    const names = members(topology.members);
     return { ...(rest as object), links: topologyLinks(topology, names), positions: topologyPositions(topology, names) } as NetworkSpec;
   } catch (err) {
     throw new ConfigurationError(`${where}: ${(err as Error).message}`, { details: { network: where } });

@@ -101,7 +101,7 @@ export async function loadScenarioFile(file: string, cwd = process.cwd()): Promi
         throw new ConfigurationError(`${where}: ${(err as Error).message}.`, { details: { file, field: 'timeout' } });
       }
     }
-    return expandFleets(s, where);
+    return expandFleets(s, where, dirname(resolve(cwd, file)));
   });
 }
 
