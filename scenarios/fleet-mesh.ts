@@ -29,12 +29,18 @@ async function reachesExactly(m: Machine, want: Machine[], never: Machine[], dea
   const across = (got: Set<string>) => assert.deepEqual(never.filter((x) => got.has(x.name)).map((x) => x.name), [], `${m.name} must reach no node across the partition`);
   let missing = want;
   for (let probe = 0; missing.length > 0 || probe === 0; probe++) {
-    if (probe > 0 && performance.now() > deadline) assert.fail(`${m.name} does not reach ${missing.map((x) => x.name).join(', ')} (of ${want.length})`);
+    if (probe > 0 && performance.now() > deadline) assert.fail(`${m.name} does not reach ${missing.map((x) => x.name).join(', ')} (of ${want.length})\n${await meshState(m, missing)}`);
     const got = await reached(m, probe === 0 ? [...missing, ...never] : missing);
     across(got);
     missing = missing.filter((x) => !got.has(x.name));
     if (missing.length === 0 && probe > 0 && never.length > 0) across(await reached(m, never));
   }
+}
+
+/** What `m` knows of `to` when it cannot reach them: its ARP entries and batman-adv's routes and translation table. */
+async function meshState(m: Machine, to: Machine[]): Promise<string> {
+  const r = await m.execute(`ip neigh show dev bat0; batctl meshif bat0 originators -H; batctl meshif bat0 transglobal -H`, { timeout: 60_000 }).catch((e: Error) => ({ stdout: `(not read: ${e.message})` }));
+  return `${m.name}'s ARP entries, originators and global translation table (looking for ${to.map((x) => `${x.name} ${addr(x)}`).join(', ')}):\n${r.stdout}`;
 }
 
 /** batman-adv's originator table on `m`: how many originators it has a best route ("*") to. */
