@@ -1,5 +1,6 @@
 // batman-adv mesh helpers over the Shell protocol (a VM or a board alike), through batctl: neighbours, originators,
-// next hops, waiting for a route, pinging an originator.
+// next hops, the global translation table (which originator each client MAC is behind), waiting for a route, pinging
+// an originator.
 import { CommandError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { Shell } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
@@ -24,6 +25,25 @@ export interface Neighbour {
   lastSeenMs: number;
 }
 
+/** A row of `batctl transglobal`: a client MAC (another node's bat0, or a host behind it) and the originator it is behind. */
+export interface Translation {
+  client: string;
+  /** The VLAN, -1 for none. */
+  vid: number;
+  originator: string;
+  /** batctl's "*": the entry in use. */
+  best: boolean;
+}
+
+/** What a member knows of the mesh, read in one command: its bat0's MAC, its originators, its global translations. */
+export interface MeshTables {
+  address: string;
+  originators: Originator[];
+  translations: Translation[];
+}
+
+const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
+const TRANSLATION = new RegExp(`^\\s*(\\*)?\\s*(${MAC})\\s+(-?\\d+)\\s+\\[[^\\]]*\\]\\s+\\(\\s*\\d+\\)\\s+(${MAC})`);
 const ORIGINATOR = /^\s*(\*)?\s*([0-9a-f]{2}(?::[0-9a-f]{2}){5})\s+([\d.]+)s\s+\(\s*(\d+)\)\s+([0-9a-f]{2}(?::[0-9a-f]{2}){5})\s+\[\s*([^\]\s]+)\s*\]/;
 const NEIGHBOUR = /^\s*(\S+)\s+([0-9a-f]{2}(?::[0-9a-f]{2}){5})\s+([\d.]+)s/;
 
@@ -38,11 +58,20 @@ export class BatmanMesh {
   }
 
   async originators(opts?: WaitOptions): Promise<Originator[]> {
-    const out = await this.shell.succeed(`batctl meshif ${this.meshIf} originators`, opts);
-    return out.split('\n').flatMap((l) => {
-      const m = ORIGINATOR.exec(l);
-      return m ? [{ best: !!m[1], originator: m[2]!, lastSeenMs: Math.round(Number(m[3]) * 1000), tq: Number(m[4]), nextHop: m[5]!, iface: m[6]! }] : [];
-    });
+    return parseOriginators(await this.shell.succeed(`batctl meshif ${this.meshIf} originators`, opts));
+  }
+
+  /** The global translation table: which originator each client MAC it knows is behind. */
+  async translations(opts?: WaitOptions): Promise<Translation[]> {
+    return parseTranslations(await this.shell.succeed(`batctl meshif ${this.meshIf} transglobal -H`, opts));
+  }
+
+  /** Its mesh interface's MAC, originators and translations in one round trip (net.waitConverged() reads these). */
+  async tables(opts?: WaitOptions): Promise<MeshTables> {
+    const m = this.meshIf;
+    const out = await this.shell.succeed(`cat /sys/class/net/${m}/address && batctl meshif ${m} originators && echo @@fleetlab-tg@@ && batctl meshif ${m} transglobal -H`, opts);
+    const [head, tg = ''] = out.split('@@fleetlab-tg@@');
+    return { address: head!.trim().split('\n')[0]!.trim().toLowerCase(), originators: parseOriginators(head!), translations: parseTranslations(tg) };
   }
 
   async neighbours(opts?: WaitOptions): Promise<Neighbour[]> {
@@ -79,4 +108,19 @@ export class BatmanMesh {
     const r = await this.shell.execute(`batctl meshif ${this.meshIf} ping -c ${opts.count ?? 1} -t ${opts.waitS ?? 1} ${dest}`, opts);
     return r.exitCode === 0;
   }
+}
+
+function parseOriginators(out: string): Originator[] {
+  return out.split('\n').flatMap((l) => {
+    const m = ORIGINATOR.exec(l);
+    return m ? [{ best: !!m[1], originator: m[2]!, lastSeenMs: Math.round(Number(m[3]) * 1000), tq: Number(m[4]), nextHop: m[5]!, iface: m[6]! }] : [];
+  });
+}
+
+/** The rows of `batctl transglobal` (with or without its header). */
+export function parseTranslations(out: string): Translation[] {
+  return out.split('\n').flatMap((l) => {
+    const m = TRANSLATION.exec(l);
+    return m ? [{ best: !!m[1], client: m[2]!, vid: Number(m[3]), originator: m[4]! }] : [];
+  });
 }

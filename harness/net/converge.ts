@@ -1,12 +1,15 @@
-// ctx.net.waitConverged(): a whole batman-adv mesh converged. Each round reads every member's originator table (a few
-// machines at a time) and checks that each has a route in use to every member it can reach over the links that are up
-// (its island, while the network is partitioned); with `exact`, also none to a member it cannot reach (batman-adv
-// forgets an originator it no longer hears after 200 s). A member's death ends the wait (its shell's life does).
+// ctx.net.waitConverged(): a whole batman-adv mesh converged. Each round reads every member's originator and global
+// translation tables (a few machines at a time) and checks that each has a route in use to every member it can reach
+// over the links that are up (its island, while the network is partitioned), and that its translation table puts
+// that member's mesh interface (bat0's MAC, which carries its address) behind it: without the entry batman-adv drops
+// unicast to the member's address. With `exact`, also no route to a member it cannot reach (batman-adv forgets an
+// originator it no longer hears after 200 s). A member's death ends the wait (its shell's life does).
 import { CommandError, ConfigurationError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { Machine } from '../protocols/machine.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
 import { deadlineFrom, pollUntil } from '../time/deadline.ts';
 import { inSlots } from '../time/in-slots.ts';
+import type { MeshTables } from './batman-mesh.ts';
 import type { Fabric, Network } from './fabric.ts';
 
 export interface ConvergeOptions extends WaitOptions {
@@ -71,18 +74,27 @@ export async function waitConverged(fabric: Fabric | undefined, machines: Record
     for (const n of nets) {
       const reach = islands(n);
       const byMac = membersByMac(n, machines);
+      const tables = new Map<string, MeshTables>();
       await inSlots(n.members, 8, async (m) => {
-        const table = await machines[m]!.net!.mesh.originators({ deadline, signal: opts.signal }).catch((err: unknown) => {
+        const t = await machines[m]!.net!.mesh.tables({ deadline, signal: opts.signal }).catch((err: unknown) => {
           // Before its first hard interface is active batctl fails ("mesh disabled"): no routes yet, not an error.
-          if (err instanceof CommandError) return [];
+          if (err instanceof CommandError) return undefined;
           throw err;
         });
-        const routed = new Set(table.filter((o) => o.best).map((o) => byMac.get(o.originator)).filter((x) => x !== undefined));
+        if (t) tables.set(m, t);
+      });
+      for (const m of n.members) {
+        const t = tables.get(m);
+        const routed = new Set((t?.originators ?? []).filter((o) => o.best).map((o) => byMac.get(o.originator)).filter((x) => x !== undefined));
         const missing = [...reach.get(m)!].filter((x) => !routed.has(x));
         const stale = opts.exact ? [...routed].filter((x) => !reach.get(m)!.has(x)) : [];
+        // Unicast to a member's address goes to the originator its translation table puts that member's bat0 MAC behind.
+        const behind = new Map((t?.translations ?? []).filter((x) => x.best).map((x) => [x.client, byMac.get(x.originator)]));
+        const untranslated = [...reach.get(m)!].filter((x) => routed.has(x) && tables.has(x) && behind.get(tables.get(x)!.address) !== x);
         if (missing.length) lacking.push(`${m} has no route to ${list(missing)}`);
+        if (untranslated.length) lacking.push(`${m}'s translation table does not put the mesh address of ${list(untranslated)} behind it`);
         if (stale.length) lacking.push(`${m} still routes to ${list(stale)}, which it cannot reach`);
-      });
+      }
     }
     return lacking.length ? undefined : true;
   };
