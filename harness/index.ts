@@ -25,7 +25,7 @@ export type { ConvergeOptions, Converged } from './net/converge.ts';
 export type { BatmanOptions, LinkConditions, LinkStats, NetworkSpec, Network } from './net/fabric.ts';
 export { fromFile, grid, line, randomGeometric, ring } from './net/topology.ts';
 export type { RadioModel } from './net/radio.ts';
-export type { Members, Topology } from './net/topology.ts';
+export type { MadeTopology, Members, Topology } from './net/topology.ts';
 export { hostMemory, idleUsage, processUsage } from './process/usage.ts';
 export type { HostProcess, IdleUsage, ProcessUsage } from './process/usage.ts';
 export type { InvariantCheck, InvariantHandle, InvariantOptions } from './runner/invariants.ts';

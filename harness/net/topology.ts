@@ -20,12 +20,12 @@ export type Topology =
   | { kind: 'file'; path: string; members?: Members };
 
 /** Each machine linked to the next: a chain whose ends are as far apart as a mesh gets. */
-export function line(members: Members): Topology {
+export function line(members: Members): MadeTopology {
   return { kind: 'line', members };
 }
 
 /** A line whose last machine links back to the first. */
-export function ring(members: Members): Topology {
+export function ring(members: Members): MadeTopology {
   return { kind: 'ring', members };
 }
 
@@ -33,7 +33,7 @@ export function ring(members: Members): Topology {
  * Machines laid out row by row, `width` to a row (the last row may be short), each linked to its right and lower
  * neighbour: the hop count across grows with the square root of the fleet, not with its size.
  */
-export function grid(members: Members, width: number): Topology {
+export function grid(members: Members, width: number): MadeTopology {
   return { kind: 'grid', members, width };
 }
 
@@ -42,7 +42,7 @@ export function grid(members: Members, width: number): Topology {
  * about one machine per unit of area), each linked to every machine within `radius`: a random geometric graph, what
  * radio nodes dropped over a field make. A radius near 1.5 links most of a fleet; check that it converges.
  */
-export function randomGeometric(members: Members, opts: { radius: number; seed?: number; size?: number }): Topology {
+export function randomGeometric(members: Members, opts: { radius: number; seed?: number; size?: number }): MadeTopology {
   return { kind: 'randomGeometric', members, radius: opts.radius, seed: opts.seed ?? 1, ...(opts.size !== undefined ? { size: opts.size } : {}) };
 }
 
@@ -56,6 +56,9 @@ export function randomGeometric(members: Members, opts: { radius: number; seed?:
 export function fromFile(path: string | URL, opts: { members?: Members } = {}): Topology {
   return { kind: 'file', path: path instanceof URL ? fileURLToPath(path) : path, ...(opts.members !== undefined ? { members: opts.members } : {}) };
 }
+
+/** A topology whose links fleetlab makes from its members (fromFile's come from its file: fileTopology()). */
+export type MadeTopology = Exclude<Topology, { kind: 'file' }>;
 
 /** Whether `v` is a topology from line(), ring(), grid(), randomGeometric() or fromFile(). */
 export function isTopology(v: unknown): v is Topology {
@@ -100,8 +103,7 @@ function seeded(seed: number): () => number {
  * Where topology `t` puts each of `names` on a plane (report.html draws it there): a grid's column and row, a line
  * along x, a ring on a circle whose neighbours are one unit apart.
  */
-export function topologyPositions(t: Topology, names: string[]): Record<string, [number, number]> {
-  if (t.kind === 'file') return fileTopology(t, names).positions;
+export function topologyPositions(t: MadeTopology, names: string[]): Record<string, [number, number]> {
   const n = names.length;
   const at = (f: (i: number) => [number, number]) => Object.fromEntries(names.map((name, i) => [name, f(i)]));
   if (t.kind === 'grid') return at((i) => [i % t.width, Math.floor(i / t.width)]);
@@ -118,8 +120,7 @@ export function topologyPositions(t: Topology, names: string[]): Record<string, 
 }
 
 /** The links of topology `t` over `names` (its members, resolved); throws an Error saying what is wrong with it. */
-export function topologyLinks(t: Topology, names: string[]): Array<[string, string]> {
-  if (t.kind === 'file') return fileTopology(t, names).links;
+export function topologyLinks(t: MadeTopology, names: string[]): Array<[string, string]> {
   const n = names.length;
   if (t.kind === 'randomGeometric') {
     if (n < 2) throw new Error(`randomGeometric() needs at least 2 machines, got ${n}`);
