@@ -5,11 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfrastructureError, TimeoutError } from '../errors/fleetlab-error.ts';
 import type { NicPlan } from '../net/fabric.ts';
 import type { SupervisedProcess } from '../process/supervisor.ts';
+import { processUsage } from '../process/usage.ts';
 import type { StartReport, VmFacts } from '../protocols/machine.ts';
 import type { ExecOptions, ExecResult } from '../protocols/shell.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';
@@ -23,6 +24,9 @@ import { type QemuLaunch, qemuArgv } from './qemu-argv.ts';
 import type { QmpClient } from './qmp.ts';
 import { copySparse, ignoreSharedRam, ramMemfd } from './shared-ram.ts';
 import { type CapturedState, fileIdentity, snapshotKey, type SnapshotFiles, type SnapshotStore } from './warm-start.ts';
+
+/** A restored guest that had this much of a core without its shell answering is taken for a broken restore. */
+const RESTORE_CPU_SECONDS = 20;
 
 /** How startWarm() will start a machine (prepareWarm). */
 export type WarmPlan =
@@ -163,10 +167,36 @@ export class WarmStarts {
       this.pending = snap;
       await this.m.start(opts);
       this.m.resumeShell();
-      await this.m.waitForShell({ deadline: opts.deadline.child(60_000, `shell of ${this.m.name} after a restore`), signal: opts.signal });
+      await this.waitForRestoredShell(opts);
       await this.refreshIdentity(snap, opts);
     } finally {
       this.pending = undefined;
+    }
+  }
+
+  /**
+   * Waits for a restored guest's shell, judging the restore by the CPU time its QEMU had, not by the clock: on a quiet
+   * host a restored guest answers within ~2 s of a core, so 60 s without an answer means a broken restore (the caller
+   * then boots cold); on a host busy with a fleet (a 64-node grid: load ~50 on 2 cores) the same restore may get a few
+   * seconds of CPU in a minute, and a cold boot would need ten times more. So while its QEMU has had less than
+   * RESTORE_CPU_SECONDS of CPU since the restore began, each 60 s without an answer is noted and waited again, up to
+   * the warm start's own deadline.
+   */
+  private async waitForRestoredShell(opts: { deadline: Deadline; signal?: AbortSignal }): Promise<void> {
+    const cpu = () => {
+      const pid = this.m.process()?.pid;
+      return pid === undefined ? undefined : processUsage(pid)?.cpuSeconds;
+    };
+    const cpu0 = cpu();
+    const t0 = now();
+    for (;;) {
+      try {
+        return await this.m.waitForShell({ deadline: opts.deadline.child(60_000, `shell of ${this.m.name} after a restore`), signal: opts.signal });
+      } catch (err) {
+        const had = cpu0 === undefined ? undefined : (cpu() ?? Infinity) - cpu0;
+        if (!(err instanceof TimeoutError) || opts.signal?.aborted || had === undefined || had >= RESTORE_CPU_SECONDS || opts.deadline.expired()) throw err;
+        this.m.log.note(`warm start: no shell ${formatMs(now() - t0)} after the restore, but its QEMU had only ${had.toFixed(1)} s of CPU (host load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores): the host is busy, not the restore broken; waiting on`);
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 // Warm starts through the real CLI and real QEMU: the first case of a shape boots and saves a snapshot, later cases
 // restore it (proved from JUnit and report.json, not assumed); restored machines get their own hostname, machine-id,
-// MACs, addresses and the host's clock; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
+// MACs, addresses and the host's clock; a restore starved of CPU is waited for; a corrupted snapshot means a cold boot and a report line, not a failure; the key changes with
 // the profile and the image; nothing is left behind without --keep-snapshots; clones share the snapshot's RAM pages.
 import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { extendProfile } from './profile.ts';
 import { loadProfile, validateProfile } from './profile-loader.ts';
 import { QemuMachine } from './qemu-machine.ts';
 import { SnapshotStore } from './warm-start.ts';
+import { setTimeoutScale } from '../time/deadline.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const work = await mkdtemp(join(tmpdir(), 'fleetlab-warm-test-'));
@@ -112,6 +113,41 @@ describe('warm starts', () => {
       expect((await ms[0]!.execute('test -e /tmp/mine')).exitCode).toBe(1);
     } finally {
       await Promise.all(ms.map((m) => m.stop()));
+      await store.close();
+    }
+  }, 400_000);
+
+  it('a restored guest starved of CPU past its 60 s for the shell is waited for, not booted cold: it had no CPU, so the host is busy, not the restore broken', async () => {
+    const p = await loadProfile('x86_64-direct');
+    const store = await SnapshotStore.open();
+    const [maker, starved] = ['maker', 'starved'].map((name) => new QemuMachine(p, { name, logDir: join(work, 'starved') }));
+    try {
+      expect((await maker!.startWarm(store, { timeout: 300_000 })).mode).toBe('cold');
+      // The moment the restored guest's shell is waited for, its QEMU stops (SIGSTOP: no CPU at all, as a guest on a
+      // host saturated by a fleet gets next to none) for 25 s: two of the shell's windows, 60 s scaled to 12 s here.
+      const wait = starved!.waitForShell.bind(starved);
+      let stopped = false;
+      starved!.waitForShell = async (o) => {
+        if (!stopped && starved!.pid !== undefined) {
+          stopped = true;
+          const pid = starved!.pid;
+          process.kill(pid, 'SIGSTOP');
+          setTimeout(() => process.kill(pid, 'SIGCONT'), 25_000);
+        }
+        return wait(o);
+      };
+      setTimeoutScale(0.2);
+      const start = await starved!.startWarm(store, { timeout: 600_000 }).finally(() => setTimeoutScale(1));
+      expect(stopped).toBe(true);
+      expect(start.mode, JSON.stringify(start)).toBe('warm');
+      expect(start.ms).toBeGreaterThan(24_000);
+      const log = await readFile(starved!.log.path, 'utf8');
+      expect(log).toMatch(/no shell [\d.]+ s after the restore, but its QEMU had only [\d.]+ s of CPU .*the host is busy, not the restore broken; waiting on/);
+      expect(log).not.toMatch(/booting cold/);
+      expect((await starved!.succeed('hostname')).trim()).toBe('starved');
+    } finally {
+      setTimeoutScale(1);
+      await Promise.all([maker, starved].map((m) => m!.stop()));
       await store.close();
     }
   }, 400_000);
