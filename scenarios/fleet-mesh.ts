@@ -20,10 +20,11 @@ const addr = (m: Machine) => need(m, 'net').address('mesh');
  * Waits until `m` has had an answer from every node of `want` and never one from `never`. The probe runs in the guest,
  * one command per node: it pings the peers that have not answered yet, six at a time (`-W 3`), round after round
  * until each has answered once or 4 minutes have passed; `never` is pinged on the first round and, if it took more,
- * once more at the end. Six at a time, because the answers to many pings at once reach a starved guest together and
- * overflow its NIC's socket on the host: in the grid of 64 a broadcast ping's 63 answers never brought node7 those of
- * the eight nodes farthest from it (their answers come last), in 4 minutes of rounds, and 31 unicast pings at once
- * kept a node's probe going past 6 minutes. A starved guest is asked once, not again and again from the host.
+ * once more at the end. Six at a time: with many at once the grid of 64 failed (a broadcast ping's 63 answers never
+ * brought node7 those of the eight nodes farthest from it in 4 minutes of rounds; 31 unicast pings at once kept a
+ * node's probe going past 6 minutes), likely because many answers reach a starved guest together and overflow its
+ * NIC's socket on the host (not proved; with six at a time the host's UDP sockets dropped nothing and it passed).
+ * A starved guest is asked once, not again and again from the host.
  */
 async function reachesExactly(m: Machine, want: Machine[], never: Machine[]): Promise<void> {
   const list = (ms: Machine[]) => ms.map((x) => `${x.name}=${addr(x)}`).join(' ');
