@@ -24,7 +24,7 @@ for (const n of sizes) {
     const r = await execa(process.execPath, [join(root, 'harness/cli/main.ts'), 'run', join(root, 'bench/fixtures/fleet.ts'), '--output', out], {
       cwd: root,
       reject: false,
-      timeout: 3_600_000,
+      timeout: (Math.max(60, n) + 10) * 60_000, // the case's own timeout (bench/fixtures/fleet.ts) and its teardown
       env: { CI: '1', NO_COLOR: '1', FLEETLAB_BENCH_NODES: String(n), FLEETLAB_BENCH_WINDOW_S: values.window, FLEETLAB_BENCH_PROFILE: values.profile },
     });
     if (r.exitCode !== 0) throw new Error(`fleetlab run bench/fixtures/fleet.ts (${n} nodes) exited ${r.exitCode}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
