@@ -130,6 +130,30 @@ describe('fabric switch', () => {
     await until(() => y.got.length === 5);
   });
 
+  it("hold drops every frame both ways whatever the links' conditions; what is set meanwhile applies on release", async () => {
+    const { fabric, x, y } = await pair();
+    const lan = fabric.network('lan');
+    x.got.length = 0;
+    lan.setLink('x', 'y', { delayMs: 1 });
+    lan.hold();
+    await send(x, y, 20);
+    await send(y, x, 20);
+    // Set while held: kept, and the link stays dropped until release.
+    lan.setLink('x', 'y', { up: false }, { oneWay: true });
+    lan.setLink('x', 'y', { up: true }, { oneWay: true });
+    await send(x, y, 5);
+    expect(x.got).toEqual([]);
+    expect(y.got).toEqual([]);
+    expect(lan.linkStats('x', 'y')).toMatchObject({ delivered: 0, dropped: 25 });
+    expect(lan.linkConditions('x', 'y')).toMatchObject({ up: true, delayMs: 1 });
+    lan.release();
+    await send(x, y, 5);
+    await send(y, x, 5);
+    await until(() => y.got.length === 5 && x.got.length === 5);
+    expect(y.got).toEqual([0, 1, 2, 3, 4]);
+    expect(fabric.log.map((e) => e.event).filter((e) => /held|released/.test(e))).toEqual(['network lan: held (every frame dropped) while its machines start', 'network lan: released (links as their conditions say)']);
+  });
+
   it('loss drops about its share of frames, counted', async () => {
     const { fabric, x, y } = await pair();
     fabric.network('lan').setLink('x', 'y', { loss: 0.3 }, { oneWay: true });

@@ -131,6 +131,8 @@ export class Network {
   radio: Radio | undefined;
   /** Broadcasts wait for the end of a window of this many ms and arrive together; undefined: sent at once. */
   broadcastWindowMs: number | undefined;
+  /** Every frame on its links dropped, whatever their conditions (hold()), until release(). */
+  private held = false;
   /** Each partition, with when it was made (epoch ms): report.html draws its islands. */
   readonly partitions: Array<{ t: number; groups: string[][] }> = [];
   /** Index in the fabric, and where its counters start in the switch's counters file (in u64 words). */
@@ -179,9 +181,30 @@ export class Network {
     return lines;
   }
 
-  /** `set` commands for every link whose conditions differ from a free link's. */
+  /** `set` commands for every link whose conditions differ from a free link's (every link while held). */
   conditionCommands(): string[] {
+    if (this.held) return [...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c)));
     return this.changedLinks().map(([a, b, c]) => this.setCommand(a, b, c));
+  }
+
+  /**
+   * Drops every frame on its links until release(), their conditions unchanged (what a scenario sets meanwhile is
+   * kept and applies on release): a fleet's mesh while the fleet starts, so that its first nodes do not forward each
+   * other's originator messages while the rest wait for the CPU to restore.
+   */
+  hold(): void {
+    if (this.held) return;
+    this.held = true;
+    this.fabric.send(this.conditionCommands());
+    this.log(`network ${this.name}: held (every frame dropped) while its machines start`);
+  }
+
+  /** Ends hold(): every link as its conditions say. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.fabric.send([...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c))));
+    this.log(`network ${this.name}: released (links as their conditions say)`);
   }
 
   /** The directed links whose conditions differ from a free link's, as [from, to, conditions] (what a checkpoint keeps). */
@@ -203,7 +226,7 @@ export class Network {
   }
 
   private setCommand(from: string, to: string, c: LinkConditions): string {
-    return `set ${this.index} ${this.members.indexOf(from)} ${this.members.indexOf(to)} ${c.up ? 1 : 0} ${c.loss} ${c.delayMs} ${c.jitterMs} ${c.rateKbit} ${c.duplicate} ${c.reorder}`;
+    return `set ${this.index} ${this.members.indexOf(from)} ${this.members.indexOf(to)} ${c.up && !this.held ? 1 : 0} ${c.loss} ${c.delayMs} ${c.jitterMs} ${c.rateKbit} ${c.duplicate} ${c.reorder}`;
   }
 
   /** The address of `machine` here. */

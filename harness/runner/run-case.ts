@@ -21,7 +21,7 @@ import { startAtCheckpoint } from './checkpoints.ts';
 import { collectEvidence } from './evidence.ts';
 import { systemOf } from './system-identity.ts';
 import { bodyMachines, machineNames } from './fleets.ts';
-import { acquireMachines, releaseMachines, startMachines, type CaseMachines } from './case-machines.ts';
+import { acquireMachines, releaseMachines, startFleetHeld, startMachines, type CaseMachines } from './case-machines.ts';
 import { errorInfo } from './error-info.ts';
 import { Invariants } from './invariants.ts';
 import { bindable } from '../debug/repl.ts';
@@ -174,7 +174,7 @@ export async function runCase(c: PlannedCase, opts: RunCaseOptions): Promise<Att
   let error: unknown;
   try {
     await withDeadline(deadline, async () => {
-      const start = () => step(`start ${machineNames(Object.keys(machines), c.scenario.fleets)}`, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }));
+      const start = () => step(`start ${machineNames(Object.keys(machines), c.scenario.fleets)}`, () => startFleetHeld(fabric, Object.keys(machines).length, () => startMachines(machines, mode, { signal: caseAbort.signal, snapshots: opts.snapshots, warmTurn: opts.warmTurn, healthy, output: event }), event));
       let setup: unknown;
       if (c.scenario.setup && mode === 'shell') {
         const s = c.scenario.setup;
