@@ -1,23 +1,25 @@
-// Benchmark: a fleet on one host. For each fleet size, runs bench/fixtures/fleet.ts through `fleetlab run`: N nodes
-// of one profile on a batman-adv grid (OGM 1 s), started from one snapshot (clones share its RAM), and prints the
-// time to every shell (the case's start step), the time until every node has a route to every other, the idle CPU per
-// node (QEMU, and the switch's share), the PSS and RSS of a clone, and how much host memory the fleet took; writes
-// the figures as JSON. Issue #28's goals: ≤ 1 % of a core and ≤ 48 MiB PSS per idle meshed node, 128 nodes started
+// Benchmark: a fleet on one host. For each profile and fleet size, runs bench/fixtures/fleet.ts through `fleetlab
+// run`: N nodes of the profile on a batman-adv grid (OGM 1 s), started from one snapshot (clones share its RAM), and
+// prints the time to every shell (the case's start step), the time until every node has a route to every other, the
+// idle CPU per node (QEMU, and the switch's share), the PSS and RSS of a clone, and how much host memory the fleet
+// took; writes the figures as JSON. Issue #28's goals: ≤ 1 % of a core and ≤ 48 MiB PSS per idle meshed node, 128 nodes started
 // and converged in ≤ 4 minutes.
-//   node bench/fleet.ts [--nodes 32,64,128 --window 20 --profile x86_64-direct --json fleet.json]
+// The lean profile made to be many (x86_64-micro) by default; `--profile x86_64-micro,x86_64-direct` compares.
+//   node bench/fleet.ts [--nodes 32,64,128 --window 20 --profile x86_64-micro --json fleet.json]
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '32,64,128' }, window: { type: 'string', default: '20' }, profile: { type: 'string', default: 'x86_64-direct' }, json: { type: 'string' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '32,64,128' }, window: { type: 'string', default: '20' }, profile: { type: 'string', default: 'x86_64-micro' }, json: { type: 'string' } } });
 const sizes = values.nodes.split(',').map(Number);
+const profiles = values.profile.split(',').filter(Boolean);
 if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--nodes ${values.nodes}: give fleet sizes of at least 2, comma-separated`);
 const root = join(import.meta.dirname, '..');
-const rows: Array<Record<string, number>> = [];
-console.log(`fleets of ${values.profile} on a batman-adv grid (⌈√N⌉ wide, OGM 1 s) under this host's accelerator, ${values.window} s idle windows (${new Date().toISOString().slice(0, 10)})`);
-for (const n of sizes) {
+const rows: Array<Record<string, number | string>> = [];
+console.log(`fleets of ${profiles.join(', ')} on a batman-adv grid (⌈√N⌉ wide, OGM 1 s) under this host's accelerator, ${values.window} s idle windows (${new Date().toISOString().slice(0, 10)})`);
+for (const [profile, n] of profiles.flatMap((p) => sizes.map((k) => [p, k] as const))) {
   const out = await mkdtemp(join(tmpdir(), 'fl-bench-fleet-'));
   try {
     const t = performance.now();
@@ -25,23 +27,23 @@ for (const n of sizes) {
       cwd: root,
       reject: false,
       timeout: (Math.max(60, n) + 10) * 60_000, // the case's own timeout (bench/fixtures/fleet.ts) and its teardown
-      env: { CI: '1', NO_COLOR: '1', FLEETLAB_BENCH_NODES: String(n), FLEETLAB_BENCH_WINDOW_S: values.window, FLEETLAB_BENCH_PROFILE: values.profile },
+      env: { CI: '1', NO_COLOR: '1', FLEETLAB_BENCH_NODES: String(n), FLEETLAB_BENCH_WINDOW_S: values.window, FLEETLAB_BENCH_PROFILE: profile },
     });
-    if (r.exitCode !== 0) throw new Error(`fleetlab run bench/fixtures/fleet.ts (${n} nodes) exited ${r.exitCode}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
+    if (r.exitCode !== 0) throw new Error(`fleetlab run bench/fixtures/fleet.ts (${n} nodes of ${profile}) exited ${r.exitCode}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ attempts: Array<{ steps: Array<{ name: string; durationMs: number }> }> }> };
     const startMs = report.results[0]!.attempts.at(-1)!.steps.find((s) => s.name.startsWith('start '))!.durationMs;
     const junit = await readFile(join(out, 'junit.xml'), 'utf8');
     const p = Object.fromEntries([...junit.matchAll(/<property name="(fleet\.[^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!.slice(6), Number(m[2])]));
-    const row = { nodes: n, startMs: Math.round(startMs), ...p, runMs: Math.round(performance.now() - t) };
+    const row = { profile, nodes: n, startMs: Math.round(startMs), ...p, runMs: Math.round(performance.now() - t) };
     rows.push(row);
     const tookMiB = p['memavailable.start.mib']! - p['memavailable.idle.mib']!;
-    console.log(`  ${String(n).padStart(4)} nodes: every shell in ${(startMs / 1000).toFixed(1)} s, converged ${(p['converged.ms']! / 1000).toFixed(1)} s later (${((startMs + p['converged.ms']!) / 1000).toFixed(1)} s in all); idle ${p['idle.cpu.pct']!.toFixed(2)} % of a core per node (max ${p['idle.cpu.max.pct']!.toFixed(2)}, switch ${p['idle.switch.cpu.pct']!.toFixed(3)}), ${p['idle.timer.irq.per.s']} timer irq/s; clone PSS ${p['clone.pss.mib']} MiB (RSS ${p['clone.rss.mib']}), first node ${p['maker.pss.mib']} MiB`);
+    console.log(`  ${profile}, ${String(n).padStart(4)} nodes: every shell in ${(startMs / 1000).toFixed(1)} s, converged ${(p['converged.ms']! / 1000).toFixed(1)} s later (${((startMs + p['converged.ms']!) / 1000).toFixed(1)} s in all); idle ${p['idle.cpu.pct']!.toFixed(2)} % of a core per node (max ${p['idle.cpu.max.pct']!.toFixed(2)}, switch ${p['idle.switch.cpu.pct']!.toFixed(3)}), ${p['idle.timer.irq.per.s']} timer irq/s; clone PSS ${p['clone.pss.mib']} MiB (RSS ${p['clone.rss.mib']}), first node ${p['maker.pss.mib']} MiB`);
     console.log(`        host memory: ${p['memavailable.start.mib']} MiB available once all started, ${p['memavailable.idle.mib']} MiB idle (${tookMiB >= 0 ? `${tookMiB} MiB more in use` : `${-tookMiB} MiB freed`} while converging)`);
   } finally {
     await rm(out, { recursive: true, force: true });
   }
 }
 console.log('goals (issue #28): ≤ 1 % of a core and ≤ 48 MiB PSS per idle meshed node; 128 nodes started and converged in ≤ 240 s');
-const figures = { date: new Date().toISOString(), profile: values.profile, windowS: Number(values.window), fleets: rows };
+const figures = { date: new Date().toISOString(), profiles, windowS: Number(values.window), fleets: rows };
 if (values.json) await writeFile(values.json, JSON.stringify(figures, null, 2) + '\n');
 console.log(JSON.stringify(figures));

@@ -27,6 +27,7 @@ interface Expected {
 const EXPECTED: Record<string, Expected> = {
   'x86_64-direct': { arch: 'x86_64', firmware: 'no UEFI', efiVariable: false },
   'x86_64-systemd': { arch: 'x86_64', firmware: 'no UEFI', efiVariable: false },
+  'x86_64-micro': { arch: 'x86_64', firmware: 'no UEFI', efiVariable: false },
   'x86_64-bios': { arch: 'x86_64', firmware: 'no UEFI', entry: 'nixos-default (NixOS - Default)', efiVariable: false },
   'x86_64-uefi': { arch: 'x86_64', firmware: 'UEFI 64-bit', entry: 'nixos-generation-1 (NixOS Generation 1)', efiVariable: true },
   t100ta: { arch: 'x86_64', firmware: 'UEFI 32-bit', entry: 'nixos-default (NixOS - Default)', efiVariable: true },

@@ -118,6 +118,12 @@ export const profileSchema = z
       nicModel: z.string().default('virtio-net-pci'),
       /** Extra -accel properties, e.g. "thread=single". */
       accelProps: z.string().optional(),
+      /**
+       * TCG's translation cache in MiB (-accel tcg,tb-size=N); QEMU's own default is 1 GiB, of which a VM holds what
+       * its guest has run since it started (a restored meshed node ~30 MiB). Full, it is flushed and refilled with
+       * what the guest runs next. Ignored under KVM.
+       */
+      tbSizeMiB: z.number().int().min(1).max(4096).optional(),
       extraArgs: z.array(z.string()).default([]),
     }),
     accel: z.enum(['auto', 'kvm', 'tcg', 'hvf']).default('auto'),

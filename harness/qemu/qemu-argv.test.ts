@@ -26,6 +26,15 @@ describe('qemuArgv', () => {
     expect(qemuArgv(named, { ...launch, accel: 'kvm' })).toEqual(expect.arrayContaining(['-cpu', 'qemu64']));
   });
 
+  it('x86_64-micro: no VGA, 160 MiB, its translation cache capped under TCG; no TCG property under KVM', async () => {
+    const micro = validateProfile((await import('../../machines/x86_64-micro.ts')).default, 'x86_64-micro');
+    expect(qemuArgv(micro, launch)).not.toContain('-vga');
+    expect(qemuArgv(validateProfile(base, 'base'), launch)).toEqual(expect.arrayContaining(['-vga', 'std']));
+    expect(qemuArgv(micro, launch)).toEqual(expect.arrayContaining(['-m', '160']));
+    expect(qemuArgv(micro, launch)).toEqual(expect.arrayContaining(['-accel', 'tcg,tb-size=16']));
+    expect(qemuArgv(micro, { ...launch, accel: 'kvm' })).toEqual(expect.arrayContaining(['-accel', 'kvm']));
+  });
+
   it('UEFI firmware: read-only code and a per-machine variable store; SMM when the firmware needs it', () => {
     const p = validateProfile(extendProfile(base, { name: 'u', firmware: { kind: 'uefi', code: '/c.fd', vars: '/v.fd', package: 'ovmf', smm: true } }), 'u');
     const argv = qemuArgv(p, { ...launch, efiVars: '/mine.fd' }).join(' ');

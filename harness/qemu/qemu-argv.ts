@@ -57,7 +57,8 @@ export function qemuArgv(profile: MachineProfile, launch: QemuLaunch): string[] 
   const fw = profile.firmware;
   let machine = fw.kind === 'uefi' && fw.smm ? `${q.machine},smm=on` : q.machine;
   if (launch.ram) machine += `,memory-backend=${RAM_BACKEND}`;
-  const accel = q.accelProps ? `${launch.accel},${q.accelProps}` : launch.accel;
+  let accel = q.accelProps ? `${launch.accel},${q.accelProps}` : launch.accel;
+  if (launch.accel === 'tcg' && q.tbSizeMiB) accel += `,tb-size=${q.tbSizeMiB}`;
   const args = ['-name', `${launch.name},process=fleetlab-${launch.name}`, '-machine', machine, '-accel', accel];
   const cpu = q.cpu ?? (launch.accel === 'kvm' ? 'host' : undefined);
   if (cpu) args.push('-cpu', cpu);
