@@ -1,6 +1,6 @@
-// Faults through the real CLI: a QEMU killed mid-step, the network switch killed mid-wait, a kernel panic and a stage-1 failure while booting. Each case
-// ends within seconds as an infrastructure error (exit 3), the JUnit file is valid and names what happened, and no
-// QEMU is left running.
+// Faults through the real CLI: a QEMU killed mid-step, the network switch killed mid-wait, a kernel panic, an initramfs
+// too big for the memory and a stage-1 failure while booting. Each case ends within seconds as an infrastructure error
+// (exit 3), the JUnit file is valid and names what happened, and no QEMU is left running.
 import { execa } from 'execa';
 import { XMLParser } from 'fast-xml-parser';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -38,7 +38,7 @@ describe('faults end cases at once', () => {
   it('exits 3 (infrastructure) long before any budget', () => {
     expect(run.exitCode, String(run.stdout) + String(run.stderr)).toBe(3);
     expect(seconds).toBeLessThan(90);
-    expect(cases).toHaveLength(4);
+    expect(cases).toHaveLength(5);
   });
 
   it('QEMU killed during reboot(): the error names the machine, the wait and the signal', () => {
@@ -65,7 +65,13 @@ describe('faults end cases at once', () => {
     expect(msg).toMatch(/root LABEL=no-such-label could not be mounted/);
   });
 
+  it('an initramfs that does not unpack in too little memory fails at once, naming the check', () => {
+    const msg = error('initramfs too big for memory');
+    expect(msg).toMatch(/Console check "initramfs-unpack" fired on cramped: console serial0 shows an initramfs that did not unpack/);
+    expect(msg).toMatch(/Initramfs unpacking failed/);
+  });
+
   it('leaves no QEMU behind', () => {
-    for (const name of ['victim', 'panicky', 'rootless', 'cutoff']) expect(processesMatching(`process=fleetlab-${name}`)).toEqual([]);
+    for (const name of ['victim', 'panicky', 'rootless', 'cramped', 'cutoff']) expect(processesMatching(`process=fleetlab-${name}`)).toEqual([]);
   });
 });
