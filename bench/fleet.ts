@@ -2,8 +2,8 @@
 // run`: N nodes of the profile on a batman-adv grid (OGM 1 s), started from one snapshot (clones share its RAM), and
 // prints the time to every shell (the case's start step), the time until every node has a route to every other, the
 // idle CPU per node (QEMU, and the switch's share), the PSS and RSS of a clone, and how much host memory the fleet
-// took; writes the figures as JSON. Issue #28's goals: ≤ 1 % of a core and ≤ 48 MiB PSS per idle meshed node, 128 nodes started
-// and converged in ≤ 4 minutes.
+// took; writes the figures as JSON. Issue #28's goals: ≤ 1 % of a core and ≤ 48 MiB PSS per idle meshed node, 128
+// nodes started and converged in ≤ 4 minutes.
 // The lean profile made to be many (x86_64-micro) by default; `--profile x86_64-micro,x86_64-direct` compares.
 //   node bench/fleet.ts [--nodes 32,64,128 --window 20 --profile x86_64-micro --json fleet.json]
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

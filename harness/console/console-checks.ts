@@ -1,6 +1,7 @@
 // Console checks: lines that mean a machine is broken whatever the scenario does (a kernel panic, an oops, an
-// emergency shell, an OOM kill, an initramfs that did not unpack, a systemd ordering cycle). A match ends the machine's life, so every wait on it fails
-// at once with the matching lines, the way CoreOS's kola fails a test on its serial log.
+// emergency shell, an OOM kill, an initramfs that did not unpack, a systemd ordering cycle). A match ends the
+// machine's life, so every wait on it fails at once with the matching lines, the way CoreOS's kola fails a test on its
+// serial log.
 
 import { FleetlabError, TestFailure, type ErrorKind } from '../errors/fleetlab-error.ts';
 import type { WaitOptions } from '../protocols/wait-options.ts';

@@ -183,7 +183,7 @@ export class Network {
 
   /** `set` commands for every link whose conditions differ from a free link's (every link while held). */
   conditionCommands(): string[] {
-    if (this.held) return [...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c)));
+    if (this.held) return this.everySetCommand();
     return this.changedLinks().map(([a, b, c]) => this.setCommand(a, b, c));
   }
 
@@ -203,7 +203,7 @@ export class Network {
   release(): void {
     if (!this.held) return;
     this.held = false;
-    this.fabric.send([...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c))));
+    this.fabric.send(this.everySetCommand());
     this.log(`network ${this.name}: released (links as their conditions say)`);
   }
 
@@ -221,8 +221,13 @@ export class Network {
       this.requireLink(a, b);
       Object.assign(this.links.get(a)!.get(b)!, c);
     }
-    this.fabric.send([...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c))));
+    this.fabric.send(this.everySetCommand());
     if (changed.length) this.log(`network ${this.name}: links as the checkpoint had them (${changed.length} directed link(s) not free)`);
+  }
+
+  /** A `set` command for every directed link, as its conditions (and a hold) say. */
+  private everySetCommand(): string[] {
+    return [...this.links].flatMap(([a, out]) => [...out].map(([b, c]) => this.setCommand(a, b, c)));
   }
 
   private setCommand(from: string, to: string, c: LinkConditions): string {
