@@ -6,8 +6,11 @@
 // With --checkpoint (alone), a case that reaches "generation 2 booted" on x86_64-uefi by replaying its setup steps
 // against one that restores the checkpoint (bench/fixtures/checkpoint.ts through `fleetlab run`; case durations from
 // report.json, median of --checkpoint-runs, the checkpoint made once beforehand and not measured).
+// With --reboot (alone), a guest's reboot (command to shell answering again) through the testbed's shutdown agent
+// against busybox init's own way (the agent killed first), alternated on one machine per profile.
 //   npm run bench:boot [-- --runs N --commands N --profiles all|name,name --profile-runs N --warm name,name --warm-runs N]
 //   node bench/boot.ts --checkpoint [--checkpoint-machine x86_64-uefi --checkpoint-runs 3]
+//   node bench/boot.ts --reboot [--reboot-profiles x86_64-bios,x86_64-uefi,aarch64-uboot --reboot-runs 5]
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { execa } from 'execa';
@@ -39,6 +42,9 @@ const { values } = parseArgs({
     checkpoint: { type: 'boolean', default: false },
     'checkpoint-machine': { type: 'string', default: 'x86_64-uefi' },
     'checkpoint-runs': { type: 'string', default: '3' },
+    reboot: { type: 'boolean', default: false },
+    'reboot-profiles': { type: 'string', default: 'x86_64-bios,x86_64-uefi,aarch64-uboot' },
+    'reboot-runs': { type: 'string', default: '5' },
   },
 });
 const RUNS = Number(values.runs);
@@ -49,6 +55,10 @@ const img = await ensureTestbed(testbedRecipes[profile.boot.image]!);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 if (values.checkpoint) {
   await checkpointBench(values['checkpoint-machine']!, Number(values['checkpoint-runs']));
+  process.exit(0);
+}
+if (values.reboot) {
+  await rebootBench(values['reboot-profiles']!.split(','), Number(values['reboot-runs']));
   process.exit(0);
 }
 
@@ -232,5 +242,55 @@ async function checkpointBench(machine: string, runs: number): Promise<void> {
     console.log(`checkpoint ratio: ${(a / b).toFixed(1)} (goal >= 10)`);
   } finally {
     await rm(store, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The reboot row: m.reboot() (the reboot command until the shell answers again) through the testbed's shutdown agent
+ * (/etc/fleetlab/linuxrc) against busybox init's own way, which pauses a second after SIGTERM to every process and
+ * another before the reboot: the agent is killed (SIGKILL; SIGTERM would be a reboot request) and reaped first, so
+ * busybox's reboot signals init. Alternated on one machine; the agent is back after every boot.
+ */
+async function rebootBench(names: string[], runs: number): Promise<void> {
+  console.log(`reboot (TCG, median of ${runs}, alternated), busybox init's way vs the shutdown agent's: command to the guest's reset, and to the shell answering again`);
+  for (const name of names) {
+    const p = await loadProfile(name);
+    if (p.boot.kind === 'testbed-disk') await ensureBootDisk(await ensureTestbed(testbedRecipes[p.boot.image]!), p.boot.layout, p.boot.append);
+    const { m } = await fleetlabBoot(p);
+    /** [ms to the reset (QEMU counts a boot), ms to the shell] of one m.reboot(). */
+    const timed = async (): Promise<[number, number]> => {
+      const before = m.boots;
+      const t0 = performance.now();
+      let reset = 0;
+      const watch = setInterval(() => {
+        if (!reset && m.boots !== before) reset = performance.now() - t0;
+      }, 5);
+      try {
+        await m.reboot();
+      } finally {
+        clearInterval(watch);
+      }
+      return [reset || NaN, performance.now() - t0];
+    };
+    try {
+      const init: Array<[number, number]> = [];
+      const agent: Array<[number, number]> = [];
+      for (let i = 0; i < runs; i++) {
+        await m.succeed('kill -KILL $(pidof linuxrc); while pidof linuxrc >/dev/null; do sleep 0.1; done', { timeout: 30_000 });
+        init.push(await timed());
+        if (!(await m.succeed('pidof linuxrc || true')).trim()) throw new Error(`${name}: no shutdown agent after a boot`);
+        agent.push(await timed());
+      }
+      const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+      const row = (xs: Array<[number, number]>, k: 0 | 1) => median(xs.map((x) => x[k]));
+      const list = (xs: Array<[number, number]>, k: 0 | 1) => xs.map((x) => (x[k] / 1000).toFixed(1)).join(', ');
+      for (const [k, what] of [[0, 'to reset'], [1, 'to shell']] as const) {
+        const a = row(init, k);
+        const b = row(agent, k);
+        console.log(`  ${name.padEnd(14)} ${what}: busybox init ${s(a)} (${list(init, k)})   agent ${s(b)} (${list(agent, k)})   ${(a / b).toFixed(2)}x, ${s(a - b)} less`);
+      }
+    } finally {
+      await m.stop();
+    }
   }
 }
