@@ -14,7 +14,13 @@ export interface TestbedImage {
   kernel: string;
   /** The compressed kernel image as shipped (bzImage / Image). */
   kernelImage: string;
+  /** The whole system as an initramfs (direct boots run from it; disk roots are made of it). */
   initrd: string;
+  /**
+   * Stage 1's initrd of NixOS-shaped generations (machines/testbed/stage1.ts): /init, busybox, the boot modules and
+   * first-boot's tools, which mount the root and switch to it.
+   */
+  stage1: string;
   /** An ext4 root filesystem (label "nixos") holding the same system, for root= on the kernel command line. */
   rootfs?: string;
   /**

@@ -159,7 +159,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
       [`EFI/BOOT/BOOT${efiArch.toUpperCase()}.EFI`, sdboot],
       [`EFI/systemd/systemd-boot${efiArch}.efi`, sdboot],
       [kernelName, i.image.kernelImage],
-      [initrdName, i.image.initrd],
+      [initrdName, i.image.stage1],
       ['loader/loader.conf', Buffer.from('timeout 0\ndefault nixos-generation-1.conf\neditor 0\nconsole-mode keep\n')],
       ['loader/entries/nixos-generation-1.conf', Buffer.from(conf)],
     ];
@@ -212,7 +212,7 @@ const LAYOUT_BUILDERS: Record<BootLayout, (i: LayoutInput) => Promise<BootEntry[
       ['config.txt', Buffer.from(`# Read by the VideoCore firmware (on QEMU: by fleetlab, which plays its part).\n[pi3]\nkernel=kernel8.img\ndevice_tree=${dtb[0]}\n[all]\narm_64bit=1\nenable_uart=1\ninitramfs initrd.img followkernel\n`)],
       ['cmdline.txt', Buffer.from(entryParams(root, entry.id) + '\n')],
       ['kernel8.img', i.image.kernelImage],
-      ['initrd.img', i.image.initrd],
+      ['initrd.img', i.image.stage1],
       [dtb[0], dtb[1]],
     ];
     const fw = join(i.work, 'firmware.fat');
@@ -320,7 +320,7 @@ async function extlinuxRoot(i: LayoutInput, fdt: boolean): Promise<NixosRoot> {
     await mkdir(join(dir, 'boot/nixos'), { recursive: true });
     await writeFile(join(dir, 'boot/extlinux/extlinux.conf'), lines.join('\n') + '\n');
     await copyFile(i.image.kernelImage, join(dir, 'boot/nixos', storeName(g.kernel)));
-    await copyFile(i.image.initrd, join(dir, 'boot/nixos', storeName(g.initrd)));
+    await copyFile(i.image.stage1, join(dir, 'boot/nixos', storeName(g.initrd)));
     if (fdt) await execa('cp', ['-r', join(dir, g.dtbs!), join(dir, 'boot/nixos', basename(g.dtbs!))]);
   });
 }
@@ -365,7 +365,7 @@ function grubFiles(i: LayoutInput, r: NixosRoot, terminal: string): { files: Fat
       ['grub/grub.cfg', Buffer.from(cfg)],
       ['grub/grubenv', grubenv],
       [kernel, i.image.kernelImage],
-      [initrd, i.image.initrd],
+      [initrd, i.image.stage1],
     ],
     entries: [def, gen],
   };

@@ -13,6 +13,7 @@ import { sourceDir, sourceFile } from '../../harness/package-files.ts';
 import { aptListsStamp, aptShow, aptShowMany, downloadDeb, resolveKernel, type DebPackage } from './debian-packages.ts';
 import { batmanAdvPackages, batmanAdvWithoutNc, replaceBatmanAdv } from './batman-adv.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
+import { stage1Tree } from './stage1.ts';
 
 const here = sourceDir(import.meta.url);
 const ROOTFS = join(here, 'rootfs');
@@ -133,8 +134,11 @@ async function build(
   const ssh = existsSync(join(root, 'usr/sbin/dropbear')) ? await sshKeys(recipe, root, out, finalDir) : undefined;
   // Mount points of stage 2 on a disk root (the initramfs creates its own at boot).
   for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'newroot']) await mkdir(join(root, d), { recursive: true });
-  log(`step 4/${BUILD_STEPS}: packing the initramfs`);
+  log(`step 4/${BUILD_STEPS}: packing the initramfs, and stage 1's for NixOS-shaped generations`);
   await packInitramfs(root, join(out, 'initrd.img'));
+  const stage1 = join(work, 'stage1');
+  await stage1Tree(root, kernelVersion, stage1);
+  await packInitramfs(stage1, join(out, 'stage1.img'));
   // Stage 2's system: the initramfs tree and, where the recipe has them, packages for the root filesystem only.
   let stage2Root = root;
   log(`step 5/${BUILD_STEPS}: stage 2${rootDebs.length ? ` (${rootDebs.length} root packages)` : ''}`);
@@ -156,6 +160,7 @@ async function build(
     kernel,
     kernelImage: join(finalDir, 'kernel.img'),
     initrd: join(finalDir, 'initrd.img'),
+    stage1: join(finalDir, 'stage1.img'),
     rootfs: join(finalDir, 'rootfs.ext4'),
     ...(rootDebs.length ? { stage2: join(finalDir, 'stage2.cpio') } : {}),
     kernelVersion,
@@ -446,6 +451,7 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   h.update(await readFile(sourceFile(import.meta.url)));
   // How packages and their libraries are chosen is part of what goes in.
   h.update(await readFile(join(here, 'debian-packages.ts')));
+  h.update(await readFile(join(here, 'stage1.ts')));
   if (withoutNc(recipe)) h.update(await readFile(join(here, 'batman-adv.ts')));
   // The files laid into the guest: the rootfs and the recipe's overlay (tagged, so moving a file between them counts).
   const walk = async (base: string, tag: string, d = base): Promise<void> => {

@@ -69,7 +69,7 @@ export async function buildGeneration(image: TestbedImage, arch: 'amd64' | 'arm6
   const storeDir = join(into, 'nix/store');
   const top = join(into, path);
   // The kernel and initrd store paths (hard to tell from a copy, so copied once per root).
-  for (const [p, src, file] of [[k.kernel, image.kernelImage, k.kernelFile], [k.initrd, image.initrd, 'initrd']] as const) {
+  for (const [p, src, file] of [[k.kernel, image.kernelImage, k.kernelFile], [k.initrd, image.stage1, 'initrd']] as const) {
     if (existsSync(join(into, p, file))) continue;
     await mkdir(join(into, p), { recursive: true });
     await copyFile(src, join(into, p, file));
