@@ -1,6 +1,6 @@
 // Images are built before a run's cases start, with a line per step, on a terminal (tmux) and without one; a case's
 // start is then its machine starting. Each run here has a cache of its own with no images in it (the Debian packages
-// are the real cache's, so nothing is downloaded twice).
+// and the kernel modules built from source are the real cache's, so nothing is downloaded or compiled twice).
 import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,12 +33,17 @@ describe('images built before the cases start', () => {
   let dir: string;
   const session = `fleetlab-images-${process.pid}`;
   const tmux = (...args: string[]) => execa('tmux', args, { reject: false, timeout: 10_000 });
-  /** A cache with the real one's packages and nothing else. */
+  /**
+   * A cache without images: the real one's Debian packages and kernel modules (the testbed's batman-adv, compiled
+   * from the kernel's source once per kernel: minutes, and not an image), and nothing else.
+   */
   const freshCache = async (name: string) => {
     const cache = join(dir, name);
     await mkdir(cache, { recursive: true });
-    await mkdir(cacheDir('debs'), { recursive: true });
-    await symlink(cacheDir('debs'), join(cache, 'debs'));
+    for (const kept of ['debs', 'modules']) {
+      await mkdir(cacheDir(kept), { recursive: true });
+      await symlink(cacheDir(kept), join(cache, kept));
+    }
     return cache;
   };
   beforeAll(async () => {
