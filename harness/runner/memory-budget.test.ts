@@ -3,7 +3,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { admitMemory, caseMemoryNeed, CLONE_RAM_SHARE, HOST_RESERVE_MIB, QEMU_OVERHEAD_MIB } from './memory-budget.ts';
+import { admitMemory, caseMemoryNeed, CLONE_RAM_SHARE, HOST_RESERVE_MIB, QEMU_OVERHEAD_MIB, qemuOverheadMiB, TB_DEFAULT_MIB, VGA_MIB } from './memory-budget.ts';
 import '../../machines/testbed/register.ts';
 import { loadProfile } from '../qemu/profile-loader.ts';
 import type { PlannedCase } from './plan.ts';
@@ -20,10 +20,24 @@ const plan = async (): Promise<PlannedCase[]> => {
 describe('memory budget', () => {
   it('a cold machine costs its RAM and QEMU; clones of one shape a share of their RAM; boards nothing', async () => {
     const [c] = await plan();
-    expect(caseMemoryNeed(c!, false)).toEqual({ mib: 16 * (256 + QEMU_OVERHEAD_MIB), vms: 16, clones: 0 });
-    expect(caseMemoryNeed(c!, true)).toEqual({ mib: 16 * QEMU_OVERHEAD_MIB + 256 + 15 * 256 * CLONE_RAM_SHARE, vms: 16, clones: 15 });
+    expect(caseMemoryNeed(c!, false)).toEqual({ mib: 16 * (256 + QEMU_OVERHEAD_MIB), vms: 16, clones: 0, qemuMiB: [64, 64] });
+    expect(caseMemoryNeed(c!, true)).toEqual({ mib: 16 * QEMU_OVERHEAD_MIB + 256 + 15 * 256 * CLONE_RAM_SHARE, vms: 16, clones: 15, qemuMiB: [64, 64] });
     const onBoard = { ...c!, boards: { node0: ['pi-1'] } };
     expect(caseMemoryNeed(onBoard, false).vms).toBe(15);
+  });
+
+  it("QEMU's own share is less without a display and with a capped translation cache (x86_64-micro: 32 MiB)", async () => {
+    const micro = await loadProfile('x86_64-micro');
+    expect([micro.display, micro.qemu.tbSizeMiB]).toEqual(['none', 16]);
+    expect(qemuOverheadMiB(micro)).toBe(QEMU_OVERHEAD_MIB - VGA_MIB - (TB_DEFAULT_MIB - 16));
+    expect(qemuOverheadMiB(await loadProfile('x86_64-direct'))).toBe(QEMU_OVERHEAD_MIB);
+    // A fleet of 256 micro nodes from one snapshot: 256 x 32 MiB of QEMU, one cold 160 MiB guest, 255 clones at 40 MiB.
+    const [c] = await plan();
+    const fleet = { ...c!, profiles: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`n${i}`, micro])) };
+    expect(caseMemoryNeed(fleet, true)).toEqual({ mib: 256 * 32 + 160 + 255 * 40, vms: 256, clones: 255, qemuMiB: [32, 32] });
+    // Mixed: the message gives the range.
+    const mixed = { ...c!, profiles: { a: micro, b: await loadProfile('x86_64-direct') } };
+    expect(() => admitMemory([mixed], () => false, 100)).toThrow(/its 2 VMs \(guest RAM \+ 32-64 MiB QEMU each;/);
   });
 
   it('refuses a case the host cannot hold, naming it, what it needs and what the host has', async () => {
