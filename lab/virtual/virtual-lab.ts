@@ -89,9 +89,13 @@ class VirtualBoard {
     await writeFile(join(this.dir, `${this.spec.name}.sg`), `virtual SD mux of ${this.spec.name}: lab/virtual/usbsdmux.mjs switches it\n`);
     // The parent socat holds the pseudo-terminal for the lab's life; each QEMU connection is served by a child. The
     // board's device name is our own link to it: socat's link= option would be removed by the first child that exits
-    // (a power-off), and the line must outlive power cycles as a USB serial adapter does.
+    // (a power-off), and the line must outlive power cycles as a USB serial adapter does. Every child reads the one
+    // pseudo-terminal: `-t 0` ends a powered-off board's child as soon as its QEMU's end closes. With socat's default
+    // (0.5 s more, still reading) it took what was typed to the board powered on again within that time and wrote it
+    // to the closed socket: 17 of 20 lines typed 0.25 s after a power cycle were lost (0 with -t 0); a U-Boot command
+    // typed right after interrupting autoboot vanished so (lab/boot-loader-recovery.test.ts, 2026-12-08).
     let pts: string | undefined;
-    this.socat = spawnSupervised('socat', 'socat', ['-d', '-d', 'PTY,rawer', `UNIX-LISTEN:${this.sock},fork`], {
+    this.socat = spawnSupervised('socat', 'socat', ['-d', '-d', '-t', '0', 'PTY,rawer', `UNIX-LISTEN:${this.sock},fork`], {
       onLine: (_stream, line) => {
         const m = / PTY is (\/dev\/pts\/\d+)/.exec(line);
         if (m) pts ??= m[1];
