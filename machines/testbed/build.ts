@@ -14,6 +14,7 @@ import { aptListsStamp, aptShow, aptShowMany, downloadDeb, resolveKernel, type D
 import { batmanAdvPackages, batmanAdvWithoutNc, replaceBatmanAdv } from './batman-adv.ts';
 import type { TestbedImage, TestbedRecipe } from './recipe.ts';
 import { stage1Tree } from './stage1.ts';
+import { moduleName, moduleNameOf, readModulesDep } from './modules.ts';
 
 const here = sourceDir(import.meta.url);
 const ROOTFS = join(here, 'rootfs');
@@ -111,7 +112,7 @@ async function build(
   const builtin = await copyModules(recipe, kx, kernelVersion, root);
   if (pkgs.batman.length) await replaceBatmanAdv(join(root, 'lib/modules', kernelVersion), await batmanAdvWithoutNc(pkgs.kernel, pkgs.batman, recipe.debArch, log));
   // Modules built into this kernel need no loading (the list is shared by architectures whose configs differ).
-  const bootModules = recipe.bootModules.filter((m) => !builtin.has(m.replace(/-/g, '_')));
+  const bootModules = recipe.bootModules.filter((m) => !builtin.has(moduleName(m)));
   await writeFile(join(root, 'etc/fleetlab/modules'), bootModules.join('\n') + '\n');
   const deviceTrees: Record<string, string> = {};
   for (const dt of recipe.deviceTrees ?? []) {
@@ -371,15 +372,9 @@ async function extractVmlinux(bzImage: string, dest: string, work: string): Prom
 async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root: string): Promise<Set<string>> {
   await execa('busybox', ['depmod', '-b', kx, kver]);
   const modDir = join(kx, 'lib/modules', kver);
-  const norm = (s: string) => s.replace(/-/g, '_');
   const builtinText = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
-  const builtin = new Set(builtinText.split('\n').filter(Boolean).map((p) => norm(basename(p).replace(/\.ko$/, ''))));
-  const deps = new Map<string, string[]>();
-  for (const line of (await readFile(join(modDir, 'modules.dep'), 'utf8')).split('\n')) {
-    const [mod, rest] = line.split(':');
-    if (mod) deps.set(mod.trim(), (rest ?? '').trim().split(/\s+/).filter(Boolean));
-  }
-  const byName = new Map([...deps.keys()].map((p) => [norm(basename(p).replace(/\.ko(\.\w+)?$/, '')), p]));
+  const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleNameOf));
+  const { deps, byName } = await readModulesDep(modDir);
   const wanted = new Set<string>();
   const visit = (path: string) => {
     if (wanted.has(path)) return;
@@ -387,8 +382,8 @@ async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root
     for (const d of deps.get(path) ?? []) visit(d);
   };
   for (const m of recipe.modules) {
-    if (builtin.has(norm(m))) continue;
-    const path = byName.get(norm(m));
+    if (builtin.has(moduleName(m))) continue;
+    const path = byName.get(moduleName(m));
     if (!path) throw new ConfigurationError(`testbed recipe ${recipe.name}: module "${m}" is not in kernel ${kver} (not built as a module?). Remove it from machines/testbed/${recipe.name}.ts.`);
     visit(path);
   }
@@ -401,10 +396,10 @@ async function copyModules(recipe: TestbedRecipe, kx: string, kver: string, root
   await writeFile(join(dest, 'modules.dep'), depLines.join('\n') + '\n');
   // The aliases of the copied modules: the kernel asks modprobe for a module by alias when a program needs it
   // (nfnetlink-subsys-10 for nf_tables, ipt_MASQUERADE for xt_MASQUERADE), as iptables does.
-  const have = new Set([...wanted].map((p) => norm(basename(p).replace(/\.ko(\.\w+)?$/, ''))));
-  const aliases = (await readFile(join(modDir, 'modules.alias'), 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('alias ') && have.has(norm(l.split(' ')[2] ?? '')));
+  const have = new Set([...wanted].map(moduleNameOf));
+  const aliases = (await readFile(join(modDir, 'modules.alias'), 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('alias ') && have.has(moduleName(l.split(' ')[2] ?? '')));
   await writeFile(join(dest, 'modules.alias'), aliases.join('\n') + '\n');
-  return new Set(recipe.modules.map(norm).filter((m) => builtin.has(m)));
+  return new Set(recipe.modules.map(moduleName).filter((m) => builtin.has(m)));
 }
 
 /** Writes passwd, shadow and group with SHA-512 crypt hashes (busybox mkpasswd), salted from the key. */
@@ -452,6 +447,7 @@ async function recipeKey(recipe: TestbedRecipe, pkgs: DebPackage[]): Promise<str
   // How packages and their libraries are chosen is part of what goes in.
   h.update(await readFile(join(here, 'debian-packages.ts')));
   h.update(await readFile(join(here, 'stage1.ts')));
+  h.update(await readFile(join(here, 'modules.ts')));
   if (withoutNc(recipe)) h.update(await readFile(join(here, 'batman-adv.ts')));
   // The files laid into the guest: the rootfs and the recipe's overlay (tagged, so moving a file between them counts).
   const walk = async (base: string, tag: string, d = base): Promise<void> => {

@@ -6,9 +6,10 @@
 // TCG) and an install copies.
 import { copyFile, lstat, mkdir, readFile, readdir, readlink, symlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, dirname, join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { InfrastructureError } from '../../harness/errors/fleetlab-error.ts';
 import { runTool } from '../../harness/qemu/host-packages.ts';
+import { moduleName, readModulesDep } from './modules.ts';
 
 /** Files of the system tree stage 1 runs: /init (stage 1 when root= is given), busybox, the module list, first-boot. */
 const FILES = ['init', 'bin/busybox', 'etc/fleetlab/modules', 'etc/fleetlab/first-boot'];
@@ -26,20 +27,14 @@ interface Picked {
 /**
  * Copies from the system tree `root` into `dest` what stage 1 uses: FILES, the boot modules (/etc/fleetlab/modules)
  * with their dependencies and the module index files, PROGRAMS with their libraries and loader (by readelf), and the
- * directories /init mounts on. Returns the number of files and links it holds.
+ * directories /init mounts on.
  */
-export async function stage1Tree(root: string, kernelVersion: string, dest: string): Promise<number> {
+export async function stage1Tree(root: string, kernelVersion: string, dest: string): Promise<void> {
   const picked: Picked = { files: new Set(FILES), links: new Map() };
   const modDir = `lib/modules/${kernelVersion}`;
-  const norm = (s: string) => s.replace(/-/g, '_');
-  const deps = new Map<string, string[]>();
-  for (const line of (await readFile(join(root, modDir, 'modules.dep'), 'utf8')).split('\n')) {
-    const [mod, rest] = line.split(':');
-    if (mod) deps.set(mod.trim(), (rest ?? '').trim().split(/\s+/).filter(Boolean));
-  }
-  const byName = new Map([...deps.keys()].map((p) => [norm(basename(p).replace(/\.ko(\.\w+)?$/, '')), p]));
+  const { deps, byName } = await readModulesDep(join(root, modDir));
   for (const m of (await readFile(join(root, 'etc/fleetlab/modules'), 'utf8')).split('\n').filter(Boolean)) {
-    const path = byName.get(norm(m));
+    const path = byName.get(moduleName(m));
     if (!path) throw new InfrastructureError(`testbed stage 1: boot module ${m} is not in ${modDir}/modules.dep of the system tree`);
     for (const p of [path, ...(deps.get(path) ?? [])]) picked.files.add(`${modDir}/${p}`);
   }
@@ -54,7 +49,6 @@ export async function stage1Tree(root: string, kernelVersion: string, dest: stri
     await symlink(target, join(dest, rel));
   }
   for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'newroot', 'sbin', 'usr/bin', 'usr/sbin']) await mkdir(join(dest, d), { recursive: true });
-  return picked.files.size + picked.links.size;
 }
 
 /** Adds `program` and, transitively, the shared libraries it needs and its loader (as the tree has them). */
