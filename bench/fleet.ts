@@ -37,14 +37,13 @@ for (const [profile, n] of profiles.flatMap((p) => sizes.map((k) => [p, k] as co
       env: { CI: '1', NO_COLOR: '1', FLEETLAB_BENCH_NODES: String(n), FLEETLAB_BENCH_WINDOW_S: values.window, FLEETLAB_BENCH_PROFILE: profile, FLEETLAB_BENCH_REACH: values.reach, ...(convergeMin ? { FLEETLAB_BENCH_CONVERGE_MIN: String(convergeMin) } : {}) },
     });
     if (r.exitCode !== 0) throw new Error(`fleetlab run bench/fixtures/fleet.ts (${n} nodes of ${profile}) exited ${r.exitCode}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
-    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ attempts: Array<{ steps: Array<{ name: string; durationMs: number }> }> }> };
-    const startMs = report.results[0]!.attempts.at(-1)!.steps.find((s) => s.name.startsWith('start '))!.durationMs;
-    const junit = await readFile(join(out, 'junit.xml'), 'utf8');
-    const props = [...junit.matchAll(/<property name="(fleet\.[^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!.slice(6), m[2]!] as const);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { results: Array<{ attempts: Array<{ steps: Array<{ name: string; durationMs: number }>; properties?: Record<string, string> }> }> };
+    const attempt = report.results[0]!.attempts.at(-1)!;
+    const startMs = attempt.steps.find((s) => s.name.startsWith('start '))!.durationMs;
+    const props = Object.entries(attempt.properties ?? {}).filter(([k]) => k.startsWith('fleet.')).map(([k, v]) => [k.slice(6), v] as const);
     const texts = ['unconverged', 'unreached'];
     const p = Object.fromEntries(props.filter(([k]) => !texts.includes(k)).map(([k, v]) => [k, Number(v)]));
-    const text = (k: string) => props.find(([x]) => x === k)?.[1].replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
-    const [unconverged, unreached] = texts.map(text);
+    const [unconverged, unreached] = texts.map((k) => props.find(([x]) => x === k)?.[1]);
     const row = { profile, nodes: n, reach: values.reach, startMs: Math.round(startMs), ...p, ...(unconverged ? { unconverged } : {}), ...(unreached ? { unreached } : {}), runMs: Math.round(performance.now() - t) };
     rows.push(row);
     const tookMiB = p['memavailable.start.mib']! - p['memavailable.idle.mib']!;

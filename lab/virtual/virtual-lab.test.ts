@@ -1,8 +1,7 @@
 // The virtual lab's serial line (a stand-in's own behaviour, which the lab tests lean on): what is typed on the
 // board's pseudo-terminal reaches the VM powered on again at once, as on one wire, even while the end of the VM
 // powered off is still closing. The test plays the VMs' end of the line (QEMU's `-chardev socket`): no guest boots.
-import { open as openFile } from 'node:fs/promises';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, open as openFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
